@@ -1,0 +1,16 @@
+/*
+ * crc32c.h - CRC32C (Castagnoli), hardware-accelerated when the CPU can.
+ */
+#ifndef KP_CRC32C_H
+#define KP_CRC32C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Extends crc (start with 0) over len bytes at buf and returns the result.
+ * kp_crc32c(0, "123456789", 9) == 0xe3069283. Thread-safe.
+ */
+uint32_t kp_crc32c(uint32_t crc, const void *buf, size_t len);
+
+#endif
