@@ -1,0 +1,451 @@
+/*
+ * mp.c - zero-allocation msgpack walker.
+ *
+ * Access pattern: one forward pass over borrowed bytes. kp_mp_skip validates
+ * an object iteratively with a fixed stack of KP_MP_MAX_DEPTH pending-item
+ * counters, so hostile nesting neither recurses nor allocates. Every
+ * declared length is checked against the bytes that remain before it is
+ * used; a container of N items must have at least N bytes left (2N for a map
+ * of N pairs), since every msgpack object takes at least one byte. Readers
+ * and iterators work on views that kp_mp_skip accepted, but still never read
+ * past a view's length.
+ */
+#include "mp.h"
+
+#include <string.h>
+
+#include "error.h"
+
+/* What one format byte (plus its length field) announces. */
+struct hdr {
+	enum kp_mp_type type;  /* family */
+	size_t hsize;          /* format byte plus length field */
+	uint64_t payload;      /* bytes after the header owned by this object */
+	uint64_t items;        /* child objects: n for arrays, 2n for maps */
+	uint32_t count;        /* declared count: items or pairs */
+};
+
+static uint64_t be(const unsigned char *p, size_t n)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void set_fixed(struct hdr *h, enum kp_mp_type type, size_t payload)
+{
+	h->type = type;
+	h->hsize = 1;
+	h->payload = payload;
+}
+
+/* Sets a length-prefixed header: n length bytes, then payload (+ extra). */
+static int set_sized(struct hdr *h, enum kp_mp_type type,
+		     const unsigned char *p, size_t avail, size_t n,
+		     uint64_t extra)
+{
+	if (avail < 1 + n)
+		return KP_EBADMSGPACK;
+	h->type = type;
+	h->hsize = 1 + n;
+	h->payload = be(p + 1, n) + extra;
+	return 0;
+}
+
+static int set_container(struct hdr *h, enum kp_mp_type type,
+			 const unsigned char *p, size_t avail, size_t n)
+{
+	uint64_t count;
+
+	if (avail < 1 + n)
+		return KP_EBADMSGPACK;
+	count = be(p + 1, n);
+	h->type = type;
+	h->hsize = 1 + n;
+	h->payload = 0;
+	h->count = (uint32_t)count;
+	h->items = type == KP_MP_MAP ? 2 * count : count;
+	return 0;
+}
+
+/* Signed integer formats whose value is >= 0 read as KP_MP_UINT. */
+static enum kp_mp_type signed_type(const unsigned char *p, size_t avail,
+				   size_t n)
+{
+	if (avail < 1 + n)
+		return KP_MP_INT;
+	return (p[1] & 0x80) ? KP_MP_INT : KP_MP_UINT;
+}
+
+/*
+ * Parses the header at p. Checks only that the header itself fits in
+ * avail; the caller checks payload and items against what is left.
+ */
+static int parse_hdr(const unsigned char *p, size_t avail, struct hdr *h)
+{
+	unsigned char c;
+
+	if (avail == 0)
+		return KP_EBADMSGPACK;
+	c = p[0];
+	h->items = 0;
+	h->count = 0;
+	if (c <= 0x7f) {
+		set_fixed(h, KP_MP_UINT, 0);
+		return 0;
+	}
+	if (c >= 0xe0) {
+		set_fixed(h, KP_MP_INT, 0);
+		return 0;
+	}
+	if (c <= 0x8f) {
+		set_fixed(h, KP_MP_MAP, 0);
+		h->count = c & 0x0f;
+		h->items = 2u * h->count;
+		return 0;
+	}
+	if (c <= 0x9f) {
+		set_fixed(h, KP_MP_ARRAY, 0);
+		h->count = c & 0x0f;
+		h->items = h->count;
+		return 0;
+	}
+	if (c <= 0xbf) {
+		set_fixed(h, KP_MP_STR, c & 0x1f);
+		return 0;
+	}
+	switch (c) {
+	case 0xc0: set_fixed(h, KP_MP_NIL, 0); return 0;
+	case 0xc2:
+	case 0xc3: set_fixed(h, KP_MP_BOOL, 0); return 0;
+	case 0xc4: return set_sized(h, KP_MP_BIN, p, avail, 1, 0);
+	case 0xc5: return set_sized(h, KP_MP_BIN, p, avail, 2, 0);
+	case 0xc6: return set_sized(h, KP_MP_BIN, p, avail, 4, 0);
+	case 0xc7: return set_sized(h, KP_MP_EXT, p, avail, 1, 1);
+	case 0xc8: return set_sized(h, KP_MP_EXT, p, avail, 2, 1);
+	case 0xc9: return set_sized(h, KP_MP_EXT, p, avail, 4, 1);
+	case 0xca: set_fixed(h, KP_MP_FLOAT, 4); return 0;
+	case 0xcb: set_fixed(h, KP_MP_FLOAT, 8); return 0;
+	case 0xcc: set_fixed(h, KP_MP_UINT, 1); return 0;
+	case 0xcd: set_fixed(h, KP_MP_UINT, 2); return 0;
+	case 0xce: set_fixed(h, KP_MP_UINT, 4); return 0;
+	case 0xcf: set_fixed(h, KP_MP_UINT, 8); return 0;
+	case 0xd0: set_fixed(h, signed_type(p, avail, 1), 1); return 0;
+	case 0xd1: set_fixed(h, signed_type(p, avail, 2), 2); return 0;
+	case 0xd2: set_fixed(h, signed_type(p, avail, 4), 4); return 0;
+	case 0xd3: set_fixed(h, signed_type(p, avail, 8), 8); return 0;
+	case 0xd4: set_fixed(h, KP_MP_EXT, 2); return 0;
+	case 0xd5: set_fixed(h, KP_MP_EXT, 3); return 0;
+	case 0xd6: set_fixed(h, KP_MP_EXT, 5); return 0;
+	case 0xd7: set_fixed(h, KP_MP_EXT, 9); return 0;
+	case 0xd8: set_fixed(h, KP_MP_EXT, 17); return 0;
+	case 0xd9: return set_sized(h, KP_MP_STR, p, avail, 1, 0);
+	case 0xda: return set_sized(h, KP_MP_STR, p, avail, 2, 0);
+	case 0xdb: return set_sized(h, KP_MP_STR, p, avail, 4, 0);
+	case 0xdc: return set_container(h, KP_MP_ARRAY, p, avail, 2);
+	case 0xdd: return set_container(h, KP_MP_ARRAY, p, avail, 4);
+	case 0xde: return set_container(h, KP_MP_MAP, p, avail, 2);
+	case 0xdf: return set_container(h, KP_MP_MAP, p, avail, 4);
+	default: return KP_EBADMSGPACK;  /* 0xc1, never used */
+	}
+}
+
+int kp_mp_skip(const char *buf, size_t len, size_t *size)
+{
+	const unsigned char *p = (const unsigned char *)buf;
+	uint64_t pending[KP_MP_MAX_DEPTH + 1];
+	size_t pos = 0;
+	int depth = 0;
+	struct hdr h;
+
+	pending[0] = 1;
+	while (depth >= 0) {
+		size_t left;
+
+		if (pending[depth] == 0) {
+			depth--;
+			continue;
+		}
+		pending[depth]--;
+		left = len - pos;
+		if (parse_hdr(p + pos, left, &h) != 0)
+			return KP_EBADMSGPACK;
+		left -= h.hsize;
+		if (h.items > left || h.payload > left)
+			return KP_EBADMSGPACK;
+		pos += h.hsize + (size_t)h.payload;
+		if (h.type == KP_MP_ARRAY || h.type == KP_MP_MAP) {
+			if (depth >= KP_MP_MAX_DEPTH)
+				return KP_EBADMSGPACK;
+			if (h.items > 0)
+				pending[++depth] = h.items;
+		}
+	}
+	if (size != NULL)
+		*size = pos;
+	return 0;
+}
+
+int kp_mp_validate_one(const char *buf, size_t len, struct kp_mp_view *obj)
+{
+	size_t size;
+
+	if (kp_mp_skip(buf, len, &size) != 0 || size != len)
+		return KP_EBADMSGPACK;
+	if (obj != NULL) {
+		obj->ptr = buf;
+		obj->len = len;
+	}
+	return 0;
+}
+
+enum kp_mp_type kp_mp_type(struct kp_mp_view v)
+{
+	struct hdr h;
+
+	if (parse_hdr((const unsigned char *)v.ptr, v.len, &h) != 0)
+		return KP_MP_NIL;
+	return h.type;
+}
+
+const char *kp_mp_type_name(enum kp_mp_type t)
+{
+	switch (t) {
+	case KP_MP_NIL: return "nil";
+	case KP_MP_BOOL: return "bool";
+	case KP_MP_UINT: return "uint";
+	case KP_MP_INT: return "int";
+	case KP_MP_FLOAT: return "float";
+	case KP_MP_STR: return "str";
+	case KP_MP_BIN: return "bin";
+	case KP_MP_ARRAY: return "array";
+	case KP_MP_MAP: return "map";
+	case KP_MP_EXT: return "ext";
+	}
+	return "unknown";
+}
+
+/*
+ * Reads an integer of any encoding. *neg tells whether it is negative; the
+ * value is then *s, otherwise *u.
+ */
+static int read_integer(struct kp_mp_view v, bool *neg, uint64_t *u,
+			int64_t *s)
+{
+	const unsigned char *p = (const unsigned char *)v.ptr;
+	struct hdr h;
+	uint64_t raw;
+
+	if (parse_hdr(p, v.len, &h) != 0 || h.payload > v.len - h.hsize)
+		return KP_EBADREQUEST;
+	if (h.type != KP_MP_UINT && h.type != KP_MP_INT)
+		return KP_EBADREQUEST;
+	if (p[0] <= 0x7f) {
+		*neg = false;
+		*u = p[0];
+		return 0;
+	}
+	if (p[0] >= 0xe0) {
+		*neg = true;
+		*s = (int8_t)p[0];
+		return 0;
+	}
+	raw = be(p + 1, (size_t)h.payload);
+	if (p[0] >= 0xcc && p[0] <= 0xcf) {
+		*neg = false;
+		*u = raw;
+		return 0;
+	}
+	switch (h.payload) {
+	case 1: *s = (int8_t)(uint8_t)raw; break;
+	case 2: *s = (int16_t)(uint16_t)raw; break;
+	case 4: *s = (int32_t)(uint32_t)raw; break;
+	default: *s = (int64_t)raw; break;
+	}
+	*neg = *s < 0;
+	if (!*neg)
+		*u = (uint64_t)*s;
+	return 0;
+}
+
+int kp_mp_read_uint(struct kp_mp_view v, uint64_t *out)
+{
+	bool neg;
+	uint64_t u = 0;
+	int64_t s = 0;
+
+	if (read_integer(v, &neg, &u, &s) != 0 || neg)
+		return KP_EBADREQUEST;
+	*out = u;
+	return 0;
+}
+
+int kp_mp_read_int(struct kp_mp_view v, int64_t *out)
+{
+	bool neg;
+	uint64_t u = 0;
+	int64_t s = 0;
+
+	if (read_integer(v, &neg, &u, &s) != 0)
+		return KP_EBADREQUEST;
+	if (neg) {
+		*out = s;
+		return 0;
+	}
+	if (u > (uint64_t)INT64_MAX)
+		return KP_EBADREQUEST;
+	*out = (int64_t)u;
+	return 0;
+}
+
+int kp_mp_read_bool(struct kp_mp_view v, bool *out)
+{
+	const unsigned char *p = (const unsigned char *)v.ptr;
+
+	if (v.len == 0 || (p[0] != 0xc2 && p[0] != 0xc3))
+		return KP_EBADREQUEST;
+	*out = p[0] == 0xc3;
+	return 0;
+}
+
+int kp_mp_read_double(struct kp_mp_view v, double *out)
+{
+	const unsigned char *p = (const unsigned char *)v.ptr;
+	bool neg;
+	uint64_t u = 0;
+	int64_t s = 0;
+
+	if (v.len >= 5 && p[0] == 0xca) {
+		uint32_t bits = (uint32_t)be(p + 1, 4);
+		float f;
+
+		memcpy(&f, &bits, sizeof(f));
+		*out = f;
+		return 0;
+	}
+	if (v.len >= 9 && p[0] == 0xcb) {
+		uint64_t bits = be(p + 1, 8);
+		double d;
+
+		memcpy(&d, &bits, sizeof(d));
+		*out = d;
+		return 0;
+	}
+	if (read_integer(v, &neg, &u, &s) != 0)
+		return KP_EBADREQUEST;
+	*out = neg ? (double)s : (double)u;
+	return 0;
+}
+
+/* The payload of a str or bin view of the wanted type. */
+static int read_payload(struct kp_mp_view v, enum kp_mp_type want,
+			struct kp_mp_view *payload)
+{
+	struct hdr h;
+
+	if (parse_hdr((const unsigned char *)v.ptr, v.len, &h) != 0 ||
+	    h.type != want || h.payload > v.len - h.hsize)
+		return KP_EBADREQUEST;
+	payload->ptr = v.ptr + h.hsize;
+	payload->len = (size_t)h.payload;
+	return 0;
+}
+
+int kp_mp_read_str(struct kp_mp_view v, struct kp_mp_view *payload)
+{
+	return read_payload(v, KP_MP_STR, payload);
+}
+
+int kp_mp_read_bin(struct kp_mp_view v, struct kp_mp_view *payload)
+{
+	return read_payload(v, KP_MP_BIN, payload);
+}
+
+int kp_mp_is_nil(struct kp_mp_view v)
+{
+	return v.len > 0 && (unsigned char)v.ptr[0] == 0xc0;
+}
+
+static int container_begin(struct kp_mp_view v, enum kp_mp_type want,
+			   struct kp_mp_iter *it)
+{
+	struct hdr h;
+
+	if (parse_hdr((const unsigned char *)v.ptr, v.len, &h) != 0 ||
+	    h.type != want)
+		return KP_EBADREQUEST;
+	it->pos = v.ptr + h.hsize;
+	it->end = v.ptr + v.len;
+	it->left = h.count;
+	return 0;
+}
+
+int kp_mp_array_begin(struct kp_mp_view v, struct kp_mp_iter *it)
+{
+	return container_begin(v, KP_MP_ARRAY, it);
+}
+
+int kp_mp_map_begin(struct kp_mp_view v, struct kp_mp_iter *it)
+{
+	return container_begin(v, KP_MP_MAP, it);
+}
+
+/* Takes the next object off the iterator; 0, or -1 (iteration ends). */
+static int take(struct kp_mp_iter *it, struct kp_mp_view *obj)
+{
+	size_t size;
+
+	if (kp_mp_skip(it->pos, (size_t)(it->end - it->pos), &size) != 0) {
+		it->left = 0;
+		return -1;
+	}
+	obj->ptr = it->pos;
+	obj->len = size;
+	it->pos += size;
+	return 0;
+}
+
+int kp_mp_array_next(struct kp_mp_iter *it, struct kp_mp_view *item)
+{
+	if (it->left == 0 || take(it, item) != 0)
+		return 0;
+	it->left--;
+	return 1;
+}
+
+int kp_mp_map_next(struct kp_mp_iter *it, struct kp_mp_view *key,
+		   struct kp_mp_view *val)
+{
+	if (it->left == 0 || take(it, key) != 0 || take(it, val) != 0)
+		return 0;
+	it->left--;
+	return 1;
+}
+
+int kp_mp_map_get(struct kp_mp_view map, const char *key,
+		  struct kp_mp_view *val)
+{
+	struct kp_mp_iter it;
+	struct kp_mp_view k, v, payload;
+
+	if (kp_mp_map_begin(map, &it) != 0)
+		return KP_EBADREQUEST;
+	while (kp_mp_map_next(&it, &k, &v)) {
+		if (kp_mp_read_str(k, &payload) == 0 &&
+		    kp_mp_str_eq(payload, key)) {
+			*val = v;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+bool kp_mp_str_eq(struct kp_mp_view payload, const char *s)
+{
+	size_t n = strlen(s);
+
+	return payload.len == n && (n == 0 || memcmp(payload.ptr, s, n) == 0);
+}
