@@ -1,0 +1,24 @@
+/*
+ * http.h - the HTTP listener: GET /metrics (Prometheus text format 0.0.4)
+ * and GET /health. One request per connection (Connection: close); requests
+ * are small and rare, so a minimal parser is enough.
+ */
+#ifndef KP_HTTP_H
+#define KP_HTTP_H
+
+#include "error.h"
+
+struct kp_server;
+struct kp_http;
+
+/* Binds cfg.http_host:http_port on s's loop. Returns 0 and *out. */
+int kp_http_start(struct kp_server *s, struct kp_http **out,
+		  struct kp_error *err);
+
+/* Closes the listener and open HTTP connections (async). */
+void kp_http_stop(struct kp_http *h);
+
+/* Frees the listener after its handles closed. NULL is a no-op. */
+void kp_http_free(struct kp_http *h);
+
+#endif
