@@ -1,0 +1,265 @@
+/*
+ * cmd_common.c - what kappactl's verbs share: option parsing, errors,
+ * printing, and the few requests several verbs make; see cmd.h.
+ */
+#include "cmd.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json_mp.h"
+#include "mpget.h"
+
+/* The entry of opts named by the len bytes at name, or NULL. */
+static const struct kp_ctl_opt *find_opt(const struct kp_ctl_opt *opts,
+					 const char *name, size_t len)
+{
+	for (; opts != NULL && opts->name != NULL; opts++) {
+		if (strlen(opts->name) == len && memcmp(opts->name, name, len) == 0)
+			return opts;
+	}
+	return NULL;
+}
+
+int kp_ctl_args_parse(struct kp_ctl_ctx *ctx, int argc, char **argv,
+		      const struct kp_ctl_opt *opts, const char **pos,
+		      int max_pos, int *npos)
+{
+	const char *addr_value = NULL;
+	const struct kp_ctl_opt addr_opt = { "addr", &addr_value, NULL };
+	int i, options_done = 0;
+
+	*npos = 0;
+	for (i = 0; i < argc; i++) {
+		const char *a = argv[i], *name, *eq, *value;
+		const struct kp_ctl_opt *o;
+		size_t len;
+
+		if (options_done || strncmp(a, "--", 2) != 0) {
+			if (*npos >= max_pos)
+				return kp_ctl_usage(ctx, "unexpected argument '%s'", a);
+			pos[(*npos)++] = a;
+			continue;
+		}
+		if (a[2] == '\0') {
+			options_done = 1;
+			continue;
+		}
+		name = a + 2;
+		eq = strchr(name, '=');
+		len = eq ? (size_t)(eq - name) : strlen(name);
+		o = find_opt(opts, name, len);
+		if (o == NULL && len == 4 && memcmp(name, "addr", 4) == 0)
+			o = &addr_opt;
+		if (o == NULL)
+			return kp_ctl_usage(ctx, "unknown option '--%.*s'", (int)len,
+					    name);
+		if (o->value == NULL) {
+			if (eq != NULL)
+				return kp_ctl_usage(ctx, "option '--%s' takes no value",
+						    o->name);
+			*o->flag = 1;
+			continue;
+		}
+		if (eq != NULL) {
+			value = eq + 1;
+		} else {
+			if (i + 1 >= argc)
+				return kp_ctl_usage(ctx, "option '--%s' needs a value",
+						    o->name);
+			value = argv[++i];
+		}
+		if (o == &addr_opt)
+			ctx->addr = value;
+		else
+			*o->value = value;
+	}
+	return 0;
+}
+
+int kp_ctl_fail(struct kp_ctl_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(ctx->out);
+	fputs("kappactl: ", ctx->err);
+	va_start(ap, fmt);
+	vfprintf(ctx->err, fmt, ap);
+	va_end(ap);
+	fputc('\n', ctx->err);
+	return KP_CTL_EXIT_FAIL;
+}
+
+int kp_ctl_usage(struct kp_ctl_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("kappactl: usage: ", ctx->err);
+	va_start(ap, fmt);
+	vfprintf(ctx->err, fmt, ap);
+	va_end(ap);
+	fputs(" (see kappactl --help)\n", ctx->err);
+	return KP_CTL_EXIT_USAGE;
+}
+
+int kp_ctl_parse_u64(const char *s, uint64_t *v)
+{
+	unsigned long long x;
+	char *end;
+
+	if (s[0] < '0' || s[0] > '9')
+		return -EINVAL;
+	errno = 0;
+	x = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return -EINVAL;
+	*v = x;
+	return 0;
+}
+
+int kp_ctl_parse_i64(const char *s, int64_t *v)
+{
+	long long x;
+	char *end;
+
+	if ((s[0] < '0' || s[0] > '9') && !(s[0] == '-' && s[1] >= '0' && s[1] <= '9'))
+		return -EINVAL;
+	errno = 0;
+	x = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return -EINVAL;
+	*v = x;
+	return 0;
+}
+
+int kp_ctl_connect(struct kp_ctl_ctx *ctx, struct kp_ctl_client *c)
+{
+	struct kp_error err;
+
+	if (kp_ctl_client_open(c, ctx->addr, KP_CTL_CONNECT_TIMEOUT_MS, &err) != 0)
+		return kp_ctl_fail(ctx, "%s", err.msg);
+	return 0;
+}
+
+int kp_ctl_print(struct kp_ctl_ctx *ctx, json_t *v)
+{
+	int rc;
+
+	if (v == NULL)
+		return kp_ctl_fail(ctx, "out of memory");
+	rc = kp_ctl_json_dump(ctx->out, v);
+	json_decref(v);
+	if (rc == 0 && fputc('\n', ctx->out) == EOF)
+		rc = -EIO;
+	if (rc != 0)
+		return kp_ctl_fail(ctx, "writing output: %s", strerror(errno));
+	return 0;
+}
+
+int kp_ctl_print_mp(struct kp_ctl_ctx *ctx, const msgpack_object *o)
+{
+	if (o == NULL)
+		return kp_ctl_fail(ctx, "the server's response lacks its result");
+	return kp_ctl_print(ctx, kp_ctl_mp_to_json(o));
+}
+
+int kp_ctl_topic_partitions(struct kp_ctl_ctx *ctx, struct kp_ctl_client *c,
+			    const char *topic, uint32_t *n)
+{
+	struct kp_ctl_resp resp;
+	struct kp_error err;
+	uint64_t count;
+	json_t *f;
+	int rc;
+
+	f = json_pack("{ss}", "topic", topic);
+	kp_ctl_resp_init(&resp);
+	rc = kp_ctl_client_call(c, "topic_describe", f, &resp, &err);
+	json_decref(f);
+	if (rc != 0) {
+		kp_ctl_resp_destroy(&resp);
+		return kp_ctl_fail(ctx, "%s", err.msg);
+	}
+	rc = kp_ctl_mp_get_u64(kp_ctl_mp_get(resp.map, "topic"), "partitions",
+			       &count);
+	kp_ctl_resp_destroy(&resp);
+	if (rc != 0 || count == 0 || count > UINT32_MAX)
+		return kp_ctl_fail(ctx, "topic_describe of '%s': no partition count",
+				   topic);
+	*n = (uint32_t)count;
+	return 0;
+}
+
+int kp_ctl_pos_parse(const char *s, struct kp_ctl_pos *pos)
+{
+	if (strcmp(s, "earliest") == 0) {
+		pos->kind = KP_CTL_POS_EARLIEST;
+		return 0;
+	}
+	if (strcmp(s, "latest") == 0) {
+		pos->kind = KP_CTL_POS_LATEST;
+		return 0;
+	}
+	if (s[0] == '@') {
+		pos->kind = KP_CTL_POS_TIME;
+		return kp_ctl_time_parse(s + 1, &pos->ts);
+	}
+	pos->kind = KP_CTL_POS_OFFSET;
+	return kp_ctl_parse_u64(s, &pos->offset);
+}
+
+/* Sends list_offsets for one partition. */
+static int send_list_offsets(struct kp_ctl_client *c, const char *topic,
+			     uint32_t partition, const struct kp_ctl_pos *pos,
+			     struct kp_error *err)
+{
+	json_t *f;
+	int rc;
+
+	if (pos->kind == KP_CTL_POS_TIME)
+		f = json_pack("{sssIsI}", "topic", topic, "partition",
+			      (json_int_t)partition, "at", (json_int_t)pos->ts);
+	else
+		f = json_pack("{sssIss}", "topic", topic, "partition",
+			      (json_int_t)partition, "at",
+			      pos->kind == KP_CTL_POS_EARLIEST ? "earliest"
+							       : "latest");
+	if (f == NULL)
+		return kp_error_set(err, -ENOMEM, "out of memory");
+	rc = kp_ctl_client_send_json(c, "list_offsets", f, err);
+	json_decref(f);
+	return rc;
+}
+
+int kp_ctl_pos_resolve(struct kp_ctl_ctx *ctx, struct kp_ctl_client *c,
+		       const char *topic, const uint32_t *partitions, uint32_t n,
+		       const struct kp_ctl_pos *pos, uint64_t *offsets)
+{
+	struct kp_ctl_resp resp;
+	struct kp_error err;
+	uint32_t sent = 0, got = 0;
+	int rc = 0;
+
+	if (pos->kind == KP_CTL_POS_OFFSET) {
+		for (got = 0; got < n; got++)
+			offsets[got] = pos->offset;
+		return 0;
+	}
+	kp_ctl_resp_init(&resp);
+	while (got < n && rc == 0) {
+		while (sent < n && sent - got < 64 && rc == 0)
+			rc = send_list_offsets(c, topic, partitions[sent++], pos, &err);
+		if (rc == 0)
+			rc = kp_ctl_client_recv(c, &resp, &err);
+		if (rc == 0 && kp_ctl_mp_get_u64(resp.map, "offset", &offsets[got]) != 0)
+			rc = kp_error_set(&err, KP_EBADMSGPACK,
+					  "list_offsets: response without offset");
+		got++;
+	}
+	kp_ctl_resp_destroy(&resp);
+	if (rc != 0)
+		return kp_ctl_fail(ctx, "%s", err.msg);
+	return 0;
+}

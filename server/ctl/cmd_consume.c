@@ -1,0 +1,458 @@
+/*
+ * cmd_consume.c - `kappactl consume TOPIC`: prints records as JSON lines
+ *
+ *   {"topic":"t","partition":0,"offset":5,"ts":1764054000000,"key":"k","value":{...}}
+ *
+ * (key: a string when its bytes are UTF-8, "base64:..." otherwise, null when
+ * absent; value converted as in json_mp.h).
+ *
+ * Reads one partition (--partition) or all of them, round-robin: each round
+ * pipelines one fetch per partition still being read. Without --follow a
+ * partition is finished when its position reaches the end_offset of the
+ * fetch that got there; with --follow a round that printed nothing makes the
+ * next round long-poll (max_wait_ms, about 1 s in total per round), and the
+ * run ends on SIGINT/SIGTERM with status 0. --count N stops after N records.
+ *
+ * Start: --from earliest|latest|OFFSET|@TIME; by default the group's
+ * committed offset (with --group, when it has one) or else earliest. With
+ * --group the next offset to read is committed after every round that
+ * printed something (output flushed first) and at the end.
+ *
+ * A fetch below the log start (retention removed the data) continues at the
+ * start; a batch that failed its CRC (CORRUPT_BATCH) is reported, skipped
+ * when the server says where reading can go on, and makes the status 1.
+ */
+#include "cmd.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "json_mp.h"
+#include "mpget.h"
+
+/* Total long-poll time of an idle --follow round, spread over partitions. */
+#define KP_CTL_FOLLOW_WAIT_MS 1000
+
+/* Set by the SIGINT/SIGTERM handler: the one state a handler may touch. */
+static volatile sig_atomic_t stop_signal;
+
+/* Reading position in one partition. */
+struct part {
+	uint32_t id;         /* partition number */
+	uint64_t next;       /* next offset to read and print */
+	uint64_t committed;  /* offset last committed for the group */
+	int has_committed;   /* committed is known */
+	int done;            /* reached the end (without --follow) */
+};
+
+/* One consume run. */
+struct consumer {
+	struct kp_ctl_ctx *ctx;   /* where to print */
+	struct kp_ctl_client c;   /* the connection */
+	const char *topic;        /* the topic read */
+	const char *group;        /* --group, or NULL */
+	int follow;               /* --follow */
+	int has_count;            /* --count given */
+	uint64_t count_left;      /* records still to print with --count */
+	struct part *parts;       /* the partitions read */
+	uint32_t nparts;          /* entries in parts */
+	struct kp_ctl_resp resp;  /* the last response */
+	int status;               /* exit status so far */
+	int fatal;                /* stop reading: an error was reported */
+};
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_signal = 1;
+}
+
+/* Installs on_signal for SIGINT and SIGTERM (a second signal kills). */
+static void catch_signals(struct sigaction *old_int, struct sigaction *old_term)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESETHAND;
+	sigemptyset(&sa.sa_mask);
+	stop_signal = 0;
+	sigaction(SIGINT, &sa, old_int);
+	sigaction(SIGTERM, &sa, old_term);
+}
+
+static void fail(struct consumer *cs, const char *msg)
+{
+	cs->status = kp_ctl_fail(cs->ctx, "%s", msg);
+	cs->fatal = 1;
+}
+
+/* Receives one response; on a broken connection reports it and closes. */
+static int recv_one(struct consumer *cs, struct kp_error *err)
+{
+	int rc = kp_ctl_client_recv(&cs->c, &cs->resp, err);
+
+	if (rc != 0 && cs->resp.map == NULL) {
+		kp_ctl_client_close(&cs->c);
+		if (!cs->fatal)
+			fail(cs, err->msg);
+	}
+	return rc;
+}
+
+/* Reads and drops the responses still in flight. */
+static void drain(struct consumer *cs)
+{
+	struct kp_error err;
+
+	while (cs->c.fd >= 0 && kp_ctl_client_in_flight(&cs->c) > 0)
+		recv_one(cs, &err);
+}
+
+/* Commits the positions that moved since the last commit. */
+static void commit(struct consumer *cs)
+{
+	struct kp_error err;
+	json_t *offsets, *f;
+	uint32_t i;
+	int n = 0;
+
+	if (cs->group == NULL || cs->c.fd < 0)
+		return;
+	drain(cs);
+	offsets = json_array();
+	for (i = 0; i < cs->nparts && offsets != NULL; i++) {
+		struct part *p = &cs->parts[i];
+
+		if (p->has_committed && p->committed == p->next)
+			continue;
+		json_array_append_new(offsets, json_pack("{sssIsI}", "topic", cs->topic,
+					      "partition", (json_int_t)p->id,
+					      "offset", (json_int_t)p->next));
+		n++;
+	}
+	f = json_pack("{ssso}", "group", cs->group, "offsets", offsets);
+	if (f == NULL) {
+		fail(cs, "out of memory");
+		return;
+	}
+	if (n > 0 && kp_ctl_client_call(&cs->c, "group_commit", f, &cs->resp, &err) != 0) {
+		if (cs->resp.map == NULL)
+			kp_ctl_client_close(&cs->c);
+		fail(cs, err.msg);
+	} else if (n > 0) {
+		for (i = 0; i < cs->nparts; i++) {
+			cs->parts[i].committed = cs->parts[i].next;
+			cs->parts[i].has_committed = 1;
+		}
+	}
+	json_decref(f);
+}
+
+static int send_fetch(struct consumer *cs, const struct part *p, uint32_t wait_ms,
+		      struct kp_error *err)
+{
+	json_t *f;
+	int rc;
+
+	f = json_pack("{sssIsI}", "topic", cs->topic, "partition", (json_int_t)p->id,
+		      "offset", (json_int_t)p->next);
+	if (f != NULL && wait_ms > 0)
+		json_object_set_new(f, "max_wait_ms", json_integer(wait_ms));
+	if (f == NULL)
+		return kp_error_set(err, -ENOMEM, "out of memory");
+	rc = kp_ctl_client_send_json(&cs->c, "fetch", f, err);
+	json_decref(f);
+	return rc;
+}
+
+/* Prints one record map of partition p; returns 0 or an exit status. */
+static int print_record(struct consumer *cs, const struct part *p,
+			const msgpack_object *rec, uint64_t offset)
+{
+	const msgpack_object *key = kp_ctl_mp_get(rec, "key");
+	const msgpack_object *value = kp_ctl_mp_get(rec, "value");
+	const char *kb;
+	size_t klen;
+	int64_t ts = 0;
+	json_t *o;
+
+	kp_ctl_mp_get_i64(rec, "ts", &ts);
+	o = json_object();
+	if (o == NULL)
+		return kp_ctl_fail(cs->ctx, "out of memory");
+	json_object_set_new(o, "topic", json_string(cs->topic));
+	json_object_set_new(o, "partition", json_integer(p->id));
+	json_object_set_new(o, "offset", json_integer((json_int_t)offset));
+	json_object_set_new(o, "ts", json_integer(ts));
+	if (kp_ctl_mp_bytes(key, &kb, &klen) == 0)
+		json_object_set_new(o, "key", kp_ctl_bytes_to_json(kb, klen));
+	else
+		json_object_set_new(o, "key", json_null());
+	json_object_set_new(o, "value", value ? kp_ctl_mp_to_json(value) : json_null());
+	if (json_object_size(o) != 6) {
+		json_decref(o);
+		return kp_ctl_fail(cs->ctx, "out of memory");
+	}
+	return kp_ctl_print(cs->ctx, o);
+}
+
+/* Prints the records of a fetch response for p; returns how many. */
+static uint64_t print_records(struct consumer *cs, struct part *p)
+{
+	const msgpack_object *recs = kp_ctl_mp_get(cs->resp.map, "records");
+	uint64_t printed = 0, offset;
+	uint32_t i;
+
+	if (recs == NULL || recs->type != MSGPACK_OBJECT_ARRAY) {
+		fail(cs, "fetch: response without records");
+		return 0;
+	}
+	for (i = 0; i < recs->via.array.size; i++) {
+		const msgpack_object *rec = &recs->via.array.ptr[i];
+
+		if (cs->has_count && cs->count_left == 0)
+			break;
+		if (kp_ctl_mp_get_u64(rec, "offset", &offset) != 0) {
+			fail(cs, "fetch: record without offset");
+			break;
+		}
+		if (offset < p->next)
+			continue;
+		if (print_record(cs, p, rec, offset) != 0) {
+			cs->status = KP_CTL_EXIT_FAIL;
+			cs->fatal = 1;
+			break;
+		}
+		p->next = offset + 1;
+		printed++;
+		if (cs->has_count)
+			cs->count_left--;
+	}
+	return printed;
+}
+
+/* Handles a fetch error for p: recover where the protocol allows it. */
+static void fetch_error(struct consumer *cs, struct part *p, int code,
+			const struct kp_error *err)
+{
+	uint64_t start, end, at;
+
+	if (code == KP_EOFFSET &&
+	    kp_ctl_mp_get_u64(cs->resp.map, "start_offset", &start) == 0 &&
+	    kp_ctl_mp_get_u64(cs->resp.map, "end_offset", &end) == 0 &&
+	    p->next < start) {
+		p->next = start;
+		return;
+	}
+	if (code == KP_ECORRUPT &&
+	    kp_ctl_mp_get_u64(cs->resp.map, "offset", &at) == 0 && at > p->next) {
+		kp_ctl_fail(cs->ctx, "%s partition %u: %s; skipping to offset %llu",
+			    cs->topic, p->id, err->msg, (unsigned long long)at);
+		cs->status = KP_CTL_EXIT_FAIL;
+		p->next = at;
+		return;
+	}
+	fail(cs, err->msg);
+}
+
+/* One round: a fetch for every partition still read. Returns records printed. */
+static uint64_t round_once(struct consumer *cs, int idle)
+{
+	uint32_t i, active = 0, wait_ms = 0;
+	uint64_t printed = 0, end;
+	struct kp_error err;
+	int rc;
+
+	for (i = 0; i < cs->nparts; i++)
+		active += !cs->parts[i].done;
+	if (cs->follow && idle && active > 0)
+		wait_ms = KP_CTL_FOLLOW_WAIT_MS / active ? KP_CTL_FOLLOW_WAIT_MS / active : 1;
+	for (i = 0; i < cs->nparts && !cs->fatal; i++) {
+		if (!cs->parts[i].done && send_fetch(cs, &cs->parts[i], wait_ms, &err) != 0)
+			fail(cs, err.msg);
+	}
+	for (i = 0; i < cs->nparts && !cs->fatal; i++) {
+		struct part *p = &cs->parts[i];
+		uint64_t n;
+
+		if (p->done)
+			continue;
+		rc = recv_one(cs, &err);
+		if (rc != 0) {
+			if (cs->resp.map != NULL)
+				fetch_error(cs, p, rc, &err);
+			continue;
+		}
+		n = print_records(cs, p);
+		printed += n;
+		if (!cs->follow &&
+		    (n == 0 || kp_ctl_mp_get_u64(cs->resp.map, "end_offset", &end) != 0 ||
+		     p->next >= end))
+			p->done = 1;
+	}
+	return printed;
+}
+
+/*
+ * Sets the starting positions: from (NULL when --from was not given), else
+ * the group's committed offsets, else earliest. Returns 0 or an exit status.
+ */
+static int start_positions(struct consumer *cs, const struct kp_ctl_pos *from)
+{
+	const struct kp_ctl_pos earliest = { .kind = KP_CTL_POS_EARLIEST };
+	const msgpack_object *offs;
+	struct kp_error err;
+	uint32_t *ids, n = 0, i, j;
+	uint64_t *resolved, part, off;
+	int rc = 0;
+
+	if (from == NULL && cs->group != NULL) {
+		json_t *f = json_pack("{ssss}", "group", cs->group, "topic", cs->topic);
+
+		rc = kp_ctl_client_call(&cs->c, "group_fetch", f, &cs->resp, &err);
+		json_decref(f);
+		if (rc != 0 && rc != KP_ENOGROUP)
+			return kp_ctl_fail(cs->ctx, "%s", err.msg);
+		rc = 0;
+		offs = kp_ctl_mp_get(cs->resp.map, "offsets");
+		for (i = 0; offs && offs->type == MSGPACK_OBJECT_ARRAY &&
+			    i < offs->via.array.size; i++) {
+			const msgpack_object *o = &offs->via.array.ptr[i];
+
+			if (kp_ctl_mp_get_u64(o, "partition", &part) != 0 ||
+			    kp_ctl_mp_get_u64(o, "offset", &off) != 0)
+				continue;
+			for (j = 0; j < cs->nparts; j++) {
+				if (cs->parts[j].id == part) {
+					cs->parts[j].next = off;
+					cs->parts[j].committed = off;
+					cs->parts[j].has_committed = 1;
+				}
+			}
+		}
+	}
+	ids = kp_calloc(cs->nparts, sizeof(*ids));
+	resolved = kp_calloc(cs->nparts, sizeof(*resolved));
+	if (ids == NULL || resolved == NULL)
+		rc = kp_ctl_fail(cs->ctx, "out of memory");
+	for (i = 0; rc == 0 && i < cs->nparts; i++) {
+		if (!cs->parts[i].has_committed)
+			ids[n++] = cs->parts[i].id;
+	}
+	if (rc == 0 && n > 0)
+		rc = kp_ctl_pos_resolve(cs->ctx, &cs->c, cs->topic, ids, n,
+					from ? from : &earliest, resolved);
+	for (i = 0, j = 0; rc == 0 && i < cs->nparts; i++) {
+		if (!cs->parts[i].has_committed)
+			cs->parts[i].next = resolved[j++];
+	}
+	kp_free(ids);
+	kp_free(resolved);
+	return rc;
+}
+
+/* Fills cs->parts from --partition or the topic's partition count. */
+static int choose_partitions(struct consumer *cs, const char *partition)
+{
+	uint64_t one = 0;
+	uint32_t n = 1, i;
+	int rc;
+
+	if (partition != NULL) {
+		if (kp_ctl_parse_u64(partition, &one) != 0 || one > UINT32_MAX)
+			return kp_ctl_usage(cs->ctx, "--partition wants a number, not '%s'",
+					    partition);
+	} else {
+		rc = kp_ctl_topic_partitions(cs->ctx, &cs->c, cs->topic, &n);
+		if (rc != 0)
+			return rc;
+	}
+	cs->parts = kp_calloc(n, sizeof(*cs->parts));
+	if (cs->parts == NULL)
+		return kp_ctl_fail(cs->ctx, "out of memory");
+	cs->nparts = n;
+	for (i = 0; i < n; i++)
+		cs->parts[i].id = partition != NULL ? (uint32_t)one : i;
+	return 0;
+}
+
+static void run(struct consumer *cs)
+{
+	struct sigaction old_int, old_term;
+	int idle = 0;
+	uint32_t i, active;
+
+	catch_signals(&old_int, &old_term);
+	while (!stop_signal && !cs->fatal) {
+		uint64_t printed;
+
+		for (i = 0, active = 0; i < cs->nparts; i++)
+			active += !cs->parts[i].done;
+		if (active == 0 || (cs->has_count && cs->count_left == 0))
+			break;
+		printed = round_once(cs, idle);
+		idle = printed == 0;
+		if (cs->follow || printed > 0)
+			fflush(cs->ctx->out);
+		if (printed > 0 && !(cs->has_count && cs->count_left == 0))
+			commit(cs);
+	}
+	fflush(cs->ctx->out);
+	commit(cs);
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+}
+
+int kp_ctl_cmd_consume(struct kp_ctl_ctx *ctx, int argc, char **argv)
+{
+	const char *partition = NULL, *from = NULL, *count = NULL, *pos[1];
+	struct consumer cs;
+	struct kp_ctl_pos start;
+	const struct kp_ctl_opt opts[] = {
+		{ "partition", &partition, NULL },
+		{ "from", &from, NULL },
+		{ "count", &count, NULL },
+		{ "follow", NULL, &cs.follow },
+		{ "group", &cs.group, NULL },
+		{ NULL, NULL, NULL },
+	};
+	int npos, rc;
+
+	memset(&cs, 0, sizeof(cs));
+	cs.ctx = ctx;
+	cs.c.fd = -1;
+	kp_ctl_resp_init(&cs.resp);
+	rc = kp_ctl_args_parse(ctx, argc, argv, opts, pos, 1, &npos);
+	if (rc != 0)
+		return rc;
+	if (npos != 1)
+		return kp_ctl_usage(ctx, "kappactl consume TOPIC [--partition N]"
+					 " [--from earliest|latest|OFFSET|@TIME]"
+					 " [--count N] [--follow] [--group G]");
+	cs.topic = pos[0];
+	if (count != NULL) {
+		if (kp_ctl_parse_u64(count, &cs.count_left) != 0)
+			return kp_ctl_usage(ctx, "--count wants a number, not '%s'", count);
+		cs.has_count = 1;
+	}
+	if (from != NULL && kp_ctl_pos_parse(from, &start) != 0)
+		return kp_ctl_usage(ctx, "--from is earliest, latest, an offset or"
+					 " @TIME, not '%s'", from);
+	rc = kp_ctl_connect(ctx, &cs.c);
+	if (rc == 0)
+		rc = choose_partitions(&cs, partition);
+	if (rc == 0)
+		rc = start_positions(&cs, from ? &start : NULL);
+	if (rc == 0) {
+		run(&cs);
+		rc = cs.status;
+	}
+	kp_ctl_resp_destroy(&cs.resp);
+	kp_ctl_client_close(&cs.c);
+	kp_free(cs.parts);
+	return rc;
+}

@@ -1,0 +1,102 @@
+/*
+ * kappactl.c - main of kappactl, the command-line client of kappad: global
+ * options, then dispatch to the verbs in cmd_*.c. No logic here.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+
+static const char usage_text[] =
+"usage: kappactl [--addr HOST:PORT] VERB ...\n"
+"\n"
+"Talks to kappad (docs/PROTOCOL.md) at --addr, else $KAPPA_ADDR, else\n"
+"127.0.0.1:7070. --addr may also follow the verb. Results are JSON, one\n"
+"object per line. Errors: one line \"kappactl: ...\" on stderr; exit status 1\n"
+"for errors from the server or in the data, 2 for usage errors.\n"
+"\n"
+"  ping                              {\"ok\":true,\"version\":\"...\"}\n"
+"\n"
+"  topic create NAME [--partitions N] [--fsync always|interval|never]\n"
+"               [--fsync-interval-ms N] [--retention-ms N] [--retention-bytes N]\n"
+"               [--segment-bytes N] [--segment-ms N]\n"
+"                                    the topic's description\n"
+"  topic list                        one description per line\n"
+"  topic describe NAME               the topic's description\n"
+"  topic delete NAME                 {\"deleted\":\"NAME\"}\n"
+"\n"
+"  produce TOPIC [--key-field F] [--ts-field F] [--partition N]\n"
+"      Reads JSON lines on stdin, each one record's value; empty lines are\n"
+"      skipped, invalid ones reported (\"line N: invalid JSON: ...\", exit 1)\n"
+"      while the others are still sent. --key-field: the key is member F of\n"
+"      the value (a string as-is, other values as JSON text). --ts-field: ts\n"
+"      from member F (epoch ms or RFC 3339). Without --partition the server\n"
+"      routes by key. Prints {\"acked\":N}.\n"
+"\n"
+"  consume TOPIC [--partition N] [--from earliest|latest|OFFSET|@TIME]\n"
+"                [--count N] [--follow] [--group G]\n"
+"      Prints {\"topic\",\"partition\",\"offset\",\"ts\",\"key\",\"value\"} per\n"
+"      record (key: string, \"base64:...\" when not UTF-8, or null). Reads\n"
+"      all partitions unless --partition; stops at the end of the log unless\n"
+"      --follow (then until SIGINT/SIGTERM, exit 0). @TIME is epoch ms or\n"
+"      RFC 3339 (@2026-11-25T07:00:00Z). --from defaults to the group's\n"
+"      committed offset with --group, else earliest. With --group the next\n"
+"      offset is committed after every printed batch and at the end.\n"
+"\n"
+"  group list                        {\"group\":\"G\"} per line\n"
+"  group describe G                  per partition with an offset:\n"
+"      {\"group\",\"topic\",\"partition\",\"offset\",\"end_offset\",\"lag\"}\n"
+"  group reset G TOPIC --to earliest|latest|OFFSET|@TIME [--execute]\n"
+"      Prints the plan, one line per partition of TOPIC:\n"
+"      {\"group\",\"topic\",\"partition\",\"current\",\"new\",\"executed\"}\n"
+"      (current null when the group has no offset there). Only with\n"
+"      --execute are the offsets committed, and then \"executed\" is true.\n"
+"\n"
+"  help, --help                      this text\n";
+
+/* A verb name and its function. */
+struct verb {
+	const char *name;                                     /* first word */
+	int (*run)(struct kp_ctl_ctx *ctx, int argc, char **argv); /* the verb */
+};
+
+static const struct verb verbs[] = {
+	{ "ping", kp_ctl_cmd_ping },
+	{ "topic", kp_ctl_cmd_topic },
+	{ "produce", kp_ctl_cmd_produce },
+	{ "consume", kp_ctl_cmd_consume },
+	{ "group", kp_ctl_cmd_group },
+};
+
+int main(int argc, char **argv)
+{
+	struct kp_ctl_ctx ctx = { getenv("KAPPA_ADDR"), stdin, stdout, stderr };
+	size_t i;
+	int a = 1;
+
+	if (ctx.addr == NULL || ctx.addr[0] == '\0')
+		ctx.addr = "127.0.0.1:7070";
+	while (a < argc && strncmp(argv[a], "--addr", 6) == 0) {
+		if (argv[a][6] == '=') {
+			ctx.addr = argv[a] + 7;
+		} else if (argv[a][6] == '\0' && a + 1 < argc) {
+			ctx.addr = argv[++a];
+		} else {
+			return kp_ctl_usage(&ctx, "--addr HOST:PORT");
+		}
+		a++;
+	}
+	if (a >= argc)
+		return kp_ctl_usage(&ctx, "kappactl [--addr HOST:PORT] VERB ...");
+	if (strcmp(argv[a], "help") == 0 || strcmp(argv[a], "--help") == 0 ||
+	    strcmp(argv[a], "-h") == 0) {
+		fputs(usage_text, stdout);
+		return KP_CTL_EXIT_OK;
+	}
+	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		if (strcmp(argv[a], verbs[i].name) == 0)
+			return verbs[i].run(&ctx, argc - a - 1, argv + a + 1);
+	}
+	return kp_ctl_usage(&ctx, "unknown verb '%s'", argv[a]);
+}
