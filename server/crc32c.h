@@ -4,6 +4,7 @@
 #ifndef KP_CRC32C_H
 #define KP_CRC32C_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,5 +13,14 @@
  * kp_crc32c(0, "123456789", 9) == 0xe3069283. Thread-safe.
  */
 uint32_t kp_crc32c(uint32_t crc, const void *buf, size_t len);
+
+/* The portable table-driven implementation (slicing-by-8); same results. */
+uint32_t kp_crc32c_sw(uint32_t crc, const void *buf, size_t len);
+
+/* true when the CPU has SSE4.2, i.e. kp_crc32c_hw may be called. */
+bool kp_crc32c_hw_available(void);
+
+/* The SSE4.2 implementation; only when kp_crc32c_hw_available(). */
+uint32_t kp_crc32c_hw(uint32_t crc, const void *buf, size_t len);
 
 #endif
