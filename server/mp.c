@@ -153,36 +153,70 @@ static int parse_hdr(const unsigned char *p, size_t avail, struct hdr *h)
 	}
 }
 
+/*
+ * The walk keeps one counter of objects still to read (want) rather than a
+ * counter per open container: a container adds its items to want, and
+ * ends[] remembers, per open container, the value of want at which it is
+ * complete, which is all the depth limit needs. Every object takes at least
+ * one byte, so a container is refused unless the bytes left cover its items
+ * plus everything already pending.
+ */
 int kp_mp_skip(const char *buf, size_t len, size_t *size)
 {
 	const unsigned char *p = (const unsigned char *)buf;
-	uint64_t pending[KP_MP_MAX_DEPTH + 1];
+	uint64_t ends[KP_MP_MAX_DEPTH];
+	uint64_t want = 1;
 	size_t pos = 0;
 	int depth = 0;
 	struct hdr h;
 
-	pending[0] = 1;
-	while (depth >= 0) {
-		size_t left;
+	while (want > 0) {
+		size_t left = len - pos;
+		unsigned char c;
 
-		if (pending[depth] == 0) {
-			depth--;
-			continue;
-		}
-		pending[depth]--;
-		left = len - pos;
-		if (parse_hdr(p + pos, left, &h) != 0)
+		if (left == 0)
 			return KP_EBADMSGPACK;
-		left -= h.hsize;
-		if (h.items > left || h.payload > left)
-			return KP_EBADMSGPACK;
-		pos += h.hsize + (size_t)h.payload;
-		if (h.type == KP_MP_ARRAY || h.type == KP_MP_MAP) {
-			if (depth >= KP_MP_MAX_DEPTH)
+		c = p[pos];
+		want--;
+		if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 ||
+		    c == 0xc3) {
+			pos++;
+		} else if ((c & 0xe0) == 0xa0) {
+			size_t n = (size_t)(c & 0x1f) + 1;
+
+			if (n > left)
 				return KP_EBADMSGPACK;
-			if (h.items > 0)
-				pending[++depth] = h.items;
+			pos += n;
+		} else if ((c & 0xe0) == 0x80 && depth < KP_MP_MAX_DEPTH) {
+			uint64_t items = (c & 0x10) ? (c & 0x0fu)
+						    : 2u * (c & 0x0fu);
+
+			if (items >= left || want > left - 1 - items)
+				return KP_EBADMSGPACK;
+			pos++;
+			if (items > 0) {
+				ends[depth++] = want;
+				want += items;
+			}
+		} else {
+			if (parse_hdr(p + pos, left, &h) != 0)
+				return KP_EBADMSGPACK;
+			left -= h.hsize;
+			if (h.items > left || want > left - h.items ||
+			    h.payload > left)
+				return KP_EBADMSGPACK;
+			pos += h.hsize + (size_t)h.payload;
+			if (h.type == KP_MP_ARRAY || h.type == KP_MP_MAP) {
+				if (depth >= KP_MP_MAX_DEPTH)
+					return KP_EBADMSGPACK;
+				if (h.items > 0) {
+					ends[depth++] = want;
+					want += h.items;
+				}
+			}
 		}
+		while (depth > 0 && want == ends[depth - 1])
+			depth--;
 	}
 	if (size != NULL)
 		*size = pos;
@@ -396,9 +430,14 @@ int kp_mp_map_begin(struct kp_mp_view v, struct kp_mp_iter *it)
 /* Takes the next object off the iterator; 0, or -1 (iteration ends). */
 static int take(struct kp_mp_iter *it, struct kp_mp_view *obj)
 {
-	size_t size;
+	size_t size, left = (size_t)(it->end - it->pos);
+	unsigned char c = left > 0 ? (unsigned char)it->pos[0] : 0xc1;
 
-	if (kp_mp_skip(it->pos, (size_t)(it->end - it->pos), &size) != 0) {
+	if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+		size = 1;
+	} else if ((c & 0xe0) == 0xa0 && (size_t)(c & 0x1f) < left) {
+		size = (size_t)(c & 0x1f) + 1;
+	} else if (kp_mp_skip(it->pos, left, &size) != 0) {
 		it->left = 0;
 		return -1;
 	}

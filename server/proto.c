@@ -137,6 +137,19 @@ int kp_field_uint(struct kp_mp_view map, const char *field, uint64_t *out,
 	return 0;
 }
 
+/* Checks a found value as an int; err names the field. */
+static int take_int(struct kp_mp_view val, const char *field, int64_t *out,
+		    struct kp_error *err)
+{
+	if (kp_mp_read_int(val, out) == 0)
+		return 0;
+	if (kp_mp_type(val) == KP_MP_UINT)
+		return kp_error_set(err, KP_EBADREQUEST,
+				    "field '%s' must be int, got uint above "
+				    "the int64 range", field);
+	return wrong_type(err, field, "int", val);
+}
+
 int kp_field_int(struct kp_mp_view map, const char *field, int64_t *out,
 		 struct kp_error *err)
 {
@@ -145,13 +158,7 @@ int kp_field_int(struct kp_mp_view map, const char *field, int64_t *out,
 
 	if (rc != 0)
 		return rc;
-	if (kp_mp_read_int(val, out) == 0)
-		return 0;
-	if (kp_mp_type(val) == KP_MP_UINT)
-		return kp_error_set(err, KP_EBADREQUEST,
-				    "field '%s' must be int, got uint above "
-				    "the int64 range", field);
-	return wrong_type(err, field, "int", val);
+	return take_int(val, field, out, err);
 }
 
 int kp_field_bool(struct kp_mp_view map, const char *field, bool *out,
@@ -179,6 +186,15 @@ int kp_field_raw(struct kp_mp_view map, const char *field,
 	return 0;
 }
 
+/* Checks a found value as str or bin and gives its payload. */
+static int take_bytes(struct kp_mp_view val, const char *field,
+		      struct kp_mp_view *out, struct kp_error *err)
+{
+	if (kp_mp_read_str(val, out) != 0 && kp_mp_read_bin(val, out) != 0)
+		return wrong_type(err, field, "str or bin", val);
+	return 0;
+}
+
 int kp_field_bytes(struct kp_mp_view map, const char *field,
 		   struct kp_mp_view *out, struct kp_error *err)
 {
@@ -187,9 +203,7 @@ int kp_field_bytes(struct kp_mp_view map, const char *field,
 
 	if (rc != 0)
 		return rc;
-	if (kp_mp_read_str(val, out) != 0 && kp_mp_read_bin(val, out) != 0)
-		return wrong_type(err, field, "str or bin", val);
-	return 0;
+	return take_bytes(val, field, out, err);
 }
 
 int kp_field_array(struct kp_mp_view map, const char *field,
@@ -222,11 +236,42 @@ int kp_field_map(struct kp_mp_view map, const char *field,
 	return 0;
 }
 
+/* The record fields, first occurrence of each, found in one pass. */
+struct record_fields {
+	struct kp_mp_view value, key, ts;  /* len 0 when absent */
+};
+
+static void find_record_fields(struct kp_mp_view item,
+			       struct record_fields *f)
+{
+	struct kp_mp_iter it;
+	struct kp_mp_view k, v, name;
+	struct kp_mp_view *slot;
+
+	memset(f, 0, sizeof(*f));
+	kp_mp_map_begin(item, &it);
+	while (kp_mp_map_next(&it, &k, &v)) {
+		if (kp_mp_read_str(k, &name) != 0)
+			continue;
+		if (kp_mp_str_eq(name, "value"))
+			slot = &f->value;
+		else if (kp_mp_str_eq(name, "key"))
+			slot = &f->key;
+		else if (kp_mp_str_eq(name, "ts"))
+			slot = &f->ts;
+		else
+			continue;
+		if (slot->len == 0)
+			*slot = v;
+	}
+}
+
 int kp_produce_record_decode(struct kp_mp_view item,
 			     struct kp_produce_record *rec,
 			     struct kp_error *err)
 {
-	struct kp_mp_view val, key;
+	struct record_fields f;
+	struct kp_mp_view key;
 	int64_t ts;
 	int rc;
 
@@ -235,27 +280,28 @@ int kp_produce_record_decode(struct kp_mp_view item,
 				    "each record must be a map, got %s",
 				    kp_mp_type_name(kp_mp_type(item)));
 	memset(rec, 0, sizeof(*rec));
-	if (kp_mp_map_get(item, "value", &val) != 1)
+	find_record_fields(item, &f);
+	if (f.value.len == 0)
 		return kp_error_set(err, KP_EBADREQUEST,
 				    "field 'value' is required in each record");
-	if (val.len > UINT32_MAX)
+	if (f.value.len > UINT32_MAX)
 		return kp_error_set(err, KP_ETOOLARGE, "record value too large");
-	rec->value = val.ptr;
-	rec->value_len = (uint32_t)val.len;
-	rc = kp_field_bytes(item, "key", &key, err);
-	if (rc < 0)
-		return rc;
-	if (rc == 0) {
+	rec->value = f.value.ptr;
+	rec->value_len = (uint32_t)f.value.len;
+	if (f.key.len > 0 && !kp_mp_is_nil(f.key)) {
+		rc = take_bytes(f.key, "key", &key, err);
+		if (rc != 0)
+			return rc;
 		if (key.len > UINT32_MAX)
 			return kp_error_set(err, KP_ETOOLARGE,
 					    "record key too large");
 		rec->key = key.ptr;
 		rec->key_len = (uint32_t)key.len;
 	}
-	rc = kp_field_int(item, "ts", &ts, err);
-	if (rc < 0)
-		return rc;
-	if (rc == 0) {
+	if (f.ts.len > 0 && !kp_mp_is_nil(f.ts)) {
+		rc = take_int(f.ts, "ts", &ts, err);
+		if (rc != 0)
+			return rc;
 		rec->has_ts = true;
 		rec->ts = ts;
 	}
