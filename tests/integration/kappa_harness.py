@@ -1,0 +1,510 @@
+"""
+kappa_harness.py - what the integration tests share: starting and stopping
+real kappad processes on free loopback ports, a raw protocol client
+(length-prefixed msgpack frames, docs/PROTOCOL.md), running kappactl, and
+reading the HTTP endpoints.
+
+Binaries come from the environment (KAPPAD, KAPPACTL, as CTest sets them),
+else from $KP_BUILD_DIR or ./build. Every process started here is killed
+when the test process exits, also when a test fails or the process itself
+dies (PR_SET_PDEATHSIG). A server's temp directory is removed when its test
+passed and kept (its path printed) when it failed.
+"""
+
+import atexit
+import ctypes
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+import msgpack
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+
+def _binary(env_name, name):
+    path = os.environ.get(env_name)
+    if path:
+        return path
+    build = os.environ.get("KP_BUILD_DIR") or os.path.join(REPO, "build")
+    return os.path.join(build, name)
+
+
+KAPPAD = _binary("KAPPAD", "kappad")
+KAPPACTL = _binary("KAPPACTL", "kappactl")
+
+
+def _sanitized(path):
+    """True when the binary was built with AddressSanitizer (slower)."""
+    try:
+        with open(path, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
+# Multiplier for waiting deadlines (never for latency assertions).
+SLOW = 3.0 if _sanitized(KAPPAD) else 1.0
+
+# ---------------------------------------------------------------------------
+# Processes: every one is registered and killed at exit.
+
+_live = []
+_live_lock = threading.Lock()
+
+
+def _kill_all():
+    with _live_lock:
+        procs = list(_live)
+    for p in procs:
+        if p.poll() is None:
+            try:
+                p.kill()
+                p.wait(5)
+            except Exception:
+                pass
+
+
+atexit.register(_kill_all)
+
+
+def _on_signal(signum, frame):
+    _kill_all()
+    sys.exit(128 + signum)
+
+
+for _sig in (signal.SIGTERM, signal.SIGHUP):
+    signal.signal(_sig, _on_signal)
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def spawn(args, **kw):
+    """Popen that is killed when this process exits or dies."""
+    p = subprocess.Popen(args, preexec_fn=_die_with_parent, **kw)
+    with _live_lock:
+        _live.append(p)
+    return p
+
+
+def free_port():
+    """A loopback TCP port that was free a moment ago (bind to port 0)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+# ---------------------------------------------------------------------------
+# The raw protocol client.
+
+
+class ProtocolError(Exception):
+    pass
+
+
+class Client:
+    """One connection speaking length-prefixed msgpack frames."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=10.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.next_id = 1
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def settimeout(self, t):
+        self.sock.settimeout(t)
+
+    # -- bytes
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def send_frame(self, body):
+        self.sock.sendall(struct.pack(">I", len(body)) + body)
+
+    def _recv_exact(self, n):
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise EOFError("connection closed after %d of %d bytes"
+                               % (len(buf), n))
+            buf += chunk
+        return bytes(buf)
+
+    def recv(self):
+        """Reads one response frame and returns it decoded."""
+        (n,) = struct.unpack(">I", self._recv_exact(4))
+        body = self._recv_exact(n)
+        return msgpack.unpackb(body, raw=False, strict_map_key=False)
+
+    def is_closed(self, timeout=5.0):
+        """True when the server closed the connection (EOF or reset)."""
+        old = self.sock.gettimeout()
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(1) == b""
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+        finally:
+            self.sock.settimeout(old)
+
+    # -- requests
+    def send(self, op, **fields):
+        """Sends one request (id assigned unless given); returns its id."""
+        req = dict(fields)
+        req["op"] = op
+        if "id" not in req:
+            req["id"] = self.next_id
+            self.next_id += 1
+        self.send_frame(msgpack.packb(req, use_bin_type=True))
+        return req["id"]
+
+    def call(self, op, **fields):
+        """Sends one request and returns its response (checks the id)."""
+        rid = self.send(op, **fields)
+        resp = self.recv()
+        if resp.get("id") != rid:
+            raise ProtocolError("response id %r for request %r: %r"
+                                % (resp.get("id"), rid, resp))
+        return resp
+
+    def ok(self, op, **fields):
+        """call() that raises unless the response is ok."""
+        resp = self.call(op, **fields)
+        if resp.get("ok") is not True:
+            raise ProtocolError("%s failed: %r" % (op, resp))
+        return resp
+
+    def pipeline(self, reqs):
+        """Sends all (op, fields) pairs, then reads as many responses."""
+        ids = [self.send(op, **fields) for op, fields in reqs]
+        return ids, [self.recv() for _ in ids]
+
+    # -- conveniences
+    def produce(self, topic, values, partition=0, keys=None, ts=None, **kw):
+        recs = []
+        for i, v in enumerate(values):
+            r = {"value": v}
+            if keys is not None:
+                r["key"] = keys[i]
+            if ts is not None:
+                r["ts"] = ts[i]
+            recs.append(r)
+        if partition is not None:
+            kw["partition"] = partition
+        return self.ok("produce", topic=topic, records=recs, **kw)
+
+    def fetch_all(self, topic, partition=0, start=0, max_bytes=1 << 20):
+        """Every visible record from start to the end of the partition."""
+        out = []
+        offset = start
+        while True:
+            r = self.ok("fetch", topic=topic, partition=partition,
+                        offset=offset, max_bytes=max_bytes)
+            recs = r["records"]
+            out.extend(recs)
+            if recs:
+                offset = recs[-1]["offset"] + 1
+            if not recs or offset >= r["end_offset"]:
+                return out
+
+
+# ---------------------------------------------------------------------------
+# kappad.
+
+
+class Server:
+    """One kappad on free loopback ports, with its own temp directory."""
+
+    def __init__(self, config=None, name="kappa"):
+        self.root = tempfile.mkdtemp(prefix="%s-it-" % name)
+        self.data = os.path.join(self.root, "data")
+        self.log_path = os.path.join(self.root, "kappad.log")
+        self.config_path = None
+        if config:
+            self.config_path = os.path.join(self.root, "kappad.conf")
+            with open(self.config_path, "w") as f:
+                for k, v in config.items():
+                    f.write("%s = %s\n" % (k, v))
+        self.port = free_port()
+        self.http_port = free_port()
+        self.addr = "127.0.0.1:%d" % self.port
+        self.proc = None
+        self.starts = 0
+
+    # -- lifecycle
+    def start(self, timeout=10.0):
+        assert self.proc is None or self.proc.poll() is not None
+        args = [KAPPAD, "--data", self.data, "--listen", self.addr,
+                "--http", "127.0.0.1:%d" % self.http_port]
+        if self.config_path:
+            args += ["--config", self.config_path]
+        log = open(self.log_path, "ab")
+        log.write(b"---- start %d\n" % self.starts)
+        log.flush()
+        self.proc = spawn(args, stdin=subprocess.DEVNULL, stdout=log,
+                          stderr=subprocess.STDOUT)
+        log.close()
+        self.starts += 1
+        self.wait_ready(timeout * SLOW)
+        return self
+
+    def wait_ready(self, timeout):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("kappad exited with %s while starting:\n%s"
+                                     % (self.proc.returncode, self.log_tail()))
+            try:
+                with Client(self.port, timeout=2.0) as c:
+                    if c.call("ping").get("ok") is True:
+                        return
+            except (OSError, EOFError, ProtocolError) as e:
+                last = e
+            time.sleep(0.05)
+        raise AssertionError("kappad did not answer ping within %.0f s (%r):\n%s"
+                             % (timeout, last, self.log_tail()))
+
+    def stop(self, timeout=30.0):
+        """SIGTERM and wait; returns the exit status (None if not running)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout * SLOW)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+            raise AssertionError("kappad did not stop within %.0f s of SIGTERM:\n%s"
+                                 % (timeout * SLOW, self.log_tail()))
+
+    def stop_ok(self, testcase):
+        """stop() and assert a graceful exit with status 0."""
+        rc = self.stop()
+        testcase.assertEqual(rc, 0, "kappad exit status after SIGTERM:\n%s"
+                             % self.log_tail())
+
+    def kill(self):
+        """SIGKILL and wait."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def restart(self):
+        """stop (graceful, must exit 0) then start on the same dir/ports."""
+        rc = self.stop()
+        if rc not in (0, None):
+            raise AssertionError("kappad exited %s on SIGTERM:\n%s"
+                                 % (rc, self.log_tail()))
+        return self.start()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def cleanup(self, keep):
+        """Kills the process; removes the directory unless keep."""
+        self.kill()
+        if keep:
+            sys.stderr.write("kappa test: kept data of failed test in %s\n"
+                             % self.root)
+        else:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def log_tail(self, n=40):
+        try:
+            with open(self.log_path, "rb") as f:
+                lines = f.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(lines[-n:])
+
+    # -- clients
+    def client(self, timeout=10.0):
+        return Client(self.port, timeout=timeout * SLOW)
+
+    def ctl(self, *args, input=None, timeout=60.0, env=None):
+        """Runs kappactl with KAPPA_ADDR set; returns CompletedProcess (text)."""
+        return run_ctl(args, addr=self.addr, input=input, timeout=timeout,
+                       env=env)
+
+    def ctl_popen(self, *args, **kw):
+        env = dict(os.environ, KAPPA_ADDR=self.addr)
+        return spawn([KAPPACTL] + list(args), env=env, **kw)
+
+    def http_get(self, path, timeout=10.0):
+        """GET path on the HTTP port; returns (status, headers, body text)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port,
+                                          timeout=timeout * SLOW)
+        try:
+            conn.request("GET", path)
+            r = conn.getresponse()
+            body = r.read().decode("utf-8", "replace")
+            return r.status, dict(r.getheaders()), body
+        finally:
+            conn.close()
+
+    def metrics(self):
+        status, _, body = self.http_get("/metrics")
+        if status != 200:
+            raise AssertionError("/metrics answered %d" % status)
+        return body
+
+    def metric(self, name, labels=None):
+        """The value of one sample in /metrics, or None."""
+        return parse_metric(self.metrics(), name, labels)
+
+
+def parse_metric(text, name, labels=None):
+    want = ""
+    if labels:
+        want = "{" + ",".join('%s="%s"' % (k, v) for k, v in labels.items()) + "}"
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        parts = line.rsplit(" ", 1)
+        if len(parts) == 2 and parts[0] == name + want:
+            return float(parts[1])
+    return None
+
+
+def run_ctl(args, addr=None, input=None, timeout=60.0, env=None):
+    e = dict(os.environ)
+    e.pop("KAPPA_ADDR", None)
+    if addr is not None:
+        e["KAPPA_ADDR"] = addr
+    if env:
+        e.update(env)
+    p = spawn([KAPPACTL] + [str(a) for a in args], env=e,
+              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+              stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = p.communicate(input=input if input is not None else "",
+                                 timeout=timeout * SLOW)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        raise AssertionError("kappactl %s timed out after %.0f s; stderr: %s"
+                             % (" ".join(map(str, args)), timeout * SLOW, err))
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+
+def json_lines(text):
+    """Parses JSON lines (blank lines ignored)."""
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+# ---------------------------------------------------------------------------
+# unittest glue.
+
+
+class ServerTest(unittest.TestCase):
+    """
+    A TestCase with one server per class (self.server, started in setUpClass)
+    and fresh servers per test on demand (self.new_server()). Directories of
+    servers whose tests failed are kept.
+    """
+
+    server_config = None     # config dict for the class's server
+    class_server = True      # start one server for the whole class
+
+    @classmethod
+    def setUpClass(cls):
+        cls._failed = False
+        cls.server = None
+        if cls.class_server:
+            cls.server = Server(cls.server_config, name=cls.__name__)
+            try:
+                cls.server.start()
+            except Exception:
+                cls.server.cleanup(keep=True)
+                raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.server is not None:
+            cls.server.cleanup(keep=cls._failed)
+
+    def tearDown(self):
+        if not getattr(self._outcome, "success", False):
+            type(self)._failed = True
+
+    def new_server(self, config=None, start=True):
+        s = Server(config, name=type(self).__name__)
+
+        def done():
+            s.cleanup(keep=not getattr(self._outcome, "success", False))
+
+        self.addCleanup(done)
+        if start:
+            s.start()
+        return s
+
+    # -- assertions a user would make
+    def assertCtlOk(self, cp, msg=""):
+        self.assertEqual(cp.returncode, 0, "%s kappactl %s failed: stderr=%r"
+                         % (msg, " ".join(cp.args[1:]), cp.stderr))
+
+    def assertCtlFails(self, cp, contains=None):
+        """Non-zero exit and exactly one non-empty line on stderr."""
+        self.assertNotEqual(cp.returncode, 0, "kappactl %s should fail; stdout=%r"
+                            % (" ".join(cp.args[1:]), cp.stdout))
+        self.assertGreater(cp.returncode, 0, "kappactl died of a signal")
+        lines = cp.stderr.splitlines()
+        self.assertEqual(len(lines), 1, "want one line on stderr, got %r"
+                         % cp.stderr)
+        self.assertTrue(lines[0].strip(), "empty error line")
+        if contains is not None:
+            self.assertIn(contains.lower(), lines[0].lower())
+
+    def assertError(self, resp, code, rid=None):
+        self.assertIs(resp.get("ok"), False, "want error %s, got %r"
+                      % (code, resp))
+        self.assertEqual(resp.get("error"), code, repr(resp))
+        self.assertIsInstance(resp.get("message"), str, repr(resp))
+        if rid is not None:
+            self.assertEqual(resp.get("id"), rid, repr(resp))
+
+
+_topic_seq = [0]
+
+
+def unique(prefix="t"):
+    _topic_seq[0] += 1
+    return "%s-%d-%d" % (prefix, os.getpid(), _topic_seq[0])
+
+
+def main():
+    unittest.main(verbosity=2)
