@@ -157,4 +157,10 @@ int kp_partition_enforce_retention(struct kp_partition *p, int64_t now_ms);
 void kp_partition_stats(const struct kp_partition *p,
 			struct kp_partition_stats *st);
 
+/*
+ * Test hook: makes kp_sync_job_run report error (a negative errno) as if
+ * an fdatasync of the job had failed. Tests only.
+ */
+void kp_sync_job_inject_error(struct kp_sync_job *job, int error);
+
 #endif
