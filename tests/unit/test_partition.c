@@ -3,7 +3,9 @@
  * across rolls, indexes, retention, sync jobs, idempotent producers,
  * failure, and recovery from torn tails, corrupt batches and lost indexes.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
