@@ -1,0 +1,190 @@
+/*
+ * bench.h - shared pieces of kappa-bench: the clock, a blocking protocol
+ * client (bench_client.c), the kappad child process (bench_server.c) and the
+ * peers measured in the same run (bench_peer.c).
+ *
+ * Access pattern: one thread per connection, blocking sockets, requests
+ * pipelined by the caller; nothing here is shared between threads.
+ */
+#ifndef KP_BENCH_H
+#define KP_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <msgpack.h>
+
+/* One record as sent: a map {value: bin} of 100 bytes in all. */
+#define KP_BENCH_RECORD_BYTES 100
+/* Its framing: fixmap(1) + "value"(6) + bin8 header(2). */
+#define KP_BENCH_RECORD_OVERHEAD 9
+/* max_bytes of the fetch scenario. */
+#define KP_BENCH_FETCH_MAX_BYTES (1024u * 1024)
+
+/* Monotonic clock in nanoseconds. */
+uint64_t kp_bench_now_ns(void);
+
+/* qsort comparator for uint64_t. */
+int kp_bench_cmp_u64(const void *a, const void *b);
+
+/* Prints "kappa-bench: <message>" on stderr and exits with status 1. */
+void kp_bench_die(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2), noreturn));
+
+/* A blocking connection speaking length-prefixed msgpack frames. */
+struct kp_bench_conn {
+	int fd;                /* the socket, -1 when closed */
+	char *rbuf;            /* read buffer (owned) */
+	size_t rcap;           /* its capacity */
+	size_t rlen;           /* bytes held */
+	size_t rpos;           /* bytes consumed */
+	msgpack_zone zone;     /* objects of the last decoded response */
+	uint32_t next_id;      /* id for the next request built by kp_bench_call */
+};
+
+/* Connects to 127.0.0.1:port (TCP_NODELAY). Returns 0 or -errno. */
+int kp_bench_conn_open(struct kp_bench_conn *c, int port);
+void kp_bench_conn_close(struct kp_bench_conn *c);
+
+/* Writes all of buf. Returns 0 or -errno. */
+int kp_bench_conn_send(struct kp_bench_conn *c, const void *buf, size_t len);
+
+/*
+ * Reads the next response frame and decodes it into *out (objects live in
+ * c->zone until the next call). Returns 0, or -errno / -EPROTO.
+ */
+int kp_bench_conn_recv(struct kp_bench_conn *c, msgpack_object *out);
+
+/*
+ * Starts a request frame in sbuf: reserves the 4-byte length, opens a map of
+ * n_fields + 2 entries and packs "id" (always as a fixed uint32, so that
+ * kp_bench_frame_set_id can patch it) and "op". The caller packs the
+ * remaining n_fields key/value pairs, then calls kp_bench_frame_end.
+ */
+void kp_bench_frame_begin(msgpack_sbuffer *sbuf, msgpack_packer *pk,
+			  uint32_t id, const char *op, uint32_t n_fields);
+void kp_bench_frame_end(msgpack_sbuffer *sbuf);
+/* Rewrites the id of a frame built by kp_bench_frame_begin. */
+void kp_bench_frame_set_id(char *frame, uint32_t id);
+
+/* Packs a str key or value. */
+void kp_bench_pack_str(msgpack_packer *pk, const char *s);
+
+/* Looks up a map field by name; NULL when absent or obj is not a map. */
+const msgpack_object *kp_bench_get(const msgpack_object *obj,
+				   const char *key);
+/* true when the response has ok: true. */
+bool kp_bench_ok(const msgpack_object *resp);
+/* Unsigned field, or def when absent or of another type. */
+uint64_t kp_bench_get_u64(const msgpack_object *obj, const char *key,
+			  uint64_t def);
+/* Formats the error/message of a failed response into buf. */
+void kp_bench_describe_error(const msgpack_object *resp, char *buf,
+			     size_t size);
+
+/*
+ * Sends a finished frame and waits for its response; dies with the server's
+ * message when the response is not ok.
+ */
+void kp_bench_call(struct kp_bench_conn *c, msgpack_sbuffer *frame,
+		   msgpack_object *resp, const char *what);
+
+/* What one load scenario measured. */
+struct kp_bench_load {
+	uint64_t records;      /* records acknowledged or read */
+	double seconds;        /* wall time */
+	uint64_t p50_ns;       /* request latency, send to response; 0 if n/a */
+	uint64_t p99_ns;
+};
+
+/* topic_create with the given partitions and fsync; dies on failure. */
+void kp_bench_topic_create(int port, const char *topic, uint32_t partitions,
+			   const char *fsync);
+/* Sums end_offset and size_bytes over the topic's partitions. */
+void kp_bench_topic_stats(int port, const char *topic, uint64_t *records,
+			  uint64_t *bytes);
+/*
+ * Produces at least `records` records of KP_BENCH_RECORD_BYTES to partitions
+ * 0..conns-1 of topic, one connection and thread per partition, in requests
+ * of `batch` records with up to `inflight` unacknowledged per connection.
+ * Dies unless every record is acknowledged.
+ */
+void kp_bench_produce(int port, const char *topic, uint32_t conns,
+		      uint64_t records, uint32_t batch, uint32_t inflight,
+		      struct kp_bench_load *out);
+/*
+ * Reads offsets 0..end-1 of partition 0 with fetches of max_bytes 1 MiB,
+ * up to `inflight` pipelined; checks every record arrives once, in order.
+ */
+void kp_bench_fetch(int port, const char *topic, uint64_t end,
+		    uint32_t inflight, struct kp_bench_load *out);
+
+/* The kappad child and its scratch directory. */
+struct kp_bench_server {
+	pid_t pid;             /* kappad, 0 when not running */
+	int port;              /* its listen port */
+	char root[512];        /* the temp directory (data, logs, peer files) */
+	char data[600];        /* root/data, kappad's --data */
+	char log[600];         /* root/kappad.log, kappad's stdout and stderr */
+};
+
+/* Creates a directory from template "<parent>/kappa-bench.XXXXXX". */
+void kp_bench_mkdtemp(const char *parent, char *out, size_t size);
+
+/* Recursively removes a directory. Returns 0 or -errno. */
+int kp_bench_rmtree(const char *path);
+
+/* Returns a port on 127.0.0.1 that was free a moment ago. */
+int kp_bench_free_port(void);
+
+/*
+ * Starts kappad on a free port with a fresh data dir under root and waits
+ * (up to 10 s) until it answers ping. Dies on failure, showing its log.
+ */
+void kp_bench_server_start(struct kp_bench_server *s, const char *kappad,
+			   const char *root);
+/* SIGTERM, wait for exit. Returns kappad's exit status (or -1). */
+int kp_bench_server_stop(struct kp_bench_server *s);
+
+/* Result of one peer run. */
+struct kp_bench_peer_result {
+	uint64_t records;      /* records written or read */
+	double seconds;        /* wall time */
+	uint64_t p50_ns;       /* per-group latency, 0 when not measured */
+	uint64_t p99_ns;
+};
+
+/*
+ * The peer for fsync=never: sequential write() of 64 KiB buffers holding
+ * records * rec_bytes bytes to a fresh file at path.
+ */
+void kp_bench_peer_write(const char *path, uint64_t records, size_t rec_bytes,
+			 struct kp_bench_peer_result *out);
+
+/*
+ * The peer for fsync=always: groups of `group` batches, each batch one
+ * write() of batch * rec_bytes bytes, then one fdatasync() per group (the
+ * ideal group commit of everything in flight). Latency is per group.
+ */
+void kp_bench_peer_fsync(const char *path, uint64_t records, size_t rec_bytes,
+			 uint32_t batch, uint32_t group,
+			 struct kp_bench_peer_result *out);
+
+/* Sequential read() of path in 64 KiB buffers (page cache): fetch's peer. */
+void kp_bench_peer_read(const char *path, size_t rec_bytes,
+			struct kp_bench_peer_result *out);
+
+/*
+ * Redis Streams peer: starts redis-server (path) on a free port under dir,
+ * with AOF everysec when aof is true and no persistence otherwise, and runs
+ * XADD pipelined `pipeline` deep with values of value_bytes bytes. Returns 0,
+ * or -1 with a reason in why when it cannot run.
+ */
+int kp_bench_peer_redis(const char *redis_server, const char *dir, bool aof,
+			uint64_t records, size_t value_bytes,
+			uint32_t pipeline, struct kp_bench_peer_result *out,
+			char *why, size_t why_size);
+
+#endif

@@ -1,0 +1,363 @@
+/*
+ * kappa_bench.c - kappa-bench: starts a real kappad, produces and fetches
+ * 100-byte records through the client protocol, measures the peers (the bare
+ * file system, Redis Streams when installed) in the same run and prints one
+ * line per scenario with the ratio kappa/peer. docs/BENCHMARKS.md explains
+ * the scenarios and gives figures.
+ */
+#include "bench.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define RECORD_BYTES KP_BENCH_RECORD_BYTES
+#define REDIS_PIPELINE 64
+
+struct options {
+	const char *kappad;         /* --kappad */
+	const char *data_root;      /* --data-root */
+	const char *redis;          /* --redis-server, or found on PATH */
+	uint64_t records;           /* --records, 0 for the defaults */
+	uint32_t batch;             /* --batch */
+	uint32_t inflight;          /* --inflight */
+	bool quick;                 /* --quick */
+	bool json;                  /* --json */
+};
+
+/* One line of output: a kappa scenario and its peer, or a peer alone. */
+struct row {
+	char name[64];              /* scenario */
+	struct kp_bench_load load;  /* kappa's figures; records 0 when none */
+	char peer[64];              /* peer name, "" when none */
+	struct kp_bench_peer_result pr;
+	double ratio;               /* kappa rec/s / peer rec/s, 0 when none */
+	double peer_rec_bytes;      /* bytes per record the peer moves */
+	char note[160];
+};
+
+static struct options opt = {
+	.kappad = "build/kappad", .data_root = "/tmp", .batch = 500,
+	.inflight = 16,
+};
+
+/* What the exit handler cleans up when the run dies half-way. */
+static struct kp_bench_server srv;
+static char scratch[512];
+
+static void on_exit_cleanup(void)
+{
+	if (srv.pid > 0) {
+		kill(srv.pid, SIGKILL);
+		waitpid(srv.pid, NULL, 0);
+		srv.pid = 0;
+	}
+	if (scratch[0] != '\0' && kp_bench_rmtree(scratch) != 0)
+		fprintf(stderr, "kappa-bench: could not remove %s\n", scratch);
+	scratch[0] = '\0';
+}
+
+static double rate(uint64_t records, double seconds)
+{
+	return seconds > 0 ? (double)records / seconds : 0;
+}
+
+/* Replaces characters that would need escaping in JSON. */
+static void json_safe(char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s == '"' || *s == '\\' || (unsigned char)*s < 0x20)
+			*s = '\'';
+}
+
+static void print_json(const struct row *r, double kr, double pr)
+{
+	char note[sizeof(r->note)];
+
+	memcpy(note, r->note, sizeof(note));
+	json_safe(note);
+	printf("{\"scenario\":\"%s\",\"records\":%llu,\"seconds\":%.4f,"
+	       "\"records_per_s\":%.0f,\"mb_per_s\":%.1f,"
+	       "\"p50_us\":%.0f,\"p99_us\":%.0f,\"peer\":\"%s\","
+	       "\"peer_records\":%llu,\"peer_seconds\":%.4f,"
+	       "\"peer_records_per_s\":%.0f,"
+	       "\"peer_p50_us\":%.0f,\"peer_p99_us\":%.0f,"
+	       "\"peer_record_bytes\":%.1f,\"ratio\":%.3f,\"note\":\"%s\"}\n",
+	       r->name, (unsigned long long)r->load.records, r->load.seconds,
+	       kr, kr * RECORD_BYTES / 1e6, r->load.p50_ns / 1e3,
+	       r->load.p99_ns / 1e3, r->peer,
+	       (unsigned long long)r->pr.records, r->pr.seconds, pr,
+	       r->pr.p50_ns / 1e3, r->pr.p99_ns / 1e3, r->peer_rec_bytes,
+	       r->ratio, note);
+}
+
+static void print_row(const struct row *r)
+{
+	double kr = rate(r->load.records, r->load.seconds);
+	double pr = rate(r->pr.records, r->pr.seconds);
+
+	if (opt.json)
+		print_json(r, kr, pr);
+	else if (r->load.records == 0)
+		printf("%-28s %8s %6s %8s %6s %6s %6s  %-26s %s\n", r->name,
+		       "-", "-", "-", "-", "-", "-", r->peer, r->note);
+	else
+		printf("%-28s %8llu %6.3f %8.0f %6.1f %6.0f %6.0f  "
+		       "%-26s %9.0f %6.0f %5.2f%s%s\n",
+		       r->name, (unsigned long long)r->load.records,
+		       r->load.seconds, kr, kr * RECORD_BYTES / 1e6,
+		       r->load.p50_ns / 1e3, r->load.p99_ns / 1e3, r->peer, pr,
+		       r->pr.p99_ns / 1e3, r->ratio, r->note[0] ? "  " : "",
+		       r->note);
+	fflush(stdout);
+}
+
+static void finish_row(struct row *r)
+{
+	double pr = rate(r->pr.records, r->pr.seconds);
+
+	r->ratio = pr > 0 ? rate(r->load.records, r->load.seconds) / pr : 0;
+	print_row(r);
+}
+
+static const char *find_redis(void)
+{
+	static char found[512];
+	const char *path = getenv("PATH");
+	char *dirs, *save = NULL;
+
+	if (path == NULL || (dirs = strdup(path)) == NULL)
+		return NULL;
+	for (char *d = strtok_r(dirs, ":", &save); d != NULL;
+	     d = strtok_r(NULL, ":", &save)) {
+		snprintf(found, sizeof(found), "%s/redis-server", d);
+		if (access(found, X_OK) == 0) {
+			free(dirs);
+			return found;
+		}
+	}
+	free(dirs);
+	return NULL;
+}
+
+static void usage(void)
+{
+	puts("usage: kappa-bench [--kappad PATH] [--data-root DIR] "
+	     "[--records N]\n"
+	     "                   [--batch N] [--inflight N] [--quick] [--json]\n"
+	     "                   [--redis-server PATH]\n"
+	     "defaults: --kappad build/kappad --data-root /tmp --batch 500 "
+	     "--inflight 16;\n"
+	     "--records: 2000000 for fsync=never, 200000 for fsync=always\n"
+	     "--quick: 100000 and 10000 records, for a smoke run");
+}
+
+static uint64_t parse_u64(const char *name, const char *s, uint64_t max)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v == 0 || v > max)
+		kp_bench_die("%s: want a number in 1..%llu, got '%s'", name,
+			     (unsigned long long)max, s);
+	return v;
+}
+
+static void parse_args(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			usage();
+			exit(0);
+		} else if (strcmp(a, "--quick") == 0) {
+			opt.quick = true;
+		} else if (strcmp(a, "--json") == 0) {
+			opt.json = true;
+		} else if (v == NULL) {
+			kp_bench_die("unknown argument '%s' or it needs a "
+				     "value (see --help)", a);
+		} else if (strcmp(a, "--kappad") == 0) {
+			opt.kappad = argv[++i];
+		} else if (strcmp(a, "--data-root") == 0) {
+			opt.data_root = argv[++i];
+		} else if (strcmp(a, "--redis-server") == 0) {
+			opt.redis = argv[++i];
+		} else if (strcmp(a, "--records") == 0) {
+			opt.records = parse_u64(a, argv[++i], 1000000000000ull);
+		} else if (strcmp(a, "--batch") == 0) {
+			opt.batch = (uint32_t)parse_u64(a, argv[++i], 100000);
+		} else if (strcmp(a, "--inflight") == 0) {
+			opt.inflight = (uint32_t)parse_u64(a, argv[++i], 4096);
+		} else {
+			kp_bench_die("unknown argument '%s' (see --help)", a);
+		}
+	}
+}
+
+/* Bytes per record on disk, rounded, for the file peers. */
+static size_t rec_bytes(double disk_bytes)
+{
+	return (size_t)(disk_bytes + 0.5);
+}
+
+/*
+ * The four produce lines, each followed by its file peer. Sets *disk_bytes
+ * from the first topic's size on disk, and keeps the 1-connection lines for
+ * the Redis comparison.
+ */
+static void produce_rows(int port, const char *file, uint64_t n_never,
+			 uint64_t n_always, double *disk_bytes,
+			 struct row *never1, struct row *always1)
+{
+	static const uint32_t conns[] = { 1, 4 };
+	uint64_t stored, bytes;
+
+	for (int f = 0; f < 2; f++) {
+		const char *fsync = f == 0 ? "never" : "always";
+
+		for (size_t k = 0; k < 2; k++) {
+			struct row r;
+			char topic[64];
+
+			memset(&r, 0, sizeof(r));
+			snprintf(topic, sizeof(topic), "bench-%s-%u", fsync,
+				 conns[k]);
+			snprintf(r.name, sizeof(r.name),
+				 "produce fsync=%s %u conn%s", fsync, conns[k],
+				 conns[k] > 1 ? "s" : "");
+			kp_bench_topic_create(port, topic, conns[k], fsync);
+			kp_bench_produce(port, topic, conns[k],
+					 f == 0 ? n_never : n_always, opt.batch,
+					 opt.inflight, &r.load);
+			kp_bench_topic_stats(port, topic, &stored, &bytes);
+			if (stored != r.load.records)
+				kp_bench_die("%s: end offsets sum to %llu, %llu "
+					     "acknowledged", topic,
+					     (unsigned long long)stored,
+					     (unsigned long long)r.load.records);
+			if (bytes > 0 && f == 0 && k == 0)
+				*disk_bytes = (double)bytes / (double)stored;
+			r.peer_rec_bytes = (double)rec_bytes(*disk_bytes);
+			if (f == 0) {
+				snprintf(r.peer, sizeof(r.peer), "write 64KiB");
+				kp_bench_peer_write(file, r.load.records,
+						    rec_bytes(*disk_bytes),
+						    &r.pr);
+			} else {
+				uint32_t g = opt.inflight * conns[k];
+
+				snprintf(r.peer, sizeof(r.peer),
+					 "write+fdatasync/%u batches", g);
+				kp_bench_peer_fsync(file, r.load.records,
+						    rec_bytes(*disk_bytes),
+						    opt.batch, g, &r.pr);
+			}
+			unlink(file);
+			finish_row(&r);
+			if (k == 0 && f == 0)
+				*never1 = r;
+			else if (k == 0)
+				*always1 = r;
+		}
+	}
+}
+
+static void fetch_row(int port, const char *file, uint64_t records,
+		      double disk_bytes)
+{
+	struct row r;
+
+	memset(&r, 0, sizeof(r));
+	snprintf(r.name, sizeof(r.name), "fetch 1 consumer 1MiB");
+	kp_bench_fetch(port, "bench-never-1", records, opt.inflight, &r.load);
+	snprintf(r.peer, sizeof(r.peer), "read 64KiB (cached)");
+	r.peer_rec_bytes = (double)rec_bytes(disk_bytes);
+	kp_bench_peer_write(file, records, rec_bytes(disk_bytes), &r.pr);
+	kp_bench_peer_read(file, rec_bytes(disk_bytes), &r.pr);
+	unlink(file);
+	finish_row(&r);
+}
+
+/* Redis XADD without persistence and with AOF everysec, when installed. */
+static void redis_rows(const char *root, uint64_t records,
+		       const struct row *never1, const struct row *always1)
+{
+	char dir[600], why[256];
+
+	for (int aof = 0; aof < 2; aof++) {
+		const struct row *k = aof ? always1 : never1;
+		struct row r;
+
+		memset(&r, 0, sizeof(r));
+		why[0] = '\0';
+		snprintf(r.name, sizeof(r.name), "%s", k->name);
+		snprintf(r.peer, sizeof(r.peer), "redis xadd P%d %s",
+			 REDIS_PIPELINE, aof ? "aof/1s" : "no-persist");
+		r.peer_rec_bytes = RECORD_BYTES;
+		if (opt.redis == NULL) {
+			snprintf(r.note, sizeof(r.note),
+				 "skipped: redis-server not installed");
+			print_row(&r);
+			continue;
+		}
+		kp_bench_mkdtemp(root, dir, sizeof(dir));
+		if (kp_bench_peer_redis(opt.redis, dir, aof != 0, records,
+					RECORD_BYTES, REDIS_PIPELINE, &r.pr,
+					why, sizeof(why)) != 0) {
+			snprintf(r.note, sizeof(r.note), "skipped: %.140s", why);
+			print_row(&r);
+			continue;
+		}
+		r.load = k->load;
+		finish_row(&r);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	char file[600];
+	uint64_t n_never, n_always;
+	double disk_bytes = RECORD_BYTES;
+	struct row never1, always1;
+
+	parse_args(argc, argv);
+	n_never = opt.records ? opt.records : opt.quick ? 100000 : 2000000;
+	n_always = opt.records ? opt.records : opt.quick ? 10000 : 200000;
+	if (opt.redis == NULL)
+		opt.redis = find_redis();
+	kp_bench_mkdtemp(opt.data_root, scratch, sizeof(scratch));
+	atexit(on_exit_cleanup);
+	snprintf(file, sizeof(file), "%s/peer.dat", scratch);
+	kp_bench_server_start(&srv, opt.kappad, scratch);
+	if (!opt.json)
+		printf("kappa-bench: %s on 127.0.0.1:%d, data in %s; %ld CPUs; "
+		       "records of %d bytes, batch %u, inflight %u per "
+		       "connection\n%-28s %8s %6s %8s %6s %6s %6s  %-26s %9s "
+		       "%6s %5s\n",
+		       opt.kappad, srv.port, srv.data,
+		       sysconf(_SC_NPROCESSORS_ONLN), RECORD_BYTES, opt.batch,
+		       opt.inflight, "scenario", "records", "secs", "rec/s",
+		       "MB/s", "p50us", "p99us", "peer", "peer rec/s",
+		       "p99", "ratio");
+	produce_rows(srv.port, file, n_never, n_always, &disk_bytes, &never1,
+		     &always1);
+	fetch_row(srv.port, file, never1.load.records, disk_bytes);
+	if (kp_bench_server_stop(&srv) != 0)
+		fprintf(stderr, "kappa-bench: kappad did not exit cleanly on "
+				"SIGTERM (log: %s)\n", srv.log);
+	redis_rows(scratch, n_never, &never1, &always1);
+	if (!opt.json)
+		printf("(records on disk take %.1f bytes each in kappa; the "
+		       "file peers write %zu bytes per record)\n", disk_bytes,
+		       rec_bytes(disk_bytes));
+	return 0;
+}
