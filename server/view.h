@@ -57,6 +57,23 @@ int kp_view_scan(struct kp_view *v, const char *prefix, size_t prefix_len,
 			      const char *value, size_t value_len),
 		 void *arg);
 
+/*
+ * Variants for undo logs: before changing key, append its previous value
+ * to prev (unless prev is NULL) and report whether it was present. Each
+ * returns 1 when key was present (its old value appended to prev), 0 when
+ * it was absent, or a negative error as its plain counterpart; on error
+ * the view is unchanged, but prev may have grown (truncate it back).
+ * When a value is appended, prev keeps room for KP_VIEW_PREV_SPARE more
+ * bytes, so an undo log can close its entry without allocating.
+ */
+#define KP_VIEW_PREV_SPARE 8
+int kp_view_put_prev(struct kp_view *v, const char *key, size_t key_len,
+		     const char *value, size_t value_len, struct kp_buf *prev);
+int kp_view_incr_prev(struct kp_view *v, const char *key, size_t key_len,
+		      int64_t delta, int64_t *result, struct kp_buf *prev);
+int kp_view_del_prev(struct kp_view *v, const char *key, size_t key_len,
+		     struct kp_buf *prev);
+
 /* Number of keys, and bytes of keys plus values. */
 size_t kp_view_count(struct kp_view *v);
 size_t kp_view_bytes(struct kp_view *v);
