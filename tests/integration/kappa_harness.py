@@ -298,11 +298,11 @@ class Server:
         raise AssertionError("kappad did not answer ping within %.0f s (%r):\n%s"
                              % (timeout, last, self.log_tail()))
 
-    def stop(self, timeout=30.0):
+    def stop(self, timeout=30.0, sig=signal.SIGTERM):
         """SIGTERM and wait; returns the exit status (None if not running)."""
         if self.proc is None or self.proc.poll() is not None:
             return None if self.proc is None else self.proc.returncode
-        self.proc.send_signal(signal.SIGTERM)
+        self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout * SLOW)
         except subprocess.TimeoutExpired:
@@ -311,11 +311,23 @@ class Server:
             raise AssertionError("kappad did not stop within %.0f s of SIGTERM:\n%s"
                                  % (timeout * SLOW, self.log_tail()))
 
-    def stop_ok(self, testcase):
-        """stop() and assert a graceful exit with status 0."""
-        rc = self.stop()
-        testcase.assertEqual(rc, 0, "kappad exit status after SIGTERM:\n%s"
-                             % self.log_tail())
+    def stop_ok(self, testcase, sig=signal.SIGTERM):
+        """stop() and assert a graceful exit with status 0 and a clean log."""
+        rc = self.stop(sig=sig)
+        testcase.assertEqual(rc, 0, "kappad exit status after %s:\n%s"
+                             % (signal.Signals(sig).name, self.log_tail()))
+        testcase.assertEqual(self.sanitizer_reports(), [])
+
+    def sanitizer_reports(self):
+        """Lines of the log where a sanitizer reported an error."""
+        try:
+            with open(self.log_path, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return []
+        return [line for line in text.splitlines()
+                if "Sanitizer" in line and "ERROR" in line
+                or "runtime error:" in line]
 
     def kill(self):
         """SIGKILL and wait."""
@@ -454,8 +466,17 @@ class ServerTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        if cls.server is not None:
-            cls.server.cleanup(keep=cls._failed)
+        """Stops the class's server: it must exit 0 with a clean log."""
+        s = cls.server
+        if s is None:
+            return
+        rc = s.stop() if s.alive() else 0
+        reports = s.sanitizer_reports()
+        bad = rc != 0 or reports
+        s.cleanup(keep=cls._failed or bad)
+        if bad:
+            raise AssertionError("kappad exit status %s on SIGTERM; sanitizer "
+                                 "reports: %s\n%s" % (rc, reports, s.log_tail()))
 
     def tearDown(self):
         if not getattr(self._outcome, "success", False):

@@ -110,6 +110,66 @@ class Restart(kh.ServerTest):
                              [1999, 2000, 2001])
         s.stop_ok(self)
 
+    def test_sigterm_with_busy_clients(self):
+        """SIGTERM while a long poll waits and idle clients are connected."""
+        s = self.new_server()
+        t = kh.unique("busy")
+        with s.client() as c:
+            c.ok("topic_create", topic=t)
+            c.produce(t, [{"n": 1}])
+        idle = [s.client() for _ in range(5)]
+        poll = s.client()
+        poll.send("fetch", topic=t, offset=1, max_wait_ms=30000)
+        half = s.client()
+        half.send_raw(b"\0\0\1\0" + b"\x81")      # a frame cut short
+        kh.time.sleep(0.2)
+        t0 = kh.time.monotonic()
+        s.stop_ok(self)
+        self.assertLess(kh.time.monotonic() - t0, 5 * kh.SLOW,
+                        "a pending long poll held up the shutdown")
+        try:
+            r = poll.recv()
+            # An answer before closing is fine: empty or SHUTTING_DOWN.
+            self.assertTrue(r.get("records") == [] or
+                            r.get("error") == "SHUTTING_DOWN", repr(r))
+        except (EOFError, OSError):
+            pass
+        for c in idle + [poll, half]:
+            c.close()
+        s.start()
+        with s.client() as c:
+            self.assertEqual([r["value"] for r in c.fetch_all(t)], [{"n": 1}])
+        s.stop_ok(self, sig=kh.signal.SIGINT)
+
+    def test_bad_config_refuses_to_start(self):
+        s = self.new_server(config={"no_such_setting": "1"}, start=False)
+        p = kh.spawn([kh.KAPPAD, "--data", s.data, "--listen", s.addr,
+                      "--config", s.config_path, "--http", "127.0.0.1:0"],
+                     stdout=kh.subprocess.PIPE, stderr=kh.subprocess.PIPE,
+                     text=True)
+        out, err = p.communicate(timeout=10 * kh.SLOW)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("no_such_setting", out + err)
+        p = kh.spawn([kh.KAPPAD, "--data", s.data, "--listen", "127.0.0.1:99999"],
+                     stdout=kh.subprocess.PIPE, stderr=kh.subprocess.PIPE,
+                     text=True)
+        out, err = p.communicate(timeout=10 * kh.SLOW)
+        self.assertNotEqual(p.returncode, 0)
+
+    def test_port_in_use_fails_cleanly(self):
+        s = self.new_server()
+        other = self.new_server(start=False)
+        p = kh.spawn([kh.KAPPAD, "--data", other.data, "--listen", s.addr,
+                      "--http", "127.0.0.1:%d" % other.http_port],
+                     stdout=kh.subprocess.PIPE, stderr=kh.subprocess.PIPE,
+                     text=True)
+        out, err = p.communicate(timeout=10 * kh.SLOW)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertTrue((out + err).strip(), "no message about the busy port")
+        with s.client() as c:
+            self.assertTrue(c.ok("ping")["ok"])
+        s.stop_ok(self)
+
 
 if __name__ == "__main__":
     kh.main()
