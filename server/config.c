@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char usage[] =
 	"usage: kappad [--data DIR] [--listen HOST:PORT] [--http HOST:PORT]\n"
@@ -31,6 +32,9 @@ void kp_config_default(struct kp_config *cfg)
 	cfg->max_frame_bytes = 16u * 1024 * 1024;
 	cfg->max_inflight_bytes = 64u * 1024 * 1024;
 	cfg->retention_check_ms = 60000;
+	cfg->workers = (uint32_t)(sysconf(_SC_NPROCESSORS_ONLN) > 0
+					  ? sysconf(_SC_NPROCESSORS_ONLN)
+					  : 1);
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -140,6 +144,7 @@ static const struct num_setting num_settings[] = {
 	NUM(max_frame_bytes, 32, 1024),
 	NUM(max_inflight_bytes, 64, 65536),
 	NUM(retention_check_ms, 32, 100),
+	NUM(workers, 32, 1),
 };
 
 static int set_number(struct kp_config *cfg, const struct num_setting *s,

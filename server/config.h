@@ -32,6 +32,7 @@ struct kp_config {
 	uint32_t max_frame_bytes;         /* largest accepted request frame */
 	uint64_t max_inflight_bytes;      /* per connection, before back-pressure */
 	uint32_t retention_check_ms;      /* how often retention runs */
+	uint32_t workers;                 /* processor worker threads */
 };
 
 /* Fills cfg with the defaults (data ./data, 127.0.0.1:7070, :7071). */

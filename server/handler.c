@@ -40,6 +40,14 @@ static const struct {
 	{ "group_fetch", kp_handle_group_fetch },
 	{ "group_list", kp_handle_group_list },
 	{ "group_delete", kp_handle_group_delete },
+	{ "proc_create", kp_handle_proc_create },
+	{ "proc_list", kp_handle_proc_list },
+	{ "proc_status", kp_handle_proc_status },
+	{ "proc_pause", kp_handle_proc_pause },
+	{ "proc_resume", kp_handle_proc_resume },
+	{ "proc_delete", kp_handle_proc_delete },
+	{ "view_get", kp_handle_view_get },
+	{ "view_scan", kp_handle_view_scan },
 };
 
 int kp_handler_ok(struct kp_slot *slot)

@@ -52,6 +52,24 @@ int kp_handle_group_list(struct kp_server *s, struct kp_slot *slot,
 int kp_handle_group_delete(struct kp_server *s, struct kp_slot *slot,
 			   const struct kp_request *req, struct kp_error *err);
 
+/* Processor and view operations (handle_proc.c). */
+int kp_handle_proc_create(struct kp_server *s, struct kp_slot *slot,
+			  const struct kp_request *req, struct kp_error *err);
+int kp_handle_proc_list(struct kp_server *s, struct kp_slot *slot,
+			const struct kp_request *req, struct kp_error *err);
+int kp_handle_proc_status(struct kp_server *s, struct kp_slot *slot,
+			  const struct kp_request *req, struct kp_error *err);
+int kp_handle_proc_pause(struct kp_server *s, struct kp_slot *slot,
+			 const struct kp_request *req, struct kp_error *err);
+int kp_handle_proc_resume(struct kp_server *s, struct kp_slot *slot,
+			  const struct kp_request *req, struct kp_error *err);
+int kp_handle_proc_delete(struct kp_server *s, struct kp_slot *slot,
+			  const struct kp_request *req, struct kp_error *err);
+int kp_handle_view_get(struct kp_server *s, struct kp_slot *slot,
+		       const struct kp_request *req, struct kp_error *err);
+int kp_handle_view_scan(struct kp_server *s, struct kp_slot *slot,
+			const struct kp_request *req, struct kp_error *err);
+
 /*
  * Looks up the request's "topic" field and "partition" (default 0).
  * Returns 0 with *tp, or UNKNOWN_TOPIC / UNKNOWN_PARTITION / BAD_REQUEST.

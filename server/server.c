@@ -11,6 +11,7 @@
 #include "conn.h"
 #include "http.h"
 #include "log.h"
+#include "proc.h"
 #include "proto.h"
 #include "writer.h"
 
@@ -97,6 +98,7 @@ static void on_tick(uv_timer_t *timer)
 		return;
 	}
 	sync_interval_topics(s, now);
+	kp_procs_tick(s->procs, now);
 	if (now - s->last_retention_ms >= s->cfg.retention_check_ms) {
 		s->last_retention_ms = now;
 		each_partition(s, retention_one);
@@ -278,6 +280,7 @@ void kp_server_stop(struct kp_server *s)
 		kp_http_stop(s->http);
 	for (struct kp_conn *c = s->conns; c != NULL; c = c->next)
 		kp_conn_stop_reading(c);
+	kp_procs_quiesce(s->procs);
 	each_partition(s, answer_fetches);
 	each_partition(s, kp_writer_sync);
 }
@@ -287,7 +290,7 @@ static void drain_check(struct kp_server *s, int64_t now)
 	struct kp_conn *c, *next;
 	bool timed_out = now - s->stop_started_ms > DRAIN_TIMEOUT_MS;
 
-	if (s->jobs_in_flight > 0 && !timed_out)
+	if ((s->jobs_in_flight > 0 || !kp_procs_idle(s->procs)) && !timed_out)
 		return;
 	for (c = s->conns; c != NULL; c = next) {
 		next = c->next;
@@ -296,6 +299,8 @@ static void drain_check(struct kp_server *s, int64_t now)
 	}
 	if (s->conns != NULL || s->jobs_in_flight > 0)
 		return;
+	kp_procs_close(s->procs);
+	s->procs = NULL;
 	uv_close((uv_handle_t *)&s->tick, on_handle_closed);
 	uv_close((uv_handle_t *)&s->sigterm, on_handle_closed);
 	uv_close((uv_handle_t *)&s->sigint, on_handle_closed);
@@ -354,6 +359,8 @@ int kp_server_init(struct kp_server *s, uv_loop_t *loop,
 	if (rc == 0)
 		rc = kp_groups_open(cfg->data, &s->groups, err);
 	if (rc == 0)
+		rc = kp_procs_open(s, (int)cfg->workers, &s->procs, err);
+	if (rc == 0)
 		rc = listen_on(s, err);
 	if (rc == 0 && cfg->http_port != 0)
 		rc = kp_http_start(s, &s->http, err);
@@ -388,6 +395,8 @@ int kp_server_run(struct kp_server *s)
 
 void kp_server_destroy(struct kp_server *s)
 {
+	kp_procs_close(s->procs);
+	s->procs = NULL;
 	if (s->catalog != NULL) {
 		for (size_t i = 0; i < s->doomed_count; i++) {
 			topic_detach(s->doomed[i]);

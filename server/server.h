@@ -21,6 +21,7 @@
 
 struct kp_conn;
 struct kp_http;
+struct kp_procs;
 struct kp_slot;
 
 /* Counters exported as metrics. */
@@ -47,6 +48,7 @@ struct kp_server {
 	struct kp_catalog *catalog;   /* owned */
 	struct kp_groups *groups;     /* owned */
 	struct kp_http *http;         /* owned; NULL when --http off */
+	struct kp_procs *procs;       /* owned; the processor runtime */
 	uv_tcp_t listener;            /* protocol listener */
 	uv_signal_t sigterm;          /* graceful stop */
 	uv_signal_t sigint;           /* graceful stop */

@@ -12,6 +12,7 @@
 #include "conn.h"
 #include "log.h"
 #include "partition.h"
+#include "proc.h"
 #include "server.h"
 
 /* A produce waiting for the durable end to reach `end`. */
@@ -98,12 +99,13 @@ static void on_fetch_timeout(uv_timer_t *t)
 	fetch_fire(t->data);
 }
 
-static void wake_fetches(struct kp_topic_partition *tp)
+static void wake_fetches(struct kp_server *s, struct kp_topic_partition *tp)
 {
 	struct writer_state *w = state_of(tp);
 	struct kp_partition_stats st;
 	struct kp_fetch_wait *f, *next;
 
+	kp_procs_notify(s->procs, tp);
 	if (w->fetches == NULL)
 		return;
 	kp_partition_stats(tp->log, &st);
@@ -210,7 +212,7 @@ static void on_sync_done(uv_work_t *req, int status)
 	} else {
 		kp_partition_stats(tp->log, &st);
 		complete_durable(w, st.durable_end, 0, NULL);
-		wake_fetches(tp);
+		wake_fetches(s, tp);
 	}
 	if (tp->topic->deleted) {
 		kp_server_reap_topics(s);
@@ -253,7 +255,7 @@ int kp_writer_append(struct kp_server *s, struct kp_topic_partition *tp,
 	if (tp->topic->config.log.fsync == KP_FSYNC_ALWAYS)
 		kp_writer_sync(s, tp);
 	else
-		wake_fetches(tp);
+		wake_fetches(s, tp);
 	return 0;
 }
 
