@@ -478,15 +478,23 @@ class ServerTest(unittest.TestCase):
             raise AssertionError("kappad exit status %s on SIGTERM; sanitizer "
                                  "reports: %s\n%s" % (rc, reports, s.log_tail()))
 
+    def failed(self):
+        """True when this test has failed or errored so far."""
+        result = getattr(self._outcome, "result", None)
+        if result is None:
+            return True
+        return any(t is self or getattr(t, "test_case", None) is self
+                   for t, _ in list(result.errors) + list(result.failures))
+
     def tearDown(self):
-        if not getattr(self._outcome, "success", False):
+        if self.failed():
             type(self)._failed = True
 
     def new_server(self, config=None, start=True):
         s = Server(config, name=type(self).__name__)
 
         def done():
-            s.cleanup(keep=not getattr(self._outcome, "success", False))
+            s.cleanup(keep=self.failed())
 
         self.addCleanup(done)
         if start:
