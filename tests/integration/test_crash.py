@@ -162,7 +162,13 @@ class Crash(kh.ServerTest):
             self.assertEqual(r["results"][0]["base_offset"], len(prefix))
         s.stop_ok(self)
 
-    def test_idempotent_producer(self):
+    def test_idempotent_producer_fsync_always(self):
+        self.idempotent_producer("always")
+
+    def test_idempotent_producer_fsync_never(self):
+        self.idempotent_producer("never")
+
+    def idempotent_producer(self, fsync):
         s = self.new_server()
         topic = kh.unique("idem")
         pid = 4242
@@ -178,7 +184,7 @@ class Crash(kh.ServerTest):
             return r["base_offset"], r["count"], r["duplicate"]
 
         with s.client(timeout=5) as c:
-            c.ok("topic_create", topic=topic, fsync="always")
+            c.ok("topic_create", topic=topic, fsync=fsync)
             self.assertEqual(result(batch(c, 0, "a")), (0, 3, False))
             self.assertEqual(result(batch(c, 0, "a")), (0, 3, True))
             self.assertEqual(result(batch(c, 1, "b")), (3, 3, False))
