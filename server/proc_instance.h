@@ -34,6 +34,11 @@ struct kp_instance {
  * allowed outputs (NULL = any) and a memory limit (0 = none). Calls init.
  * Returns 0, or an error with err holding the processor's message (for Lua
  * with file:line).
+ *
+ * The output names are copied. init runs as a record of the sink: when it
+ * fails, its state changes are undone and its emits dropped (a reload that
+ * fails leaves the shared view as it was), fini is NOT called (init cleans
+ * up after itself), the instance is left zeroed and holds no reference.
  */
 int kp_instance_start(struct kp_instance *inst, struct kp_proc_code *code,
 		      const char *name, struct kp_view *view,
