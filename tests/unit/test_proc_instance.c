@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -285,6 +286,64 @@ static void test_failing_init(void **state)
 	kp_instance_stop(&inst);
 }
 
+/* The example examples/c/topk.c, when the examples were built. */
+static void test_example_topk(void **state)
+{
+	static const char config[] = "\x82\xa6output\xa6" "alerts"
+				     "\xaathresholds\x92\x02\x03";
+	static const char *const outputs[] = { "alerts" };
+	static const char *const users[] = { "ann", "bob", "ann", "ann", "ann" };
+	static const char want[] = "\x83\xa5" "count\x02\xa3key\xa3" "ann"
+				   "\xa9threshold\x02";
+	const char *dir = getenv("KP_EXAMPLES_BUILD_DIR");
+	struct fixture *f = *state;
+	struct kp_proc_record keyed = { .topic = "t", .offset = 9, .key = "k",
+					.key_len = 1, .value = "\x05",
+					.value_len = 1 };
+	struct kp_proc_code *code = NULL;
+	struct kp_instance inst;
+	struct kp_error err;
+	struct rec_buf b;
+	struct kp_emit e;
+	char path[4200];
+	size_t pos = 0;
+
+	snprintf(path, sizeof(path), "%s/topk.so", dir ? dir : ".");
+	if (dir == NULL || access(path, R_OK) != 0)
+		skip();
+	assert_int_equal(kp_proc_code_load(path, NULL, &code, &err), 0);
+	assert_int_equal(kp_instance_start(&inst, code, "topk", f->view,
+					   "\x81\xaathresholds\xa1x", 14,
+					   outputs, 1, 0, &err), KP_EINTERNAL);
+	assert_non_null(strstr(err.msg, "init failed: config:"));
+	assert_int_equal(kp_instance_start(&inst, code, "topk", f->view,
+					   config, sizeof(config) - 1,
+					   outputs, 1, 0, &err), 0);
+	for (uint64_t i = 0; i < 5; i++)
+		assert_int_equal(kp_instance_process(&inst,
+						     user_rec(&b, i, users[i]),
+						     &err), 0);
+	assert_int_equal(kp_instance_process(&inst, &keyed, &err), 0);
+	keyed.key = NULL;
+	assert_int_equal(kp_instance_process(&inst, &keyed, &err),
+			 KP_EINTERNAL);
+	assert_string_equal(err.msg,
+			    "offset 9: no string field \"user\" and no key");
+	expect_count(f->view, "ann", 4);
+	expect_count(f->view, "bob", 1);
+	expect_count(f->view, "k", 1);
+	assert_int_equal(inst.sink.emit_count, 2);
+	assert_int_equal(kp_sink_next_emit(&inst.sink, &pos, &e), 1);
+	assert_memory_equal(e.topic, "alerts", 6);
+	assert_memory_equal(e.key, "ann", 3);
+	assert_int_equal(e.value_len, sizeof(want) - 1);
+	assert_memory_equal(e.value, want, sizeof(want) - 1);
+	assert_int_equal(kp_sink_next_emit(&inst.sink, &pos, &e), 1);
+	assert_int_equal((unsigned char)e.value[7], 3);
+	kp_instance_stop(&inst);
+	kp_proc_code_unref(code);
+}
+
 static void test_stop_never_started(void **state)
 {
 	struct kp_instance inst;
@@ -306,6 +365,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failing_record_is_atomic,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failing_init, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_example_topk, setup,
 						teardown),
 		cmocka_unit_test(test_stop_never_started),
 	};
