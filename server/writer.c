@@ -165,8 +165,13 @@ void kp_writer_wait_durable(struct kp_server *s, struct kp_topic_partition *tp,
 			    struct kp_slot *slot, uint64_t end)
 {
 	struct writer_state *w = state_of(tp);
-	struct durable_wait *d = kp_calloc(1, sizeof(*d));
+	struct kp_partition_stats st;
+	struct durable_wait *d;
 
+	kp_partition_stats(tp->log, &st);
+	if (st.durable_end >= end)
+		return;
+	d = kp_calloc(1, sizeof(*d));
 	if (d == NULL) {
 		kp_slot_set_error(slot, -ENOMEM,
 				  "out of memory while waiting for fsync");

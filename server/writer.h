@@ -45,9 +45,9 @@ int kp_writer_append(struct kp_server *s, struct kp_topic_partition *tp,
 		     uint64_t *base_offset, struct kp_error *err);
 
 /*
- * Makes slot wait until tp's durable end reaches end (exclusive). Takes a
- * reference on the slot and increments slot->waits; the slot is made ready
- * when its last wait completes.
+ * Makes slot wait until tp's durable end reaches end (exclusive); does
+ * nothing when it already has. Takes a reference on the slot and increments
+ * slot->waits; the slot is made ready when its last wait completes.
  */
 void kp_writer_wait_durable(struct kp_server *s, struct kp_topic_partition *tp,
 			    struct kp_slot *slot, uint64_t end);
