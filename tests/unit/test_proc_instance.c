@@ -3,7 +3,8 @@
  * records gives the expected outputs and view; a failing record leaves no
  * emits and no state change; a failing init leaves no trace and no
  * reference; interrupt reaches the processor; config and outputs are
- * copied and enforced.
+ * copied and enforced; the same logic in C and in Lua gives byte-identical
+ * outputs and views.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -286,6 +287,95 @@ static void test_failing_init(void **state)
 	kp_instance_stop(&inst);
 }
 
+/* Runs code over records into view; appends every emit's bytes to out. */
+static void run_users(struct kp_proc_code *code, struct kp_view *view,
+		      const char *const *users, int n, struct kp_buf *out)
+{
+	static const char *const outputs[] = { "counts" };
+	struct kp_instance inst;
+	struct kp_error err;
+	struct rec_buf b;
+	struct kp_emit e;
+	size_t pos = 0;
+
+	if (kp_instance_start(&inst, code, "parity", view, NULL, 0, outputs, 1,
+			      0, &err) != 0)
+		fail_msg("%s", err.msg);
+	for (int i = 0; i < n; i++) {
+		if (kp_instance_process(&inst, user_rec(&b, (uint64_t)i,
+							users[i]), &err) != 0)
+			fail_msg("%s", err.msg);
+	}
+	while (kp_sink_next_emit(&inst.sink, &pos, &e)) {
+		kp_buf_append(out, e.topic, e.topic_len);
+		kp_buf_append(out, "|", 1);
+		kp_buf_append(out, e.key, e.key_len);
+		kp_buf_append(out, "|", 1);
+		kp_buf_append(out, e.value, e.value_len);
+		kp_buf_append(out, "\n", 1);
+	}
+	kp_instance_stop(&inst);
+}
+
+/* count_by_user.so and the same logic in Lua: identical outputs and views. */
+static void test_c_and_lua_agree(void **state)
+{
+	static const char *const users[] = {
+		"ann", "bob", "ann", "cy", "ann", "bob", "a-much-longer-user-name-x",
+		"ann", "cy",
+	};
+	static const char source[] =
+		"local M = {}\n"
+		"function M.process(ctx, rec)\n"
+		"  local u = rec.value.user\n"
+		"  local n = ctx.state:incr(u, 1)\n"
+		"  ctx:emit(\"counts\", { user = u, n = n }, u)\n"
+		"end\n"
+		"return M\n";
+	struct fixture *f = *state;
+	const char *tmp = getenv("KP_TEST_TMP");
+	struct kp_buf c_out, lua_out, c_snap, lua_snap;
+	struct kp_proc_code *lua = NULL;
+	struct kp_view *lua_view;
+	struct kp_error err;
+	char path[4200], cmd[4300];
+	FILE *file;
+	int n = (int)(sizeof(users) / sizeof(users[0]));
+
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", tmp ? tmp : "/tmp");
+	assert_int_equal(system(cmd), 0);
+	snprintf(path, sizeof(path), "%s/count_by_user.%ld.lua",
+		 tmp ? tmp : "/tmp", (long)getpid());
+	file = fopen(path, "w");
+	assert_non_null(file);
+	fputs(source, file);
+	assert_int_equal(fclose(file), 0);
+	if (kp_proc_code_load(path, NULL, &lua, &err) != 0)
+		fail_msg("%s", err.msg);
+	assert_int_equal(kp_view_new(&lua_view), 0);
+	kp_buf_init(&c_out);
+	kp_buf_init(&lua_out);
+	kp_buf_init(&c_snap);
+	kp_buf_init(&lua_snap);
+	run_users(f->count_by_user, f->view, users, n, &c_out);
+	run_users(lua, lua_view, users, n, &lua_out);
+	assert_true(c_out.len > 0);
+	assert_int_equal(lua_out.len, c_out.len);
+	assert_memory_equal(lua_out.data, c_out.data, c_out.len);
+	snapshot(f->view, &c_snap);
+	snapshot(lua_view, &lua_snap);
+	assert_int_equal(lua_snap.len, c_snap.len);
+	assert_memory_equal(lua_snap.data, c_snap.data, c_snap.len);
+	expect_count(lua_view, "ann", 4);
+	kp_buf_destroy(&c_out);
+	kp_buf_destroy(&lua_out);
+	kp_buf_destroy(&c_snap);
+	kp_buf_destroy(&lua_snap);
+	kp_view_delete(lua_view);
+	kp_proc_code_unref(lua);
+	unlink(path);
+}
+
 /* The example examples/c/topk.c, when the examples were built. */
 static void test_example_topk(void **state)
 {
@@ -365,6 +455,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failing_record_is_atomic,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failing_init, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_c_and_lua_agree, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_example_topk, setup,
 						teardown),
