@@ -159,16 +159,28 @@ void kp_lua_sandbox_push_handler(struct kp_lua_sandbox *sb)
 	lua_rawgeti(sb->L, LUA_REGISTRYINDEX, sb->handler_ref);
 }
 
+/* Length of src without trailing traceback lines of C frames. */
+static size_t trim_c_frames(const char *src, size_t len)
+{
+	const char *nl;
+
+	while ((nl = memrchr(src, '\n', len)) != NULL &&
+	       strncmp(nl, "\n\t[C]: ", 6) == 0)
+		len = (size_t)(nl - src);
+	return len;
+}
+
 /* Copies src into dst (cap bytes with the NUL), cutting at a line end. */
 static void copy_cut(char *dst, size_t cap, const char *src)
 {
-	size_t len = strlen(src);
+	size_t len = trim_c_frames(src, strlen(src));
 	const char *nl;
 
 	if (cap == 0)
 		return;
 	if (len < cap) {
-		memcpy(dst, src, len + 1);
+		memcpy(dst, src, len);
+		dst[len] = '\0';
 		return;
 	}
 	len = cap - 1;

@@ -6,7 +6,8 @@ local function inner(v)
 end
 
 local function outer(v)
-  return inner(v)
+  local r = inner(v)
+  return r
 end
 
 function M.process(ctx, rec)

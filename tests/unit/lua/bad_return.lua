@@ -1,0 +1,3 @@
+-- Forgets to return its module table.
+local M = {}
+function M.process(ctx, rec) end

@@ -1,0 +1,2 @@
+-- Returns a table without a process function.
+return { init = function() end }
