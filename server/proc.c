@@ -400,7 +400,7 @@ static int capture_checkpoint(struct kp_proc *p, struct kp_checkpoint *ck)
 /* ---- the worker side --------------------------------------------------- */
 
 /*
- * A dead letter in job->dlq: u32 key_len (UINT32_MAX = none), key,
+ * A dead letter in job->dlq: i64 ts, u32 key_len (UINT32_MAX = none), key,
  * u32 value_len, value (a msgpack map describing the failure).
  */
 static void dlq_add(struct proc_job *job, const struct kp_proc_record *rec,
@@ -408,7 +408,7 @@ static void dlq_add(struct proc_job *job, const struct kp_proc_record *rec,
 {
 	struct kp_buf value;
 	msgpack_packer pk;
-	char len[4];
+	char len[8];
 
 	kp_buf_init(&value);
 	msgpack_packer_init(&pk, &value, kp_buf_msgpack_write);
@@ -425,6 +425,8 @@ static void dlq_add(struct proc_job *job, const struct kp_proc_record *rec,
 	msgpack_pack_int64(&pk, rec->ts);
 	msgpack_pack_str_with_body(&pk, "value", 5);
 	msgpack_pack_bin_body(&pk, rec->value, rec->value_len);
+	kp_put_le64(len, (uint64_t)rec->ts);
+	kp_buf_append(&job->dlq, len, 8);
 	kp_put_le32(len, rec->key ? (uint32_t)rec->key_len : UINT32_MAX);
 	kp_buf_append(&job->dlq, len, 4);
 	if (rec->key)
@@ -625,7 +627,7 @@ static void out_flush(struct kp_proc *p, struct out_set *set, int64_t now)
 	kp_free(set->items);
 }
 
-static void write_outputs(struct kp_proc *p, struct proc_job *job, int64_t ts)
+static void write_outputs(struct kp_proc *p, struct proc_job *job)
 {
 	struct out_set set = { NULL, 0, 0 };
 	struct kp_emit e;
@@ -635,19 +637,20 @@ static void write_outputs(struct kp_proc *p, struct proc_job *job, int64_t ts)
 
 	while (kp_sink_next_emit(&p->inst.sink, &pos, &e) == 1) {
 		if (out_add(p, &set, e.topic, e.topic_len, e.key, e.key_len,
-			    e.value, e.value_len, ts) != 0)
+			    e.value, e.value_len, e.ts) != 0)
 			kp_log_warn("proc", "processor %s: emit to '%.*s' dropped",
 				    p->def.name, (int)e.topic_len, e.topic);
 	}
 	kp_proc_def_dlq(&p->def, dlq, sizeof(dlq));
 	pos = 0;
 	for (uint32_t i = 0; i < job->dlq_count; i++) {
-		uint32_t klen = kp_get_le32(job->dlq.data + pos);
+		int64_t ts = (int64_t)kp_get_le64(job->dlq.data + pos);
+		uint32_t klen = kp_get_le32(job->dlq.data + pos + 8);
 		const char *key = klen == UINT32_MAX ? NULL
-						     : job->dlq.data + pos + 4;
+						     : job->dlq.data + pos + 12;
 		uint32_t vlen;
 
-		pos += 4 + (key ? klen : 0);
+		pos += 12 + (key ? klen : 0);
 		vlen = kp_get_le32(job->dlq.data + pos);
 		out_add(p, &set, dlq, strlen(dlq), key, key ? klen : 0,
 			job->dlq.data + pos + 4, vlen, ts);
@@ -684,7 +687,7 @@ static void batch_done(struct kp_proc *p, struct proc_job *job)
 {
 	struct cursor *c = &p->cursors[job->cursor_index];
 
-	write_outputs(p, job, kp_server_now_ms(p->owner->srv));
+	write_outputs(p, job);
 	c->offset = job->next_offset;
 	p->processed += job->processed;
 	p->errors += job->failed;

@@ -28,6 +28,7 @@ struct kp_emit {
 	uint32_t key_len;
 	const char *value;     /* msgpack */
 	uint32_t value_len;
+	int64_t ts;            /* event time of the record that emitted it */
 };
 
 struct kp_sink {
@@ -39,6 +40,7 @@ struct kp_sink {
 	uint32_t emit_count;
 	struct kp_buf scratch;       /* backs state_get's borrowed value */
 	struct kp_buf undo;          /* undo log of the current record */
+	int64_t record_ts;           /* ts of the record being processed */
 	size_t record_emits_len;     /* emits.len at begin_record */
 	uint32_t record_emit_count;  /* emit_count at begin_record */
 	void (*log_fn)(void *arg, int level, const char *name,

@@ -150,6 +150,7 @@ int kp_instance_process(struct kp_instance *inst,
 	if (!inst->started)
 		return kp_error_set(err, KP_ESTATE, "processor not started");
 	msg[0] = '\0';
+	inst->sink.record_ts = rec->ts;
 	kp_sink_begin_record(&inst->sink);
 	if (inst->code->desc.process(&inst->ctx, rec, msg) == 0)
 		return 0;
