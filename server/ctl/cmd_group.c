@@ -9,6 +9,8 @@
  *             group has no offset there. Without --execute nothing changes
  *             and every line says "executed":false; with --execute the new
  *             offsets are committed first and every line says "executed":true.
+ *             An explicit OFFSET is kept within each partition's retained
+ *             range [start_offset, end_offset].
  */
 #include "cmd.h"
 
@@ -151,6 +153,36 @@ static int fetch_current(struct kp_ctl_ctx *ctx, struct kp_ctl_client *c,
 	return 0;
 }
 
+/*
+ * Keeps explicit offsets fresh[0..n) within each partition's retained range
+ * [earliest, latest], so that a reset never points outside the log.
+ */
+static int clamp_offsets(struct kp_ctl_ctx *ctx, struct kp_ctl_client *c,
+			 const char *topic, const uint32_t *ids, uint32_t n,
+			 uint64_t *fresh)
+{
+	const struct kp_ctl_pos first = { .kind = KP_CTL_POS_EARLIEST };
+	const struct kp_ctl_pos last = { .kind = KP_CTL_POS_LATEST };
+	uint64_t *lo = kp_calloc(n, sizeof(*lo)), *hi = kp_calloc(n, sizeof(*hi));
+	uint32_t i;
+	int rc;
+
+	rc = lo && hi ? 0 : kp_ctl_fail(ctx, "out of memory");
+	if (rc == 0)
+		rc = kp_ctl_pos_resolve(ctx, c, topic, ids, n, &first, lo);
+	if (rc == 0)
+		rc = kp_ctl_pos_resolve(ctx, c, topic, ids, n, &last, hi);
+	for (i = 0; rc == 0 && i < n; i++) {
+		if (fresh[i] < lo[i])
+			fresh[i] = lo[i];
+		if (fresh[i] > hi[i])
+			fresh[i] = hi[i];
+	}
+	kp_free(lo);
+	kp_free(hi);
+	return rc;
+}
+
 /* Commits offsets[0..n) for partitions 0..n-1 of topic. */
 static int commit_all(struct kp_ctl_ctx *ctx, struct kp_ctl_client *c,
 		      const char *group, const char *topic, uint32_t n,
@@ -232,6 +264,8 @@ static int group_reset(struct kp_ctl_ctx *ctx, struct kp_ctl_client *c,
 		rc = fetch_current(ctx, c, pos[0], pos[1], n, current, has);
 	if (rc == 0)
 		rc = kp_ctl_pos_resolve(ctx, c, pos[1], ids, n, &where, fresh);
+	if (rc == 0 && where.kind == KP_CTL_POS_OFFSET)
+		rc = clamp_offsets(ctx, c, pos[1], ids, n, fresh);
 	if (rc == 0 && execute)
 		rc = commit_all(ctx, c, pos[0], pos[1], n, fresh);
 	if (rc == 0)

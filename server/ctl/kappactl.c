@@ -50,8 +50,9 @@ static const char usage_text[] =
 "  group reset G TOPIC --to earliest|latest|OFFSET|@TIME [--execute]\n"
 "      Prints the plan, one line per partition of TOPIC:\n"
 "      {\"group\",\"topic\",\"partition\",\"current\",\"new\",\"executed\"}\n"
-"      (current null when the group has no offset there). Only with\n"
-"      --execute are the offsets committed, and then \"executed\" is true.\n"
+"      (current null when the group has no offset there; an OFFSET is kept\n"
+"      within each partition's retained range). Only with --execute are the\n"
+"      offsets committed, and then \"executed\" is true.\n"
 "\n"
 "  help, --help                      this text\n";
 
