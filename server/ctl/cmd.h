@@ -52,7 +52,10 @@ int kp_ctl_args_parse(struct kp_ctl_ctx *ctx, int argc, char **argv,
 		      const struct kp_ctl_opt *opts, const char **pos,
 		      int max_pos, int *npos);
 
-/* Prints "kappactl: <fmt>" and a newline on ctx->err; returns KP_CTL_EXIT_FAIL. */
+/*
+ * Prints "kappactl: <fmt>" as one line on ctx->err (newlines and tabs in
+ * the text become spaces); returns KP_CTL_EXIT_FAIL.
+ */
 int kp_ctl_fail(struct kp_ctl_ctx *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
@@ -121,5 +124,8 @@ int kp_ctl_cmd_topic(struct kp_ctl_ctx *ctx, int argc, char **argv);
 int kp_ctl_cmd_produce(struct kp_ctl_ctx *ctx, int argc, char **argv);
 int kp_ctl_cmd_consume(struct kp_ctl_ctx *ctx, int argc, char **argv);
 int kp_ctl_cmd_group(struct kp_ctl_ctx *ctx, int argc, char **argv);
+int kp_ctl_cmd_proc(struct kp_ctl_ctx *ctx, int argc, char **argv);
+int kp_ctl_cmd_view(struct kp_ctl_ctx *ctx, int argc, char **argv);
+int kp_ctl_cmd_run(struct kp_ctl_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -81,14 +81,19 @@ int kp_ctl_args_parse(struct kp_ctl_ctx *ctx, int argc, char **argv,
 
 int kp_ctl_fail(struct kp_ctl_ctx *ctx, const char *fmt, ...)
 {
+	char line[4096];
 	va_list ap;
 
 	fflush(ctx->out);
-	fputs("kappactl: ", ctx->err);
 	va_start(ap, fmt);
-	vfprintf(ctx->err, fmt, ap);
+	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	fputc('\n', ctx->err);
+	/* One line, always: a Lua traceback's newlines become spaces. */
+	for (char *c = line; *c != '\0'; c++) {
+		if (*c == '\n' || *c == '\r' || *c == '\t')
+			*c = ' ';
+	}
+	fprintf(ctx->err, "kappactl: %s\n", line);
 	return KP_CTL_EXIT_FAIL;
 }
 

@@ -54,6 +54,29 @@ static const char usage_text[] =
 "      within each partition's retained range). Only with --execute are the\n"
 "      offsets committed, and then \"executed\" is true.\n"
 "\n"
+"  proc create NAME --file PATH --input TOPIC[,TOPIC...] [--output TOPIC]...\n"
+"              [--from earliest|latest|@TIME] [--config JSON]\n"
+"              [--max-error-rate R] [--time-budget-ms N] [--memory-limit BYTES]\n"
+"      Loads a .lua or .so processor into the server (the file must be\n"
+"      readable by it) and prints its status once init has run.\n"
+"  proc list                         one status per line\n"
+"  proc status|pause|resume NAME     the processor's status: version, hash,\n"
+"      state, inputs with offsets and lag, records processed, errors\n"
+"  proc delete NAME                  {\"deleted\":\"NAME\"}\n"
+"\n"
+"  view get NAME KEY                 the value as JSON, null when absent\n"
+"  view scan NAME [--prefix P] [--limit N]\n"
+"                                    {\"key\",\"value\"} per line, in key order\n"
+"\n"
+"  run FILE --input EVENTS.jsonl [--key-field F] [--ts-field F] [--topic T]\n"
+"          [--config JSON] [--view]\n"
+"      Runs a processor offline over JSON lines with the server's own code:\n"
+"      prints each emitted record {\"topic\",\"key\",\"value\"}, or with\n"
+"      --view the final view as one JSON object. Records get topic T\n"
+"      (default \"input\"), partition 0, offsets 0, 1, ..., ts from\n"
+"      --ts-field (else 0). A record that raises is reported with its line\n"
+"      number (exit 1); the others still run.\n"
+"\n"
 "  help, --help                      this text\n";
 
 /* A verb name and its function. */
@@ -68,6 +91,9 @@ static const struct verb verbs[] = {
 	{ "produce", kp_ctl_cmd_produce },
 	{ "consume", kp_ctl_cmd_consume },
 	{ "group", kp_ctl_cmd_group },
+	{ "proc", kp_ctl_cmd_proc },
+	{ "view", kp_ctl_cmd_view },
+	{ "run", kp_ctl_cmd_run },
 };
 
 int main(int argc, char **argv)
