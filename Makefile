@@ -27,7 +27,7 @@ build-asan: deps
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 run: build
-	KAPPAD=$(BUILD)/kappad KAPPACTL=$(BUILD)/kappactl \
+	KAPPAD=$(BUILD)/kappad KAPPACTL=$(BUILD)/kappactl TOPK=$(BUILD)/examples/topk.so \
 	  examples/demo.sh "$(DATA)" "$(LISTEN)" "$(HTTP)"
 
 test-plain: build
