@@ -579,6 +579,8 @@ static int setup(lua_State *L)
 	open_lib(L, luaopen_string, LUA_STRLIBNAME);
 	open_lib(L, luaopen_math, LUA_MATHLIBNAME);
 	open_lib(L, luaopen_bit, LUA_BITLIBNAME);
+	if (sb->jit)
+		open_lib(L, luaopen_jit, LUA_JITLIBNAME);
 	trim_libs(L, sb);
 
 	lua_pushlightuserdata(L, sb);
@@ -628,8 +630,7 @@ struct kp_lua_sandbox *kp_lua_sandbox_new(const struct kp_lua_sandbox_opts *opts
 		return NULL;
 	}
 	lua_atpanic(sb->L, on_panic);
-	if (!opts->jit)
-		luaJIT_setmode(sb->L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+	sb->jit = opts->jit != 0;
 	rc = lua_cpcall(sb->L, setup, sb);
 	if (rc != 0) {
 		snprintf(err, err_len, "cannot set up the Lua sandbox: %s",

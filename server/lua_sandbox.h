@@ -42,6 +42,7 @@ struct kp_lua_sandbox {
 	size_t mem_limit;        /* bytes it may hold; 0 = no limit */
 	atomic_int interrupted;  /* set by kp_lua_sandbox_interrupt */
 	int in_handler;          /* the error handler runs: allow allocation */
+	int jit;                 /* the JIT compiler is on */
 	int handler_ref;         /* registry ref of the error handler */
 	int interrupt_ref;       /* registry ref of the interrupt message */
 	uint64_t rng;            /* math.random state (splitmix64) */
