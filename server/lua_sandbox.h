@@ -3,7 +3,8 @@
  *
  * The state runs on a counting allocator (a memory limit; allocations fail
  * with Lua's "not enough memory" past it), opens base, coroutine, table,
- * string, math and bit one by one, and gives code an environment built
+ * string, math and bit one by one (and jit, only to switch the compiler on:
+ * its table stays out of reach), and gives code an environment built
  * from an allow-list (docs/PROCESSORS.md, "The sandbox"): no io, os,
  * debug, package, ffi, jit, dofile, loadfile, load, loadstring, getfenv,
  * setfenv, module, print, newproxy, gcinfo or string.dump; collectgarbage
