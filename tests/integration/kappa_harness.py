@@ -537,3 +537,132 @@ def unique(prefix="t"):
 
 def main():
     unittest.main(verbosity=2)
+
+
+# ---------------------------------------------------------------------------
+# Processors (helpers for tests/integration/test_proc_*.py).
+
+FIXTURES = os.path.join(HERE, "fixtures")
+
+
+def fixture(name):
+    """Absolute path of tests/integration/fixtures/NAME."""
+    return os.path.join(FIXTURES, name)
+
+
+def _build_dir():
+    return os.environ.get("KP_BUILD_DIR") or os.path.join(REPO, "build")
+
+
+def test_plugin(name):
+    """Path of a test plugin NAME.so: $KP_TEST_PLUGIN_DIR, else the build's
+    tests/plugins directory."""
+    d = os.environ.get("KP_TEST_PLUGIN_DIR") or os.path.join(
+        _build_dir(), "tests", "plugins")
+    return os.path.join(d, name + ".so")
+
+
+def example_plugin(name):
+    """Path of a built example plugin NAME.so: $KP_EXAMPLES_BUILD_DIR, else
+    the build's examples directory."""
+    d = os.environ.get("KP_EXAMPLES_BUILD_DIR") or os.path.join(
+        _build_dir(), "examples")
+    return os.path.join(d, name + ".so")
+
+
+def wait_for(pred, timeout, what="condition", interval=0.05):
+    """Polls pred() until it returns a true value (returned) or timeout
+    seconds (times SLOW) pass (AssertionError naming what and the last
+    value)."""
+    deadline = time.monotonic() + timeout * SLOW
+    last = None
+    while True:
+        last = pred()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s; last: %r"
+                                 % (timeout * SLOW, what, last))
+        time.sleep(interval)
+
+
+def ctl_json(server, *args, timeout=60.0):
+    """Runs kappactl; asserts exit 0; returns the parsed JSON lines."""
+    cp = server.ctl(*args, timeout=timeout)
+    if cp.returncode != 0:
+        raise AssertionError("kappactl %s failed (%d): %s"
+                             % (" ".join(map(str, args)), cp.returncode,
+                                cp.stderr))
+    return json_lines(cp.stdout)
+
+
+def proc_status(server, name):
+    """`kappactl proc status NAME` as a dict."""
+    return ctl_json(server, "proc", "status", name)[0]
+
+
+def wait_proc(server, name, pred, timeout=20.0, what=None):
+    """Polls proc status until pred(status) holds; returns that status."""
+    box = {}
+
+    def check():
+        st = proc_status(server, name)
+        box["last"] = st
+        return st if pred(st) else None
+
+    try:
+        return wait_for(check, timeout, what or "processor %s" % name,
+                        interval=0.1)
+    except AssertionError as e:
+        raise AssertionError("%s\nlast status: %r\n%s"
+                             % (e, box.get("last"), server.log_tail(15)))
+
+
+def wait_caught_up(server, name, timeout=30.0):
+    """Waits until the processor has lag 0 (and is running); returns its
+    status."""
+    return wait_proc(server, name,
+                     lambda st: st["lag"] == 0 and all(
+                         i["offset"] == i["end_offset"] for i in st["inputs"]),
+                     timeout, "processor %s to catch up" % name)
+
+
+def view_scan(server, name, prefix=None, limit=100000):
+    """The view as a dict via `kappactl view scan`."""
+    args = ["view", "scan", name, "--limit", str(limit)]
+    if prefix is not None:
+        args += ["--prefix", prefix]
+    return {item["key"]: item["value"] for item in ctl_json(server, *args)}
+
+
+def consume_all(server, topic):
+    """Every record of every partition of topic via `kappactl consume`."""
+    return ctl_json(server, "consume", topic)
+
+
+def create_topic(server, name, partitions=1):
+    ctl_json(server, "topic", "create", name, "--partitions", str(partitions))
+
+
+def produce_keyed(client, topic, values, key_field="user", batch=500):
+    """Produces values (dicts) keyed by value[key_field], letting the
+    server route by key, in batches."""
+    for i in range(0, len(values), batch):
+        chunk = values[i:i + batch]
+        client.produce(topic, chunk, partition=None,
+                       keys=[str(v[key_field]) for v in chunk])
+
+
+def write_jsonl(path, values):
+    with open(path, "w") as f:
+        for v in values:
+            f.write(json.dumps(v) + "\n")
+    return path
+
+
+def cpu_seconds(pid):
+    """User plus system CPU time of a process so far, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
