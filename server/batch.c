@@ -21,11 +21,18 @@
 #define OFF_MAX_TS 32
 #define OFF_PID 40
 #define OFF_SEQ 48
-#define OFF_RESERVED 52
+#define OFF_FLAGS 52
 #define CRC_START OFF_COUNT
 
 int kp_batch_begin(struct kp_batch_builder *b, struct kp_buf *out,
 		   uint64_t producer_id, uint32_t producer_seq)
+{
+	return kp_batch_begin_flags(b, out, producer_id, producer_seq, 0);
+}
+
+int kp_batch_begin_flags(struct kp_batch_builder *b, struct kp_buf *out,
+			 uint64_t producer_id, uint32_t producer_seq,
+			 uint32_t flags)
 {
 	char *h;
 	int rc = kp_buf_reserve(out, KP_BATCH_HEADER_SIZE);
@@ -37,6 +44,7 @@ int kp_batch_begin(struct kp_batch_builder *b, struct kp_buf *out,
 	b->count = 0;
 	b->first_ts = 0;
 	b->max_ts = 0;
+	b->flags = flags;
 	h = out->data + out->len;
 	memset(h, 0, KP_BATCH_HEADER_SIZE);
 	kp_put_le64(h + OFF_PID, producer_id);
@@ -48,11 +56,23 @@ int kp_batch_begin(struct kp_batch_builder *b, struct kp_buf *out,
 int kp_batch_add(struct kp_batch_builder *b, int64_t ts, const char *key,
 		 uint32_t key_len, const char *value, uint32_t value_len)
 {
-	size_t body = (size_t)12 + (key ? key_len : 0) + value_len;
+	return kp_batch_add_headers(b, ts, key, key_len, NULL, 0, value,
+				    value_len);
+}
+
+int kp_batch_add_headers(struct kp_batch_builder *b, int64_t ts,
+			 const char *key, uint32_t key_len,
+			 const char *headers, uint32_t headers_len,
+			 const char *value, uint32_t value_len)
+{
+	bool with_headers = (b->flags & KP_BATCH_FLAG_HEADERS) != 0;
+	size_t body = (size_t)12 + (key ? key_len : 0) + value_len +
+		      (with_headers ? 4 + (size_t)headers_len : 0);
 	char *p;
 	int rc;
 
-	if (body > UINT32_MAX || (key != NULL && key_len > INT32_MAX))
+	if (body > UINT32_MAX || (key != NULL && key_len > INT32_MAX) ||
+	    (!with_headers && headers != NULL))
 		return -ENOMEM;
 	rc = kp_buf_reserve(b->out, 4 + body);
 	if (rc != 0)
@@ -65,6 +85,14 @@ int kp_batch_add(struct kp_batch_builder *b, int64_t ts, const char *key,
 	if (key != NULL && key_len > 0) {
 		memcpy(p, key, key_len);
 		p += key_len;
+	}
+	if (with_headers) {
+		kp_put_le32(p, headers ? headers_len : 0);
+		p += 4;
+		if (headers != NULL && headers_len > 0) {
+			memcpy(p, headers, headers_len);
+			p += headers_len;
+		}
 	}
 	if (value_len > 0)
 		memcpy(p, value, value_len);
@@ -90,7 +118,7 @@ size_t kp_batch_finish(struct kp_batch_builder *b)
 	kp_put_le32(h + OFF_COUNT, b->count);
 	kp_put_le64(h + OFF_FIRST_TS, (uint64_t)b->first_ts);
 	kp_put_le64(h + OFF_MAX_TS, (uint64_t)b->max_ts);
-	kp_put_le32(h + OFF_RESERVED, 0);
+	kp_put_le32(h + OFF_FLAGS, b->flags);
 	kp_put_le32(h + OFF_CRC,
 		    kp_crc32c(0, h + CRC_START, len - CRC_START));
 	return len;
@@ -112,6 +140,9 @@ int kp_batch_header_decode(const char *buf, size_t len,
 	h->max_ts = (int64_t)kp_get_le64(buf + OFF_MAX_TS);
 	h->producer_id = kp_get_le64(buf + OFF_PID);
 	h->producer_seq = kp_get_le32(buf + OFF_SEQ);
+	h->flags = kp_get_le32(buf + OFF_FLAGS);
+	if ((h->flags & ~KP_BATCH_FLAG_HEADERS) != 0)
+		return KP_ECORRUPT;
 	if (h->batch_len < KP_BATCH_HEADER_SIZE + KP_RECORD_HEADER_SIZE)
 		return KP_ECORRUPT;
 	if (h->count == 0 ||
@@ -164,8 +195,23 @@ int kp_batch_next(const char *batch, const struct kp_batch_header *h,
 		rec->key = batch + p + KP_RECORD_HEADER_SIZE;
 		rec->key_len = (uint32_t)key_len;
 	}
+	rec->headers = NULL;
+	rec->headers_len = 0;
 	rec->value = batch + p + KP_RECORD_HEADER_SIZE + rec->key_len;
 	rec->value_len = body - 12 - rec->key_len;
+	if (h->flags & KP_BATCH_FLAG_HEADERS) {
+		uint32_t hlen;
+
+		if (rec->value_len < 4)
+			return KP_ECORRUPT;
+		hlen = kp_get_le32(rec->value);
+		if (hlen > rec->value_len - 4)
+			return KP_ECORRUPT;
+		rec->headers = hlen > 0 ? rec->value + 4 : NULL;
+		rec->headers_len = hlen;
+		rec->value += 4 + hlen;
+		rec->value_len -= 4 + hlen;
+	}
 	*pos = p + 4 + body;
 	(*index)++;
 	return 1;

@@ -15,12 +15,15 @@
  *    32     8  max_ts        largest ts in the batch
  *    40     8  producer_id   0 when not idempotent
  *    48     4  producer_seq  the producer's batch sequence number
- *    52     4  reserved      0
+ *    52     4  flags         KP_BATCH_FLAG_* bits, others 0
  *    56        records, `count` times:
  *                u32 rec_len  bytes that follow in this record
  *                i64 ts
  *                i32 key_len  -1 for no key
- *                key bytes, then the value (one msgpack object) to rec_len
+ *                key bytes
+ *                with KP_BATCH_FLAG_HEADERS: u32 hdr_len, then hdr_len
+ *                bytes of headers (one msgpack map, or nothing)
+ *                then the value (one msgpack object) to rec_len
  */
 #ifndef KP_BATCH_H
 #define KP_BATCH_H
@@ -35,6 +38,9 @@
 #define KP_BATCH_HEADER_SIZE 56
 #define KP_RECORD_HEADER_SIZE 16
 
+/* Records carry headers (provenance of processor outputs). */
+#define KP_BATCH_FLAG_HEADERS 1u
+
 /* A batch header, decoded. */
 struct kp_batch_header {
 	uint64_t base_offset;   /* first record's offset */
@@ -45,6 +51,7 @@ struct kp_batch_header {
 	int64_t max_ts;         /* largest ts */
 	uint64_t producer_id;   /* 0 = not idempotent */
 	uint32_t producer_seq;  /* producer batch sequence */
+	uint32_t flags;         /* KP_BATCH_FLAG_* */
 };
 
 /* One record inside a batch; pointers are borrowed from the batch bytes. */
@@ -55,6 +62,8 @@ struct kp_record {
 	uint32_t key_len;       /* 0 when key is NULL */
 	const char *value;      /* msgpack bytes */
 	uint32_t value_len;     /* bytes of value */
+	const char *headers;    /* msgpack map, NULL when none */
+	uint32_t headers_len;
 };
 
 /* Builds a batch in a kp_buf. */
@@ -64,6 +73,7 @@ struct kp_batch_builder {
 	uint32_t count;         /* records added */
 	int64_t first_ts;
 	int64_t max_ts;
+	uint32_t flags;         /* KP_BATCH_FLAG_* of this batch */
 };
 
 /*
@@ -73,9 +83,23 @@ struct kp_batch_builder {
 int kp_batch_begin(struct kp_batch_builder *b, struct kp_buf *out,
 		   uint64_t producer_id, uint32_t producer_seq);
 
+/* Like kp_batch_begin, with KP_BATCH_FLAG_* flags. */
+int kp_batch_begin_flags(struct kp_batch_builder *b, struct kp_buf *out,
+			 uint64_t producer_id, uint32_t producer_seq,
+			 uint32_t flags);
+
 /* Appends a record. key may be NULL (no key). Returns 0 or -ENOMEM. */
 int kp_batch_add(struct kp_batch_builder *b, int64_t ts, const char *key,
 		 uint32_t key_len, const char *value, uint32_t value_len);
+
+/*
+ * Appends a record with headers (a msgpack map; NULL for none) to a batch
+ * begun with KP_BATCH_FLAG_HEADERS. Returns 0 or -ENOMEM.
+ */
+int kp_batch_add_headers(struct kp_batch_builder *b, int64_t ts,
+			 const char *key, uint32_t key_len,
+			 const char *headers, uint32_t headers_len,
+			 const char *value, uint32_t value_len);
 
 /* Writes the header and CRC. Returns the batch length in bytes. */
 size_t kp_batch_finish(struct kp_batch_builder *b);

@@ -306,7 +306,7 @@ static void pack_record(struct kp_response *r, const struct kp_record *rec)
 {
 	msgpack_packer *pk = &r->pk;
 
-	msgpack_pack_map(pk, 4);
+	msgpack_pack_map(pk, rec->headers ? 5 : 4);
 	kp_response_key(r, "offset");
 	msgpack_pack_uint64(pk, rec->offset);
 	kp_response_key(r, "ts");
@@ -320,6 +320,10 @@ static void pack_record(struct kp_response *r, const struct kp_record *rec)
 	}
 	kp_response_key(r, "value");
 	msgpack_pack_bin_body(pk, rec->value, rec->value_len);
+	if (rec->headers != NULL) {
+		kp_response_key(r, "headers");
+		msgpack_pack_bin_body(pk, rec->headers, rec->headers_len);
+	}
 }
 
 static void pack_records(struct kp_response *r, const struct kp_buf *raw,

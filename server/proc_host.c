@@ -6,6 +6,7 @@
  *
  *   u32 topic_len, u32 key_len (0xffffffff: no key), u32 value_len,
  *   i64 ts (the event time of the record that emitted it),
+ *   u64 offset (the input offset of the record that emitted it),
  *   topic bytes, key bytes, value bytes
  *
  * Undo log format, one entry per state change since kp_sink_begin_record,
@@ -28,7 +29,7 @@
 #include "mp.h"
 
 #define NO_LEN UINT32_MAX
-#define EMIT_HEADER 20
+#define EMIT_HEADER 28
 #define UNDO_TRAILER 8
 
 void kp_sink_init(struct kp_sink *sink, struct kp_view *view, const char *name,
@@ -121,6 +122,7 @@ int kp_sink_next_emit(const struct kp_sink *sink, size_t *pos,
 	e->key_len = kp_get_le32(p + 4);
 	e->value_len = kp_get_le32(p + 8);
 	e->ts = (int64_t)kp_get_le64(p + 12);
+	e->offset = kp_get_le64(p + 20);
 	e->topic = p + EMIT_HEADER;
 	if (e->key_len == NO_LEN) {
 		e->key = NULL;
@@ -179,6 +181,7 @@ static int on_emit(void *host_data, const char *topic, size_t topic_len,
 	kp_put_le32(header + 4, key == NULL ? NO_LEN : (uint32_t)key_len);
 	kp_put_le32(header + 8, (uint32_t)value_len);
 	kp_put_le64(header + 12, (uint64_t)sink->record_ts);
+	kp_put_le64(header + 20, sink->record_offset);
 	rc = kp_buf_reserve(&sink->emits, EMIT_HEADER + topic_len +
 				  (key ? key_len : 0) + value_len);
 	if (rc != 0)

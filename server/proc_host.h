@@ -29,6 +29,7 @@ struct kp_emit {
 	const char *value;     /* msgpack */
 	uint32_t value_len;
 	int64_t ts;            /* event time of the record that emitted it */
+	uint64_t offset;       /* input offset of the record that emitted it */
 };
 
 struct kp_sink {
@@ -41,6 +42,7 @@ struct kp_sink {
 	struct kp_buf scratch;       /* backs state_get's borrowed value */
 	struct kp_buf undo;          /* undo log of the current record */
 	int64_t record_ts;           /* ts of the record being processed */
+	uint64_t record_offset;      /* its input offset */
 	size_t record_emits_len;     /* emits.len at begin_record */
 	uint32_t record_emit_count;  /* emit_count at begin_record */
 	void (*log_fn)(void *arg, int level, const char *name,

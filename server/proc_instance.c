@@ -151,6 +151,7 @@ int kp_instance_process(struct kp_instance *inst,
 		return kp_error_set(err, KP_ESTATE, "processor not started");
 	msg[0] = '\0';
 	inst->sink.record_ts = rec->ts;
+	inst->sink.record_offset = rec->offset;
 	kp_sink_begin_record(&inst->sink);
 	if (inst->code->desc.process(&inst->ctx, rec, msg) == 0)
 		return 0;

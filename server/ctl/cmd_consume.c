@@ -2,6 +2,8 @@
  * cmd_consume.c - `kappactl consume TOPIC`: prints records as JSON lines
  *
  *   {"topic":"t","partition":0,"offset":5,"ts":1764054000000,"key":"k","value":{...}}
+ * plus, for records written by a processor, "provenance":
+ *   {"proc","version","topic","partition","offset"} (the input it came from).
  *
  * (key: a string when its bytes are UTF-8, "base64:..." otherwise, null when
  * absent; value converted as in json_mp.h).
@@ -175,6 +177,8 @@ static int print_record(struct consumer *cs, const struct part *p,
 {
 	const msgpack_object *key = kp_ctl_mp_get(rec, "key");
 	const msgpack_object *value = kp_ctl_mp_get(rec, "value");
+	const msgpack_object *headers = kp_ctl_mp_get(rec, "headers");
+	const msgpack_object *proc = kp_ctl_mp_get(headers, "proc");
 	const char *kb;
 	size_t klen;
 	int64_t ts = 0;
@@ -193,7 +197,9 @@ static int print_record(struct consumer *cs, const struct part *p,
 	else
 		json_object_set_new(o, "key", json_null());
 	json_object_set_new(o, "value", value ? kp_ctl_mp_to_json(value) : json_null());
-	if (json_object_size(o) != 6) {
+	if (proc != NULL)
+		json_object_set_new(o, "provenance", kp_ctl_mp_to_json(headers));
+	if (json_object_size(o) != (proc != NULL ? 7u : 6u)) {
 		json_decref(o);
 		return kp_ctl_fail(cs->ctx, "out of memory");
 	}
