@@ -153,6 +153,7 @@ class ProcRecoveryTest(kh.ServerTest):
         done = threading.Event()
         errors = []
         retries = [0]
+        progress = [0]              # batches acknowledged
 
         def produce():
             client = None
@@ -168,6 +169,7 @@ class ProcRecoveryTest(kh.ServerTest):
                                 client.produce(
                                     "events", chunk, partition=None,
                                     keys=[r["user"] for r in chunk])
+                            progress[0] += 1
                             break
                         except Exception:
                             # The server died under us: the batch may or
@@ -190,10 +192,15 @@ class ProcRecoveryTest(kh.ServerTest):
 
         producer = threading.Thread(target=produce, daemon=True)
         producer.start()
+        # Kill at random points of the production: one in each third.
         rng = random.Random()
+        nbatches = total // batch
+        points = [int(nbatches * rng.uniform(a, a + 0.2))
+                  for a in (0.1, 0.4, 0.7)][:kills]
         killed = 0
-        while killed < kills and not done.is_set():
-            time.sleep(rng.uniform(0.3, 0.8) * kh.SLOW)
+        for point in points:
+            kh.wait_for(lambda: progress[0] >= point or done.is_set(), 60,
+                        "the producer to reach batch %d" % point, 0.01)
             if done.is_set():
                 break
             st = kh.proc_status(s, "eo")
@@ -201,9 +208,9 @@ class ProcRecoveryTest(kh.ServerTest):
             killed += 1
             with lock:
                 s.start()
-            sys_note = "kill %d at %d processed" % (killed,
-                                                    st["records_processed"])
-            print(sys_note, flush=True)
+            print("kill %d at batch %d, %d processed"
+                  % (killed, progress[0], st["records_processed"]),
+                  flush=True)
         producer.join(120 * kh.SLOW)
         self.assertFalse(producer.is_alive())
         self.assertEqual(errors, [])
