@@ -1,7 +1,8 @@
 /*
  * bench.h - shared pieces of kappa-bench: the clock, a blocking protocol
- * client (bench_client.c), the kappad child process (bench_server.c) and the
- * peers measured in the same run (bench_peer.c).
+ * client (bench_client.c), the kappad child process (bench_server.c), the
+ * peers measured in the same run (bench_peer.c) and the processor scenarios
+ * with their "no server" floor (bench_proc.c).
  *
  * Access pattern: one thread per connection, blocking sockets, requests
  * pipelined by the caller; nothing here is shared between threads.
@@ -140,11 +141,12 @@ int kp_bench_rmtree(const char *path);
 int kp_bench_free_port(void);
 
 /*
- * Starts kappad on a free port with a fresh data dir under root and waits
- * (up to 10 s) until it answers ping. Dies on failure, showing its log.
+ * Starts kappad on a free port with a fresh data dir under root (which must
+ * exist) and waits (up to 10 s) until it answers ping. With config non-NULL
+ * it is passed as --config. Dies on failure, showing its log.
  */
 void kp_bench_server_start(struct kp_bench_server *s, const char *kappad,
-			   const char *root);
+			   const char *root, const char *config);
 /* SIGTERM, wait for exit. Returns kappad's exit status (or -1). */
 int kp_bench_server_stop(struct kp_bench_server *s);
 
@@ -186,5 +188,64 @@ int kp_bench_peer_redis(const char *redis_server, const char *dir, bool aof,
 			uint64_t records, size_t value_bytes,
 			uint32_t pipeline, struct kp_bench_peer_result *out,
 			char *why, size_t why_size);
+
+/* ---- processor scenarios (bench_proc.c) ---- */
+
+/* Distinct users in the processor scenarios' records. */
+#define KP_BENCH_USERS 1000
+/* Most processors (and floor threads) one scenario runs. */
+#define KP_BENCH_MAX_PROCS 8
+
+/*
+ * Writes record i, the msgpack map {user: "u<i % KP_BENCH_USERS>", pad: str}
+ * of exactly KP_BENCH_RECORD_BYTES bytes, to out; returns its length.
+ */
+size_t kp_bench_user_record(uint64_t i, char *out);
+
+/*
+ * Produces records 0..records-1 of kp_bench_user_record to partition 0 of
+ * topic over one connection, `batch` per request, `inflight` pipelined.
+ * records must be a multiple of batch. Dies unless all are acknowledged.
+ */
+void kp_bench_produce_users(int port, const char *topic, uint64_t records,
+			    uint32_t batch, uint32_t inflight);
+
+/* One processor to create: reads input from earliest, may emit to output. */
+struct kp_bench_proc {
+	char name[64];
+	char file[600];            /* absolute path of the .lua or .so */
+	const char *input;         /* topic */
+	const char *output;        /* topic, or NULL for none */
+};
+
+/*
+ * Creates the n processors and polls proc_status (every millisecond) until
+ * each has processed per_proc records; out->seconds runs from the first
+ * proc_create to the poll that saw the last one finish. Checks no record
+ * failed and each view holds min(per_proc, KP_BENCH_USERS) keys, then
+ * deletes the processors.
+ */
+void kp_bench_proc_run(int port, const struct kp_bench_proc *procs, size_t n,
+		       uint64_t per_proc, struct kp_bench_load *out);
+
+/*
+ * The "no server" floor: `threads` threads each decode per_thread records
+ * of kp_bench_user_record (from one shared buffer) with msgpack_unpack and
+ * count the users in a C hash map. out->records is the total.
+ */
+void kp_bench_peer_floor(uint64_t per_thread, uint32_t threads,
+			 struct kp_bench_peer_result *out);
+
+/*
+ * Redis Function peer: starts redis-server without persistence, loads a
+ * library whose function decodes its argument with cmsgpack and does one
+ * HINCRBY on the user, and calls it (FCALL) once per record of
+ * kp_bench_user_record, pipelined `pipeline` deep. Returns 0, or -1 with a
+ * reason in why.
+ */
+int kp_bench_peer_redis_fcall(const char *redis_server, const char *dir,
+			      uint64_t records, uint32_t pipeline,
+			      struct kp_bench_peer_result *out, char *why,
+			      size_t why_size);
 
 #endif

@@ -326,3 +326,110 @@ int kp_bench_peer_redis(const char *redis_server, const char *dir, bool aof,
 	free(lat);
 	return rc == 0 ? 0 : -1;
 }
+
+/* ---- Redis Function: one HINCRBY per record ---- */
+
+static const char fcall_lib[] =
+	"#!lua name=kbench\n"
+	"redis.register_function('count', function(keys, args)\n"
+	"  return redis.call('HINCRBY', keys[1], cmsgpack.unpack(args[1]).user, 1)\n"
+	"end)\n";
+
+static uint64_t gcd_u64(uint64_t a, uint64_t b)
+{
+	while (b != 0) {
+		uint64_t t = a % b;
+
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+/*
+ * FCALL commands for records 0..cycle-1, back to back; offsets[i] is where
+ * command i starts (offsets[cycle] the end).
+ */
+static char *fcall_commands(uint64_t cycle, size_t **offsets, size_t *len)
+{
+	char head[128], rec[KP_BENCH_RECORD_BYTES];
+	char *buf = NULL;
+	size_t cap = 0;
+
+	*len = 0;
+	*offsets = calloc(cycle + 1, sizeof(**offsets));
+	if (*offsets == NULL)
+		kp_bench_die("out of memory");
+	for (uint64_t i = 0; i < cycle; i++) {
+		size_t n = kp_bench_user_record(i, rec);
+		int hl = snprintf(head, sizeof(head),
+				  "*5\r\n$5\r\nFCALL\r\n$5\r\ncount\r\n"
+				  "$1\r\n1\r\n$6\r\ncounts\r\n$%zu\r\n", n);
+
+		(*offsets)[i] = *len;
+		resp_append(&buf, len, &cap, head, (size_t)hl);
+		resp_append(&buf, len, &cap, rec, n);
+		resp_append(&buf, len, &cap, "\r\n", 2);
+	}
+	(*offsets)[cycle] = *len;
+	return buf;
+}
+
+int kp_bench_peer_redis_fcall(const char *redis_server, const char *dir,
+			      uint64_t records, uint32_t pipeline,
+			      struct kp_bench_peer_result *out, char *why,
+			      size_t why_size)
+{
+	struct kp_bench_conn c;
+	uint64_t rounds = (records + pipeline - 1) / pipeline, t0;
+	uint64_t cycle = (uint64_t)KP_BENCH_USERS * pipeline /
+			 gcd_u64(KP_BENCH_USERS, pipeline);
+	int port = kp_bench_free_port(), rc = 0;
+	pid_t pid = start_redis(redis_server, dir, false, port);
+	char head[64];
+	size_t clen, *offs;
+	char *cmds;
+
+	if (pid < 0) {
+		snprintf(why, why_size, "cannot start %s", redis_server);
+		return -1;
+	}
+	if (redis_connect(&c, port, pid) != 0) {
+		snprintf(why, why_size, "%s did not answer PING (see %s)",
+			 redis_server, dir);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return -1;
+	}
+	snprintf(head, sizeof(head),
+		 "*4\r\n$8\r\nFUNCTION\r\n$4\r\nLOAD\r\n$7\r\nREPLACE\r\n$%zu\r\n",
+		 sizeof(fcall_lib) - 1);
+	rc = kp_bench_conn_send(&c, head, strlen(head));
+	if (rc == 0)
+		rc = kp_bench_conn_send(&c, fcall_lib, sizeof(fcall_lib) - 1);
+	if (rc == 0)
+		rc = kp_bench_conn_send(&c, "\r\n", 2);
+	if (rc == 0)
+		rc = resp_reply(&c, why, why_size);
+	cmds = fcall_commands(cycle, &offs, &clen);
+	t0 = kp_bench_now_ns();
+	for (uint64_t r = 0; r < rounds && rc == 0; r++) {
+		uint64_t first = (r * pipeline) % cycle;
+
+		rc = kp_bench_conn_send(&c, cmds + offs[first],
+					offs[first + pipeline] - offs[first]);
+		for (uint32_t i = 0; i < pipeline && rc == 0; i++)
+			rc = resp_reply(&c, why, why_size);
+	}
+	out->seconds = (double)(kp_bench_now_ns() - t0) / 1e9;
+	out->records = rounds * pipeline;
+	out->p50_ns = out->p99_ns = 0;
+	if (rc != 0 && rc != -EPROTO)
+		snprintf(why, why_size, "redis: %s", strerror(-rc));
+	kp_bench_conn_close(&c);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	free(cmds);
+	free(offs);
+	return rc == 0 ? 0 : -1;
+}

@@ -95,7 +95,8 @@ static bool ping(int port)
 	return ok;
 }
 
-static void exec_kappad(const struct kp_bench_server *s, const char *kappad)
+static void exec_kappad(const struct kp_bench_server *s, const char *kappad,
+			const char *config)
 {
 	char listen[64];
 	int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -105,14 +106,19 @@ static void exec_kappad(const struct kp_bench_server *s, const char *kappad)
 		dup2(fd, 2);
 	}
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->port);
-	execl(kappad, kappad, "--data", s->data, "--listen", listen,
-	      "--http", "off", "--log-level", "warn", (char *)NULL);
+	if (config != NULL)
+		execl(kappad, kappad, "--data", s->data, "--listen", listen,
+		      "--http", "off", "--log-level", "warn", "--config",
+		      config, (char *)NULL);
+	else
+		execl(kappad, kappad, "--data", s->data, "--listen", listen,
+		      "--http", "off", "--log-level", "warn", (char *)NULL);
 	fprintf(stderr, "exec %s: %s\n", kappad, strerror(errno));
 	_exit(127);
 }
 
 void kp_bench_server_start(struct kp_bench_server *s, const char *kappad,
-			   const char *root)
+			   const char *root, const char *config)
 {
 	uint64_t deadline;
 	int status;
@@ -132,7 +138,7 @@ void kp_bench_server_start(struct kp_bench_server *s, const char *kappad,
 	if (s->pid < 0)
 		kp_bench_die("fork: %s", strerror(errno));
 	if (s->pid == 0)
-		exec_kappad(s, kappad);
+		exec_kappad(s, kappad, config);
 	deadline = kp_bench_now_ns() + 10000000000ull;
 	while (!ping(s->port)) {
 		if (waitpid(s->pid, &status, WNOHANG) == s->pid) {

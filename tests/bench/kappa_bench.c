@@ -2,16 +2,21 @@
  * kappa_bench.c - kappa-bench: starts a real kappad, produces and fetches
  * 100-byte records through the client protocol, measures the peers (the bare
  * file system, Redis Streams when installed) in the same run and prints one
- * line per scenario with the ratio kappa/peer. docs/BENCHMARKS.md explains
- * the scenarios and gives figures.
+ * line per scenario with the ratio kappa/peer. With --proc (or --proc-only)
+ * it also runs the processor scenarios: records/s through a Lua and a C
+ * count-by-user processor over a pre-loaded topic, with 1 and 2 workers,
+ * against a msgpack-c + hash map loop and a Redis Function. docs/BENCHMARKS.md
+ * explains the scenarios and gives figures.
  */
 #include "bench.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +32,10 @@ struct options {
 	uint32_t inflight;          /* --inflight */
 	bool quick;                 /* --quick */
 	bool json;                  /* --json */
+	bool proc;                  /* --proc: add the processor scenarios */
+	bool proc_only;             /* --proc-only: run only them */
+	const char *plugin_dir;     /* --plugin-dir, else <kappad dir>/tests/plugins */
+	uint64_t proc_records;      /* --proc-records, 0 for the default */
 };
 
 /* One line of output: a kappa scenario and its peer, or a peer alone. */
@@ -150,10 +159,18 @@ static void usage(void)
 	     "[--records N]\n"
 	     "                   [--batch N] [--inflight N] [--quick] [--json]\n"
 	     "                   [--redis-server PATH]\n"
+	     "                   [--proc | --proc-only] [--plugin-dir DIR] "
+	     "[--proc-records N]\n"
 	     "defaults: --kappad build/kappad --data-root /tmp --batch 500 "
 	     "--inflight 16;\n"
 	     "--records: 2000000 for fsync=never, 200000 for fsync=always\n"
-	     "--quick: 100000 and 10000 records, for a smoke run");
+	     "--quick: 100000 and 10000 records (100000 per processor), for a "
+	     "smoke run\n"
+	     "--proc: also run the processor scenarios; --proc-only: only them\n"
+	     "--plugin-dir: where count_by_user.so is (default: "
+	     "<dir of kappad>/tests/plugins)\n"
+	     "--proc-records: records per processor input topic (default "
+	     "1000000)");
 }
 
 static uint64_t parse_u64(const char *name, const char *s, uint64_t max)
@@ -182,6 +199,10 @@ static void parse_args(int argc, char **argv)
 			opt.quick = true;
 		} else if (strcmp(a, "--json") == 0) {
 			opt.json = true;
+		} else if (strcmp(a, "--proc") == 0) {
+			opt.proc = true;
+		} else if (strcmp(a, "--proc-only") == 0) {
+			opt.proc_only = true;
 		} else if (v == NULL) {
 			kp_bench_die("unknown argument '%s' or it needs a "
 				     "value (see --help)", a);
@@ -189,6 +210,11 @@ static void parse_args(int argc, char **argv)
 			opt.kappad = argv[++i];
 		} else if (strcmp(a, "--data-root") == 0) {
 			opt.data_root = argv[++i];
+		} else if (strcmp(a, "--plugin-dir") == 0) {
+			opt.plugin_dir = argv[++i];
+		} else if (strcmp(a, "--proc-records") == 0) {
+			opt.proc_records =
+				parse_u64(a, argv[++i], 1000000000000ull);
 		} else if (strcmp(a, "--redis-server") == 0) {
 			opt.redis = argv[++i];
 		} else if (strcmp(a, "--records") == 0) {
@@ -322,6 +348,208 @@ static void redis_rows(const char *root, uint64_t records,
 	}
 }
 
+/* ---- processor scenarios ---- */
+
+static const char lua_count[] =
+	"local M={} function M.process(ctx, rec) "
+	"local n = ctx.state:incr(rec.value.user, 1) end return M\n";
+static const char lua_emit[] =
+	"local M={} function M.process(ctx, rec) "
+	"local user = rec.value.user "
+	"local n = ctx.state:incr(user, 1) "
+	"ctx:emit(\"counts\", { user = user, n = n }, user) end return M\n";
+
+/* Writes text to dir/name and puts its absolute path in out. */
+static void write_file(const char *dir, const char *name, const char *text,
+		       char *out, size_t size)
+{
+	FILE *f;
+
+	if ((size_t)snprintf(out, size, "%s/%s", dir, name) >= size)
+		kp_bench_die("path too long: %s/%s", dir, name);
+	f = fopen(out, "w");
+	if (f == NULL || fputs(text, f) == EOF || fclose(f) != 0)
+		kp_bench_die("write %s: %s", out, strerror(errno));
+}
+
+/* <dir of kappad>/tests/plugins/count_by_user.so, or under --plugin-dir. */
+static void find_plugin(char *out, size_t size)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 32];
+	const char *slash;
+
+	if (opt.plugin_dir != NULL) {
+		snprintf(dir, sizeof(dir), "%s", opt.plugin_dir);
+	} else {
+		slash = strrchr(opt.kappad, '/');
+		if (slash == NULL)
+			snprintf(dir, sizeof(dir), "tests/plugins");
+		else
+			snprintf(dir, sizeof(dir), "%.*s/tests/plugins",
+				 (int)(slash - opt.kappad), opt.kappad);
+	}
+	snprintf(path, sizeof(path), "%s/count_by_user.so", dir);
+	if (realpath(path, out) == NULL || strlen(out) >= size)
+		kp_bench_die("%s: %s (build the tests, or pass --plugin-dir)",
+			     path, strerror(errno));
+}
+
+/* What the three processor variants are called and run. */
+enum { V_C, V_LUA_COUNT, V_LUA_EMIT, V_COUNT };
+static const char *const variant_name[V_COUNT] = {
+	"c count+emit", "lua count", "lua count+emit",
+};
+static const char *const variant_tag[V_COUNT] = { "c", "lc", "le" };
+
+static void set_note(struct row *r, uint32_t workers, const char *peer_unit)
+{
+	double kns = r->load.records
+			     ? r->load.seconds * 1e9 * workers / r->load.records
+			     : 0;
+	double pns = r->pr.records
+			     ? r->pr.seconds * 1e9 * workers / r->pr.records
+			     : 0;
+
+	if (peer_unit != NULL)
+		snprintf(r->note, sizeof(r->note),
+			 "%.0f ns/rec/worker; peer %.0f ns/rec/%s", kns, pns,
+			 peer_unit);
+	else
+		snprintf(r->note, sizeof(r->note), "%.0f ns/rec/worker", kns);
+}
+
+/*
+ * One kappad with `workers` worker threads and as many input topics of n
+ * records; each variant runs one processor per topic. Then the floor with
+ * as many threads. Prints the rows; keeps the 1-worker Lua count row.
+ */
+static void proc_workers(uint32_t workers, uint64_t n, const char *files[],
+			 struct row *lua_count_row)
+{
+	char dir[600], conf[700], text[64];
+	struct kp_bench_load load[V_COUNT];
+	struct kp_bench_peer_result floor_r;
+	struct kp_bench_proc procs[KP_BENCH_MAX_PROCS];
+	char topics[KP_BENCH_MAX_PROCS][32];
+
+	snprintf(dir, sizeof(dir), "%s/proc-w%u", scratch, workers);
+	if (mkdir(dir, 0755) != 0)
+		kp_bench_die("mkdir %s: %s", dir, strerror(errno));
+	snprintf(text, sizeof(text), "workers = %u\n", workers);
+	write_file(dir, "kappad.conf", text, conf, sizeof(conf));
+	kp_bench_server_start(&srv, opt.kappad, dir, conf);
+	for (uint32_t i = 0; i < workers; i++) {
+		uint64_t stored, bytes;
+
+		snprintf(topics[i], sizeof(topics[i]), "users-%u", i);
+		kp_bench_topic_create(srv.port, topics[i], 1, "never");
+		kp_bench_produce_users(srv.port, topics[i], n, opt.batch,
+				       opt.inflight);
+		kp_bench_topic_stats(srv.port, topics[i], &stored, &bytes);
+		if (stored != n)
+			kp_bench_die("%s holds %llu records, want %llu",
+				     topics[i], (unsigned long long)stored,
+				     (unsigned long long)n);
+	}
+	for (int v = 0; v < V_COUNT; v++) {
+		for (uint32_t i = 0; i < workers; i++) {
+			memset(&procs[i], 0, sizeof(procs[i]));
+			snprintf(procs[i].name, sizeof(procs[i].name),
+				 "bench-%s-%u", variant_tag[v], i);
+			snprintf(procs[i].file, sizeof(procs[i].file), "%s",
+				 files[v]);
+			procs[i].input = topics[i];
+			procs[i].output = v == V_LUA_COUNT ? NULL : "counts";
+		}
+		kp_bench_proc_run(srv.port, procs, workers, n, &load[v]);
+	}
+	if (kp_bench_server_stop(&srv) != 0)
+		fprintf(stderr, "kappa-bench: kappad did not exit cleanly on "
+				"SIGTERM (log: %s)\n", srv.log);
+	kp_bench_peer_floor(n, workers, &floor_r);
+	for (int v = 0; v < V_COUNT; v++) {
+		struct row r;
+
+		memset(&r, 0, sizeof(r));
+		snprintf(r.name, sizeof(r.name), "proc %s w%u",
+			 variant_name[v], workers);
+		r.load = load[v];
+		r.peer_rec_bytes = RECORD_BYTES;
+		if (v == V_C) {
+			snprintf(r.peer, sizeof(r.peer),
+				 "msgpack-c+hashmap %u thr", workers);
+			r.pr = floor_r;
+			set_note(&r, workers, "thread");
+		} else {
+			snprintf(r.peer, sizeof(r.peer), "proc c count+emit w%u",
+				 workers);
+			r.pr.records = load[V_C].records;
+			r.pr.seconds = load[V_C].seconds;
+			set_note(&r, workers, NULL);
+		}
+		finish_row(&r);
+		if (v == V_LUA_COUNT && workers == 1)
+			*lua_count_row = r;
+	}
+}
+
+static void print_header(void)
+{
+	printf("%-28s %8s %6s %8s %6s %6s %6s  %-26s %9s %6s %5s\n",
+	       "scenario", "records", "secs", "rec/s", "MB/s", "p50us", "p99us",
+	       "peer", "peer rec/s", "p99", "ratio");
+}
+
+static void proc_rows(void)
+{
+	char root[PATH_MAX], lua1[PATH_MAX + 32], lua2[PATH_MAX + 32];
+	char so[PATH_MAX], dir[600], why[256];
+	const char *files[V_COUNT];
+	uint64_t n = opt.proc_records ? opt.proc_records
+				      : opt.quick ? 100000 : 1000000;
+	struct row lua1w, r;
+
+	n = (n + opt.batch - 1) / opt.batch * opt.batch;
+	if (realpath(scratch, root) == NULL)
+		kp_bench_die("realpath %s: %s", scratch, strerror(errno));
+	find_plugin(so, sizeof(so));
+	write_file(root, "count.lua", lua_count, lua1, sizeof(lua1));
+	write_file(root, "count_emit.lua", lua_emit, lua2, sizeof(lua2));
+	files[V_C] = so;
+	files[V_LUA_COUNT] = lua1;
+	files[V_LUA_EMIT] = lua2;
+	if (!opt.json)
+		printf("processors: %llu records of %d bytes per input topic "
+		       "({user: u0..u%d, pad}), from earliest; %s\n",
+		       (unsigned long long)n, RECORD_BYTES, KP_BENCH_USERS - 1,
+		       so);
+	if (!opt.json)
+		print_header();
+	proc_workers(1, n, files, &lua1w);
+	proc_workers(2, n, files, &lua1w);
+	memset(&r, 0, sizeof(r));
+	snprintf(r.name, sizeof(r.name), "%s", lua1w.name);
+	snprintf(r.peer, sizeof(r.peer), "redis fcall hincrby P%d",
+		 REDIS_PIPELINE);
+	r.peer_rec_bytes = RECORD_BYTES;
+	if (opt.redis == NULL) {
+		snprintf(r.note, sizeof(r.note),
+			 "skipped: redis-server not installed");
+		print_row(&r);
+		return;
+	}
+	kp_bench_mkdtemp(scratch, dir, sizeof(dir));
+	if (kp_bench_peer_redis_fcall(opt.redis, dir, n, REDIS_PIPELINE, &r.pr,
+				      why, sizeof(why)) != 0) {
+		snprintf(r.note, sizeof(r.note), "skipped: %.140s", why);
+		print_row(&r);
+		return;
+	}
+	r.load = lua1w.load;
+	set_note(&r, 1, "call");
+	finish_row(&r);
+}
+
 int main(int argc, char **argv)
 {
 	char file[600];
@@ -337,27 +565,38 @@ int main(int argc, char **argv)
 	kp_bench_mkdtemp(opt.data_root, scratch, sizeof(scratch));
 	atexit(on_exit_cleanup);
 	snprintf(file, sizeof(file), "%s/peer.dat", scratch);
-	kp_bench_server_start(&srv, opt.kappad, scratch);
-	if (!opt.json)
-		printf("kappa-bench: %s on 127.0.0.1:%d, data in %s; %ld CPUs; "
-		       "records of %d bytes, batch %u, inflight %u per "
-		       "connection\n%-28s %8s %6s %8s %6s %6s %6s  %-26s %9s "
-		       "%6s %5s\n",
-		       opt.kappad, srv.port, srv.data,
-		       sysconf(_SC_NPROCESSORS_ONLN), RECORD_BYTES, opt.batch,
-		       opt.inflight, "scenario", "records", "secs", "rec/s",
-		       "MB/s", "p50us", "p99us", "peer", "peer rec/s",
-		       "p99", "ratio");
-	produce_rows(srv.port, file, n_never, n_always, &disk_bytes, &never1,
-		     &always1);
-	fetch_row(srv.port, file, never1.load.records, disk_bytes);
-	if (kp_bench_server_stop(&srv) != 0)
-		fprintf(stderr, "kappa-bench: kappad did not exit cleanly on "
-				"SIGTERM (log: %s)\n", srv.log);
-	redis_rows(scratch, n_never, &never1, &always1);
-	if (!opt.json)
-		printf("(records on disk take %.1f bytes each in kappa; the "
-		       "file peers write %zu bytes per record)\n", disk_bytes,
-		       rec_bytes(disk_bytes));
+	if (!opt.proc_only)
+		kp_bench_server_start(&srv, opt.kappad, scratch, NULL);
+	if (!opt.json) {
+		if (opt.proc_only)
+			printf("kappa-bench: %s, scratch in %s; %ld CPUs\n",
+			       opt.kappad, scratch,
+			       sysconf(_SC_NPROCESSORS_ONLN));
+		else
+			printf("kappa-bench: %s on 127.0.0.1:%d, data in %s; "
+			       "%ld CPUs; records of %d bytes, batch %u, "
+			       "inflight %u per connection\n",
+			       opt.kappad, srv.port, srv.data,
+			       sysconf(_SC_NPROCESSORS_ONLN), RECORD_BYTES,
+			       opt.batch, opt.inflight);
+		if (!opt.proc_only)
+			print_header();
+	}
+	if (!opt.proc_only) {
+		produce_rows(srv.port, file, n_never, n_always, &disk_bytes,
+			     &never1, &always1);
+		fetch_row(srv.port, file, never1.load.records, disk_bytes);
+		if (kp_bench_server_stop(&srv) != 0)
+			fprintf(stderr, "kappa-bench: kappad did not exit "
+					"cleanly on SIGTERM (log: %s)\n",
+				srv.log);
+		redis_rows(scratch, n_never, &never1, &always1);
+		if (!opt.json)
+			printf("(records on disk take %.1f bytes each in kappa; "
+			       "the file peers write %zu bytes per record)\n",
+			       disk_bytes, rec_bytes(disk_bytes));
+	}
+	if (opt.proc || opt.proc_only)
+		proc_rows();
 	return 0;
 }
