@@ -62,30 +62,51 @@ static int read_topics(const struct kp_request *req, const char *field,
 	return 0;
 }
 
-static int read_from(const struct kp_request *req, struct kp_proc_def *def,
-		     struct kp_error *err)
+/*
+ * Reads a position field: "earliest", "latest", {"offset": N}, or a
+ * timestamp in ms. Absent leaves *from at its default.
+ */
+static int read_position(const struct kp_request *req, const char *field,
+			 enum kp_proc_from *from, int64_t *value,
+			 struct kp_error *err)
 {
 	struct kp_mp_view v, s;
-	int rc = kp_field_raw(req->map, "from", &v, err);
+	uint64_t offset;
+	int rc = kp_field_raw(req->map, field, &v, err);
 
-	def->from = KP_FROM_EARLIEST;
 	if (rc < 0)
 		return rc;
 	if (rc == 1)
 		return 0;
 	if (kp_mp_read_str(v, &s) == 0) {
-		if (kp_mp_str_eq(s, "earliest"))
-			return 0;
-		if (kp_mp_str_eq(s, "latest")) {
-			def->from = KP_FROM_LATEST;
+		if (kp_mp_str_eq(s, "earliest")) {
+			*from = KP_FROM_EARLIEST;
 			return 0;
 		}
-	} else if (kp_mp_read_int(v, &def->from_ts) == 0) {
-		def->from = KP_FROM_TIME;
+		if (kp_mp_str_eq(s, "latest")) {
+			*from = KP_FROM_LATEST;
+			return 0;
+		}
+	} else if (kp_mp_type(v) == KP_MP_MAP &&
+		   kp_field_uint(v, "offset", &offset, NULL) == 0 &&
+		   offset <= INT64_MAX) {
+		*from = KP_FROM_OFFSET;
+		*value = (int64_t)offset;
+		return 0;
+	} else if (kp_mp_read_int(v, value) == 0) {
+		*from = KP_FROM_TIME;
 		return 0;
 	}
 	return kp_error_set(err, KP_EBADREQUEST,
-			    "field 'from' must be \"earliest\", \"latest\" or a timestamp in ms");
+			    "field '%s' must be \"earliest\", \"latest\", {\"offset\": N} or a timestamp in ms",
+			    field);
+}
+
+static int read_from(const struct kp_request *req, struct kp_proc_def *def,
+		     struct kp_error *err)
+{
+	def->from = KP_FROM_EARLIEST;
+	return read_position(req, "from", &def->from, &def->from_ts, err);
 }
 
 static int read_limits(const struct kp_request *req, struct kp_proc_def *def,
@@ -125,6 +146,7 @@ int kp_handle_proc_create(struct kp_server *s, struct kp_slot *slot,
 	rc = read_name(req, "name", def.name, sizeof(def.name), err);
 	if (rc == 0)
 		rc = read_name(req, "file", def.source, sizeof(def.source), err);
+
 	if (rc == 0 && def.source[0] != '/')
 		rc = kp_error_set(err, KP_EBADREQUEST,
 				  "field 'file' must be an absolute path on the server");
@@ -136,8 +158,18 @@ int kp_handle_proc_create(struct kp_server *s, struct kp_slot *slot,
 				 false, err);
 	if (rc == 0)
 		rc = read_from(req, &def, err);
+	if (rc == 0 && def.from == KP_FROM_OFFSET)
+		rc = kp_error_set(err, KP_EBADREQUEST,
+				  "field 'from' of proc_create takes earliest, latest or a timestamp");
 	if (rc == 0)
 		rc = read_limits(req, &def, err);
+	if (rc == 0) {
+		bool watch = false;
+
+		rc = kp_field_bool(req->map, "watch", &watch, err);
+		def.watch = watch;
+		rc = rc < 0 ? rc : 0;
+	}
 	if (rc == 0) {
 		rc = kp_field_map(req->map, "config", &config, err);
 		if (rc == 0) {
@@ -253,6 +285,9 @@ int kp_handle_view_get(struct kp_server *s, struct kp_slot *slot,
 
 	if (rc != 0)
 		return rc;
+	if (kp_proc_view(p) == NULL)
+		return kp_error_set(err, KP_ESTATE,
+				    "processor has no live version to answer from");
 	rc = kp_field_bytes(req->map, "key", &key, err);
 	if (rc < 0)
 		return rc;
@@ -316,6 +351,9 @@ int kp_handle_view_scan(struct kp_server *s, struct kp_slot *slot,
 
 	if (rc != 0)
 		return rc;
+	if (kp_proc_view(p) == NULL)
+		return kp_error_set(err, KP_ESTATE,
+				    "processor has no live version to answer from");
 	if (kp_field_bytes(req->map, "prefix", &prefix, err) < 0 ||
 	    kp_field_uint(req->map, "limit", &limit, err) < 0)
 		return KP_EBADREQUEST;
@@ -349,4 +387,170 @@ int kp_handle_view_scan(struct kp_server *s, struct kp_slot *slot,
 	msgpack_pack_bin_body(&r.pk, items.data, items.len);
 	kp_buf_destroy(&items);
 	return kp_response_finish(&r);
+}
+
+/* Reads an optional "file": an absolute path on the server. */
+static int read_file_field(const struct kp_request *req, char *out, size_t cap,
+			   bool *given, struct kp_error *err)
+{
+	struct kp_mp_view v;
+	int rc = kp_field_str(req->map, "file", &v, err);
+
+	*given = false;
+	if (rc < 0)
+		return rc;
+	if (rc == 1)
+		return 0;
+	if (v.len == 0 || v.len >= cap || v.ptr[0] != '/')
+		return kp_error_set(err, KP_EBADREQUEST,
+				    "field 'file' must be an absolute path on the server");
+	memcpy(out, v.ptr, v.len);
+	out[v.len] = '\0';
+	*given = true;
+	return 0;
+}
+
+int kp_handle_proc_reload(struct kp_server *s, struct kp_slot *slot,
+			  const struct kp_request *req, struct kp_error *err)
+{
+	char file[KP_PROC_PATH_MAX];
+	struct kp_proc *p;
+	bool given, watch;
+	int rc = find_proc(s, req, &p, err);
+
+	if (rc == 0)
+		rc = read_file_field(req, file, sizeof(file), &given, err);
+	if (rc != 0)
+		return rc;
+	rc = kp_field_bool(req->map, "watch", &watch, err);
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
+		kp_proc_set_watch(p, watch, err);
+		if (!given)
+			return reply_status(slot, p);
+	}
+	return kp_proc_reload(p, given ? file : NULL, slot, err);
+}
+
+int kp_handle_proc_replay(struct kp_server *s, struct kp_slot *slot,
+			  const struct kp_request *req, struct kp_error *err)
+{
+	char file[KP_PROC_PATH_MAX];
+	enum kp_proc_from from = KP_FROM_EARLIEST;
+	int64_t value = 0;
+	uint64_t rate = 0;
+	uint32_t number;
+	struct kp_proc *p;
+	struct kp_response r;
+	bool given;
+	int rc = find_proc(s, req, &p, err);
+
+	if (rc == 0)
+		rc = read_file_field(req, file, sizeof(file), &given, err);
+	if (rc == 0)
+		rc = read_position(req, "from", &from, &value, err);
+	if (rc == 0 && kp_field_uint(req->map, "rate", &rate, err) < 0)
+		rc = KP_EBADREQUEST;
+	if (rc == 0 && from == KP_FROM_LATEST)
+		rc = kp_error_set(err, KP_EBADREQUEST,
+				  "a replay starts at earliest, an offset or a time");
+	if (rc == 0)
+		rc = kp_proc_replay(p, given ? file : NULL, from, value, rate,
+				    &number, err);
+	if (rc != 0)
+		return rc;
+	kp_response_begin(&r, &slot->resp, slot->id, 2);
+	kp_response_key(&r, "version");
+	msgpack_pack_uint32(&r.pk, number);
+	kp_response_key(&r, "proc");
+	kp_proc_pack_status(p, &r);
+	return kp_response_finish(&r);
+}
+
+int kp_handle_proc_rollback(struct kp_server *s, struct kp_slot *slot,
+			    const struct kp_request *req, struct kp_error *err)
+{
+	struct kp_proc *p;
+	int rc = find_proc(s, req, &p, err);
+
+	if (rc == 0)
+		rc = kp_proc_rollback(p, err);
+	return rc != 0 ? rc : reply_status(slot, p);
+}
+
+int kp_handle_proc_versions(struct kp_server *s, struct kp_slot *slot,
+			    const struct kp_request *req, struct kp_error *err)
+{
+	struct kp_proc *p;
+	struct kp_response r;
+	int rc = find_proc(s, req, &p, err);
+
+	if (rc != 0)
+		return rc;
+	kp_response_begin(&r, &slot->resp, slot->id, 1);
+	kp_response_key(&r, "versions");
+	kp_proc_pack_versions(p, &r);
+	return kp_response_finish(&r);
+}
+
+int kp_handle_proc_gc(struct kp_server *s, struct kp_slot *slot,
+		      const struct kp_request *req, struct kp_error *err)
+{
+	struct kp_proc *p;
+	struct kp_response r;
+	int rc = find_proc(s, req, &p, err);
+
+	if (rc != 0)
+		return rc;
+	rc = kp_proc_gc(p, err);
+	if (rc < 0)
+		return rc;
+	kp_response_begin(&r, &slot->resp, slot->id, 1);
+	kp_response_key(&r, "removed");
+	msgpack_pack_uint32(&r.pk, (uint32_t)rc);
+	return kp_response_finish(&r);
+}
+
+int kp_handle_proc_reset(struct kp_server *s, struct kp_slot *slot,
+			 const struct kp_request *req, struct kp_error *err)
+{
+	enum kp_proc_from to = KP_FROM_EARLIEST;
+	int64_t value = 0;
+	bool execute = false;
+	struct kp_proc *p;
+	struct kp_mp_view v;
+	int rc = find_proc(s, req, &p, err);
+
+	if (rc == 0 && kp_field_raw(req->map, "to", &v, err) == 1)
+		rc = kp_error_set(err, KP_EBADREQUEST, "field 'to' is required");
+	if (rc == 0)
+		rc = read_position(req, "to", &to, &value, err);
+	if (rc == 0 && kp_field_bool(req->map, "execute", &execute, err) < 0)
+		rc = KP_EBADREQUEST;
+	if (rc != 0)
+		return rc;
+	return kp_proc_reset(p, to, value, execute, slot, err);
+}
+
+int kp_handle_proc_verify(struct kp_server *s, struct kp_slot *slot,
+			  const struct kp_request *req, struct kp_error *err)
+{
+	enum kp_proc_from from = KP_FROM_EARLIEST, to = KP_FROM_LATEST;
+	int64_t value = 0, to_value = 0;
+	struct kp_proc *p;
+	int rc = find_proc(s, req, &p, err);
+
+	if (rc == 0)
+		rc = read_position(req, "from", &from, &value, err);
+	if (rc == 0)
+		rc = read_position(req, "to", &to, &to_value, err);
+	if (rc == 0 && (from == KP_FROM_LATEST ||
+			(to != KP_FROM_LATEST && to != KP_FROM_TIME)))
+		rc = kp_error_set(err, KP_EBADREQUEST,
+				  "verify takes 'from' (earliest, an offset or a time) and 'to' (a time; default: where the live version is)");
+	if (rc != 0)
+		return rc;
+	return kp_proc_verify(p, from, value, to == KP_FROM_TIME, to_value,
+			      slot, err);
 }

@@ -46,6 +46,13 @@ static const struct {
 	{ "proc_pause", kp_handle_proc_pause },
 	{ "proc_resume", kp_handle_proc_resume },
 	{ "proc_delete", kp_handle_proc_delete },
+	{ "proc_reload", kp_handle_proc_reload },
+	{ "proc_replay", kp_handle_proc_replay },
+	{ "proc_rollback", kp_handle_proc_rollback },
+	{ "proc_versions", kp_handle_proc_versions },
+	{ "proc_gc", kp_handle_proc_gc },
+	{ "proc_reset", kp_handle_proc_reset },
+	{ "proc_verify", kp_handle_proc_verify },
 	{ "view_get", kp_handle_view_get },
 	{ "view_scan", kp_handle_view_scan },
 };

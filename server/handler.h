@@ -65,6 +65,20 @@ int kp_handle_proc_resume(struct kp_server *s, struct kp_slot *slot,
 			  const struct kp_request *req, struct kp_error *err);
 int kp_handle_proc_delete(struct kp_server *s, struct kp_slot *slot,
 			  const struct kp_request *req, struct kp_error *err);
+int kp_handle_proc_reload(struct kp_server *s, struct kp_slot *slot,
+			  const struct kp_request *req, struct kp_error *err);
+int kp_handle_proc_replay(struct kp_server *s, struct kp_slot *slot,
+			  const struct kp_request *req, struct kp_error *err);
+int kp_handle_proc_rollback(struct kp_server *s, struct kp_slot *slot,
+			    const struct kp_request *req, struct kp_error *err);
+int kp_handle_proc_versions(struct kp_server *s, struct kp_slot *slot,
+			    const struct kp_request *req, struct kp_error *err);
+int kp_handle_proc_gc(struct kp_server *s, struct kp_slot *slot,
+		      const struct kp_request *req, struct kp_error *err);
+int kp_handle_proc_reset(struct kp_server *s, struct kp_slot *slot,
+			 const struct kp_request *req, struct kp_error *err);
+int kp_handle_proc_verify(struct kp_server *s, struct kp_slot *slot,
+			  const struct kp_request *req, struct kp_error *err);
 int kp_handle_view_get(struct kp_server *s, struct kp_slot *slot,
 		       const struct kp_request *req, struct kp_error *err);
 int kp_handle_view_scan(struct kp_server *s, struct kp_slot *slot,

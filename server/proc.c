@@ -1,5 +1,6 @@
 /*
- * proc.c - processor catalog, scheduling, checkpoints and status.
+ * proc.c - processors: catalog, versions (create, restart, replay,
+ * cut-over, rollback, gc), reload and --watch, reset, pause, status.
  */
 #include "proc.h"
 
@@ -11,124 +12,17 @@
 #include <unistd.h>
 
 #include "alloc.h"
-#include "batch.h"
 #include "conn.h"
 #include "log.h"
-#include "proc_checkpoint.h"
-#include "proc_code.h"
-#include "proc_instance.h"
+#include "proc_verify.h"
+#include "proc_version.h"
 #include "server.h"
 #include "workers.h"
 #include "writer.h"
 
-#define READ_BYTES (256 * 1024)
-#define SLICE_MS 20
-#define CHECKPOINT_MS 1000
-#define CHECKPOINT_RECORDS 200000
-#define ERROR_WINDOW 100
-#define ERROR_WINDOW_MIN 20
+#define WATCH_MS 500
 
-enum proc_state { PS_STARTING, PS_RUNNING, PS_PAUSED, PS_FAILED };
-
-static const char *const state_names[] = { "starting", "running", "paused",
-					   "failed" };
-
-/* The next offset to process in one input partition. */
-struct cursor {
-	char topic[201];
-	uint32_t partition;
-	uint64_t offset;
-};
-
-/* An output partition and how many replayed outputs to drop there. */
-struct mark {
-	char topic[201];
-	uint32_t partition;
-	uint64_t suppress;
-};
-
-enum job_kind { JOB_INIT, JOB_BATCH, JOB_CHECKPOINT };
-
-struct proc_job {
-	struct kp_job base;          /* first: the pool's view of the job */
-	struct kp_proc *proc;
-	enum job_kind kind;
-	int rc;                      /* init / checkpoint result */
-	struct kp_error err;
-	bool write_checkpoint;       /* init: also write the first checkpoint */
-	struct kp_checkpoint ckpt;   /* checkpoint (and init) jobs */
-	struct kp_buf raw;           /* batch: input batches */
-	uint32_t cursor_index;       /* batch: which input */
-	uint64_t start_offset;       /* batch: first offset to process */
-	uint64_t next_offset;        /* batch: after the last processed */
-	uint32_t processed;
-	uint32_t failed;
-	struct kp_buf dlq;           /* batch: dead letters, see dlq_add */
-	uint32_t dlq_count;
-	bool interrupted;            /* a record hit the time budget */
-	bool out_of_memory;          /* a record hit the memory budget */
-	char last_error[KP_ERROR_MSG_MAX];
-};
-
-struct kp_proc {
-	struct kp_procs *owner;
-	struct kp_proc_def def;
-	char dir[4096];              /* <data>/procs/<name> */
-	struct kp_proc_code *code;   /* referenced */
-	struct kp_instance inst;
-	bool inst_started;
-	struct kp_view *view;        /* owned */
-	struct cursor *cursors;      /* owned */
-	uint32_t cursor_count;
-	uint32_t rr;                 /* next input to look at */
-	struct mark *marks;          /* owned: outputs and the DLQ */
-	uint32_t mark_count;
-	enum proc_state state;
-	char reason[KP_ERROR_MSG_MAX];
-	bool busy;                   /* job in flight */
-	bool deleting;               /* free when the job returns */
-	bool zombie;                 /* its thread was written off: never freed */
-	struct proc_job job;
-	struct kp_slot *create_slot; /* answered when init is done */
-	uint64_t processed;
-	uint64_t errors;
-	uint64_t dead_lettered;
-	uint64_t suppressed;         /* replayed outputs not written again */
-	uint64_t since_checkpoint;
-	int64_t last_checkpoint_ms;
-	uint32_t window_total;
-	uint32_t window_errors;
-	char last_error[KP_ERROR_MSG_MAX];
-	int64_t interrupted_ms;      /* when the watchdog interrupted */
-	const char *outputs[KP_PROC_MAX_TOPICS]; /* for the sink */
-};
-
-struct kp_procs {
-	struct kp_server *srv;
-	struct kp_workers *workers;
-	char dir[4096];              /* <data>/procs */
-	char code_dir[4096];         /* <data>/code */
-	struct kp_proc **procs;      /* sorted by name */
-	size_t count;
-	size_t cap;
-	bool quiesced;
-};
-
-static void kick(struct kp_proc *p);
-static void job_submit(struct kp_proc *p, enum job_kind kind);
-
-/* ---- lookup and bookkeeping ------------------------------------------ */
-
-static struct kp_topic_partition *find_tp(struct kp_procs *ps,
-					  const char *topic, uint32_t part)
-{
-	struct kp_topic *t = kp_catalog_find(ps->srv->catalog, topic,
-					     strlen(topic));
-
-	if (t == NULL || part >= t->config.partitions)
-		return NULL;
-	return &t->parts[part];
-}
+/* ---- lookup ----------------------------------------------------------- */
 
 static size_t lower_bound(const struct kp_procs *ps, const char *name,
 			  size_t len)
@@ -207,520 +101,248 @@ struct kp_proc *kp_procs_at(struct kp_procs *ps, size_t i)
 
 struct kp_view *kp_proc_view(struct kp_proc *p)
 {
-	return p->view;
+	if (p->live == NULL || p->live->zombie)
+		return NULL;
+	return p->live->view;
 }
 
+static struct kp_proc *proc_alloc(struct kp_procs *ps)
+{
+	struct kp_proc *p = kp_calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		return NULL;
+	p->owner = ps;
+	kp_proc_def_init(&p->def);
+	kp_buf_init(&p->verify_view);
+	return p;
+}
+
+/* Frees p and its versions (those a stuck thread uses are kept). */
 static void proc_free(struct kp_proc *p)
 {
-	if (p == NULL || p->zombie)
+	if (p == NULL)
 		return;
-	if (p->inst_started)
-		kp_instance_stop(&p->inst);
-	kp_proc_code_unref(p->code);
-	kp_view_delete(p->view);
-	kp_free(p->cursors);
-	kp_free(p->marks);
-	kp_buf_destroy(&p->job.raw);
-	kp_buf_destroy(&p->job.dlq);
-	kp_checkpoint_destroy(&p->job.ckpt);
+	for (uint32_t i = 0; i < p->version_count; i++) {
+		struct proc_version *v = p->versions[i];
+
+		if (v->busy)
+			v->free_when_idle = true;
+		else
+			kp_pv_free(v);
+	}
+	if (p->scratch != NULL) {
+		if (p->scratch->busy)
+			p->scratch->free_when_idle = true;
+		else
+			kp_pv_free(p->scratch);
+	}
+	kp_proc_code_unref(p->reload_code);
+	kp_buf_destroy(&p->verify_view);
 	kp_proc_def_destroy(&p->def);
 	kp_free(p);
 }
 
-static void set_failed(struct kp_proc *p, const char *what, const char *detail)
+static int save_def(struct kp_proc *p)
 {
-	p->state = PS_FAILED;
-	snprintf(p->reason, sizeof(p->reason), "%s: %s", what, detail);
-	kp_log_error("proc", "processor %s stopped: %s", p->def.name,
-		     p->reason);
-}
+	int rc = kp_proc_def_save(&p->def, p->dir);
 
-/* ---- positions -------------------------------------------------------- */
-
-static uint64_t start_position(struct kp_procs *ps,
-			       const struct kp_proc_def *def,
-			       struct kp_topic_partition *tp)
-{
-	struct kp_partition_stats st;
-	uint64_t offset;
-
-	kp_partition_stats(tp->log, &st);
-	if (def->from == KP_FROM_LATEST)
-		return st.visible_end;
-	if (def->from == KP_FROM_TIME &&
-	    kp_partition_offset_for_time(tp->log, def->from_ts, &offset,
-					 NULL) == 0)
-		return offset;
-	(void)ps;
-	return st.start_offset;
-}
-
-static int build_cursors(struct kp_proc *p, const struct kp_checkpoint *ck)
-{
-	struct kp_procs *ps = p->owner;
-	uint32_t n = 0;
-
-	for (uint32_t i = 0; i < p->def.input_count; i++) {
-		struct kp_topic *t = kp_catalog_find(
-			ps->srv->catalog, p->def.inputs[i],
-			strlen(p->def.inputs[i]));
-
-		n += t ? t->config.partitions : 0;
-	}
-	p->cursors = kp_calloc(n ? n : 1, sizeof(*p->cursors));
-	if (p->cursors == NULL)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < p->def.input_count; i++) {
-		const char *name = p->def.inputs[i];
-		struct kp_topic *t = kp_catalog_find(ps->srv->catalog, name,
-						     strlen(name));
-
-		for (uint32_t part = 0; t && part < t->config.partitions;
-		     part++) {
-			struct cursor *c = &p->cursors[p->cursor_count++];
-			bool found = false;
-
-			snprintf(c->topic, sizeof(c->topic), "%s", name);
-			c->partition = part;
-			for (uint32_t k = 0; ck && k < ck->cursor_count; k++) {
-				if (strcmp(ck->cursors[k].topic, name) == 0 &&
-				    ck->cursors[k].partition == part) {
-					c->offset = ck->cursors[k].offset;
-					found = true;
-				}
-			}
-			if (!found)
-				c->offset = start_position(ps, &p->def,
-							   &t->parts[part]);
-		}
-	}
-	return 0;
-}
-
-static uint64_t written_end(struct kp_procs *ps, const char *topic,
-			    uint32_t part)
-{
-	struct kp_topic_partition *tp = find_tp(ps, topic, part);
-	struct kp_partition_stats st;
-
-	if (tp == NULL)
-		return 0;
-	kp_partition_stats(tp->log, &st);
-	return st.end_offset;
-}
-
-static int add_marks_for(struct kp_proc *p, const char *topic,
-			 const struct kp_checkpoint *ck)
-{
-	struct kp_topic *t = kp_catalog_find(p->owner->srv->catalog, topic,
-					     strlen(topic));
-	struct mark *grown;
-
-	if (t == NULL)
-		return 0;
-	grown = kp_realloc(p->marks, (p->mark_count + t->config.partitions) *
-					     sizeof(*grown));
-	if (grown == NULL)
-		return -ENOMEM;
-	p->marks = grown;
-	for (uint32_t part = 0; part < t->config.partitions; part++) {
-		struct mark *m = &p->marks[p->mark_count++];
-		uint64_t end = written_end(p->owner, topic, part);
-
-		snprintf(m->topic, sizeof(m->topic), "%s", topic);
-		m->partition = part;
-		m->suppress = 0;
-		for (uint32_t k = 0; ck && k < ck->mark_count; k++) {
-			if (strcmp(ck->marks[k].topic, topic) == 0 &&
-			    ck->marks[k].partition == part &&
-			    end > ck->marks[k].end)
-				m->suppress = end - ck->marks[k].end;
-		}
-	}
-	return 0;
-}
-
-static int build_marks(struct kp_proc *p, const struct kp_checkpoint *ck)
-{
-	char dlq[256];
-	int rc = 0;
-
-	for (uint32_t i = 0; i < p->def.output_count && rc == 0; i++)
-		rc = add_marks_for(p, p->def.outputs[i], ck);
-	kp_proc_def_dlq(&p->def, dlq, sizeof(dlq));
-	if (rc == 0)
-		rc = add_marks_for(p, dlq, ck);
+	if (rc != 0)
+		kp_log_error("proc", "processor %s: cannot save its definition: %s",
+			     p->def.name, kp_error_text(rc));
 	return rc;
 }
 
-static struct mark *find_mark(struct kp_proc *p, const char *topic,
-			      uint32_t part)
+static void def_set_role(struct kp_proc *p, uint32_t n, const char *role)
 {
-	for (uint32_t i = 0; i < p->mark_count; i++) {
-		if (p->marks[i].partition == part &&
-		    strcmp(p->marks[i].topic, topic) == 0)
-			return &p->marks[i];
-	}
-	return NULL;
+	struct kp_proc_def_version *dv = kp_proc_def_version(&p->def, n);
+
+	if (dv != NULL)
+		snprintf(dv->role, sizeof(dv->role), "%s", role);
 }
 
-/* Fills ck with the current cursors and output ends. */
-static int capture_checkpoint(struct kp_proc *p, struct kp_checkpoint *ck)
+static void def_add_version(struct kp_proc *p, struct proc_version *v,
+			    enum kp_proc_from from, int64_t value,
+			    const char *role)
 {
-	kp_checkpoint_destroy(ck);
-	memset(ck, 0, sizeof(*ck));
-	ck->version = p->def.version;
-	ck->cursors = kp_calloc(p->cursor_count ? p->cursor_count : 1,
-				sizeof(*ck->cursors));
-	ck->marks = kp_calloc(p->mark_count ? p->mark_count : 1,
-			      sizeof(*ck->marks));
-	if (ck->cursors == NULL || ck->marks == NULL)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < p->cursor_count; i++) {
-		snprintf(ck->cursors[i].topic, sizeof(ck->cursors[i].topic),
-			 "%s", p->cursors[i].topic);
-		ck->cursors[i].partition = p->cursors[i].partition;
-		ck->cursors[i].offset = p->cursors[i].offset;
-	}
-	ck->cursor_count = p->cursor_count;
-	for (uint32_t i = 0; i < p->mark_count; i++) {
-		snprintf(ck->marks[i].topic, sizeof(ck->marks[i].topic), "%s",
-			 p->marks[i].topic);
-		ck->marks[i].partition = p->marks[i].partition;
-		ck->marks[i].end = written_end(p->owner, p->marks[i].topic,
-					       p->marks[i].partition);
-	}
-	ck->mark_count = p->mark_count;
-	ck->processed = p->processed;
-	ck->errors = p->errors;
-	ck->dead_lettered = p->dead_lettered;
-	return 0;
+	struct kp_proc_def_version *dv =
+		&p->def.versions[p->def.version_count++];
+
+	memset(dv, 0, sizeof(*dv));
+	dv->number = v->number;
+	snprintf(dv->role, sizeof(dv->role), "%s", role);
+	snprintf(dv->source, sizeof(dv->source), "%s", v->source);
+	snprintf(dv->code, sizeof(dv->code), "%s", v->code->loaded_path);
+	snprintf(dv->hash, sizeof(dv->hash), "%s", v->hash);
+	dv->revision = v->revision;
+	dv->created_ms = v->created_ms;
+	dv->rate = v->rate;
+	dv->from = from;
+	dv->from_value = value;
+	dv->replay_total = v->replay_total;
 }
 
-/* ---- the worker side --------------------------------------------------- */
-
-/*
- * A dead letter in job->dlq: i64 ts, u32 key_len (UINT32_MAX = none), key,
- * u32 value_len, value (a msgpack map describing the failure).
- */
-static void dlq_add(struct proc_job *job, const struct kp_proc_record *rec,
-		    const char *error)
+static void def_update_code(struct kp_proc *p, struct proc_version *v)
 {
-	struct kp_buf value;
-	msgpack_packer pk;
-	char len[8];
+	struct kp_proc_def_version *dv = kp_proc_def_version(&p->def, v->number);
 
-	kp_buf_init(&value);
-	msgpack_packer_init(&pk, &value, kp_buf_msgpack_write);
-	msgpack_pack_map(&pk, 6);
-	msgpack_pack_str_with_body(&pk, "error", 5);
-	msgpack_pack_str_with_body(&pk, error, strlen(error));
-	msgpack_pack_str_with_body(&pk, "topic", 5);
-	msgpack_pack_str_with_body(&pk, rec->topic, strlen(rec->topic));
-	msgpack_pack_str_with_body(&pk, "partition", 9);
-	msgpack_pack_uint32(&pk, rec->partition);
-	msgpack_pack_str_with_body(&pk, "offset", 6);
-	msgpack_pack_uint64(&pk, rec->offset);
-	msgpack_pack_str_with_body(&pk, "ts", 2);
-	msgpack_pack_int64(&pk, rec->ts);
-	msgpack_pack_str_with_body(&pk, "value", 5);
-	msgpack_pack_bin_body(&pk, rec->value, rec->value_len);
-	kp_put_le64(len, (uint64_t)rec->ts);
-	kp_buf_append(&job->dlq, len, 8);
-	kp_put_le32(len, rec->key ? (uint32_t)rec->key_len : UINT32_MAX);
-	kp_buf_append(&job->dlq, len, 4);
-	if (rec->key)
-		kp_buf_append(&job->dlq, rec->key, rec->key_len);
-	kp_put_le32(len, (uint32_t)value.len);
-	kp_buf_append(&job->dlq, len, 4);
-	kp_buf_append(&job->dlq, value.data, value.len);
-	job->dlq_count++;
-	kp_buf_destroy(&value);
+	if (dv == NULL)
+		return;
+	snprintf(dv->source, sizeof(dv->source), "%s", v->source);
+	snprintf(dv->code, sizeof(dv->code), "%s", v->code->loaded_path);
+	snprintf(dv->hash, sizeof(dv->hash), "%s", v->hash);
+	dv->revision = v->revision;
 }
 
-static void record_failed(struct proc_job *job, const struct kp_proc_record *rec,
-			  const struct kp_error *err)
+static void add_version(struct kp_proc *p, struct proc_version *v)
 {
-	job->failed++;
-	snprintf(job->last_error, sizeof(job->last_error), "%s", err->msg);
-	dlq_add(job, rec, err->msg);
-	if (strstr(err->msg, "interrupted") != NULL)
-		job->interrupted = true;
-	if (strstr(err->msg, "not enough memory") != NULL)
-		job->out_of_memory = true;
+	p->versions[p->version_count++] = v;
 }
 
-static void run_batch(struct proc_job *job)
+static void remove_version(struct kp_proc *p, struct proc_version *v)
 {
-	struct kp_proc *p = job->proc;
-	const struct cursor *c = &p->cursors[job->cursor_index];
-	int64_t deadline = kp_workers_now_ms() + SLICE_MS;
-	size_t pos = 0;
+	uint32_t keep = 0;
 
-	job->next_offset = job->start_offset;
-	while (pos < job->raw.len && !job->interrupted && !job->out_of_memory) {
-		struct kp_batch_header h;
-		struct kp_record rec;
-		size_t rpos = 0;
-		uint32_t index = 0;
-
-		if (kp_batch_header_decode(job->raw.data + pos,
-					   job->raw.len - pos, &h) != 0)
-			break;
-		while (kp_batch_next(job->raw.data + pos, &h, &rpos, &index,
-				     &rec) == 1) {
-			struct kp_proc_record pr;
-			struct kp_error err;
-
-			if (rec.offset < job->start_offset)
-				continue;
-			pr.topic = c->topic;
-			pr.partition = c->partition;
-			pr.offset = rec.offset;
-			pr.ts = rec.ts;
-			pr.key = rec.key;
-			pr.key_len = rec.key_len;
-			pr.value = rec.value;
-			pr.value_len = rec.value_len;
-			kp_error_clear(&err);
-			if (kp_instance_process(&p->inst, &pr, &err) != 0)
-				record_failed(job, &pr, &err);
-			job->processed++;
-			job->next_offset = rec.offset + 1;
-			atomic_store(&job->base.heartbeat_ms,
-				     kp_workers_now_ms());
-			if (job->interrupted || job->out_of_memory)
-				break;
-			if ((job->processed & 63) == 0 &&
-			    kp_workers_now_ms() > deadline)
-				return;
-		}
-		pos += h.batch_len;
+	for (uint32_t i = 0; i < p->version_count; i++) {
+		if (p->versions[i] != v)
+			p->versions[keep++] = p->versions[i];
 	}
+	p->version_count = keep;
+	keep = 0;
+	for (uint32_t i = 0; i < p->def.version_count; i++) {
+		if (p->def.versions[i].number != v->number)
+			p->def.versions[keep++] = p->def.versions[i];
+	}
+	p->def.version_count = keep;
 }
 
-static void on_job_run(struct kp_job *base)
+/* ---- topics and aliases ----------------------------------------------- */
+
+static int ensure_topic(struct kp_procs *ps, const char *name,
+			const struct kp_topic *like, struct kp_error *err)
 {
-	struct proc_job *job = (struct proc_job *)base;
-	struct kp_proc *p = job->proc;
+	struct kp_server *s = ps->srv;
+	struct kp_topic_config cfg;
+	struct kp_topic *t;
 
-	switch (job->kind) {
-	case JOB_INIT:
-		kp_error_clear(&job->err);
-		job->rc = kp_instance_start(
-			&p->inst, p->code, p->def.name, p->view,
-			p->def.config.data, p->def.config.len,
-			p->outputs, p->def.output_count, (size_t)p->def.memory_limit,
-			&job->err);
-		if (job->rc == 0 && job->write_checkpoint)
-			job->rc = kp_checkpoint_save(&job->ckpt, p->view,
-						     p->dir);
-		break;
-	case JOB_BATCH:
-		run_batch(job);
-		break;
-	case JOB_CHECKPOINT:
-		job->rc = kp_checkpoint_save(&job->ckpt, p->view, p->dir);
-		break;
-	}
-}
-
-/* ---- the loop side: applying a batch ---------------------------------- */
-
-/* A batch being built for one output partition. */
-struct out_batch {
-	struct kp_topic_partition *tp;
-	struct kp_buf buf;
-	struct kp_batch_builder b;
-	uint32_t count;
-};
-
-struct out_set {
-	struct out_batch *items;
-	size_t count;
-	size_t cap;
-};
-
-static struct out_batch *out_for(struct out_set *set,
-				 struct kp_topic_partition *tp)
-{
-	struct out_batch *ob;
-
-	for (size_t i = 0; i < set->count; i++) {
-		if (set->items[i].tp == tp)
-			return &set->items[i];
-	}
-	if (set->count == set->cap) {
-		size_t cap = set->cap ? set->cap * 2 : 8;
-		struct out_batch *grown =
-			kp_realloc(set->items, cap * sizeof(*grown));
-
-		if (grown == NULL)
-			return NULL;
-		set->items = grown;
-		set->cap = cap;
-	}
-	ob = &set->items[set->count++];
-	memset(ob, 0, sizeof(*ob));
-	ob->tp = tp;
-	kp_buf_init(&ob->buf);
-	if (kp_batch_begin(&ob->b, &ob->buf, 0, 0) != 0) {
-		set->count--;
-		return NULL;
-	}
-	return ob;
-}
-
-/*
- * Routes one output record (key hash, else value hash, so a replay routes
- * it the same way), drops it if it was already written before a crash, and
- * adds it to its partition's batch.
- */
-static int out_add(struct kp_proc *p, struct out_set *set, const char *topic,
-		   size_t topic_len, const char *key, uint32_t key_len,
-		   const char *value, uint32_t value_len, int64_t ts)
-{
-	struct kp_topic *t = kp_catalog_find(p->owner->srv->catalog, topic,
-					     topic_len);
-	struct out_batch *ob;
-	struct mark *m;
-	uint32_t part;
-
-	if (t == NULL)
-		return KP_ENOTOPIC;
-	part = key ? kp_fnv1a32(key, key_len) % t->config.partitions
-		   : kp_fnv1a32(value, value_len) % t->config.partitions;
-	m = find_mark(p, t->name, part);
-	if (m != NULL && m->suppress > 0) {
-		m->suppress--;
-		p->suppressed++;
+	if (kp_catalog_find_physical(s->catalog, name, strlen(name)) != NULL)
 		return 0;
+	memset(&cfg, 0, sizeof(cfg));
+	if (like != NULL) {
+		cfg = like->config;
+	} else {
+		cfg.partitions = 1;
+		cfg.fsync_interval_ms = s->cfg.fsync_interval_ms;
+		cfg.log = s->cfg.topic_defaults;
 	}
-	ob = out_for(set, &t->parts[part]);
-	if (ob == NULL)
-		return -ENOMEM;
-	ob->count++;
-	return kp_batch_add(&ob->b, ts, key, key_len, value, value_len);
+	if (kp_catalog_create(s->catalog, name, strlen(name), &cfg, &t, err) != 0)
+		return err->code;
+	for (uint32_t i = 0; i < cfg.partitions; i++) {
+		if (kp_writer_attach(&t->parts[i]) != 0)
+			return kp_error_set(err, -ENOMEM, "out of memory");
+	}
+	return 1;
 }
 
-static void out_flush(struct kp_proc *p, struct out_set *set, int64_t now)
+/* The logical names of v's outputs, the DLQ last. */
+static void logical_name(struct kp_proc *p, uint32_t i, char *out, size_t cap)
 {
-	for (size_t i = 0; i < set->count; i++) {
-		struct out_batch *ob = &set->items[i];
-		struct kp_error err;
-		uint64_t base;
-
-		if (ob->count > 0) {
-			kp_batch_finish(&ob->b);
-			if (kp_writer_append(p->owner->srv, ob->tp, ob->buf.data,
-					     ob->buf.len, now, &base,
-					     &err) != 0)
-				kp_log_error("proc",
-					     "processor %s: cannot write to %s/%u: %s",
-					     p->def.name, ob->tp->topic->name,
-					     ob->tp->id, err.msg);
-			else
-				ob->tp->records_appended += ob->count;
-		}
-		kp_buf_destroy(&ob->buf);
-	}
-	kp_free(set->items);
+	if (i < p->def.output_count)
+		snprintf(out, cap, "%s", p->def.outputs[i]);
+	else
+		kp_proc_def_dlq(&p->def, out, cap);
 }
 
-static void write_outputs(struct kp_proc *p, struct proc_job *job)
+/* Creates v's physical outputs, shaped like the live version's. */
+static int ensure_outputs(struct kp_proc *p, struct proc_version *v,
+			  struct kp_error *err)
 {
-	struct out_set set = { NULL, 0, 0 };
-	struct kp_emit e;
-	size_t pos = 0;
-	char dlq[256];
-	int64_t now = kp_server_now_ms(p->owner->srv);
+	struct kp_catalog *cat = p->owner->srv->catalog;
+	int rc = 0;
 
-	while (kp_sink_next_emit(&p->inst.sink, &pos, &e) == 1) {
-		if (out_add(p, &set, e.topic, e.topic_len, e.key, e.key_len,
-			    e.value, e.value_len, e.ts) != 0)
-			kp_log_warn("proc", "processor %s: emit to '%.*s' dropped",
-				    p->def.name, (int)e.topic_len, e.topic);
-	}
-	kp_proc_def_dlq(&p->def, dlq, sizeof(dlq));
-	pos = 0;
-	for (uint32_t i = 0; i < job->dlq_count; i++) {
-		int64_t ts = (int64_t)kp_get_le64(job->dlq.data + pos);
-		uint32_t klen = kp_get_le32(job->dlq.data + pos + 8);
-		const char *key = klen == UINT32_MAX ? NULL
-						     : job->dlq.data + pos + 12;
-		uint32_t vlen;
+	for (uint32_t i = 0; i < v->output_count && rc == 0; i++) {
+		char logical[256];
+		struct kp_topic *like;
 
-		pos += 12 + (key ? klen : 0);
-		vlen = kp_get_le32(job->dlq.data + pos);
-		out_add(p, &set, dlq, strlen(dlq), key, key ? klen : 0,
-			job->dlq.data + pos + 4, vlen, ts);
-		pos += 4 + vlen;
+		logical_name(p, i, logical, sizeof(logical));
+		like = kp_catalog_find(cat, logical, strlen(logical));
+		rc = ensure_topic(p->owner, v->outputs[i], like, err);
+		p->created[i] = rc == 1;
+		if (rc == 1)
+			rc = 0;
 	}
-	out_flush(p, &set, now);
-	kp_sink_clear_emits(&p->inst.sink);
-	kp_buf_reset(&job->dlq);
-	job->dlq_count = 0;
+	return rc;
 }
 
-static void check_error_rate(struct kp_proc *p, struct proc_job *job)
+/* Undoes a create: the aliases it set and the topics it made. */
+static void undo_create(struct kp_proc *p, struct proc_version *v)
 {
-	char reason[KP_ERROR_MSG_MAX];
-	double rate;
+	struct kp_server *s = p->owner->srv;
+	struct kp_error err;
 
-	p->window_total += job->processed;
-	p->window_errors += job->failed;
-	if (p->window_total < ERROR_WINDOW_MIN)
-		return;
-	rate = (double)p->window_errors / (double)p->window_total;
-	if (rate > p->def.max_error_rate && p->window_errors > 0) {
-		snprintf(reason, sizeof(reason),
-			 "error rate %.0f%% over the last %u records exceeds max_error_rate %.0f%%; last error: %s",
-			 rate * 100, p->window_total,
-			 p->def.max_error_rate * 100, p->last_error);
-		kp_proc_pause(p, reason, NULL);
+	for (uint32_t i = 0; i < v->output_count; i++) {
+		char logical[256], v1[270];
+		struct kp_topic *t;
+
+		logical_name(p, i, logical, sizeof(logical));
+		snprintf(v1, sizeof(v1), "%s.v1", logical);
+		kp_catalog_alias_remove(s->catalog, logical);
+		kp_catalog_alias_remove(s->catalog, v1);
+		t = kp_catalog_find_physical(s->catalog, v->outputs[i],
+					     strlen(v->outputs[i]));
+		if (p->created[i] && t != NULL)
+			kp_server_delete_topic(s, t, &err);
 	}
-	if (p->window_total >= ERROR_WINDOW)
-		p->window_total = p->window_errors = 0;
 }
 
-static void batch_done(struct kp_proc *p, struct proc_job *job)
+/*
+ * Points the logical outputs at v (generation v->number); "<logical>.v1"
+ * always names version 1's outputs, which live under the logical names.
+ */
+static int point_aliases(struct kp_proc *p, struct proc_version *v)
 {
-	struct cursor *c = &p->cursors[job->cursor_index];
+	struct kp_catalog *cat = p->owner->srv->catalog;
+	int rc = 0;
 
-	write_outputs(p, job);
-	c->offset = job->next_offset;
-	p->processed += job->processed;
-	p->errors += job->failed;
-	p->dead_lettered += job->failed;
-	p->since_checkpoint += job->processed;
-	if (job->failed > 0)
-		snprintf(p->last_error, sizeof(p->last_error), "%s",
-			 job->last_error);
-	kp_buf_reset(&job->raw);
-	if (job->interrupted) {
-		set_failed(p, "no progress within the time budget",
-			   job->last_error);
-		return;
+	for (uint32_t i = 0; i < v->output_count && rc == 0; i++) {
+		char logical[256], v1[256];
+
+		logical_name(p, i, logical, sizeof(logical));
+		snprintf(v1, sizeof(v1), "%s.v1", logical);
+		rc = kp_catalog_alias_set(cat, logical, v->outputs[i],
+					  v->number);
+		if (rc == 0)
+			rc = kp_catalog_alias_set(cat, v1, logical, 1);
 	}
-	if (job->out_of_memory) {
-		set_failed(p, "grew past its memory budget",
-			   job->last_error);
-		return;
-	}
-	if (p->state == PS_RUNNING)
-		check_error_rate(p, job);
+	return rc;
 }
 
-/* ---- jobs ------------------------------------------------------------- */
-
-static void reply_create(struct kp_proc *p, int rc, const char *message)
+/* Answers parked fetches on v's outputs, so their readers come back now. */
+static void wake_readers(struct kp_proc *p, struct proc_version *v)
 {
-	struct kp_slot *slot = p->create_slot;
+	struct kp_catalog *cat = p->owner->srv->catalog;
+
+	for (uint32_t i = 0; i < v->output_count; i++) {
+		struct kp_topic *t = kp_catalog_find_physical(
+			cat, v->outputs[i], strlen(v->outputs[i]));
+
+		for (uint32_t k = 0; t != NULL && k < t->config.partitions; k++)
+			kp_writer_flush_waits(p->owner->srv, &t->parts[k], 0,
+					      NULL);
+	}
+}
+
+/* ---- answering requests ----------------------------------------------- */
+
+static void answer(struct kp_slot **pslot, struct kp_proc *p, int rc,
+		   const char *message)
+{
+	struct kp_slot *slot = *pslot;
 	struct kp_response r;
 
 	if (slot == NULL)
 		return;
-	p->create_slot = NULL;
+	*pslot = NULL;
 	if (rc != 0) {
 		kp_slot_set_error(slot, rc, message);
 	} else {
@@ -735,298 +357,154 @@ static void reply_create(struct kp_proc *p, int rc, const char *message)
 	kp_slot_unref(slot);
 }
 
-static void init_done(struct kp_proc *p, struct proc_job *job)
+static void hold(struct kp_slot **pslot, struct kp_slot *slot)
 {
-	kp_checkpoint_destroy(&job->ckpt);
-	if (job->rc != 0) {
-		bool creating = p->create_slot != NULL;
+	*pslot = slot;
+	kp_slot_ref(slot);
+	slot->waits++;
+}
 
-		reply_create(p, KP_EBADREQUEST, job->err.msg);
-		if (creating) {
+/* ---- version hooks ---------------------------------------------------- */
+
+static void retire(struct kp_proc *p, struct proc_version *v)
+{
+	v->role = PV_RETIRED;
+	def_set_role(p, v->number, "retired");
+	if (v->busy) {
+		v->retire_when_idle = true;
+		return;
+	}
+	if (v->inst_started && !v->zombie)
+		kp_pv_checkpoint_now(v);
+	kp_pv_stop(v);
+	kp_log_info("proc", "processor %s v%u retired", p->def.name, v->number);
+}
+
+static void cut_over(struct kp_proc *p)
+{
+	struct proc_version *b = p->building, *old = p->live;
+
+	if (kp_pv_checkpoint_now(b) != 0) {
+		kp_log_error("proc", "processor %s v%u: cannot checkpoint before the cut-over; retrying",
+			     p->def.name, b->number);
+		return;
+	}
+	b->role = PV_LIVE;
+	b->rate = 0;
+	p->building = NULL;
+	p->live = b;
+	def_set_role(p, b->number, "live");
+	snprintf(p->def.source, sizeof(p->def.source), "%s", b->source);
+	if (point_aliases(p, b) != 0)
+		kp_log_error("proc", "processor %s: cannot repoint its outputs",
+			     p->def.name);
+	if (old != NULL)
+		retire(p, old);
+	save_def(p);
+	if (old != NULL)
+		wake_readers(p, old);
+	kp_log_info("proc", "processor %s: cut over from v%u to v%u",
+		    p->def.name, old ? old->number : 0, b->number);
+	kp_pv_kick(b);
+}
+
+void kp_proc_on_caught_up(struct proc_version *v)
+{
+	struct kp_proc *p = v->proc;
+
+	if (v->role == PV_SCRATCH) {
+		if (!v->done) {
+			v->done = true;
+			kp_proc_verify_finish(p, v, &p->pending_slot);
+			p->scratch = NULL;
+			kp_pv_free(v);
+		}
+		return;
+	}
+	if (v == p->building && !v->busy)
+		cut_over(p);
+}
+
+void kp_proc_on_init_done(struct proc_version *v, int rc, const char *msg)
+{
+	struct kp_proc *p = v->proc;
+
+	if (p->create_slot != NULL && v == p->live) {
+		if (rc != 0) {
+			/* Nothing of a processor whose first init failed stays. */
+			answer(&p->create_slot, p, KP_EBADREQUEST, msg);
+			undo_create(p, v);
 			unlink_proc(p->owner, p);
 			kp_remove_tree(p->dir);
-			p->deleting = true;
+			p->version_count = 0;
+			p->live = NULL;
+			v->free_when_idle = true;
+			proc_free(p);
 			return;
 		}
-		set_failed(p, "init failed", job->err.msg);
+		answer(&p->create_slot, p, 0, NULL);
+	}
+	if (rc == 0)
+		kp_log_info("proc", "processor %s v%u (%s, %s) %s as %s",
+			    p->def.name, v->number, v->code->lang, v->hash,
+			    p->def.paused && v == p->live ? "paused" : "running",
+			    kp_pv_role_name(v->role));
+}
+
+void kp_proc_on_reload_done(struct proc_version *v, int rc, const char *msg)
+{
+	struct kp_proc *p = v->proc;
+
+	if (rc == 0) {
+		snprintf(v->source, sizeof(v->source), "%s", p->reload_source);
+		def_update_code(p, v);
+		snprintf(p->def.source, sizeof(p->def.source), "%s", v->source);
+		save_def(p);
+	}
+	answer(&p->reload_slot, p, rc == 0 ? 0 : KP_EBADREQUEST, msg);
+}
+
+static void run_pending(struct kp_proc *p);
+static void launch_reload(struct kp_proc *p);
+
+void kp_proc_on_version_idle(struct proc_version *v)
+{
+	struct kp_proc *p = v->proc;
+
+	if (v->retire_when_idle) {
+		v->retire_when_idle = false;
+		retire(p, v);
 		return;
 	}
-	p->inst_started = true;
-	p->last_checkpoint_ms = kp_server_now_ms(p->owner->srv);
-	p->state = p->def.paused ? PS_PAUSED : PS_RUNNING;
-	if (p->def.paused)
-		snprintf(p->reason, sizeof(p->reason), "%s",
-			 p->def.pause_reason);
-	reply_create(p, 0, NULL);
-	kp_log_info("proc", "processor %s v%u (%s, %s) %s", p->def.name,
-		    p->def.version, p->code->lang, p->def.hash,
-		    state_names[p->state]);
-}
-
-static void on_job_done(struct kp_job *base)
-{
-	struct proc_job *job = (struct proc_job *)base;
-	struct kp_proc *p = job->proc;
-
-	p->busy = false;
-	switch (job->kind) {
-	case JOB_INIT:
-		init_done(p, job);
-		break;
-	case JOB_BATCH:
-		batch_done(p, job);
-		break;
-	case JOB_CHECKPOINT:
-		if (job->rc != 0)
-			kp_log_error("proc", "processor %s: checkpoint failed: %s",
-				     p->def.name, kp_error_text(job->rc));
-		kp_checkpoint_destroy(&job->ckpt);
-		break;
-	}
-	if (p->deleting) {
-		proc_free(p);
+	if (v == p->live && p->reload_code != NULL) {
+		launch_reload(p);
 		return;
 	}
-	kick(p);
-}
-
-static void job_submit(struct kp_proc *p, enum job_kind kind)
-{
-	struct proc_job *job = &p->job;
-
-	job->base.run = on_job_run;
-	job->base.done = on_job_done;
-	job->proc = p;
-	job->kind = kind;
-	job->rc = 0;
-	job->processed = job->failed = 0;
-	job->interrupted = job->out_of_memory = false;
-	p->busy = true;
-	p->interrupted_ms = 0;
-	kp_workers_submit(p->owner->workers, &job->base);
-}
-
-static bool start_batch(struct kp_proc *p, uint32_t index)
-{
-	struct cursor *c = &p->cursors[index];
-	struct kp_topic_partition *tp = find_tp(p->owner, c->topic,
-						c->partition);
-	struct kp_partition_stats st;
-	struct kp_error err;
-	uint64_t skip_to = 0;
-	int rc;
-
-	if (tp == NULL)
-		return false;
-	kp_partition_stats(tp->log, &st);
-	if (c->offset < st.start_offset) {
-		kp_log_warn("proc",
-			    "processor %s: %s/%u offsets %llu..%llu were removed by retention; skipping them",
-			    p->def.name, c->topic, c->partition,
-			    (unsigned long long)c->offset,
-			    (unsigned long long)st.start_offset - 1);
-		c->offset = st.start_offset;
-	}
-	if (st.visible_end <= c->offset)
-		return false;
-	kp_buf_reset(&p->job.raw);
-	rc = kp_partition_read(tp->log, c->offset, READ_BYTES, &p->job.raw,
-			       &skip_to, &err);
-	if (rc == KP_ECORRUPT && skip_to > c->offset) {
-		kp_log_error("proc", "processor %s: skipping corrupt batch in %s/%u at %llu",
-			     p->def.name, c->topic, c->partition,
-			     (unsigned long long)c->offset);
-		c->offset = skip_to;
-		return false;
-	}
-	if (rc != 0) {
-		kp_proc_pause(p, err.msg, NULL);
-		return false;
-	}
-	if (p->job.raw.len == 0)
-		return false;
-	p->job.cursor_index = index;
-	p->job.start_offset = c->offset;
-	job_submit(p, JOB_BATCH);
-	return true;
-}
-
-static void kick(struct kp_proc *p)
-{
-	if (p->busy || p->deleting || p->state != PS_RUNNING ||
-	    p->owner->quiesced)
-		return;
-	for (uint32_t i = 0; i < p->cursor_count; i++) {
-		uint32_t index = (p->rr + i) % p->cursor_count;
-
-		if (start_batch(p, index)) {
-			p->rr = index + 1;
-			return;
-		}
-		if (p->busy || p->state != PS_RUNNING)
+	if (v == p->live && p->pending != PENDING_NONE) {
+		run_pending(p);
+		if (v->busy)
 			return;
 	}
+	kp_pv_kick(v);
 }
 
-void kp_procs_notify(struct kp_procs *ps, struct kp_topic_partition *tp)
+/* ---- creating and opening --------------------------------------------- */
+
+static int load_code(struct kp_proc *p, struct proc_version *v,
+		     const char *file, struct kp_error *err)
 {
-	if (ps == NULL)
-		return;
-	for (size_t i = 0; i < ps->count; i++) {
-		struct kp_proc *p = ps->procs[i];
+	int rc = kp_proc_code_load(file, p->owner->code_dir, &v->code, err);
 
-		if (p->busy || p->state != PS_RUNNING)
-			continue;
-		for (uint32_t k = 0; k < p->cursor_count; k++) {
-			if (p->cursors[k].partition == tp->id &&
-			    strcmp(p->cursors[k].topic, tp->topic->name) == 0) {
-				kick(p);
-				break;
-			}
-		}
-	}
-}
-
-/* ---- checkpoints and the watchdog ------------------------------------- */
-
-/* true when every output partition holds its writes durably. */
-static bool outputs_durable(struct kp_proc *p)
-{
-	bool durable = true;
-
-	for (uint32_t i = 0; i < p->mark_count; i++) {
-		struct kp_topic_partition *tp = find_tp(
-			p->owner, p->marks[i].topic, p->marks[i].partition);
-		struct kp_partition_stats st;
-
-		if (tp == NULL ||
-		    tp->topic->config.log.fsync != KP_FSYNC_ALWAYS)
-			continue;
-		kp_partition_stats(tp->log, &st);
-		if (st.durable_end < st.end_offset) {
-			kp_writer_sync(p->owner->srv, tp);
-			durable = false;
-		}
-	}
-	return durable;
-}
-
-static void maybe_checkpoint(struct kp_proc *p, int64_t now, bool force)
-{
-	if (p->busy || p->deleting || !p->inst_started ||
-	    p->since_checkpoint == 0)
-		return;
-	if (!force && now - p->last_checkpoint_ms < CHECKPOINT_MS &&
-	    p->since_checkpoint < CHECKPOINT_RECORDS)
-		return;
-	if (!outputs_durable(p))
-		return;
-	if (capture_checkpoint(p, &p->job.ckpt) != 0)
-		return;
-	p->since_checkpoint = 0;
-	p->last_checkpoint_ms = now;
-	job_submit(p, JOB_CHECKPOINT);
-}
-
-static void watchdog(struct kp_proc *p, int64_t mono_now)
-{
-	int64_t idle;
-
-	if (!p->busy || !atomic_load(&p->job.base.running))
-		return;
-	idle = mono_now - atomic_load(&p->job.base.heartbeat_ms);
-	if (idle < (int64_t)p->def.time_budget_ms)
-		return;
-	if (p->interrupted_ms == 0) {
-		kp_log_warn("proc", "processor %s: no progress for %lld ms; interrupting",
-			    p->def.name, (long long)idle);
-		p->interrupted_ms = mono_now;
-		kp_instance_interrupt(&p->inst);
-		return;
-	}
-	if (mono_now - p->interrupted_ms < (int64_t)p->def.time_budget_ms)
-		return;
-	/*
-	 * The call did not come back even when interrupted (a loop in
-	 * compiled code): write off its thread, and the instance with it.
-	 */
-	kp_workers_abandon(p->owner->workers, &p->job.base);
-	p->busy = false;
-	p->inst_started = false;
-	p->state = PS_FAILED;
-	snprintf(p->reason, sizeof(p->reason),
-		 "no progress within the time budget (%u ms), and the call did not return when interrupted; its worker thread was written off",
-		 p->def.time_budget_ms);
-	kp_log_error("proc", "processor %s stopped: %s", p->def.name,
-		     p->reason);
-	p->zombie = true;
-}
-
-void kp_procs_tick(struct kp_procs *ps, int64_t now_ms)
-{
-	int64_t mono = kp_workers_now_ms();
-
-	for (size_t i = 0; i < ps->count; i++) {
-		watchdog(ps->procs[i], mono);
-		maybe_checkpoint(ps->procs[i], now_ms, false);
-	}
-}
-
-/* ---- lifecycle -------------------------------------------------------- */
-
-static struct kp_proc *proc_alloc(struct kp_procs *ps)
-{
-	struct kp_proc *p = kp_calloc(1, sizeof(*p));
-
-	if (p == NULL)
-		return NULL;
-	p->owner = ps;
-	kp_proc_def_init(&p->def);
-	kp_buf_init(&p->job.raw);
-	kp_buf_init(&p->job.dlq);
-	if (kp_view_new(&p->view) != 0) {
-		kp_proc_def_destroy(&p->def);
-		kp_free(p);
-		return NULL;
-	}
-	return p;
-}
-
-static void set_outputs(struct kp_proc *p)
-{
-	for (uint32_t i = 0; i < p->def.output_count; i++)
-		p->outputs[i] = p->def.outputs[i];
-}
-
-static int ensure_topic(struct kp_procs *ps, const char *name,
-			uint32_t partitions, struct kp_error *err)
-{
-	struct kp_server *s = ps->srv;
-	struct kp_topic_config cfg;
-	struct kp_topic *t;
-
-	if (kp_catalog_find(s->catalog, name, strlen(name)) != NULL)
-		return 0;
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.partitions = partitions;
-	cfg.fsync_interval_ms = s->cfg.fsync_interval_ms;
-	cfg.log = s->cfg.topic_defaults;
-	if (kp_catalog_create(s->catalog, name, strlen(name), &cfg, &t, err) != 0)
-		return err->code;
-	for (uint32_t i = 0; i < partitions; i++) {
-		if (kp_writer_attach(&t->parts[i]) != 0)
-			return kp_error_set(err, -ENOMEM, "out of memory");
-	}
+	if (rc != 0)
+		return rc;
+	snprintf(v->source, sizeof(v->source), "%s", file);
+	snprintf(v->hash, sizeof(v->hash), "%s", v->code->hash);
 	return 0;
 }
 
-int kp_procs_create(struct kp_procs *ps, struct kp_proc_def *def,
-		    struct kp_slot *slot, struct kp_error *err)
+static int check_def(struct kp_procs *ps, const struct kp_proc_def *def,
+		     struct kp_error *err)
 {
-	struct kp_proc *p;
-	char dlq[256];
-	int rc;
-
 	if (!kp_topic_name_valid(def->name, strlen(def->name)))
 		return kp_error_set(err, KP_EBADREQUEST,
 				    "bad processor name '%s': use 1..200 of A-Z a-z 0-9 . _ -",
@@ -1041,6 +519,18 @@ int kp_procs_create(struct kp_procs *ps, struct kp_proc_def *def,
 					    "input topic '%s' does not exist",
 					    def->inputs[i]);
 	}
+	return 0;
+}
+
+int kp_procs_create(struct kp_procs *ps, struct kp_proc_def *def,
+		    struct kp_slot *slot, struct kp_error *err)
+{
+	struct proc_version *v;
+	struct kp_proc *p;
+	int rc = check_def(ps, def, err);
+
+	if (rc != 0)
+		return rc;
 	p = proc_alloc(ps);
 	if (p == NULL)
 		return kp_error_set(err, -ENOMEM, "out of memory");
@@ -1048,109 +538,124 @@ int kp_procs_create(struct kp_procs *ps, struct kp_proc_def *def,
 	p->def = *def;
 	kp_buf_init(&def->config);
 	p->def.created_ms = kp_server_now_ms(ps->srv);
+	p->def.next_version = 2;
 	snprintf(p->dir, sizeof(p->dir), "%s/%s", ps->dir, p->def.name);
-	rc = kp_proc_code_load(p->def.source, ps->code_dir, &p->code, err);
-	if (rc != 0)
-		goto fail;
-	snprintf(p->def.code, sizeof(p->def.code), "%s", p->code->loaded_path);
-	snprintf(p->def.hash, sizeof(p->def.hash), "%s", p->code->hash);
-	for (uint32_t i = 0; i < p->def.output_count && rc == 0; i++)
-		rc = ensure_topic(ps, p->def.outputs[i], 1, err);
-	kp_proc_def_dlq(&p->def, dlq, sizeof(dlq));
-	if (rc == 0)
-		rc = ensure_topic(ps, dlq, 1, err);
-	if (rc != 0)
-		goto fail;
-	set_outputs(p);
-	if (build_cursors(p, NULL) != 0 || build_marks(p, NULL) != 0) {
-		rc = kp_error_set(err, -ENOMEM, "out of memory");
-		goto fail;
+	v = kp_pv_new(p, ps, 1);
+	if (v == NULL) {
+		proc_free(p);
+		return kp_error_set(err, -ENOMEM, "out of memory");
 	}
-	if (mkdir(p->dir, 0755) != 0 && errno != EEXIST) {
+	add_version(p, v);
+	v->role = PV_LIVE;
+	v->created_ms = p->def.created_ms;
+	p->live = v;
+	rc = load_code(p, v, p->def.source, err);
+	if (rc == 0)
+		rc = ensure_outputs(p, v, err);
+	if (rc == 0 && kp_pv_build(v, NULL, p->def.from, p->def.from_ts,
+				   NULL) != 0)
+		rc = kp_error_set(err, -ENOMEM, "out of memory");
+	if (rc == 0 && mkdir(p->dir, 0755) != 0 && errno != EEXIST)
 		rc = kp_error_set(err, -errno, "cannot create %s: %s", p->dir,
 				  strerror(errno));
-		goto fail;
+	if (rc == 0) {
+		def_add_version(p, v, p->def.from, p->def.from_ts, "live");
+		rc = kp_proc_def_save(&p->def, p->dir);
+		if (rc == 0)
+			rc = point_aliases(p, v);
+		if (rc == 0)
+			rc = insert(ps, p);
+		if (rc != 0) {
+			kp_error_set(err, rc, "cannot save processor %s: %s",
+				     p->def.name, kp_error_text(rc));
+			kp_remove_tree(p->dir);
+		}
 	}
-	rc = kp_proc_def_save(&p->def, p->dir);
-	if (rc == 0)
-		rc = capture_checkpoint(p, &p->job.ckpt);
-	if (rc == 0)
-		rc = insert(ps, p);
 	if (rc != 0) {
-		kp_error_set(err, rc, "cannot save processor %s: %s",
-			     p->def.name, kp_error_text(rc));
-		kp_remove_tree(p->dir);
-		goto fail;
-	}
-	p->state = PS_STARTING;
-	p->create_slot = slot;
-	kp_slot_ref(slot);
-	slot->waits++;
-	p->job.write_checkpoint = true;
-	job_submit(p, JOB_INIT);
-	return 0;
-fail:
-	proc_free(p);
-	return rc;
-}
-
-static int open_one(struct kp_procs *ps, const char *name)
-{
-	struct kp_proc *p = proc_alloc(ps);
-	struct kp_checkpoint ck;
-	struct kp_error err;
-	int rc, have;
-
-	if (p == NULL)
-		return -ENOMEM;
-	snprintf(p->dir, sizeof(p->dir), "%s/%s", ps->dir, name);
-	rc = kp_proc_def_load(&p->def, p->dir, &err);
-	if (rc != 0) {
-		kp_log_error("proc", "skipping processor %s: %s", name, err.msg);
-		proc_free(p);
-		return 0;
-	}
-	set_outputs(p);
-	have = kp_checkpoint_load(&ck, p->view, p->dir, &err);
-	if (have < 0) {
-		kp_log_error("proc", "processor %s: %s; starting from its definition",
-			     name, err.msg);
-		kp_view_clear(p->view);
-	}
-	if (have == 0) {
-		p->processed = ck.processed;
-		p->errors = ck.errors;
-		p->dead_lettered = ck.dead_lettered;
-	}
-	rc = build_cursors(p, have == 0 ? &ck : NULL);
-	if (rc == 0)
-		rc = build_marks(p, have == 0 ? &ck : NULL);
-	kp_checkpoint_destroy(&ck);
-	if (rc == 0)
-		rc = insert(ps, p);
-	if (rc != 0) {
+		undo_create(p, v);
 		proc_free(p);
 		return rc;
 	}
-	for (uint32_t i = 0; i < p->mark_count; i++) {
-		if (p->marks[i].suppress > 0)
-			kp_log_info("proc",
-				    "processor %s: %llu outputs in %s/%u were written after its checkpoint; the replay will not write them again",
-				    name,
-				    (unsigned long long)p->marks[i].suppress,
-				    p->marks[i].topic, p->marks[i].partition);
-	}
-	rc = kp_proc_code_load(p->def.code, NULL, &p->code, &err);
-	if (rc != 0) {
-		p->state = PS_FAILED;
-		snprintf(p->reason, sizeof(p->reason), "cannot load code: %s",
-			 err.msg);
-		kp_log_error("proc", "processor %s: %s", name, p->reason);
-		return 0;
-	}
-	p->state = PS_STARTING;
-	job_submit(p, JOB_INIT);
+	hold(&p->create_slot, slot);
+	kp_pv_start(v, true);
 	return 0;
+}
+
+static enum pv_role role_of(const char *name)
+{
+	if (strcmp(name, "live") == 0)
+		return PV_LIVE;
+	if (strcmp(name, "building") == 0)
+		return PV_BUILDING;
+	return PV_RETIRED;
+}
+
+/* Restores one persisted version (its checkpoint, its code) and starts it. */
+static void open_version(struct kp_proc *p, struct kp_proc_def_version *dv)
+{
+	struct proc_version *v = kp_pv_new(p, p->owner, dv->number);
+	struct kp_checkpoint ck;
+	struct kp_error err;
+	int have;
+	uint64_t offset = (uint64_t)dv->from_value;
+
+	if (v == NULL)
+		return;
+	add_version(p, v);
+	v->role = role_of(dv->role);
+	v->revision = dv->revision;
+	v->created_ms = dv->created_ms;
+	v->rate = dv->rate;
+	v->replay_total = dv->replay_total;
+	snprintf(v->source, sizeof(v->source), "%s", dv->source);
+	snprintf(v->hash, sizeof(v->hash), "%s", dv->hash);
+	if (v->role == PV_LIVE)
+		p->live = v;
+	else if (v->role == PV_BUILDING)
+		p->building = v;
+	have = kp_pv_load_checkpoint(v, &ck, &err);
+	if (have < 0)
+		kp_log_error("proc", "processor %s v%u: %s; starting it over",
+			     p->def.name, v->number, err.msg);
+	if (kp_pv_build(v, have == 0 ? &ck : NULL, dv->from, dv->from_value,
+			&offset) != 0)
+		v->state = PV_FAILED;
+	kp_checkpoint_destroy(&ck);
+	if (v->role == PV_RETIRED) {
+		kp_view_clear(v->view);
+		v->state = PV_STOPPED;
+		return;
+	}
+	if (kp_proc_code_load(dv->code, NULL, &v->code, &err) != 0) {
+		v->state = PV_FAILED;
+		snprintf(v->reason, sizeof(v->reason), "cannot load code: %s",
+			 err.msg);
+		kp_log_error("proc", "processor %s v%u: %s", p->def.name,
+			     v->number, v->reason);
+		return;
+	}
+	kp_pv_start(v, false);
+}
+
+static void open_one(struct kp_procs *ps, const char *name)
+{
+	struct kp_proc *p = proc_alloc(ps);
+	struct kp_error err;
+
+	if (p == NULL)
+		return;
+	snprintf(p->dir, sizeof(p->dir), "%s/%s", ps->dir, name);
+	if (kp_proc_def_load(&p->def, p->dir, &err) != 0) {
+		kp_log_error("proc", "skipping processor %s: %s", name, err.msg);
+		proc_free(p);
+		return;
+	}
+	if (insert(ps, p) != 0) {
+		proc_free(p);
+		return;
+	}
+	for (uint32_t i = 0; i < p->def.version_count; i++)
+		open_version(p, &p->def.versions[i]);
 }
 
 int kp_procs_open(struct kp_server *s, int workers, struct kp_procs **out,
@@ -1209,66 +714,170 @@ void kp_procs_close(struct kp_procs *ps)
 	kp_workers_stop(ps->workers);
 	for (size_t i = 0; i < ps->count; i++) {
 		struct kp_proc *p = ps->procs[i];
-		struct kp_checkpoint ck;
 
-		memset(&ck, 0, sizeof(ck));
-		if (!p->zombie && p->inst_started && p->since_checkpoint > 0 &&
-		    capture_checkpoint(p, &ck) == 0)
-			kp_checkpoint_save(&ck, p->view, p->dir);
-		kp_checkpoint_destroy(&ck);
+		for (uint32_t k = 0; k < p->version_count; k++) {
+			struct proc_version *v = p->versions[k];
+
+			if (!v->zombie && v->inst_started &&
+			    v->since_checkpoint > 0)
+				kp_pv_checkpoint_now(v);
+		}
+		answer(&p->create_slot, p, KP_ESHUTDOWN, "server is stopping");
+		answer(&p->reload_slot, p, KP_ESHUTDOWN, "server is stopping");
+		answer(&p->pending_slot, p, KP_ESHUTDOWN, "server is stopping");
 		proc_free(p);
 	}
 	kp_free(ps->procs);
 	kp_free(ps);
 }
 
+/* ---- scheduling ------------------------------------------------------- */
+
+static void each_version(struct kp_proc *p,
+			 void (*fn)(struct proc_version *v, void *arg),
+			 void *arg)
+{
+	for (uint32_t i = 0; i < p->version_count; i++)
+		fn(p->versions[i], arg);
+	if (p->scratch != NULL)
+		fn(p->scratch, arg);
+}
+
+static void notify_one(struct proc_version *v, void *arg)
+{
+	struct kp_topic_partition *tp = arg;
+
+	if (!v->busy && kp_pv_reads(v, tp->topic->name, tp->id))
+		kp_pv_kick(v);
+}
+
+void kp_procs_notify(struct kp_procs *ps, struct kp_topic_partition *tp)
+{
+	if (ps == NULL)
+		return;
+	for (size_t i = 0; i < ps->count; i++)
+		each_version(ps->procs[i], notify_one, tp);
+}
+
+struct tick_args {
+	int64_t now;
+	int64_t mono;
+};
+
+static void tick_one(struct proc_version *v, void *arg)
+{
+	struct tick_args *t = arg;
+
+	kp_pv_tick(v, t->now, t->mono);
+}
+
+static void watch_check(struct kp_proc *p, int64_t mono);
+static void replay_rate(struct kp_proc *p, int64_t mono);
+
+void kp_procs_tick(struct kp_procs *ps, int64_t now_ms)
+{
+	struct tick_args t = { now_ms, kp_workers_now_ms() };
+
+	for (size_t i = 0; i < ps->count; i++) {
+		each_version(ps->procs[i], tick_one, &t);
+		watch_check(ps->procs[i], t.mono);
+		replay_rate(ps->procs[i], t.mono);
+	}
+}
+
+/* ---- pause, resume, delete -------------------------------------------- */
+
 int kp_proc_pause(struct kp_proc *p, const char *reason, struct kp_error *err)
 {
-	if (p->state == PS_FAILED || p->state == PS_STARTING)
+	if (p->live == NULL || p->live->state == PV_FAILED ||
+	    p->live->state == PV_STARTING)
 		return kp_error_set(err, KP_ESTATE, "processor %s is %s",
-				    p->def.name, state_names[p->state]);
-	p->state = PS_PAUSED;
+				    p->def.name,
+				    p->live ? kp_pv_state_name(p->live->state)
+					    : "without a live version");
 	p->def.paused = true;
 	snprintf(p->def.pause_reason, sizeof(p->def.pause_reason), "%s",
 		 reason);
-	snprintf(p->reason, sizeof(p->reason), "%s", reason);
 	if (strcmp(reason, "paused by operator") != 0)
 		kp_log_warn("proc", "processor %s paused: %s", p->def.name,
 			    reason);
-	kp_proc_def_save(&p->def, p->dir);
+	save_def(p);
 	return 0;
 }
 
 int kp_proc_resume(struct kp_proc *p, struct kp_error *err)
 {
-	if (p->state == PS_FAILED && p->inst_started) {
-		p->state = PS_PAUSED;
-	}
-	if (p->state != PS_PAUSED && p->state != PS_RUNNING)
+	struct proc_version *v = p->live;
+
+	if (v == NULL)
+		return kp_error_set(err, KP_ESTATE,
+				    "processor %s has no live version",
+				    p->def.name);
+	if (v->state == PV_FAILED && v->inst_started && !v->zombie)
+		v->state = PV_RUNNING;
+	if (v->state != PV_RUNNING)
 		return kp_error_set(err, KP_ESTATE,
 				    "processor %s is %s and cannot resume (%s)",
-				    p->def.name, state_names[p->state],
-				    p->reason);
-	p->state = PS_RUNNING;
+				    p->def.name, kp_pv_state_name(v->state),
+				    v->reason);
 	p->def.paused = false;
 	p->def.pause_reason[0] = '\0';
-	p->reason[0] = '\0';
-	p->window_total = p->window_errors = 0;
-	kp_proc_def_save(&p->def, p->dir);
-	kick(p);
+	v->reason[0] = '\0';
+	v->window_total = v->window_errors = 0;
+	save_def(p);
+	kp_pv_kick(v);
 	return 0;
+}
+
+/* Deletes the physical outputs of a version numbered 2 or more. */
+static void drop_outputs(struct kp_proc *p, struct proc_version *v)
+{
+	struct kp_server *s = p->owner->srv;
+	struct kp_error err;
+
+	for (uint32_t i = 0; i < v->output_count; i++) {
+		struct kp_topic *t = kp_catalog_find_physical(
+			s->catalog, v->outputs[i], strlen(v->outputs[i]));
+		char logical[256], alias[270];
+
+		logical_name(p, i, logical, sizeof(logical));
+		snprintf(alias, sizeof(alias), "%s.v%u", logical, v->number);
+		kp_catalog_alias_remove(s->catalog, alias);
+		if (t != NULL && v->number > 1)
+			kp_server_delete_topic(s, t, &err);
+	}
 }
 
 int kp_proc_delete(struct kp_proc *p, struct kp_error *err)
 {
+	struct kp_catalog *cat = p->owner->srv->catalog;
+
 	(void)err;
 	unlink_proc(p->owner, p);
+	for (uint32_t i = 0; i < p->version_count; i++) {
+		if (p->versions[i] != p->live)
+			drop_outputs(p, p->versions[i]);
+	}
+	if (p->live != NULL) {
+		for (uint32_t i = 0; i <= p->def.output_count; i++) {
+			char logical[256], alias[270];
+
+			logical_name(p, i, logical, sizeof(logical));
+			snprintf(alias, sizeof(alias), "%s.v1", logical);
+			kp_catalog_alias_remove(cat, alias);
+			/* The live outputs stay, under their logical names. */
+			if (p->live->number > 1)
+				kp_catalog_alias_set(cat, logical,
+						     p->live->outputs[i],
+						     p->live->number);
+		}
+	}
 	kp_remove_tree(p->dir);
 	kp_log_info("proc", "deleted processor %s", p->def.name);
-	if (p->busy) {
-		p->deleting = true;
-		return 0;
-	}
+	answer(&p->create_slot, p, KP_ENOTFOUND, "processor was deleted");
+	answer(&p->reload_slot, p, KP_ENOTFOUND, "processor was deleted");
+	answer(&p->pending_slot, p, KP_ENOTFOUND, "processor was deleted");
+	p->deleting = true;
 	proc_free(p);
 	return 0;
 }
@@ -1290,50 +899,63 @@ static void pack_u64(struct kp_response *r, const char *key, uint64_t value)
 	msgpack_pack_uint64(&r->pk, value);
 }
 
-static uint64_t pack_inputs(struct kp_proc *p, struct kp_response *r)
+static const char *proc_state(struct kp_proc *p)
 {
-	uint64_t total = 0;
+	if (p->live == NULL)
+		return "failed";
+	if (p->def.paused && p->live->state == PV_RUNNING)
+		return "paused";
+	return kp_pv_state_name(p->live->state);
+}
 
-	kp_response_key(r, "inputs");
-	msgpack_pack_array(&r->pk, p->cursor_count);
-	for (uint32_t i = 0; i < p->cursor_count; i++) {
-		const struct cursor *c = &p->cursors[i];
-		struct kp_topic_partition *tp = find_tp(p->owner, c->topic,
-							c->partition);
-		struct kp_partition_stats st;
-		uint64_t end = 0, lag;
+static void pack_replay(struct kp_proc *p, struct kp_response *r)
+{
+	struct proc_version *b = p->building;
+	uint64_t to_go, eta = 0;
 
-		if (tp != NULL) {
-			kp_partition_stats(tp->log, &st);
-			end = st.visible_end;
-		}
-		lag = end > c->offset ? end - c->offset : 0;
-		total += lag;
-		msgpack_pack_map(&r->pk, 5);
-		pack_str(r, "topic", c->topic);
-		pack_u64(r, "partition", c->partition);
-		pack_u64(r, "offset", c->offset);
-		pack_u64(r, "end_offset", end);
-		pack_u64(r, "lag", lag);
+	kp_response_key(r, "replay");
+	if (b == NULL) {
+		msgpack_pack_nil(&r->pk);
+		return;
 	}
-	return total;
+	to_go = kp_pv_lag(b);
+	if (p->replay_rate_rps > 0)
+		eta = to_go * 1000 / p->replay_rate_rps;
+	msgpack_pack_map(&r->pk, 8);
+	pack_u64(r, "version", b->number);
+	pack_str(r, "state", kp_pv_state_name(b->state));
+	pack_str(r, "reason", b->reason[0] ? b->reason : NULL);
+	pack_u64(r, "records_done", b->processed);
+	pack_u64(r, "records_to_go", to_go);
+	pack_u64(r, "records_per_second", p->replay_rate_rps);
+	pack_u64(r, "eta_ms", eta);
+	pack_u64(r, "rate_limit", b->rate);
 }
 
 void kp_proc_pack_status(struct kp_proc *p, struct kp_response *r)
 {
+	struct proc_version *v = p->live;
 	char dlq[256];
-	uint64_t lag;
+	uint64_t lag = 0;
+	const char *reason = p->def.paused ? p->def.pause_reason
+			     : v && v->reason[0] ? v->reason : NULL;
 
 	kp_proc_def_dlq(&p->def, dlq, sizeof(dlq));
-	msgpack_pack_map(&r->pk, 19);
+	msgpack_pack_map(&r->pk, 24);
 	pack_str(r, "name", p->def.name);
-	pack_str(r, "file", p->def.source);
-	pack_str(r, "lang", p->code ? p->code->lang : NULL);
-	pack_u64(r, "version", p->def.version);
-	pack_str(r, "hash", p->def.hash);
-	pack_str(r, "state", state_names[p->state]);
-	pack_str(r, "reason", p->reason[0] ? p->reason : NULL);
-	lag = pack_inputs(p, r);
+	pack_str(r, "file", v ? v->source : p->def.source);
+	pack_str(r, "lang", v && v->code ? v->code->lang : NULL);
+	pack_u64(r, "version", v ? v->number : 0);
+	pack_u64(r, "revision", v ? v->revision : 0);
+	pack_str(r, "hash", v ? v->hash : NULL);
+	pack_str(r, "state", proc_state(p));
+	pack_str(r, "reason", reason && reason[0] ? reason : NULL);
+	if (v != NULL) {
+		lag = kp_pv_pack_inputs(v, r);
+	} else {
+		kp_response_key(r, "inputs");
+		msgpack_pack_array(&r->pk, 0);
+	}
 	kp_response_key(r, "outputs");
 	msgpack_pack_array(&r->pk, p->def.output_count);
 	for (uint32_t i = 0; i < p->def.output_count; i++)
@@ -1341,13 +963,433 @@ void kp_proc_pack_status(struct kp_proc *p, struct kp_response *r)
 				strlen(p->def.outputs[i]));
 	pack_str(r, "dlq", dlq);
 	pack_u64(r, "lag", lag);
-	pack_u64(r, "records_processed", p->processed);
-	pack_u64(r, "errors", p->errors);
-	pack_u64(r, "dead_lettered", p->dead_lettered);
-	pack_u64(r, "duplicates_suppressed", p->suppressed);
-	pack_str(r, "last_error", p->last_error[0] ? p->last_error : NULL);
-	pack_u64(r, "view_keys", p->view && !p->zombie ? kp_view_count(p->view) : 0);
-	pack_u64(r, "view_bytes", p->view && !p->zombie ? kp_view_bytes(p->view) : 0);
+	pack_u64(r, "records_processed", v ? v->processed : 0);
+	pack_u64(r, "errors", v ? v->errors : 0);
+	pack_u64(r, "dead_lettered", v ? v->dead_lettered : 0);
+	pack_u64(r, "duplicates_suppressed", v ? v->suppressed : 0);
+	pack_str(r, "last_error", v && v->last_error[0] ? v->last_error : NULL);
+	pack_u64(r, "view_keys", kp_proc_view(p) ? kp_view_count(kp_proc_view(p)) : 0);
+	pack_u64(r, "view_bytes", kp_proc_view(p) ? kp_view_bytes(kp_proc_view(p)) : 0);
 	kp_response_key(r, "created_ms");
 	msgpack_pack_int64(&r->pk, p->def.created_ms);
+	kp_response_key(r, "watch");
+	if (p->def.watch)
+		msgpack_pack_true(&r->pk);
+	else
+		msgpack_pack_false(&r->pk);
+	pack_str(r, "reload_error",
+		 v && v->reload_error[0] ? v->reload_error : NULL);
+	pack_u64(r, "versions", p->version_count);
+	pack_replay(p, r);
+}
+
+void kp_proc_pack_versions(struct kp_proc *p, struct kp_response *r)
+{
+	msgpack_pack_array(&r->pk, p->version_count);
+	for (uint32_t i = 0; i < p->version_count; i++)
+		kp_pv_pack(p->versions[i], r);
+}
+
+/* ---- reload and --watch ----------------------------------------------- */
+
+/* Hands the loaded code to the live version once it is between batches. */
+static void launch_reload(struct kp_proc *p)
+{
+	struct proc_version *v = p->live;
+
+	if (p->reload_code == NULL || v == NULL || v->busy)
+		return;
+	kp_pv_reload(v, p->reload_code);
+	kp_proc_code_unref(p->reload_code);
+	p->reload_code = NULL;
+}
+
+static int start_reload(struct kp_proc *p, const char *file,
+			struct kp_error *err)
+{
+	struct proc_version *v = p->live;
+	int rc;
+
+	if (v == NULL || !v->inst_started || v->zombie)
+		return kp_error_set(err, KP_ESTATE,
+				    "processor %s has no running live version",
+				    p->def.name);
+	if (p->reload_code != NULL ||
+	    (v->busy && v->job.kind == PV_JOB_RELOAD))
+		return kp_error_set(err, KP_ESTATE,
+				    "a reload of %s is already in progress",
+				    p->def.name);
+	rc = kp_proc_code_load(file, p->owner->code_dir, &p->reload_code, err);
+	if (rc != 0) {
+		snprintf(v->reload_error, sizeof(v->reload_error), "%s",
+			 err->msg);
+		return KP_EBADREQUEST;
+	}
+	snprintf(p->reload_source, sizeof(p->reload_source), "%s", file);
+	launch_reload(p);
+	return 0;
+}
+
+int kp_proc_reload(struct kp_proc *p, const char *file, struct kp_slot *slot,
+		   struct kp_error *err)
+{
+	int rc;
+
+	if (p->reload_slot != NULL)
+		return kp_error_set(err, KP_ESTATE,
+				    "a reload of %s is already in progress",
+				    p->def.name);
+	rc = start_reload(p, file ? file : p->live ? p->live->source
+						   : p->def.source,
+			  err);
+	if (rc != 0)
+		return rc;
+	if (slot != NULL)
+		hold(&p->reload_slot, slot);
+	return 0;
+}
+
+int kp_proc_set_watch(struct kp_proc *p, bool on, struct kp_error *err)
+{
+	(void)err;
+	p->def.watch = on;
+	p->watch_hash[0] = '\0';
+	return save_def(p);
+}
+
+static void watch_check(struct kp_proc *p, int64_t mono)
+{
+	struct proc_version *v = p->live;
+	struct kp_error err;
+	char hash[17];
+
+	if (!p->def.watch || v == NULL || !v->inst_started ||
+	    mono - p->watch_checked_ms < WATCH_MS ||
+	    p->reload_slot != NULL || p->reload_code != NULL)
+		return;
+	p->watch_checked_ms = mono;
+	if (kp_proc_code_hash_file(v->source, hash) != 0)
+		return;
+	if (p->watch_hash[0] == '\0')
+		snprintf(p->watch_hash, sizeof(p->watch_hash), "%s", v->hash);
+	if (strcmp(hash, p->watch_hash) == 0)
+		return;
+	snprintf(p->watch_hash, sizeof(p->watch_hash), "%s", hash);
+	kp_log_info("proc", "processor %s: %s changed; reloading", p->def.name,
+		    v->source);
+	if (start_reload(p, v->source, &err) != 0)
+		kp_log_warn("proc", "processor %s: reload failed, the old code keeps running: %s",
+			    p->def.name, err.msg);
+}
+
+/* ---- replay, rollback, gc --------------------------------------------- */
+
+static struct proc_version *newest_retired(struct kp_proc *p)
+{
+	struct proc_version *best = NULL;
+
+	for (uint32_t i = 0; i < p->version_count; i++) {
+		struct proc_version *v = p->versions[i];
+
+		if (v->role == PV_RETIRED && !v->zombie &&
+		    (best == NULL || v->number > best->number))
+			best = v;
+	}
+	return best;
+}
+
+/* Removes a version entirely: its topics (numbers >= 2), files, entry. */
+static void drop_version(struct kp_proc *p, struct proc_version *v)
+{
+	drop_outputs(p, v);
+	kp_remove_tree(v->dir);
+	remove_version(p, v);
+	if (p->building == v)
+		p->building = NULL;
+	if (v->busy)
+		v->free_when_idle = true;
+	else
+		kp_pv_free(v);
+}
+
+int kp_proc_replay(struct kp_proc *p, const char *file, enum kp_proc_from from,
+		   int64_t value, uint64_t rate, uint32_t *number,
+		   struct kp_error *err)
+{
+	struct proc_version *v;
+	uint64_t offset = (uint64_t)value;
+	int rc;
+
+	if (p->building != NULL && p->building->state != PV_FAILED)
+		return kp_error_set(err, KP_ESTATE,
+				    "processor %s: replay v%u is still running",
+				    p->def.name, p->building->number);
+	if (p->building != NULL)
+		drop_version(p, p->building);
+	if (p->version_count >= KP_PROC_MAX_VERSIONS)
+		return kp_error_set(err, KP_ESTATE,
+				    "processor %s has %d versions; remove retired ones with proc gc",
+				    p->def.name, KP_PROC_MAX_VERSIONS);
+	v = kp_pv_new(p, p->owner, p->def.next_version);
+	if (v == NULL)
+		return kp_error_set(err, -ENOMEM, "out of memory");
+	v->role = PV_BUILDING;
+	v->rate = rate;
+	v->created_ms = kp_server_now_ms(p->owner->srv);
+	rc = load_code(p, v, file ? file : p->live ? p->live->source
+						   : p->def.source, err);
+	if (rc == 0)
+		rc = ensure_outputs(p, v, err);
+	if (rc == 0 && kp_pv_build(v, NULL, from, value, &offset) != 0)
+		rc = kp_error_set(err, -ENOMEM, "out of memory");
+	if (rc != 0) {
+		kp_pv_free(v);
+		return rc;
+	}
+	v->replay_total = kp_pv_lag(v);
+	p->def.next_version++;
+	add_version(p, v);
+	def_add_version(p, v, from, value, "building");
+	p->building = v;
+	p->replay_last_processed = 0;
+	p->replay_last_ms = kp_workers_now_ms();
+	p->replay_rate_rps = 0;
+	save_def(p);
+	kp_log_info("proc", "processor %s: replay v%u started (%llu records to go)",
+		    p->def.name, v->number,
+		    (unsigned long long)v->replay_total);
+	kp_pv_start(v, true);
+	*number = v->number;
+	return 0;
+}
+
+static void replay_rate(struct kp_proc *p, int64_t mono)
+{
+	struct proc_version *b = p->building;
+	uint64_t done, rps;
+
+	if (b == NULL || mono - p->replay_last_ms < 1000)
+		return;
+	done = b->processed - p->replay_last_processed;
+	rps = done * 1000 / (uint64_t)(mono - p->replay_last_ms);
+	p->replay_rate_rps = p->replay_rate_rps == 0
+				     ? rps
+				     : (p->replay_rate_rps + rps) / 2;
+	p->replay_last_processed = b->processed;
+	p->replay_last_ms = mono;
+}
+
+int kp_proc_rollback(struct kp_proc *p, struct kp_error *err)
+{
+	struct proc_version *k = newest_retired(p), *cur = p->live;
+	struct kp_checkpoint ck;
+	int have;
+
+	if (k == NULL)
+		return kp_error_set(err, KP_ESTATE,
+				    "processor %s has no retired version to roll back to",
+				    p->def.name);
+	if (p->building != NULL && p->building->state != PV_FAILED)
+		return kp_error_set(err, KP_ESTATE,
+				    "processor %s: replay v%u is running; wait for it or delete it with proc gc after it fails",
+				    p->def.name, p->building->number);
+	have = kp_pv_load_checkpoint(k, &ck, err);
+	kp_checkpoint_destroy(&ck);
+	if (have < 0)
+		return err->code;
+	if (kp_proc_code_load(kp_proc_def_version(&p->def, k->number)->code,
+			      NULL, &k->code, err) != 0)
+		return err->code;
+	k->role = PV_LIVE;
+	p->live = k;
+	def_set_role(p, k->number, "live");
+	snprintf(p->def.source, sizeof(p->def.source), "%s", k->source);
+	point_aliases(p, k);
+	if (cur != NULL) {
+		retire(p, cur);
+		wake_readers(p, cur);
+	}
+	save_def(p);
+	kp_log_info("proc", "processor %s: rolled back from v%u to v%u",
+		    p->def.name, cur ? cur->number : 0, k->number);
+	kp_pv_start(k, false);
+	return 0;
+}
+
+int kp_proc_gc(struct kp_proc *p, struct kp_error *err)
+{
+	int removed = 0;
+
+	(void)err;
+	for (uint32_t i = 0; i < p->version_count;) {
+		struct proc_version *v = p->versions[i];
+
+		if (v->role == PV_RETIRED ||
+		    (v == p->building && v->state == PV_FAILED)) {
+			kp_log_info("proc", "processor %s: removing v%u",
+				    p->def.name, v->number);
+			drop_version(p, v);
+			removed++;
+			continue;
+		}
+		i++;
+	}
+	save_def(p);
+	return removed;
+}
+
+/* ---- reset and verify: operations at a batch boundary of the live ----- */
+
+/* The offset (to, value) means in the input partition of cursor c. */
+static uint64_t position_for(struct kp_proc *p, const struct pv_cursor *c,
+			     enum kp_proc_from to, int64_t value)
+{
+	struct kp_topic *t = kp_catalog_find_physical(
+		p->owner->srv->catalog, c->topic, strlen(c->topic));
+	struct kp_partition_stats st;
+	uint64_t o;
+
+	if (t == NULL || c->partition >= t->config.partitions)
+		return c->offset;
+	kp_partition_stats(t->parts[c->partition].log, &st);
+	switch (to) {
+	case KP_FROM_LATEST:
+		return st.visible_end;
+	case KP_FROM_TIME:
+		if (kp_partition_offset_for_time(t->parts[c->partition].log,
+						 value, &o, NULL) == 0)
+			return o;
+		return st.start_offset;
+	case KP_FROM_OFFSET:
+		o = (uint64_t)value;
+		return o < st.start_offset ? st.start_offset
+		       : o > st.visible_end ? st.visible_end
+					    : o;
+	default:
+		return st.start_offset;
+	}
+}
+
+static void answer_plan(struct kp_proc *p, struct kp_slot **pslot,
+			enum kp_proc_from to, int64_t value, bool executed)
+{
+	struct proc_version *v = p->live;
+	struct kp_slot *slot = *pslot;
+	struct kp_response r;
+
+	*pslot = NULL;
+	kp_buf_reset(&slot->resp);
+	kp_response_begin(&r, &slot->resp, slot->id, 2);
+	kp_response_key(&r, "executed");
+	if (executed)
+		msgpack_pack_true(&r.pk);
+	else
+		msgpack_pack_false(&r.pk);
+	kp_response_key(&r, "plan");
+	msgpack_pack_array(&r.pk, v->cursor_count);
+	for (uint32_t i = 0; i < v->cursor_count; i++) {
+		const struct pv_cursor *c = &v->cursors[i];
+		uint64_t target = executed ? c->offset
+					   : position_for(p, c, to, value);
+
+		msgpack_pack_map(&r.pk, 4);
+		pack_str(&r, "topic", c->topic);
+		pack_u64(&r, "partition", c->partition);
+		pack_u64(&r, "current", executed ? p->reset_before[i] : c->offset);
+		pack_u64(&r, "new", target);
+	}
+	kp_response_finish(&r);
+	if (--slot->waits == 0)
+		kp_slot_ready(slot);
+	kp_slot_unref(slot);
+}
+
+static void do_reset(struct kp_proc *p)
+{
+	struct proc_version *v = p->live;
+
+	for (uint32_t i = 0; i < v->cursor_count; i++) {
+		if (i < KP_PROC_MAX_TOPICS * 64)
+			p->reset_before[i] = v->cursors[i].offset;
+		v->cursors[i].offset = position_for(p, &v->cursors[i],
+						    p->pending_from,
+						    p->pending_value);
+	}
+	for (uint32_t i = 0; i < v->mark_count; i++) {
+		v->marks[i].suppress = 0;
+		v->marks[i].written_count = 0;
+	}
+	kp_view_clear(v->view);
+	v->since_checkpoint = 1;
+	kp_pv_checkpoint_now(v);
+	kp_log_info("proc", "processor %s v%u reset: view cleared, inputs rewound",
+		    p->def.name, v->number);
+	answer_plan(p, &p->pending_slot, p->pending_from, p->pending_value,
+		    true);
+}
+
+static void run_pending(struct kp_proc *p)
+{
+	int op = p->pending;
+
+	p->pending = PENDING_NONE;
+	if (op == PENDING_RESET)
+		do_reset(p);
+	else if (op == PENDING_VERIFY)
+		kp_proc_verify_start(p, p->pending_from, p->pending_value,
+				     p->pending_to_set, p->pending_to,
+				     &p->pending_slot);
+}
+
+int kp_proc_reset(struct kp_proc *p, enum kp_proc_from to, int64_t value,
+		  bool execute, struct kp_slot *slot, struct kp_error *err)
+{
+	struct kp_slot *held = NULL;
+
+	if (p->live == NULL || !p->live->inst_started)
+		return kp_error_set(err, KP_ESTATE,
+				    "processor %s has no running live version",
+				    p->def.name);
+	if (p->pending != PENDING_NONE || p->pending_slot != NULL)
+		return kp_error_set(err, KP_ESTATE,
+				    "processor %s is busy with another reset or verify",
+				    p->def.name);
+	if (p->live->cursor_count > KP_PROC_MAX_TOPICS * 64)
+		return kp_error_set(err, KP_ETOOLARGE, "too many inputs");
+	hold(&held, slot);
+	if (!execute) {
+		answer_plan(p, &held, to, value, false);
+		return 0;
+	}
+	p->pending_slot = held;
+	p->pending = PENDING_RESET;
+	p->pending_from = to;
+	p->pending_value = value;
+	if (!p->live->busy)
+		run_pending(p);
+	return 0;
+}
+
+int kp_proc_verify(struct kp_proc *p, enum kp_proc_from from, int64_t value,
+		   bool to_set, int64_t to_ts, struct kp_slot *slot,
+		   struct kp_error *err)
+{
+	if (p->live == NULL || !p->live->inst_started || p->live->zombie)
+		return kp_error_set(err, KP_ESTATE,
+				    "processor %s has no running live version",
+				    p->def.name);
+	if (p->pending != PENDING_NONE || p->pending_slot != NULL ||
+	    p->scratch != NULL)
+		return kp_error_set(err, KP_ESTATE,
+				    "processor %s is busy with another reset or verify",
+				    p->def.name);
+	hold(&p->pending_slot, slot);
+	p->pending = PENDING_VERIFY;
+	p->pending_from = from;
+	p->pending_value = value;
+	p->pending_to_set = to_set;
+	p->pending_to = to_ts;
+	if (!p->live->busy)
+		run_pending(p);
+	return 0;
 }

@@ -17,8 +17,18 @@
 #include "config.h"
 #include "log.h"
 
+/* A logical name and the physical topic it resolves to. */
+struct alias {
+	char name[KP_NAME_MAX + 1];
+	char target[KP_NAME_MAX + 1];
+	uint32_t generation;
+};
+
 struct kp_catalog {
 	char topics_dir[4096];     /* <data>/topics */
+	char aliases_path[4096];   /* <data>/aliases */
+	struct alias *aliases;     /* unsorted; few */
+	size_t alias_count;
 	struct kp_topic **topics;  /* sorted by name; owned */
 	size_t count;
 	size_t cap;
@@ -213,6 +223,8 @@ static int config_read(const char *dir, struct kp_topic_config *c,
 	return 0;
 }
 
+static int aliases_load(struct kp_catalog *cat);
+
 static void topic_free(struct kp_topic *t)
 {
 	if (t == NULL)
@@ -360,6 +372,8 @@ int kp_catalog_open(const char *data_dir, struct kp_catalog **out,
 		return kp_error_set(err, -ENOMEM, "out of memory");
 	snprintf(cat->topics_dir, sizeof(cat->topics_dir), "%s/topics",
 		 data_dir);
+	snprintf(cat->aliases_path, sizeof(cat->aliases_path), "%s/aliases",
+		 data_dir);
 	rc = mkdir_p(cat->topics_dir);
 	if (rc != 0) {
 		kp_error_set(err, rc, "cannot create %s: %s", cat->topics_dir,
@@ -368,6 +382,9 @@ int kp_catalog_open(const char *data_dir, struct kp_catalog **out,
 		return rc;
 	}
 	rc = load_all(cat, err);
+	if (rc == 0 && aliases_load(cat) != 0)
+		rc = kp_error_set(err, KP_ECONFIG, "cannot read %s",
+				  cat->aliases_path);
 	if (rc != 0) {
 		kp_catalog_close(cat);
 		return rc;
@@ -383,11 +400,128 @@ void kp_catalog_close(struct kp_catalog *cat)
 	for (size_t i = 0; i < cat->count; i++)
 		topic_free(cat->topics[i]);
 	kp_free(cat->topics);
+	kp_free(cat->aliases);
 	kp_free(cat);
+}
+
+static struct alias *alias_find(struct kp_catalog *cat, const char *name,
+				size_t len)
+{
+	for (size_t i = 0; i < cat->alias_count; i++) {
+		struct alias *a = &cat->aliases[i];
+
+		if (strncmp(a->name, name, len) == 0 && a->name[len] == '\0')
+			return a;
+	}
+	return NULL;
 }
 
 struct kp_topic *kp_catalog_find(struct kp_catalog *cat, const char *name,
 				 size_t len)
+{
+	struct alias *a = alias_find(cat, name, len);
+
+	if (a != NULL)
+		return kp_catalog_find_physical(cat, a->target,
+						strlen(a->target));
+	return kp_catalog_find_physical(cat, name, len);
+}
+
+int kp_catalog_alias_get(struct kp_catalog *cat, const char *name, size_t len,
+			 uint32_t *generation, const char **target)
+{
+	struct alias *a = alias_find(cat, name, len);
+
+	if (a == NULL)
+		return 0;
+	if (generation != NULL)
+		*generation = a->generation;
+	if (target != NULL)
+		*target = a->target;
+	return 1;
+}
+
+static int aliases_save(struct kp_catalog *cat)
+{
+	char line[512];
+	struct kp_buf out;
+	int rc = 0;
+
+	kp_buf_init(&out);
+	for (size_t i = 0; i < cat->alias_count && rc == 0; i++) {
+		int n = snprintf(line, sizeof(line), "%s %s %u\n",
+				 cat->aliases[i].name, cat->aliases[i].target,
+				 cat->aliases[i].generation);
+
+		rc = kp_buf_append(&out, line, (size_t)n);
+	}
+	if (rc == 0)
+		rc = kp_write_file_atomic(cat->aliases_path,
+					  out.data ? out.data : "", out.len);
+	kp_buf_destroy(&out);
+	return rc;
+}
+
+static int aliases_load(struct kp_catalog *cat)
+{
+	char name[KP_NAME_MAX + 1], target[KP_NAME_MAX + 1];
+	unsigned gen;
+	FILE *f = fopen(cat->aliases_path, "r");
+
+	if (f == NULL)
+		return errno == ENOENT ? 0 : -errno;
+	while (fscanf(f, "%200s %200s %u", name, target, &gen) == 3) {
+		struct alias *grown = kp_realloc(
+			cat->aliases, (cat->alias_count + 1) * sizeof(*grown));
+
+		if (grown == NULL) {
+			fclose(f);
+			return -ENOMEM;
+		}
+		cat->aliases = grown;
+		snprintf(grown[cat->alias_count].name, KP_NAME_MAX + 1, "%s",
+			 name);
+		snprintf(grown[cat->alias_count].target, KP_NAME_MAX + 1, "%s",
+			 target);
+		grown[cat->alias_count].generation = gen;
+		cat->alias_count++;
+	}
+	fclose(f);
+	return 0;
+}
+
+int kp_catalog_alias_set(struct kp_catalog *cat, const char *name,
+			 const char *target, uint32_t generation)
+{
+	struct alias *a = alias_find(cat, name, strlen(name));
+
+	if (a == NULL) {
+		struct alias *grown = kp_realloc(
+			cat->aliases, (cat->alias_count + 1) * sizeof(*grown));
+
+		if (grown == NULL)
+			return -ENOMEM;
+		cat->aliases = grown;
+		a = &grown[cat->alias_count++];
+		snprintf(a->name, sizeof(a->name), "%s", name);
+	}
+	snprintf(a->target, sizeof(a->target), "%s", target);
+	a->generation = generation;
+	return aliases_save(cat);
+}
+
+int kp_catalog_alias_remove(struct kp_catalog *cat, const char *name)
+{
+	struct alias *a = alias_find(cat, name, strlen(name));
+
+	if (a == NULL)
+		return 0;
+	*a = cat->aliases[--cat->alias_count];
+	return aliases_save(cat);
+}
+
+struct kp_topic *kp_catalog_find_physical(struct kp_catalog *cat,
+					  const char *name, size_t len)
 {
 	size_t at = lower_bound(cat, name, len);
 
@@ -433,7 +567,8 @@ int kp_catalog_create(struct kp_catalog *cat, const char *name, size_t len,
 	if (cfg->partitions < 1 || cfg->partitions > KP_MAX_PARTITIONS)
 		return kp_error_set(err, KP_EBADREQUEST,
 				    "partitions must be 1..%d", KP_MAX_PARTITIONS);
-	if (kp_catalog_find(cat, name, len) != NULL)
+	if (kp_catalog_find(cat, name, len) != NULL ||
+	    kp_catalog_find_physical(cat, name, len) != NULL)
 		return kp_error_set(err, KP_ETOPICEXISTS,
 				    "topic '%.*s' already exists", (int)len,
 				    name);

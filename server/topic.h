@@ -71,9 +71,35 @@ int kp_catalog_open(const char *data_dir, struct kp_catalog **out,
 /* Closes every partition (fsync, clean recovery point) and frees. */
 void kp_catalog_close(struct kp_catalog *cat);
 
-/* The topic called name, or NULL. */
+/*
+ * The topic called name, or NULL. A logical name (an alias, see below)
+ * resolves to the topic it currently points at.
+ */
 struct kp_topic *kp_catalog_find(struct kp_catalog *cat, const char *name,
 				 size_t len);
+
+/* The physical topic called name, ignoring aliases, or NULL. */
+struct kp_topic *kp_catalog_find_physical(struct kp_catalog *cat,
+					  const char *name, size_t len);
+
+/*
+ * Aliases: logical names of processor outputs that resolve to the physical
+ * topic of one version (generation) of the processor; a cut-over repoints
+ * them. Persisted in <data>/aliases (tmp + fsync + rename) before return.
+ * Set creates or repoints; returns 0 or -errno.
+ */
+int kp_catalog_alias_set(struct kp_catalog *cat, const char *name,
+			 const char *target, uint32_t generation);
+
+/* Removes an alias (absent is fine). Returns 0 or -errno. */
+int kp_catalog_alias_remove(struct kp_catalog *cat, const char *name);
+
+/*
+ * When name is an alias: returns 1 and sets *generation (and *target to
+ * the physical name, borrowed). Otherwise 0.
+ */
+int kp_catalog_alias_get(struct kp_catalog *cat, const char *name, size_t len,
+			 uint32_t *generation, const char **target);
 
 /*
  * Creates a topic (directory, settings, partitions). KP_ETOPICEXISTS when

@@ -17,8 +17,10 @@ struct kp_workers {
 	uv_async_t async;          /* wakes the loop for completions */
 	pthread_mutex_t lock;      /* guards everything below */
 	pthread_cond_t cond;       /* signals queued work or stop */
-	struct kp_job *queue;      /* FIFO of jobs to run */
+	struct kp_job *queue;      /* FIFO of live jobs to run */
 	struct kp_job *queue_tail;
+	struct kp_job *bg;         /* FIFO of background jobs */
+	struct kp_job *bg_tail;
 	struct kp_job *finished;   /* jobs whose run returned */
 	int pending;               /* queued + running (not abandoned) */
 	int threads;               /* live, not written-off threads */
@@ -42,14 +44,21 @@ static void *worker_main(void *arg)
 	for (;;) {
 		struct kp_job *job;
 
-		while (w->queue == NULL && !w->stopping)
+		while (w->queue == NULL && w->bg == NULL && !w->stopping)
 			pthread_cond_wait(&w->cond, &w->lock);
-		if (w->queue == NULL)
+		if (w->queue != NULL) {
+			job = w->queue;
+			w->queue = job->next;
+			if (w->queue == NULL)
+				w->queue_tail = NULL;
+		} else if (w->bg != NULL) {
+			job = w->bg;
+			w->bg = job->next;
+			if (w->bg == NULL)
+				w->bg_tail = NULL;
+		} else {
 			break;
-		job = w->queue;
-		w->queue = job->next;
-		if (w->queue == NULL)
-			w->queue_tail = NULL;
+		}
 		atomic_store(&job->heartbeat_ms, kp_workers_now_ms());
 		atomic_store(&job->running, true);
 		pthread_mutex_unlock(&w->lock);
@@ -140,11 +149,19 @@ void kp_workers_submit(struct kp_workers *w, struct kp_job *job)
 	job->abandoned = false;
 	atomic_store(&job->running, false);
 	pthread_mutex_lock(&w->lock);
-	if (w->queue_tail != NULL)
-		w->queue_tail->next = job;
-	else
-		w->queue = job;
-	w->queue_tail = job;
+	if (job->background) {
+		if (w->bg_tail != NULL)
+			w->bg_tail->next = job;
+		else
+			w->bg = job;
+		w->bg_tail = job;
+	} else {
+		if (w->queue_tail != NULL)
+			w->queue_tail->next = job;
+		else
+			w->queue = job;
+		w->queue_tail = job;
+	}
 	w->pending++;
 	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);

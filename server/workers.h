@@ -24,6 +24,7 @@ struct kp_job {
 	void (*done)(struct kp_job *job); /* on the loop thread, after run */
 	atomic_int_fast64_t heartbeat_ms; /* run sets it as it makes progress */
 	atomic_bool running;              /* run has started, not finished */
+	int background;                   /* 1: runs only when no live job waits */
 	bool abandoned;                   /* written off; done never called */
 };
 
@@ -33,7 +34,11 @@ struct kp_job {
  */
 int kp_workers_start(uv_loop_t *loop, int n, struct kp_workers **out);
 
-/* Queues a job. Loop thread. */
+/*
+ * Queues a job. Loop thread. Jobs with background = 0 (live work) are
+ * taken before any background job (replays), so a replay never delays
+ * live processing by more than one job.
+ */
 void kp_workers_submit(struct kp_workers *w, struct kp_job *job);
 
 /*

@@ -223,8 +223,16 @@ static void on_sync_done(uv_work_t *req, int status)
 		kp_server_reap_topics(s);
 		return;
 	}
-	if (rc == 0 && w->head != NULL)
-		kp_writer_sync(s, tp);
+	/*
+	 * Whatever was appended while this job ran (produces, processor
+	 * outputs) rides on the next one: with fsync=always it is not visible
+	 * until then.
+	 */
+	if (rc == 0 && tp->topic->config.log.fsync == KP_FSYNC_ALWAYS) {
+		kp_partition_stats(tp->log, &st);
+		if (st.durable_end < st.end_offset)
+			kp_writer_sync(s, tp);
+	}
 }
 
 void kp_writer_sync(struct kp_server *s, struct kp_topic_partition *tp)

@@ -1,0 +1,1272 @@
+/*
+ * proc_version.c - the runner of one processor version: cursors, worker
+ * jobs, output writing with provenance, checkpoints, the watchdog.
+ */
+#include "proc_version.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "alloc.h"
+#include "batch.h"
+#include "conn.h"
+#include "log.h"
+#include "mp.h"
+#include "proc.h"
+#include "server.h"
+#include "writer.h"
+
+#define READ_BYTES (256 * 1024)
+#define SLICE_MS 20
+#define CHECKPOINT_MS 1000
+#define CHECKPOINT_RECORDS 200000
+#define ERROR_WINDOW 100
+#define ERROR_WINDOW_MIN 20
+
+static const char *const role_names[] = { "building", "live", "retired",
+					  "scratch" };
+static const char *const state_names[] = { "starting", "running", "paused",
+					   "failed", "stopped" };
+
+const char *kp_pv_role_name(enum pv_role role)
+{
+	return role_names[role];
+}
+
+const char *kp_pv_state_name(enum pv_state state)
+{
+	return state_names[state];
+}
+
+void kp_pv_physical_name(const char *logical, uint32_t n, char *out,
+			 size_t cap)
+{
+	if (n <= 1)
+		snprintf(out, cap, "%s", logical);
+	else
+		snprintf(out, cap, "%s.v%u", logical, n);
+}
+
+static struct kp_topic_partition *find_tp(struct kp_procs *ps,
+					  const char *topic, uint32_t part)
+{
+	struct kp_topic *t = kp_catalog_find_physical(ps->srv->catalog, topic,
+						      strlen(topic));
+
+	if (t == NULL || part >= t->config.partitions)
+		return NULL;
+	return &t->parts[part];
+}
+
+/* ---- life cycle ------------------------------------------------------- */
+
+struct proc_version *kp_pv_new(struct kp_proc *p, struct kp_procs *ps,
+			       uint32_t n)
+{
+	struct proc_version *v = kp_calloc(1, sizeof(*v));
+	char dlq[256];
+
+	if (v == NULL)
+		return NULL;
+	v->proc = p;
+	v->owner = ps;
+	v->number = n;
+	v->revision = 1;
+	snprintf(v->dir, sizeof(v->dir), "%s/v%u", p->dir, n);
+	kp_buf_init(&v->job.raw);
+	kp_buf_init(&v->job.dlq);
+	kp_buf_init(&v->captured);
+	for (uint32_t i = 0; i < p->def.output_count; i++) {
+		kp_pv_physical_name(p->def.outputs[i], n, v->outputs[i],
+				    sizeof(v->outputs[i]));
+		v->allowed[i] = p->def.outputs[i];
+	}
+	kp_proc_def_dlq(&p->def, dlq, sizeof(dlq));
+	kp_pv_physical_name(dlq, n, v->outputs[p->def.output_count],
+			    sizeof(v->outputs[0]));
+	v->output_count = p->def.output_count + 1;
+	if (kp_view_new(&v->view) != 0) {
+		kp_free(v);
+		return NULL;
+	}
+	return v;
+}
+
+void kp_pv_free(struct proc_version *v)
+{
+	if (v == NULL || v->zombie)
+		return;
+	if (v->inst_started)
+		kp_instance_stop(&v->inst);
+	kp_proc_code_unref(v->code);
+	kp_view_delete(v->view);
+	kp_free(v->cursors);
+	for (uint32_t i = 0; i < v->mark_count; i++)
+		kp_free(v->marks[i].written);
+	kp_free(v->marks);
+	kp_buf_destroy(&v->job.raw);
+	kp_buf_destroy(&v->job.dlq);
+	kp_buf_destroy(&v->captured);
+	kp_checkpoint_destroy(&v->job.ckpt);
+	kp_free(v);
+}
+
+void kp_pv_stop(struct proc_version *v)
+{
+	if (v->inst_started)
+		kp_instance_stop(&v->inst);
+	v->inst_started = false;
+	kp_view_clear(v->view);
+	v->state = PV_STOPPED;
+}
+
+/* ---- positions -------------------------------------------------------- */
+
+static uint64_t start_position(struct kp_topic_partition *tp,
+			       enum kp_proc_from from, int64_t from_ts,
+			       const uint64_t *offset)
+{
+	struct kp_partition_stats st;
+	uint64_t o;
+
+	kp_partition_stats(tp->log, &st);
+	switch (from) {
+	case KP_FROM_LATEST:
+		return st.visible_end;
+	case KP_FROM_TIME:
+		if (kp_partition_offset_for_time(tp->log, from_ts, &o, NULL) == 0)
+			return o;
+		return st.start_offset;
+	case KP_FROM_OFFSET:
+		o = offset ? *offset : 0;
+		if (o < st.start_offset)
+			return st.start_offset;
+		return o > st.visible_end ? st.visible_end : o;
+	default:
+		return st.start_offset;
+	}
+}
+
+static int build_cursors(struct proc_version *v, const struct kp_checkpoint *ck,
+			 enum kp_proc_from from, int64_t from_ts,
+			 const uint64_t *offset)
+{
+	struct kp_proc_def *def = &v->proc->def;
+	struct kp_catalog *cat = v->owner->srv->catalog;
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < def->input_count; i++) {
+		struct kp_topic *t = kp_catalog_find(cat, def->inputs[i],
+						     strlen(def->inputs[i]));
+
+		n += t ? t->config.partitions : 0;
+	}
+	for (uint32_t k = 0; ck && k < ck->cursor_count; k++)
+		n++;
+	v->cursors = kp_calloc(n ? n : 1, sizeof(*v->cursors));
+	if (v->cursors == NULL)
+		return -ENOMEM;
+	if (ck != NULL) {
+		/* A checkpoint names the physical inputs it was reading. */
+		for (uint32_t k = 0; k < ck->cursor_count; k++) {
+			struct pv_cursor *c = &v->cursors[v->cursor_count++];
+
+			snprintf(c->topic, sizeof(c->topic), "%s",
+				 ck->cursors[k].topic);
+			c->partition = ck->cursors[k].partition;
+			c->offset = ck->cursors[k].offset;
+			c->stop = UINT64_MAX;
+		}
+		return 0;
+	}
+	for (uint32_t i = 0; i < def->input_count; i++) {
+		struct kp_topic *t = kp_catalog_find(cat, def->inputs[i],
+						     strlen(def->inputs[i]));
+
+		for (uint32_t part = 0; t && part < t->config.partitions;
+		     part++) {
+			struct pv_cursor *c = &v->cursors[v->cursor_count++];
+
+			snprintf(c->topic, sizeof(c->topic), "%s", t->name);
+			c->partition = part;
+			c->offset = start_position(&t->parts[part], from,
+						   from_ts, offset);
+			c->stop = UINT64_MAX;
+		}
+	}
+	return 0;
+}
+
+static uint64_t written_end(struct kp_procs *ps, const char *topic,
+			    uint32_t part)
+{
+	struct kp_topic_partition *tp = find_tp(ps, topic, part);
+	struct kp_partition_stats st;
+
+	if (tp == NULL)
+		return 0;
+	kp_partition_stats(tp->log, &st);
+	return st.end_offset;
+}
+
+/* Notes that outputs of input (topic, partition) up to offset exist. */
+static int note_written(struct pv_mark *m, const char *topic, size_t len,
+			uint32_t partition, uint64_t offset)
+{
+	struct pv_written *w;
+
+	for (uint32_t i = 0; i < m->written_count; i++) {
+		w = &m->written[i];
+		if (w->partition == partition && strlen(w->topic) == len &&
+		    memcmp(w->topic, topic, len) == 0) {
+			if (offset > w->upto)
+				w->upto = offset;
+			return 0;
+		}
+	}
+	if (len > 200)
+		return 0;
+	w = kp_realloc(m->written, (m->written_count + 1) * sizeof(*w));
+	if (w == NULL)
+		return -ENOMEM;
+	m->written = w;
+	w = &m->written[m->written_count++];
+	memcpy(w->topic, topic, len);
+	w->topic[len] = '\0';
+	w->partition = partition;
+	w->upto = offset;
+	return 0;
+}
+
+/*
+ * Reads the outputs written to tp from offset `from` (the checkpoint's
+ * end) and notes, per input partition, the highest input offset they came
+ * from: those outputs are not written again when the tail is replayed.
+ */
+static int scan_written(struct proc_version *v, struct kp_topic_partition *tp,
+			uint64_t from, struct pv_mark *m)
+{
+	struct kp_partition_stats st;
+	struct kp_buf raw;
+	uint64_t at = from;
+	int rc = 0;
+
+	kp_partition_stats(tp->log, &st);
+	kp_buf_init(&raw);
+	while (at < st.end_offset && rc == 0) {
+		size_t pos = 0;
+		uint64_t skip = 0;
+
+		kp_buf_reset(&raw);
+		if (kp_partition_read(tp->log, at, 1 << 20, &raw, &skip,
+				      NULL) != 0 || raw.len == 0)
+			break;
+		while (pos < raw.len && rc == 0) {
+			struct kp_batch_header h;
+			struct kp_record rec;
+			size_t rpos = 0;
+			uint32_t index = 0;
+
+			if (kp_batch_header_decode(raw.data + pos,
+						   raw.len - pos, &h) != 0)
+				break;
+			while (rc == 0 && kp_batch_next(raw.data + pos, &h, &rpos,
+							&index, &rec) == 1) {
+				struct kp_mp_view map, proc, topic;
+				uint64_t version, part, offset;
+
+				at = rec.offset + 1;
+				if (rec.offset < from || rec.headers == NULL ||
+				    kp_mp_validate_one(rec.headers,
+						       rec.headers_len,
+						       &map) != 0 ||
+				    kp_field_str(map, "proc", &proc, NULL) != 0 ||
+				    kp_field_uint(map, "version", &version,
+						  NULL) != 0 ||
+				    kp_field_str(map, "topic", &topic, NULL) != 0 ||
+				    kp_field_uint(map, "partition", &part,
+						  NULL) != 0 ||
+				    kp_field_uint(map, "offset", &offset,
+						  NULL) != 0 ||
+				    !kp_mp_str_eq(proc, v->proc->def.name) ||
+				    version != v->number)
+					continue;
+				m->suppress++;
+				rc = note_written(m, topic.ptr, topic.len,
+						  (uint32_t)part, offset);
+			}
+			pos += h.batch_len;
+		}
+	}
+	kp_buf_destroy(&raw);
+	return rc;
+}
+
+static int add_marks_for(struct proc_version *v, const char *topic,
+			 const struct kp_checkpoint *ck)
+{
+	struct kp_topic *t = kp_catalog_find_physical(v->owner->srv->catalog,
+						      topic, strlen(topic));
+	struct pv_mark *grown;
+	int rc = 0;
+
+	if (t == NULL)
+		return 0;
+	grown = kp_realloc(v->marks, (v->mark_count + t->config.partitions) *
+					     sizeof(*grown));
+	if (grown == NULL)
+		return -ENOMEM;
+	v->marks = grown;
+	for (uint32_t part = 0; part < t->config.partitions && rc == 0;
+	     part++) {
+		struct pv_mark *m = &v->marks[v->mark_count++];
+		uint64_t end = written_end(v->owner, topic, part);
+
+		memset(m, 0, sizeof(*m));
+		snprintf(m->topic, sizeof(m->topic), "%s", topic);
+		m->partition = part;
+		for (uint32_t k = 0; ck && k < ck->mark_count; k++) {
+			if (strcmp(ck->marks[k].topic, topic) == 0 &&
+			    ck->marks[k].partition == part &&
+			    end > ck->marks[k].end)
+				rc = scan_written(v, &t->parts[part],
+						  ck->marks[k].end, m);
+		}
+	}
+	return rc;
+}
+
+int kp_pv_build(struct proc_version *v, const struct kp_checkpoint *ck,
+		enum kp_proc_from from, int64_t from_ts, const uint64_t *offset)
+{
+	int rc = build_cursors(v, ck, from, from_ts, offset);
+
+	for (uint32_t i = 0; i < v->output_count && rc == 0; i++)
+		rc = add_marks_for(v, v->outputs[i], ck);
+	for (uint32_t i = 0; i < v->mark_count; i++) {
+		if (v->marks[i].suppress > 0)
+			kp_log_info("proc",
+				    "processor %s v%u: %llu outputs in %s/%u were written after its checkpoint; the replay will not write them again",
+				    v->proc->def.name, v->number,
+				    (unsigned long long)v->marks[i].suppress,
+				    v->marks[i].topic, v->marks[i].partition);
+	}
+	if (ck != NULL) {
+		v->processed = ck->processed;
+		v->errors = ck->errors;
+		v->dead_lettered = ck->dead_lettered;
+	}
+	return rc;
+}
+
+int kp_pv_load_checkpoint(struct proc_version *v, struct kp_checkpoint *ck,
+			  struct kp_error *err)
+{
+	return kp_checkpoint_load(ck, v->view, v->dir, err);
+}
+
+static struct pv_mark *find_mark(struct proc_version *v, const char *topic,
+				 uint32_t part)
+{
+	for (uint32_t i = 0; i < v->mark_count; i++) {
+		if (v->marks[i].partition == part &&
+		    strcmp(v->marks[i].topic, topic) == 0)
+			return &v->marks[i];
+	}
+	return NULL;
+}
+
+static int capture_checkpoint(struct proc_version *v, struct kp_checkpoint *ck)
+{
+	kp_checkpoint_destroy(ck);
+	memset(ck, 0, sizeof(*ck));
+	ck->version = v->number;
+	ck->cursors = kp_calloc(v->cursor_count ? v->cursor_count : 1,
+				sizeof(*ck->cursors));
+	ck->marks = kp_calloc(v->mark_count ? v->mark_count : 1,
+			      sizeof(*ck->marks));
+	if (ck->cursors == NULL || ck->marks == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < v->cursor_count; i++) {
+		snprintf(ck->cursors[i].topic, sizeof(ck->cursors[i].topic),
+			 "%s", v->cursors[i].topic);
+		ck->cursors[i].partition = v->cursors[i].partition;
+		ck->cursors[i].offset = v->cursors[i].offset;
+	}
+	ck->cursor_count = v->cursor_count;
+	for (uint32_t i = 0; i < v->mark_count; i++) {
+		snprintf(ck->marks[i].topic, sizeof(ck->marks[i].topic), "%s",
+			 v->marks[i].topic);
+		ck->marks[i].partition = v->marks[i].partition;
+		ck->marks[i].end = written_end(v->owner, v->marks[i].topic,
+					       v->marks[i].partition);
+	}
+	ck->mark_count = v->mark_count;
+	ck->processed = v->processed;
+	ck->errors = v->errors;
+	ck->dead_lettered = v->dead_lettered;
+	return 0;
+}
+
+int kp_pv_checkpoint_now(struct proc_version *v)
+{
+	struct kp_checkpoint ck;
+	int rc;
+
+	if (v->role == PV_SCRATCH || v->zombie)
+		return 0;
+	memset(&ck, 0, sizeof(ck));
+	rc = capture_checkpoint(v, &ck);
+	if (rc == 0 && mkdir(v->dir, 0755) != 0 && errno != EEXIST)
+		rc = -errno;
+	if (rc == 0)
+		rc = kp_checkpoint_save(&ck, v->view, v->dir);
+	kp_checkpoint_destroy(&ck);
+	if (rc == 0) {
+		v->since_checkpoint = 0;
+		v->last_checkpoint_ms = kp_server_now_ms(v->owner->srv);
+	}
+	return rc;
+}
+
+/* ---- the worker side --------------------------------------------------- */
+
+/*
+ * A dead letter in job->dlq: i64 ts, u64 offset, u32 key_len (UINT32_MAX =
+ * none), key, u32 value_len, value (a msgpack map describing the failure).
+ */
+static void dlq_add(struct pv_job *job, const struct kp_proc_record *rec,
+		    const char *error)
+{
+	struct kp_buf value;
+	msgpack_packer pk;
+	char num[8];
+
+	kp_buf_init(&value);
+	msgpack_packer_init(&pk, &value, kp_buf_msgpack_write);
+	msgpack_pack_map(&pk, 6);
+	msgpack_pack_str_with_body(&pk, "error", 5);
+	msgpack_pack_str_with_body(&pk, error, strlen(error));
+	msgpack_pack_str_with_body(&pk, "topic", 5);
+	msgpack_pack_str_with_body(&pk, rec->topic, strlen(rec->topic));
+	msgpack_pack_str_with_body(&pk, "partition", 9);
+	msgpack_pack_uint32(&pk, rec->partition);
+	msgpack_pack_str_with_body(&pk, "offset", 6);
+	msgpack_pack_uint64(&pk, rec->offset);
+	msgpack_pack_str_with_body(&pk, "ts", 2);
+	msgpack_pack_int64(&pk, rec->ts);
+	msgpack_pack_str_with_body(&pk, "value", 5);
+	msgpack_pack_bin_body(&pk, rec->value, rec->value_len);
+	kp_put_le64(num, (uint64_t)rec->ts);
+	kp_buf_append(&job->dlq, num, 8);
+	kp_put_le64(num, rec->offset);
+	kp_buf_append(&job->dlq, num, 8);
+	kp_put_le32(num, rec->key ? (uint32_t)rec->key_len : UINT32_MAX);
+	kp_buf_append(&job->dlq, num, 4);
+	if (rec->key)
+		kp_buf_append(&job->dlq, rec->key, rec->key_len);
+	kp_put_le32(num, (uint32_t)value.len);
+	kp_buf_append(&job->dlq, num, 4);
+	kp_buf_append(&job->dlq, value.data, value.len);
+	job->dlq_count++;
+	kp_buf_destroy(&value);
+}
+
+static void record_failed(struct pv_job *job, const struct kp_proc_record *rec,
+			  const struct kp_error *err)
+{
+	job->failed++;
+	snprintf(job->last_error, sizeof(job->last_error), "%s", err->msg);
+	dlq_add(job, rec, err->msg);
+	if (strstr(err->msg, "interrupted") != NULL)
+		job->interrupted = true;
+	if (strstr(err->msg, "not enough memory") != NULL)
+		job->out_of_memory = true;
+}
+
+static void run_batch(struct pv_job *job)
+{
+	struct proc_version *v = job->v;
+	const struct pv_cursor *c = &v->cursors[job->cursor_index];
+	int64_t deadline = kp_workers_now_ms() + SLICE_MS;
+	size_t pos = 0;
+
+	job->next_offset = job->start_offset;
+	while (pos < job->raw.len && !job->interrupted && !job->out_of_memory) {
+		struct kp_batch_header h;
+		struct kp_record rec;
+		size_t rpos = 0;
+		uint32_t index = 0;
+
+		if (kp_batch_header_decode(job->raw.data + pos,
+					   job->raw.len - pos, &h) != 0)
+			break;
+		while (kp_batch_next(job->raw.data + pos, &h, &rpos, &index,
+				     &rec) == 1) {
+			struct kp_proc_record pr;
+			struct kp_error err;
+
+			if (rec.offset < job->start_offset)
+				continue;
+			if (rec.offset >= job->stop_offset)
+				return;
+			pr.topic = c->topic;
+			pr.partition = c->partition;
+			pr.offset = rec.offset;
+			pr.ts = rec.ts;
+			pr.key = rec.key;
+			pr.key_len = rec.key_len;
+			pr.value = rec.value;
+			pr.value_len = rec.value_len;
+			kp_error_clear(&err);
+			if (kp_instance_process(&v->inst, &pr, &err) != 0)
+				record_failed(job, &pr, &err);
+			job->processed++;
+			job->next_offset = rec.offset + 1;
+			atomic_store(&job->base.heartbeat_ms,
+				     kp_workers_now_ms());
+			if (job->interrupted || job->out_of_memory)
+				break;
+			if ((job->processed & 63) == 0 &&
+			    kp_workers_now_ms() > deadline)
+				return;
+		}
+		pos += h.batch_len;
+	}
+}
+
+static void run_reload(struct pv_job *job)
+{
+	struct proc_version *v = job->v;
+	struct kp_instance fresh;
+	struct kp_proc_def *def = &v->proc->def;
+
+	memset(&fresh, 0, sizeof(fresh));
+	kp_error_clear(&job->err);
+	job->rc = kp_instance_start(&fresh, job->new_code, def->name, v->view,
+				    def->config.data, def->config.len,
+				    v->allowed, def->output_count,
+				    (size_t)def->memory_limit, &job->err);
+	if (job->rc != 0)
+		return;
+	if (v->inst_started)
+		kp_instance_stop(&v->inst);
+	v->inst = fresh;
+	v->inst_started = true;
+}
+
+static void on_job_run(struct kp_job *base)
+{
+	struct pv_job *job = (struct pv_job *)base;
+	struct proc_version *v = job->v;
+	struct kp_proc_def *def = &v->proc->def;
+
+	switch (job->kind) {
+	case PV_JOB_INIT:
+		kp_error_clear(&job->err);
+		job->rc = kp_instance_start(
+			&v->inst, v->code, def->name, v->view,
+			def->config.data, def->config.len, v->allowed,
+			def->output_count, (size_t)def->memory_limit,
+			&job->err);
+		if (job->rc == 0 && job->write_checkpoint) {
+			if (mkdir(v->dir, 0755) != 0 && errno != EEXIST)
+				job->rc = -errno;
+			else
+				job->rc = kp_checkpoint_save(&job->ckpt,
+							     v->view, v->dir);
+		}
+		break;
+	case PV_JOB_BATCH:
+		run_batch(job);
+		break;
+	case PV_JOB_CHECKPOINT:
+		job->rc = kp_checkpoint_save(&job->ckpt, v->view, v->dir);
+		break;
+	case PV_JOB_RELOAD:
+		run_reload(job);
+		break;
+	}
+}
+
+/* ---- the loop side: applying a batch ---------------------------------- */
+
+/* A batch being built for one output partition. */
+struct out_batch {
+	struct kp_topic_partition *tp;
+	struct kp_buf buf;
+	struct kp_batch_builder b;
+	uint32_t count;
+};
+
+struct out_set {
+	struct proc_version *v;
+	const struct pv_cursor *input;   /* where the records came from */
+	struct out_batch *items;
+	size_t count;
+	size_t cap;
+	struct kp_buf headers;           /* scratch for one record's headers */
+};
+
+static struct out_batch *out_for(struct out_set *set,
+				 struct kp_topic_partition *tp)
+{
+	struct out_batch *ob;
+
+	for (size_t i = 0; i < set->count; i++) {
+		if (set->items[i].tp == tp)
+			return &set->items[i];
+	}
+	if (set->count == set->cap) {
+		size_t cap = set->cap ? set->cap * 2 : 8;
+		struct out_batch *grown =
+			kp_realloc(set->items, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return NULL;
+		set->items = grown;
+		set->cap = cap;
+	}
+	ob = &set->items[set->count++];
+	memset(ob, 0, sizeof(*ob));
+	ob->tp = tp;
+	kp_buf_init(&ob->buf);
+	if (kp_batch_begin_flags(&ob->b, &ob->buf, 0, 0,
+				 KP_BATCH_FLAG_HEADERS) != 0) {
+		set->count--;
+		return NULL;
+	}
+	return ob;
+}
+
+/* Packs the provenance of an output: {proc, version, topic, partition, offset}. */
+static void pack_provenance(struct out_set *set, uint64_t offset)
+{
+	struct proc_version *v = set->v;
+	const char *name = v->proc->def.name;
+	msgpack_packer pk;
+
+	kp_buf_reset(&set->headers);
+	msgpack_packer_init(&pk, &set->headers, kp_buf_msgpack_write);
+	msgpack_pack_map(&pk, 5);
+	msgpack_pack_str_with_body(&pk, "proc", 4);
+	msgpack_pack_str_with_body(&pk, name, strlen(name));
+	msgpack_pack_str_with_body(&pk, "version", 7);
+	msgpack_pack_uint32(&pk, v->number);
+	msgpack_pack_str_with_body(&pk, "topic", 5);
+	msgpack_pack_str_with_body(&pk, set->input->topic,
+				   strlen(set->input->topic));
+	msgpack_pack_str_with_body(&pk, "partition", 9);
+	msgpack_pack_uint32(&pk, set->input->partition);
+	msgpack_pack_str_with_body(&pk, "offset", 6);
+	msgpack_pack_uint64(&pk, offset);
+}
+
+/* The physical topic of logical output name for v, or NULL. */
+static const char *physical_output(struct proc_version *v, const char *name,
+				   size_t len)
+{
+	for (uint32_t i = 0; i < v->output_count; i++) {
+		const char *logical = i + 1 < v->output_count
+					      ? v->proc->def.outputs[i]
+					      : NULL;
+
+		if (logical != NULL && strlen(logical) == len &&
+		    memcmp(logical, name, len) == 0)
+			return v->outputs[i];
+	}
+	return NULL;
+}
+
+static void capture(struct proc_version *v, const struct out_set *set,
+		    const char *topic, size_t topic_len, const char *key,
+		    uint32_t key_len, const char *value, uint32_t value_len,
+		    uint64_t offset)
+{
+	char num[8];
+	uint32_t index = (uint32_t)(set->input - v->cursors);
+
+	kp_put_le32(num, index);
+	kp_buf_append(&v->captured, num, 4);
+	kp_put_le64(num, offset);
+	kp_buf_append(&v->captured, num, 8);
+	kp_put_le32(num, (uint32_t)topic_len);
+	kp_buf_append(&v->captured, num, 4);
+	kp_buf_append(&v->captured, topic, topic_len);
+	kp_put_le32(num, key ? key_len : UINT32_MAX);
+	kp_buf_append(&v->captured, num, 4);
+	if (key)
+		kp_buf_append(&v->captured, key, key_len);
+	kp_put_le32(num, value_len);
+	kp_buf_append(&v->captured, num, 4);
+	kp_buf_append(&v->captured, value, value_len);
+}
+
+/*
+ * Routes one output record (key hash, else value hash, so a replay routes
+ * it the same way), drops it if it was already written before a crash, and
+ * adds it with its provenance to its partition's batch.
+ */
+static int out_add(struct out_set *set, const char *physical, const char *key,
+		   uint32_t key_len, const char *value, uint32_t value_len,
+		   int64_t ts, uint64_t offset)
+{
+	struct proc_version *v = set->v;
+	struct kp_topic *t = kp_catalog_find_physical(
+		v->owner->srv->catalog, physical, strlen(physical));
+	struct out_batch *ob;
+	struct pv_mark *m;
+	uint32_t part;
+
+	if (t == NULL)
+		return KP_ENOTOPIC;
+	part = key ? kp_fnv1a32(key, key_len) % t->config.partitions
+		   : kp_fnv1a32(value, value_len) % t->config.partitions;
+	m = find_mark(v, t->name, part);
+	for (uint32_t i = 0; m != NULL && i < m->written_count; i++) {
+		const struct pv_written *w = &m->written[i];
+
+		if (w->partition == set->input->partition &&
+		    offset <= w->upto &&
+		    strcmp(w->topic, set->input->topic) == 0) {
+			v->suppressed++;
+			return 0;
+		}
+	}
+	ob = out_for(set, &t->parts[part]);
+	if (ob == NULL)
+		return -ENOMEM;
+	pack_provenance(set, offset);
+	ob->count++;
+	return kp_batch_add_headers(&ob->b, ts, key, key_len, set->headers.data,
+				    (uint32_t)set->headers.len, value,
+				    value_len);
+}
+
+static void out_flush(struct out_set *set, int64_t now)
+{
+	struct proc_version *v = set->v;
+
+	for (size_t i = 0; i < set->count; i++) {
+		struct out_batch *ob = &set->items[i];
+		struct kp_error err;
+		uint64_t base;
+
+		if (ob->count > 0) {
+			kp_batch_finish(&ob->b);
+			if (kp_writer_append(v->owner->srv, ob->tp, ob->buf.data,
+					     ob->buf.len, now, &base,
+					     &err) != 0)
+				kp_log_error("proc",
+					     "processor %s v%u: cannot write to %s/%u: %s",
+					     v->proc->def.name, v->number,
+					     ob->tp->topic->name, ob->tp->id,
+					     err.msg);
+			else
+				ob->tp->records_appended += ob->count;
+		}
+		kp_buf_destroy(&ob->buf);
+	}
+	kp_free(set->items);
+	kp_buf_destroy(&set->headers);
+}
+
+static void write_outputs(struct proc_version *v, struct pv_job *job)
+{
+	struct out_set set;
+	struct kp_emit e;
+	size_t pos = 0;
+	const char *dlq = v->outputs[v->output_count - 1];
+
+	memset(&set, 0, sizeof(set));
+	set.v = v;
+	set.input = &v->cursors[job->cursor_index];
+	kp_buf_init(&set.headers);
+	while (kp_sink_next_emit(&v->inst.sink, &pos, &e) == 1) {
+		const char *physical = physical_output(v, e.topic, e.topic_len);
+
+		if (v->role == PV_SCRATCH) {
+			capture(v, &set, e.topic, e.topic_len, e.key, e.key_len,
+				e.value, e.value_len, e.offset);
+			continue;
+		}
+		if (physical == NULL ||
+		    out_add(&set, physical, e.key, e.key_len, e.value,
+			    e.value_len, e.ts, e.offset) != 0)
+			kp_log_warn("proc", "processor %s: emit to '%.*s' dropped",
+				    v->proc->def.name, (int)e.topic_len,
+				    e.topic);
+	}
+	pos = 0;
+	for (uint32_t i = 0; i < job->dlq_count && v->role != PV_SCRATCH; i++) {
+		const char *p = job->dlq.data + pos;
+		int64_t ts = (int64_t)kp_get_le64(p);
+		uint64_t offset = kp_get_le64(p + 8);
+		uint32_t klen = kp_get_le32(p + 16);
+		const char *key = klen == UINT32_MAX ? NULL : p + 20;
+		uint32_t vlen;
+
+		p += 20 + (key ? klen : 0);
+		vlen = kp_get_le32(p);
+		out_add(&set, dlq, key, key ? klen : 0, p + 4, vlen, ts, offset);
+		pos = (size_t)(p + 4 + vlen - job->dlq.data);
+	}
+	out_flush(&set, kp_server_now_ms(v->owner->srv));
+	kp_sink_clear_emits(&v->inst.sink);
+	kp_buf_reset(&job->dlq);
+	job->dlq_count = 0;
+}
+
+static void set_failed(struct proc_version *v, const char *what,
+		       const char *detail)
+{
+	v->state = PV_FAILED;
+	snprintf(v->reason, sizeof(v->reason), "%s: %s", what, detail);
+	kp_log_error("proc", "processor %s v%u stopped: %s", v->proc->def.name,
+		     v->number, v->reason);
+}
+
+static void check_error_rate(struct proc_version *v, struct pv_job *job)
+{
+	char reason[KP_ERROR_MSG_MAX];
+	double rate;
+	double max = v->proc->def.max_error_rate;
+
+	v->window_total += job->processed;
+	v->window_errors += job->failed;
+	if (v->window_total < ERROR_WINDOW_MIN)
+		return;
+	rate = (double)v->window_errors / (double)v->window_total;
+	if (rate > max && v->window_errors > 0) {
+		snprintf(reason, sizeof(reason),
+			 "error rate %.0f%% over the last %u records exceeds max_error_rate %.0f%%; last error: %s",
+			 rate * 100, v->window_total, max * 100, v->last_error);
+		if (v->role == PV_LIVE)
+			kp_proc_pause(v->proc, reason, NULL);
+		else
+			set_failed(v, "replay stopped", reason);
+	}
+	if (v->window_total >= ERROR_WINDOW)
+		v->window_total = v->window_errors = 0;
+}
+
+static void batch_done(struct proc_version *v, struct pv_job *job)
+{
+	struct pv_cursor *c = &v->cursors[job->cursor_index];
+
+	write_outputs(v, job);
+	c->offset = job->next_offset;
+	v->processed += job->processed;
+	v->errors += job->failed;
+	v->dead_lettered += job->failed;
+	v->since_checkpoint += job->processed;
+	v->rate_window_count += job->processed;
+	if (job->failed > 0)
+		snprintf(v->last_error, sizeof(v->last_error), "%s",
+			 job->last_error);
+	kp_buf_reset(&job->raw);
+	if (job->interrupted) {
+		set_failed(v, "no progress within the time budget",
+			   job->last_error);
+		return;
+	}
+	if (job->out_of_memory) {
+		set_failed(v, "grew past its memory budget", job->last_error);
+		return;
+	}
+	if (v->state == PV_RUNNING)
+		check_error_rate(v, job);
+}
+
+/* ---- jobs ------------------------------------------------------------- */
+
+static void init_done(struct proc_version *v, struct pv_job *job)
+{
+	kp_checkpoint_destroy(&job->ckpt);
+	if (job->rc != 0) {
+		set_failed(v, "init failed", job->err.msg);
+		kp_proc_on_init_done(v, job->rc, job->err.msg);
+		return;
+	}
+	v->inst_started = true;
+	v->last_checkpoint_ms = kp_server_now_ms(v->owner->srv);
+	v->state = PV_RUNNING;
+	kp_proc_on_init_done(v, 0, NULL);
+}
+
+static void reload_done(struct proc_version *v, struct pv_job *job)
+{
+	struct kp_proc_code *code = job->new_code;
+
+	job->new_code = NULL;
+	if (job->rc != 0) {
+		snprintf(v->reload_error, sizeof(v->reload_error), "%s",
+			 job->err.msg);
+		kp_log_warn("proc", "processor %s: reload failed, v%u rev %u keeps running: %s",
+			    v->proc->def.name, v->number, v->revision,
+			    job->err.msg);
+		kp_proc_code_unref(code);
+		kp_proc_on_reload_done(v, job->rc, job->err.msg);
+		return;
+	}
+	kp_proc_code_unref(v->code);
+	v->code = code;
+	v->revision++;
+	snprintf(v->hash, sizeof(v->hash), "%s", code->hash);
+	v->reload_error[0] = '\0';
+	kp_log_info("proc", "processor %s v%u reloaded: revision %u, code %s",
+		    v->proc->def.name, v->number, v->revision, v->hash);
+	kp_proc_on_reload_done(v, 0, NULL);
+}
+
+static void on_job_done(struct kp_job *base)
+{
+	struct pv_job *job = (struct pv_job *)base;
+	struct proc_version *v = job->v;
+
+	v->busy = false;
+	switch (job->kind) {
+	case PV_JOB_INIT:
+		init_done(v, job);
+		break;
+	case PV_JOB_BATCH:
+		batch_done(v, job);
+		break;
+	case PV_JOB_CHECKPOINT:
+		if (job->rc != 0)
+			kp_log_error("proc", "processor %s v%u: checkpoint failed: %s",
+				     v->proc->def.name, v->number,
+				     kp_error_text(job->rc));
+		kp_checkpoint_destroy(&job->ckpt);
+		break;
+	case PV_JOB_RELOAD:
+		reload_done(v, job);
+		break;
+	}
+	if (v->free_when_idle) {
+		kp_pv_free(v);
+		return;
+	}
+	kp_proc_on_version_idle(v);
+}
+
+static void job_submit(struct proc_version *v, enum pv_job_kind kind)
+{
+	struct pv_job *job = &v->job;
+
+	job->base.run = on_job_run;
+	job->base.done = on_job_done;
+	job->base.background = v->role != PV_LIVE;
+	job->v = v;
+	job->kind = kind;
+	job->rc = 0;
+	job->processed = job->failed = 0;
+	job->interrupted = job->out_of_memory = false;
+	v->busy = true;
+	v->interrupted_ms = 0;
+	kp_workers_submit(v->owner->workers, &job->base);
+}
+
+void kp_pv_start(struct proc_version *v, bool write_checkpoint)
+{
+	v->state = PV_STARTING;
+	v->job.write_checkpoint = write_checkpoint;
+	if (write_checkpoint && capture_checkpoint(v, &v->job.ckpt) != 0)
+		v->job.write_checkpoint = false;
+	job_submit(v, PV_JOB_INIT);
+}
+
+void kp_pv_reload(struct proc_version *v, struct kp_proc_code *code)
+{
+	kp_proc_code_ref(code);
+	v->job.new_code = code;
+	job_submit(v, PV_JOB_RELOAD);
+}
+
+static bool start_batch(struct proc_version *v, uint32_t index)
+{
+	struct pv_cursor *c = &v->cursors[index];
+	struct kp_topic_partition *tp = find_tp(v->owner, c->topic,
+						c->partition);
+	struct kp_partition_stats st;
+	struct kp_error err;
+	uint64_t skip_to = 0;
+	int rc;
+
+	if (tp == NULL || c->offset >= c->stop)
+		return false;
+	kp_partition_stats(tp->log, &st);
+	if (c->offset < st.start_offset) {
+		kp_log_warn("proc",
+			    "processor %s: %s/%u offsets %llu..%llu were removed by retention; skipping them",
+			    v->proc->def.name, c->topic, c->partition,
+			    (unsigned long long)c->offset,
+			    (unsigned long long)st.start_offset - 1);
+		c->offset = st.start_offset;
+	}
+	if (st.visible_end <= c->offset)
+		return false;
+	kp_buf_reset(&v->job.raw);
+	rc = kp_partition_read(tp->log, c->offset, READ_BYTES, &v->job.raw,
+			       &skip_to, &err);
+	if (rc == KP_ECORRUPT && skip_to > c->offset) {
+		kp_log_error("proc", "processor %s: skipping corrupt batch in %s/%u at %llu",
+			     v->proc->def.name, c->topic, c->partition,
+			     (unsigned long long)c->offset);
+		c->offset = skip_to;
+		return false;
+	}
+	if (rc != 0) {
+		set_failed(v, "cannot read input", err.msg);
+		return false;
+	}
+	if (v->job.raw.len == 0)
+		return false;
+	v->job.cursor_index = index;
+	v->job.start_offset = c->offset;
+	v->job.stop_offset = c->stop;
+	job_submit(v, PV_JOB_BATCH);
+	return true;
+}
+
+static bool may_run(const struct proc_version *v)
+{
+	if (v->busy || v->free_when_idle || v->zombie ||
+	    v->state != PV_RUNNING || v->owner->quiesced)
+		return false;
+	if (v->role == PV_RETIRED)
+		return false;
+	if (v->role == PV_LIVE && v->proc->def.paused)
+		return false;
+	if (v->rate > 0 && v->rate_window_count >= v->rate)
+		return false;
+	return true;
+}
+
+static bool caught_up(struct proc_version *v)
+{
+	for (uint32_t i = 0; i < v->cursor_count; i++) {
+		struct pv_cursor *c = &v->cursors[i];
+		struct kp_topic_partition *tp = find_tp(v->owner, c->topic,
+							c->partition);
+		struct kp_partition_stats st;
+
+		if (tp == NULL || c->offset >= c->stop)
+			continue;
+		kp_partition_stats(tp->log, &st);
+		if (c->offset < st.visible_end)
+			return false;
+	}
+	return true;
+}
+
+void kp_pv_kick(struct proc_version *v)
+{
+	if (!may_run(v))
+		return;
+	for (uint32_t i = 0; i < v->cursor_count; i++) {
+		uint32_t index = (v->rr + i) % v->cursor_count;
+
+		if (start_batch(v, index)) {
+			v->rr = index + 1;
+			return;
+		}
+		if (v->busy || v->state != PV_RUNNING)
+			return;
+	}
+	if ((v->role == PV_BUILDING || v->role == PV_SCRATCH) && caught_up(v))
+		kp_proc_on_caught_up(v);
+}
+
+bool kp_pv_reads(const struct proc_version *v, const char *topic,
+		 uint32_t partition)
+{
+	for (uint32_t k = 0; k < v->cursor_count; k++) {
+		if (v->cursors[k].partition == partition &&
+		    strcmp(v->cursors[k].topic, topic) == 0)
+			return true;
+	}
+	return false;
+}
+
+uint64_t kp_pv_lag(struct proc_version *v)
+{
+	uint64_t total = 0;
+
+	for (uint32_t i = 0; i < v->cursor_count; i++) {
+		const struct pv_cursor *c = &v->cursors[i];
+		struct kp_topic_partition *tp = find_tp(v->owner, c->topic,
+							c->partition);
+		struct kp_partition_stats st;
+		uint64_t end;
+
+		if (tp == NULL)
+			continue;
+		kp_partition_stats(tp->log, &st);
+		end = st.visible_end < c->stop ? st.visible_end : c->stop;
+		if (end > c->offset)
+			total += end - c->offset;
+	}
+	return total;
+}
+
+/* ---- checkpoints, the watchdog, the rate window ----------------------- */
+
+/* true when every output partition holds its writes durably. */
+static bool outputs_durable(struct proc_version *v)
+{
+	bool durable = true;
+
+	for (uint32_t i = 0; i < v->mark_count; i++) {
+		struct kp_topic_partition *tp = find_tp(
+			v->owner, v->marks[i].topic, v->marks[i].partition);
+		struct kp_partition_stats st;
+
+		if (tp == NULL ||
+		    tp->topic->config.log.fsync != KP_FSYNC_ALWAYS)
+			continue;
+		kp_partition_stats(tp->log, &st);
+		if (st.durable_end < st.end_offset) {
+			kp_writer_sync(v->owner->srv, tp);
+			durable = false;
+		}
+	}
+	return durable;
+}
+
+static void maybe_checkpoint(struct proc_version *v, int64_t now)
+{
+	if (v->busy || v->zombie || v->free_when_idle || !v->inst_started ||
+	    v->role == PV_SCRATCH || v->since_checkpoint == 0)
+		return;
+	if (now - v->last_checkpoint_ms < CHECKPOINT_MS &&
+	    v->since_checkpoint < CHECKPOINT_RECORDS)
+		return;
+	if (!outputs_durable(v))
+		return;
+	if (capture_checkpoint(v, &v->job.ckpt) != 0)
+		return;
+	v->since_checkpoint = 0;
+	v->last_checkpoint_ms = now;
+	job_submit(v, PV_JOB_CHECKPOINT);
+}
+
+static void watchdog(struct proc_version *v, int64_t mono_now)
+{
+	uint32_t budget = v->proc->def.time_budget_ms;
+	int64_t idle;
+
+	if (!v->busy || !atomic_load(&v->job.base.running))
+		return;
+	idle = mono_now - atomic_load(&v->job.base.heartbeat_ms);
+	if (idle < (int64_t)budget)
+		return;
+	if (v->interrupted_ms == 0) {
+		kp_log_warn("proc", "processor %s v%u: no progress for %lld ms; interrupting",
+			    v->proc->def.name, v->number, (long long)idle);
+		v->interrupted_ms = mono_now;
+		kp_instance_interrupt(&v->inst);
+		return;
+	}
+	if (mono_now - v->interrupted_ms < (int64_t)budget)
+		return;
+	/*
+	 * The call did not come back even when interrupted (a loop in
+	 * compiled code): write off its thread, and the version with it.
+	 */
+	kp_workers_abandon(v->owner->workers, &v->job.base);
+	v->busy = false;
+	v->zombie = true;
+	v->inst_started = false;
+	v->state = PV_FAILED;
+	snprintf(v->reason, sizeof(v->reason),
+		 "no progress within the time budget (%u ms), and the call did not return when interrupted; its worker thread was written off",
+		 budget);
+	kp_log_error("proc", "processor %s v%u stopped: %s", v->proc->def.name,
+		     v->number, v->reason);
+	kp_proc_on_version_idle(v);
+}
+
+void kp_pv_tick(struct proc_version *v, int64_t now_ms, int64_t mono_ms)
+{
+	watchdog(v, mono_ms);
+	maybe_checkpoint(v, now_ms);
+	if (v->rate > 0 && mono_ms - v->rate_window_ms >= 1000) {
+		v->rate_window_ms = mono_ms;
+		v->rate_window_count = 0;
+		kp_pv_kick(v);
+	}
+}
+
+/* ---- status ----------------------------------------------------------- */
+
+static void pack_str(struct kp_response *r, const char *key, const char *value)
+{
+	kp_response_key(r, key);
+	if (value == NULL)
+		msgpack_pack_nil(&r->pk);
+	else
+		kp_response_str(r, value, strlen(value));
+}
+
+static void pack_u64(struct kp_response *r, const char *key, uint64_t value)
+{
+	kp_response_key(r, key);
+	msgpack_pack_uint64(&r->pk, value);
+}
+
+uint64_t kp_pv_pack_inputs(struct proc_version *v, struct kp_response *r)
+{
+	uint64_t total = 0;
+
+	kp_response_key(r, "inputs");
+	msgpack_pack_array(&r->pk, v->cursor_count);
+	for (uint32_t i = 0; i < v->cursor_count; i++) {
+		const struct pv_cursor *c = &v->cursors[i];
+		struct kp_topic_partition *tp = find_tp(v->owner, c->topic,
+							c->partition);
+		struct kp_partition_stats st;
+		uint64_t end = 0, lag;
+
+		if (tp != NULL) {
+			kp_partition_stats(tp->log, &st);
+			end = st.visible_end;
+		}
+		lag = end > c->offset ? end - c->offset : 0;
+		total += lag;
+		msgpack_pack_map(&r->pk, 5);
+		pack_str(r, "topic", c->topic);
+		pack_u64(r, "partition", c->partition);
+		pack_u64(r, "offset", c->offset);
+		pack_u64(r, "end_offset", end);
+		pack_u64(r, "lag", lag);
+	}
+	return total;
+}
+
+void kp_pv_pack(struct proc_version *v, struct kp_response *r)
+{
+	uint64_t lag;
+
+	msgpack_pack_map(&r->pk, 14);
+	pack_u64(r, "version", v->number);
+	pack_str(r, "role", kp_pv_role_name(v->role));
+	pack_str(r, "state", kp_pv_state_name(v->state));
+	pack_str(r, "reason", v->reason[0] ? v->reason : NULL);
+	pack_u64(r, "revision", v->revision);
+	pack_str(r, "hash", v->hash);
+	pack_str(r, "file", v->source);
+	kp_response_key(r, "created_ms");
+	msgpack_pack_int64(&r->pk, v->created_ms);
+	lag = kp_pv_pack_inputs(v, r);
+	pack_u64(r, "lag", lag);
+	pack_u64(r, "records_processed", v->processed);
+	pack_u64(r, "errors", v->errors);
+	kp_response_key(r, "outputs");
+	msgpack_pack_array(&r->pk, v->output_count);
+	for (uint32_t i = 0; i < v->output_count; i++)
+		kp_response_str(r, v->outputs[i], strlen(v->outputs[i]));
+	pack_u64(r, "rate", v->rate);
+}
