@@ -33,6 +33,7 @@ struct kp_slot {
 	int refs;                /* queue + waits */
 	int waits;               /* waits still outstanding */
 	bool ready;              /* resp holds the final response */
+	uint32_t generation;     /* fetch of a logical topic: its version */
 };
 
 struct kp_conn {

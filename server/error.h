@@ -35,7 +35,9 @@
 	X(KP_ECONFIG, -10016, "BAD_CONFIG", "bad configuration")                \
 	X(KP_ENOTFOUND, -10017, "NOT_FOUND", "not found")                       \
 	X(KP_EEXISTS, -10018, "EXISTS", "already exists")                       \
-	X(KP_ESTATE, -10019, "BAD_STATE", "not allowed in the current state")
+	X(KP_ESTATE, -10019, "BAD_STATE", "not allowed in the current state") \
+	X(KP_ESWITCHED, -10020, "TOPIC_SWITCHED",                               \
+	  "the logical topic now resolves to another version")
 
 enum kp_error_code {
 #define KP_ERROR_ENUM(name, value, wire, text) name = value,

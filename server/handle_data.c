@@ -416,7 +416,11 @@ static int fetch_reply(struct kp_topic_partition *tp, struct kp_slot *slot,
 	kp_partition_stats(tp->log, &st);
 	n = count_records(&raw, offset);
 	kp_buf_reset(&slot->resp);
-	kp_response_begin(&r, &slot->resp, slot->id, 3);
+	kp_response_begin(&r, &slot->resp, slot->id, slot->generation ? 4 : 3);
+	if (slot->generation) {
+		kp_response_key(&r, "generation");
+		msgpack_pack_uint32(&r.pk, slot->generation);
+	}
 	kp_response_key(&r, "records");
 	pack_records(&r, &raw, offset);
 	kp_response_key(&r, "start_offset");
@@ -444,6 +448,39 @@ static void on_fetch_wake(struct kp_server *s, struct kp_topic_partition *tp,
 	kp_slot_ready(slot);
 }
 
+/*
+ * A fetch of a logical topic (a processor's output) learns its generation
+ * (the version it resolves to); a fetch that names an older generation is
+ * told the topic switched, with the new generation.
+ */
+static int check_generation(struct kp_server *s, struct kp_slot *slot,
+			    const struct kp_request *req, struct kp_error *err)
+{
+	struct kp_mp_view name;
+	uint64_t wanted;
+	uint32_t generation;
+	struct kp_response r;
+	int rc;
+
+	if (kp_field_str(req->map, "topic", &name, NULL) != 0 ||
+	    !kp_catalog_alias_get(s->catalog, name.ptr, name.len, &generation,
+				  NULL))
+		return 0;
+	slot->generation = generation;
+	rc = kp_field_uint(req->map, "generation", &wanted, err);
+	if (rc < 0)
+		return rc;
+	if (rc == 1 || wanted == generation)
+		return 0;
+	kp_response_begin_error(&r, &slot->resp, slot->id, KP_ESWITCHED,
+				"the topic now holds the output of another processor version; read it again from its start",
+				1);
+	kp_response_key(&r, "generation");
+	msgpack_pack_uint32(&r.pk, generation);
+	kp_response_finish(&r);
+	return 1;
+}
+
 int kp_handle_fetch(struct kp_server *s, struct kp_slot *slot,
 		    const struct kp_request *req, struct kp_error *err)
 {
@@ -453,6 +490,9 @@ int kp_handle_fetch(struct kp_server *s, struct kp_slot *slot,
 
 	if (rc != 0)
 		return rc;
+	rc = check_generation(s, slot, req, err);
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
 	rc = kp_field_uint(req->map, "offset", &offset, err);
 	if (rc < 0)
 		return rc;
