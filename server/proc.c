@@ -13,6 +13,7 @@
 
 #include "alloc.h"
 #include "conn.h"
+#include "fsutil.h"
 #include "log.h"
 #include "proc_verify.h"
 #include "proc_version.h"
@@ -435,7 +436,7 @@ void kp_proc_on_init_done(struct proc_version *v, int rc, const char *msg)
 			answer(&p->create_slot, p, KP_EBADREQUEST, msg);
 			undo_create(p, v);
 			unlink_proc(p->owner, p);
-			kp_remove_tree(p->dir);
+			kp_file_remove_tree(p->dir);
 			p->version_count = 0;
 			p->live = NULL;
 			v->free_when_idle = true;
@@ -568,7 +569,7 @@ int kp_procs_create(struct kp_procs *ps, struct kp_proc_def *def,
 		if (rc != 0) {
 			kp_error_set(err, rc, "cannot save processor %s: %s",
 				     p->def.name, kp_error_text(rc));
-			kp_remove_tree(p->dir);
+			kp_file_remove_tree(p->dir);
 		}
 	}
 	if (rc != 0) {
@@ -872,7 +873,7 @@ int kp_proc_delete(struct kp_proc *p, struct kp_error *err)
 						     p->live->number);
 		}
 	}
-	kp_remove_tree(p->dir);
+	kp_file_remove_tree(p->dir);
 	kp_log_info("proc", "deleted processor %s", p->def.name);
 	answer(&p->create_slot, p, KP_ENOTFOUND, "processor was deleted");
 	answer(&p->reload_slot, p, KP_ENOTFOUND, "processor was deleted");
@@ -1102,7 +1103,7 @@ static struct proc_version *newest_retired(struct kp_proc *p)
 static void drop_version(struct kp_proc *p, struct proc_version *v)
 {
 	drop_outputs(p, v);
-	kp_remove_tree(v->dir);
+	kp_file_remove_tree(v->dir);
 	remove_version(p, v);
 	if (p->building == v)
 		p->building = NULL;

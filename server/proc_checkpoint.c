@@ -13,6 +13,7 @@
 #include "alloc.h"
 #include "mp.h"
 #include "proto.h"
+#include "fsutil.h"
 #include "topic.h"
 
 void kp_checkpoint_destroy(struct kp_checkpoint *c)
@@ -71,29 +72,11 @@ int kp_checkpoint_save(const struct kp_checkpoint *c, struct kp_view *view,
 	key(&pk, "view");
 	msgpack_pack_bin_with_body(&pk, snap.data, snap.len);
 	snprintf(path, sizeof(path), "%s/checkpoint", dir);
-	rc = kp_write_file_atomic(path, out.data, out.len);
+	rc = kp_file_write_atomic(path, out.data, out.len);
 done:
 	kp_buf_destroy(&snap);
 	kp_buf_destroy(&out);
 	return rc;
-}
-
-static int read_all(const char *path, struct kp_buf *out)
-{
-	char chunk[65536];
-	FILE *f = fopen(path, "rb");
-	size_t n;
-
-	if (f == NULL)
-		return -errno;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		if (kp_buf_append(out, chunk, n) != 0) {
-			fclose(f);
-			return -ENOMEM;
-		}
-	}
-	fclose(f);
-	return 0;
 }
 
 /* Reads an array of [topic, partition, number] triples. */
@@ -181,7 +164,7 @@ int kp_checkpoint_load(struct kp_checkpoint *c, struct kp_view *view,
 	memset(c, 0, sizeof(*c));
 	snprintf(path, sizeof(path), "%s/checkpoint", dir);
 	kp_buf_init(&data);
-	rc = read_all(path, &data);
+	rc = kp_file_read(path, &data);
 	if (rc == -ENOENT) {
 		kp_buf_destroy(&data);
 		return 1;

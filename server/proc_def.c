@@ -12,6 +12,7 @@
 #include "alloc.h"
 #include "mp.h"
 #include "proto.h"
+#include "fsutil.h"
 #include "topic.h"
 
 #define FORMAT 2
@@ -124,27 +125,9 @@ int kp_proc_def_save(const struct kp_proc_def *def, const char *dir)
 	for (uint32_t i = 0; i < def->version_count; i++)
 		pack_version(&pk, &def->versions[i]);
 	snprintf(path, sizeof(path), "%s/proc.def", dir);
-	rc = kp_write_file_atomic(path, out.data, out.len);
+	rc = kp_file_write_atomic(path, out.data, out.len);
 	kp_buf_destroy(&out);
 	return rc;
-}
-
-static int read_file(const char *path, struct kp_buf *out)
-{
-	char chunk[8192];
-	FILE *f = fopen(path, "rb");
-	size_t n;
-
-	if (f == NULL)
-		return -errno;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		if (kp_buf_append(out, chunk, n) != 0) {
-			fclose(f);
-			return -ENOMEM;
-		}
-	}
-	fclose(f);
-	return 0;
 }
 
 static int get_str(struct kp_mp_view map, const char *k, char *out,
@@ -276,7 +259,7 @@ int kp_proc_def_load(struct kp_proc_def *def, const char *dir,
 
 	snprintf(path, sizeof(path), "%s/proc.def", dir);
 	kp_buf_init(&data);
-	rc = read_file(path, &data);
+	rc = kp_file_read(path, &data);
 	if (rc != 0) {
 		kp_buf_destroy(&data);
 		return kp_error_set(err, rc, "%s: %s", path, kp_error_text(rc));

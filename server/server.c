@@ -10,6 +10,7 @@
 #include "alloc.h"
 #include "conn.h"
 #include "http.h"
+#include "fsutil.h"
 #include "log.h"
 #include "proc.h"
 #include "proto.h"
@@ -109,7 +110,7 @@ static void on_groups_work(uv_work_t *req)
 {
 	struct groups_save *job = req->data;
 
-	job->rc = kp_write_file_atomic(kp_groups_path(job->srv->groups),
+	job->rc = kp_file_write_atomic(kp_groups_path(job->srv->groups),
 				       job->data.data ? job->data.data : "",
 				       job->data.len);
 }

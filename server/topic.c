@@ -6,7 +6,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 
 #include "alloc.h"
 #include "config.h"
+#include "fsutil.h"
 #include "log.h"
 
 /* A logical name and the physical topic it resolves to. */
@@ -51,75 +51,6 @@ bool kp_topic_name_valid(const char *name, size_t len)
 			return false;
 	}
 	return true;
-}
-
-static int fsync_path(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY);
-	int rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) != 0)
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
-int kp_write_file_atomic(const char *path, const char *data, size_t len)
-{
-	char tmp[4200], dir[4096];
-	const char *slash;
-	int fd, rc = 0;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	while (len > 0) {
-		ssize_t n = write(fd, data, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = -errno;
-			break;
-		}
-		data += n;
-		len -= (size_t)n;
-	}
-	if (rc == 0 && fsync(fd) != 0)
-		rc = -errno;
-	close(fd);
-	if (rc == 0 && rename(tmp, path) != 0)
-		rc = -errno;
-	if (rc != 0) {
-		unlink(tmp);
-		return rc;
-	}
-	slash = strrchr(path, '/');
-	if (slash == NULL)
-		return fsync_path(".");
-	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-	return fsync_path(dir);
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag,
-			struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path) == 0 ? 0 : -errno;
-}
-
-int kp_remove_tree(const char *path)
-{
-	int rc = nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-
-	if (rc != 0 && errno == ENOENT)
-		return 0;
-	return rc == 0 ? 0 : (rc < 0 ? -errno : rc);
 }
 
 static int mkdir_p(const char *path)
@@ -160,7 +91,7 @@ static int config_write(const struct kp_topic *t)
 		     (long long)c->log.segment_ms,
 		     (long long)c->log.retention_ms,
 		     (long long)c->log.retention_bytes);
-	return kp_write_file_atomic(path, text, (size_t)n);
+	return kp_file_write_atomic(path, text, (size_t)n);
 }
 
 static int config_apply(struct kp_topic_config *c, const char *key,
@@ -340,7 +271,7 @@ static int load_all(struct kp_catalog *cat, struct kp_error *err)
 		if (strncmp(e->d_name, "#deleted.", 9) == 0) {
 			snprintf(path, sizeof(path), "%s/%s", cat->topics_dir,
 				 e->d_name);
-			kp_remove_tree(path);
+			kp_file_remove_tree(path);
 			continue;
 		}
 		if (!kp_topic_name_valid(e->d_name, strlen(e->d_name)))
@@ -353,7 +284,7 @@ static int load_all(struct kp_catalog *cat, struct kp_error *err)
 				    e->d_name);
 			snprintf(path, sizeof(path), "%s/%s", cat->topics_dir,
 				 e->d_name);
-			kp_remove_tree(path);
+			kp_file_remove_tree(path);
 			continue;
 		}
 		rc = load_topic(cat, e->d_name, err);
@@ -456,7 +387,7 @@ static int aliases_save(struct kp_catalog *cat)
 		rc = kp_buf_append(&out, line, (size_t)n);
 	}
 	if (rc == 0)
-		rc = kp_write_file_atomic(cat->aliases_path,
+		rc = kp_file_write_atomic(cat->aliases_path,
 					  out.data ? out.data : "", out.len);
 	kp_buf_destroy(&out);
 	return rc;
@@ -546,7 +477,7 @@ static int create_files(struct kp_catalog *cat, struct kp_topic *t,
 	if (rc != 0)
 		return kp_error_set(err, rc, "cannot write %s/topic.conf: %s",
 				    t->dir, strerror(-rc));
-	rc = fsync_path(cat->topics_dir);
+	rc = kp_file_fsync_dir(cat->topics_dir);
 	if (rc != 0)
 		return kp_error_set(err, rc, "cannot fsync %s: %s",
 				    cat->topics_dir, strerror(-rc));
@@ -589,7 +520,7 @@ int kp_catalog_create(struct kp_catalog *cat, const char *name, size_t len,
 		rc = kp_error_set(err, -ENOMEM, "out of memory");
 	if (rc != 0) {
 		topic_free(t);
-		kp_remove_tree(t->dir);
+		kp_file_remove_tree(t->dir);
 		return rc;
 	}
 	kp_log_info("catalog", "created topic %s (%u partitions, fsync=%s)",
@@ -628,7 +559,7 @@ void kp_catalog_release(struct kp_catalog *cat, struct kp_topic *topic)
 			     strerror(errno));
 		return;
 	}
-	kp_remove_tree(aside);
+	kp_file_remove_tree(aside);
 }
 
 size_t kp_catalog_count(const struct kp_catalog *cat)

@@ -128,10 +128,4 @@ void kp_catalog_release(struct kp_catalog *cat, struct kp_topic *topic);
 size_t kp_catalog_count(const struct kp_catalog *cat);
 struct kp_topic *kp_catalog_at(struct kp_catalog *cat, size_t i);
 
-/* Removes a directory tree. Returns 0 or -errno. */
-int kp_remove_tree(const char *path);
-
-/* Writes data to path atomically: tmp file, fsync, rename, fsync dir. */
-int kp_write_file_atomic(const char *path, const char *data, size_t len);
-
 #endif
