@@ -110,6 +110,13 @@ struct kp_ctl_pos {
 int kp_ctl_pos_parse(const char *s, struct kp_ctl_pos *pos);
 
 /*
+ * The position as a processor request field takes it (docs/PROTOCOL.md,
+ * proc_replay): "earliest", "latest", {"offset": N} or epoch ms. A new
+ * reference, NULL only when out of memory.
+ */
+json_t *kp_ctl_pos_json(const struct kp_ctl_pos *pos);
+
+/*
  * Resolves pos to an offset in each of the n partitions of topic (pipelined
  * list_offsets; an explicit offset is used as it is). Fills offsets[0..n).
  * Returns 0, or prints the error and returns KP_CTL_EXIT_FAIL.

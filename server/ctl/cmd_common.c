@@ -93,6 +93,8 @@ int kp_ctl_fail(struct kp_ctl_ctx *ctx, const char *fmt, ...)
 		if (*c == '\n' || *c == '\r' || *c == '\t')
 			*c = ' ';
 	}
+	for (size_t n = strlen(line); n > 0 && line[n - 1] == ' '; n--)
+		line[n - 1] = '\0';
 	fprintf(ctx->err, "kappactl: %s\n", line);
 	return KP_CTL_EXIT_FAIL;
 }
@@ -213,6 +215,21 @@ int kp_ctl_pos_parse(const char *s, struct kp_ctl_pos *pos)
 	}
 	pos->kind = KP_CTL_POS_OFFSET;
 	return kp_ctl_parse_u64(s, &pos->offset);
+}
+
+json_t *kp_ctl_pos_json(const struct kp_ctl_pos *pos)
+{
+	switch (pos->kind) {
+	case KP_CTL_POS_EARLIEST:
+		return json_string("earliest");
+	case KP_CTL_POS_LATEST:
+		return json_string("latest");
+	case KP_CTL_POS_OFFSET:
+		return json_pack("{sI}", "offset", (json_int_t)pos->offset);
+	case KP_CTL_POS_TIME:
+		return json_integer((json_int_t)pos->ts);
+	}
+	return NULL;
 }
 
 /* Sends list_offsets for one partition. */

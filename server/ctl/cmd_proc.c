@@ -1,12 +1,14 @@
 /*
- * cmd_proc.c - `kappactl proc create|list|status|pause|resume|delete`.
+ * cmd_proc.c - `kappactl proc create|list|status|pause|resume|delete`, and
+ * the dispatch of the other proc verbs (cmd_proc.h).
  *
  * Output: create, status, pause and resume print the processor's status as
  * one JSON object (docs/PROTOCOL.md, proc_status); list prints one status
  * per line; delete prints {"deleted":"NAME"}.
  */
-#include "cmd.h"
+#include "cmd_proc.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,14 +19,11 @@
 #define CREATE_USAGE                                                          \
 	"kappactl proc create NAME --file PATH --input TOPIC[,TOPIC...]"      \
 	" [--output TOPIC]... [--from earliest|latest|@TIME] [--config JSON]" \
-	" [--max-error-rate R] [--time-budget-ms N] [--memory-limit BYTES]"
+	" [--max-error-rate R] [--time-budget-ms N] [--memory-limit BYTES]" \
+	" [--watch]"
 
-/*
- * Runs op with fields (stolen); prints the field `print` of the result (each
- * item of it for "procs"; nothing for NULL).
- */
-static int call_print(struct kp_ctl_ctx *ctx, const char *op, json_t *fields,
-		      const char *print)
+int kp_ctl_proc_call(struct kp_ctl_ctx *ctx, const char *op, json_t *fields,
+		     const char *print)
 {
 	struct kp_ctl_client c = { .fd = -1 };
 	struct kp_ctl_resp resp;
@@ -45,13 +44,12 @@ static int call_print(struct kp_ctl_ctx *ctx, const char *op, json_t *fields,
 		rc = kp_ctl_fail(ctx, "%s", err.msg);
 	} else if (print == NULL) {
 		rc = 0;
-	} else if (strcmp(print, "procs") == 0) {
-		const msgpack_object *procs = kp_ctl_mp_get(resp.map, "procs");
+	} else if (kp_ctl_mp_get(resp.map, print) != NULL &&
+		   kp_ctl_mp_get(resp.map, print)->type == MSGPACK_OBJECT_ARRAY) {
+		const msgpack_object *a = kp_ctl_mp_get(resp.map, print);
 
-		if (procs == NULL || procs->type != MSGPACK_OBJECT_ARRAY)
-			rc = kp_ctl_fail(ctx, "proc_list: response without procs");
-		for (uint32_t i = 0; rc == 0 && i < procs->via.array.size; i++)
-			rc = kp_ctl_print_mp(ctx, &procs->via.array.ptr[i]);
+		for (uint32_t i = 0; rc == 0 && i < a->via.array.size; i++)
+			rc = kp_ctl_print_mp(ctx, &a->via.array.ptr[i]);
 	} else {
 		rc = kp_ctl_print_mp(ctx, kp_ctl_mp_get(resp.map, print));
 	}
@@ -74,6 +72,40 @@ static int add_topics(struct kp_ctl_ctx *ctx, json_t *a, const char *list)
 		json_array_append_new(a, json_stringn(p, len));
 		p += len + (comma ? 1 : 0);
 	}
+	return 0;
+}
+
+int kp_ctl_proc_position(struct kp_ctl_ctx *ctx, const char *flag,
+			 const char *s, unsigned allow, json_t **out)
+{
+	static const char *const forms[] = { "earliest", "latest", "OFFSET",
+					     "@TIME" };
+	struct kp_ctl_pos pos;
+	char want[64] = "";
+
+	if (kp_ctl_pos_parse(s, &pos) == 0 && (allow & (1u << pos.kind)) &&
+	    !(pos.kind == KP_CTL_POS_OFFSET && pos.offset > INT64_MAX)) {
+		*out = kp_ctl_pos_json(&pos);
+		return *out != NULL ? 0 : kp_ctl_fail(ctx, "out of memory");
+	}
+	for (unsigned k = 0; k < 4; k++) {
+		if (allow & (1u << k)) {
+			strcat(want, want[0] ? "|" : "");
+			strcat(want, forms[k]);
+		}
+	}
+	return kp_ctl_usage(ctx, "--%s wants %s (@TIME: epoch ms or RFC 3339),"
+			    " not '%s'", flag, want, s);
+}
+
+int kp_ctl_proc_file(struct kp_ctl_ctx *ctx, json_t *f, const char *path)
+{
+	char abs[PATH_MAX];
+
+	if (realpath(path, abs) == NULL)
+		return kp_ctl_fail(ctx, "%s: %s", path, strerror(errno));
+	if (json_object_set_new(f, "file", json_string(abs)) != 0)
+		return kp_ctl_fail(ctx, "out of memory");
 	return 0;
 }
 
@@ -144,6 +176,7 @@ static int proc_create(struct kp_ctl_ctx *ctx, int argc, char **argv)
 {
 	const char *file = NULL, *input = NULL, *from = NULL, *config = NULL,
 		   *rate = NULL, *budget = NULL, *memory = NULL, *pos[1];
+	int npos, rc, watch = 0;
 	const struct kp_ctl_opt opts[] = {
 		{ "file", &file, NULL },
 		{ "input", &input, NULL },
@@ -152,11 +185,11 @@ static int proc_create(struct kp_ctl_ctx *ctx, int argc, char **argv)
 		{ "max-error-rate", &rate, NULL },
 		{ "time-budget-ms", &budget, NULL },
 		{ "memory-limit", &memory, NULL },
+		{ "watch", NULL, &watch },
 		{ NULL, NULL, NULL },
 	};
 	json_t *f, *inputs, *outputs = json_array();
 	char path[PATH_MAX], errbuf[256];
-	int npos, rc;
 
 	take_outputs(&argc, argv, outputs);
 	rc = kp_ctl_args_parse(ctx, argc, argv, opts, pos, 1, &npos);
@@ -178,6 +211,8 @@ static int proc_create(struct kp_ctl_ctx *ctx, int argc, char **argv)
 		rc = add_from(ctx, f, from);
 	if (rc == 0)
 		rc = add_limits(ctx, f, rate, budget, memory);
+	if (rc == 0 && watch)
+		json_object_set_new(f, "watch", json_true());
 	if (rc == 0 && config != NULL) {
 		json_t *cfg = kp_ctl_json_parse(config, strlen(config), errbuf,
 						sizeof(errbuf));
@@ -195,7 +230,7 @@ static int proc_create(struct kp_ctl_ctx *ctx, int argc, char **argv)
 		json_decref(f);
 		return rc;
 	}
-	return call_print(ctx, "proc_create", f, "proc");
+	return kp_ctl_proc_call(ctx, "proc_create", f, "proc");
 }
 
 /* list takes no argument; the others one NAME. */
@@ -213,13 +248,29 @@ static int proc_named(struct kp_ctl_ctx *ctx, const char *verb, int argc,
 		return kp_ctl_usage(ctx, "kappactl proc %s NAME", verb);
 	snprintf(op, sizeof(op), "proc_%s", verb);
 	if (strcmp(verb, "delete") == 0) {
-		rc = call_print(ctx, op, json_pack("{ss}", "name", pos[0]), NULL);
+		rc = kp_ctl_proc_call(ctx, op, json_pack("{ss}", "name", pos[0]), NULL);
 		return rc != 0 ? rc
 			       : kp_ctl_print(ctx, json_pack("{ss}", "deleted",
 							     pos[0]));
 	}
-	return call_print(ctx, op, json_pack("{ss}", "name", pos[0]), "proc");
+	return kp_ctl_proc_call(ctx, op, json_pack("{ss}", "name", pos[0]), "proc");
 }
+
+/* A proc verb implemented in another file. */
+struct proc_verb {
+	const char *name;                                          /* word */
+	int (*run)(struct kp_ctl_ctx *ctx, int argc, char **argv); /* verb */
+};
+
+static const struct proc_verb proc_verbs[] = {
+	{ "reload", kp_ctl_proc_reload },
+	{ "replay", kp_ctl_proc_replay },
+	{ "rollback", kp_ctl_proc_rollback },
+	{ "versions", kp_ctl_proc_versions },
+	{ "gc", kp_ctl_proc_gc },
+	{ "reset", kp_ctl_proc_reset },
+	{ "verify", kp_ctl_proc_verify },
+};
 
 int kp_ctl_cmd_proc(struct kp_ctl_ctx *ctx, int argc, char **argv)
 {
@@ -230,13 +281,18 @@ int kp_ctl_cmd_proc(struct kp_ctl_ctx *ctx, int argc, char **argv)
 
 	if (argc < 1)
 		return kp_ctl_usage(ctx,
-				    "kappactl proc create|list|status|pause|resume|delete ...");
+				    "kappactl proc create|list|status|pause|resume|delete|"
+				    "reload|replay|rollback|versions|gc|reset|verify ...");
+	for (size_t i = 0; i < sizeof(proc_verbs) / sizeof(proc_verbs[0]); i++) {
+		if (strcmp(argv[0], proc_verbs[i].name) == 0)
+			return proc_verbs[i].run(ctx, argc - 1, argv + 1);
+	}
 	if (strcmp(argv[0], "create") == 0)
 		return proc_create(ctx, argc - 1, argv + 1);
 	if (strcmp(argv[0], "list") == 0) {
 		rc = kp_ctl_args_parse(ctx, argc - 1, argv + 1, NULL, pos, 0,
 				       &npos);
-		return rc != 0 ? rc : call_print(ctx, "proc_list", json_object(),
+		return rc != 0 ? rc : kp_ctl_proc_call(ctx, "proc_list", json_object(),
 						 "procs");
 	}
 	for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
