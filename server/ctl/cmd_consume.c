@@ -20,6 +20,15 @@
  * --group the next offset to read is committed after every round that
  * printed something (output flushed first) and at the end.
  *
+ * A processor's output is a logical topic (docs/PROTOCOL.md, "Logical
+ * topics"): the generation a fetch returns is sent in every later fetch; on
+ * TOPIC_SWITCHED (a cut-over or rollback) a line on stderr says
+ *   kappactl: TOPIC switched to generation N; reading it from the start
+ * and every partition is read again from its start offset in the new
+ * generation (offsets of generations are unrelated). With --group those
+ * start offsets are committed at once, so that the old generation's offsets
+ * never stand for the new one.
+ *
  * A fetch below the log start (retention removed the data) continues at the
  * start; a batch that failed its CRC (CORRUPT_BATCH) is reported, skipped
  * when the server says where reading can go on, and makes the status 1.
@@ -62,6 +71,8 @@ struct consumer {
 	struct part *parts;       /* the partitions read */
 	uint32_t nparts;          /* entries in parts */
 	struct kp_ctl_resp resp;  /* the last response */
+	uint64_t generation;      /* of a logical topic; 0 until a fetch says */
+	uint64_t switched_to;     /* TOPIC_SWITCHED seen this round: new one */
 	int status;               /* exit status so far */
 	int fatal;                /* stop reading: an error was reported */
 };
@@ -164,6 +175,9 @@ static int send_fetch(struct consumer *cs, const struct part *p, uint32_t wait_m
 		      "offset", (json_int_t)p->next);
 	if (f != NULL && wait_ms > 0)
 		json_object_set_new(f, "max_wait_ms", json_integer(wait_ms));
+	if (f != NULL && cs->generation != 0)
+		json_object_set_new(f, "generation",
+				    json_integer((json_int_t)cs->generation));
 	if (f == NULL)
 		return kp_error_set(err, -ENOMEM, "out of memory");
 	rc = kp_ctl_client_send_json(&cs->c, "fetch", f, err);
@@ -245,8 +259,13 @@ static uint64_t print_records(struct consumer *cs, struct part *p)
 static void fetch_error(struct consumer *cs, struct part *p, int code,
 			const struct kp_error *err)
 {
-	uint64_t start, end, at;
+	uint64_t start, end, at, gen;
 
+	if (code == KP_ESWITCHED &&
+	    kp_ctl_mp_get_u64(cs->resp.map, "generation", &gen) == 0) {
+		cs->switched_to = gen;
+		return;
+	}
 	if (code == KP_EOFFSET &&
 	    kp_ctl_mp_get_u64(cs->resp.map, "start_offset", &start) == 0 &&
 	    kp_ctl_mp_get_u64(cs->resp.map, "end_offset", &end) == 0 &&
@@ -269,7 +288,7 @@ static void fetch_error(struct consumer *cs, struct part *p, int code,
 static uint64_t round_once(struct consumer *cs, int idle)
 {
 	uint32_t i, active = 0, wait_ms = 0;
-	uint64_t printed = 0, end;
+	uint64_t printed = 0, end, gen;
 	struct kp_error err;
 	int rc;
 
@@ -293,6 +312,14 @@ static uint64_t round_once(struct consumer *cs, int idle)
 				fetch_error(cs, p, rc, &err);
 			continue;
 		}
+		if (kp_ctl_mp_get_u64(cs->resp.map, "generation", &gen) == 0 &&
+		    gen != cs->generation) {
+			if (cs->generation != 0) {
+				cs->switched_to = gen;
+				continue;
+			}
+			cs->generation = gen;
+		}
 		n = print_records(cs, p);
 		printed += n;
 		if (!cs->follow &&
@@ -301,6 +328,43 @@ static uint64_t round_once(struct consumer *cs, int idle)
 			p->done = 1;
 	}
 	return printed;
+}
+
+/*
+ * After TOPIC_SWITCHED: says so, then reads every partition again from its
+ * start in the new generation, and forgets what was committed.
+ */
+static void switch_generation(struct consumer *cs)
+{
+	const struct kp_ctl_pos earliest = { .kind = KP_CTL_POS_EARLIEST };
+	uint32_t *ids = kp_calloc(cs->nparts, sizeof(*ids));
+	uint64_t *starts = kp_calloc(cs->nparts, sizeof(*starts));
+	uint32_t i;
+
+	fflush(cs->ctx->out);
+	fprintf(cs->ctx->err,
+		"kappactl: %s switched to generation %llu; reading it from the start\n",
+		cs->topic, (unsigned long long)cs->switched_to);
+	cs->generation = cs->switched_to;
+	cs->switched_to = 0;
+	if (ids == NULL || starts == NULL) {
+		fail(cs, "out of memory");
+	} else {
+		for (i = 0; i < cs->nparts; i++)
+			ids[i] = cs->parts[i].id;
+		if (kp_ctl_pos_resolve(cs->ctx, &cs->c, cs->topic, ids,
+				       cs->nparts, &earliest, starts) != 0) {
+			cs->status = KP_CTL_EXIT_FAIL;
+			cs->fatal = 1;
+		}
+	}
+	for (i = 0; !cs->fatal && i < cs->nparts; i++) {
+		cs->parts[i].next = starts[i];
+		cs->parts[i].has_committed = 0;
+		cs->parts[i].done = 0;
+	}
+	kp_free(ids);
+	kp_free(starts);
 }
 
 /*
@@ -406,6 +470,11 @@ static void run(struct consumer *cs)
 			fflush(cs->ctx->out);
 		if (printed > 0 && !(cs->has_count && cs->count_left == 0))
 			commit(cs);
+		if (cs->switched_to != 0 && !cs->fatal) {
+			switch_generation(cs);
+			commit(cs);
+			idle = 0;
+		}
 	}
 	fflush(cs->ctx->out);
 	commit(cs);
