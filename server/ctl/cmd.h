@@ -134,5 +134,6 @@ int kp_ctl_cmd_group(struct kp_ctl_ctx *ctx, int argc, char **argv);
 int kp_ctl_cmd_proc(struct kp_ctl_ctx *ctx, int argc, char **argv);
 int kp_ctl_cmd_view(struct kp_ctl_ctx *ctx, int argc, char **argv);
 int kp_ctl_cmd_run(struct kp_ctl_ctx *ctx, int argc, char **argv);
+int kp_ctl_cmd_top(struct kp_ctl_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -121,6 +121,15 @@ static const char usage_text[] =
 "      --ts-field (else 0). A record that raises is reported with its line\n"
 "      number (exit 1); the others still run.\n"
 "\n"
+"  top [--json] [--interval MS]\n"
+"      Topics (end offsets, append rate) and processors (version, state,\n"
+"      records/s, lag, replay progress and ETA), refreshed every --interval\n"
+"      (default 1000) ms in place on a terminal until SIGINT or q. --json:\n"
+"      two samples --interval apart, then one object\n"
+"      {\"topics\":[{\"name\",\"partitions\",\"end_offsets\",\"append_rate\"}],\n"
+"       \"processors\":[{\"name\",\"version\",\"state\",\"records_processed\",\n"
+"       \"records_per_second\",\"lag\",\"replay\"}]} (unknown rates null).\n"
+"\n"
 "  help, --help                      this text\n";
 
 /* A verb name and its function. */
@@ -138,6 +147,7 @@ static const struct verb verbs[] = {
 	{ "proc", kp_ctl_cmd_proc },
 	{ "view", kp_ctl_cmd_view },
 	{ "run", kp_ctl_cmd_run },
+	{ "top", kp_ctl_cmd_top },
 };
 
 int main(int argc, char **argv)
