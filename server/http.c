@@ -1,5 +1,7 @@
 /*
- * http.c - a minimal HTTP/1.x server for /metrics and /health.
+ * http.c - a minimal HTTP/1.x server: /metrics, /health, the dashboard
+ * page (GET /, dashboard.h) and its JSON snapshot (GET /api/state,
+ * state_json.h).
  */
 #include "http.h"
 
@@ -10,9 +12,11 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "dashboard.h"
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
+#include "state_json.h"
 
 #define HTTP_MAX_REQUEST 8192
 
@@ -31,6 +35,7 @@ struct kp_http {
 	uv_tcp_t listener;         /* data is this struct */
 	struct kp_server *srv;
 	struct http_conn *conns;
+	int64_t started_ms;        /* when the server started (epoch ms) */
 	int open_handles;          /* listener + connections not yet closed */
 	bool stopped;
 };
@@ -67,19 +72,22 @@ static void on_written(uv_write_t *req, int status)
 	conn_close(req->data);
 }
 
-static void respond(struct http_conn *c, int code, const char *reason,
-		    const char *type, const struct kp_buf *body)
+/* extra: more header lines, each ending in \r\n ("" for none). */
+static void respond_bytes(struct http_conn *c, int code, const char *reason,
+			  const char *type, const char *extra,
+			  const void *data, size_t len)
 {
-	char head[256];
+	char head[512];
 	int n;
 	uv_buf_t buf;
 
 	n = snprintf(head, sizeof(head),
 		     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-		     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-		     code, reason, type, body->len);
-	if (kp_buf_append(&c->out, head, (size_t)n) != 0 ||
-	    kp_buf_append(&c->out, body->data, body->len) != 0) {
+		     "Content-Length: %zu\r\n%sConnection: close\r\n\r\n",
+		     code, reason, type, len, extra);
+	if (n < 0 || (size_t)n >= sizeof(head) ||
+	    kp_buf_append(&c->out, head, (size_t)n) != 0 ||
+	    kp_buf_append(&c->out, data, len) != 0) {
 		conn_close(c);
 		return;
 	}
@@ -87,6 +95,12 @@ static void respond(struct http_conn *c, int code, const char *reason,
 	c->write.data = c;
 	if (uv_write(&c->write, (uv_stream_t *)&c->tcp, &buf, 1, on_written) != 0)
 		conn_close(c);
+}
+
+static void respond(struct http_conn *c, int code, const char *reason,
+		    const char *type, const struct kp_buf *body)
+{
+	respond_bytes(c, code, reason, type, "", body->data, body->len);
 }
 
 static void respond_text(struct http_conn *c, int code, const char *reason,
@@ -121,6 +135,22 @@ static void route(struct http_conn *c, const char *method, const char *path)
 
 		respond(c, ok ? 200 : 503, ok ? "OK" : "Service Unavailable",
 			"application/json", &body);
+	} else if ((plen == 1 && path[0] == '/') ||
+		   (plen == 11 && strncmp(path, "/index.html", 11) == 0)) {
+		respond_bytes(c, 200, "OK", "text/html; charset=utf-8",
+			      "Cache-Control: no-cache\r\n"
+			      "X-Content-Type-Options: nosniff\r\n",
+			      kp_dashboard_html, kp_dashboard_html_len);
+	} else if (plen == 10 && strncmp(path, "/api/state", 10) == 0) {
+		if (kp_state_json(s, c->http->started_ms, &body) != 0) {
+			respond_text(c, 500, "Internal Server Error",
+				     "out of memory\n");
+		} else {
+			respond_bytes(c, 200, "OK",
+				      "application/json; charset=utf-8",
+				      "Cache-Control: no-store\r\n",
+				      body.data, body.len);
+		}
 	} else {
 		respond_text(c, 404, "Not Found", "not found\n");
 	}
@@ -216,6 +246,7 @@ int kp_http_start(struct kp_server *s, struct kp_http **out,
 	if (h == NULL)
 		return kp_error_set(err, -ENOMEM, "out of memory");
 	h->srv = s;
+	h->started_ms = kp_server_now_ms(s);
 	rc = uv_ip4_addr(s->cfg.http_host, s->cfg.http_port,
 			 (struct sockaddr_in *)&addr);
 	if (rc != 0)
@@ -241,8 +272,8 @@ int kp_http_start(struct kp_server *s, struct kp_http **out,
 		*out = h;
 		return rc;
 	}
-	kp_log_info("http", "metrics on http://%s:%d/metrics", s->cfg.http_host,
-		    s->cfg.http_port);
+	kp_log_info("http", "dashboard on http://%s:%d/ (metrics: /metrics)",
+		    s->cfg.http_host, s->cfg.http_port);
 	*out = h;
 	return 0;
 }
