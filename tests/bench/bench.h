@@ -33,6 +33,8 @@ int kp_bench_cmp_u64(const void *a, const void *b);
 /* Prints "kappa-bench: <message>" on stderr and exits with status 1. */
 void kp_bench_die(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2), noreturn));
+/* Called by kp_bench_die after its message, when set (says if kappad died). */
+extern void (*kp_bench_die_hook)(void);
 
 /* A blocking connection speaking length-prefixed msgpack frames. */
 struct kp_bench_conn {
@@ -203,6 +205,13 @@ int kp_bench_peer_redis(const char *redis_server, const char *dir, bool aof,
 size_t kp_bench_user_record(uint64_t i, char *out);
 
 /*
+ * Builds in sb a produce frame (id `id`) to partition 0 of topic holding
+ * `batch` records of kp_bench_user_record, numbered from `first`.
+ */
+void kp_bench_build_users(msgpack_sbuffer *sb, const char *topic, uint32_t id,
+			  uint64_t first, uint32_t batch);
+
+/*
  * Produces records 0..records-1 of kp_bench_user_record to partition 0 of
  * topic over one connection, `batch` per request, `inflight` pipelined.
  * records must be a multiple of batch. Dies unless all are acknowledged.
@@ -247,5 +256,26 @@ int kp_bench_peer_redis_fcall(const char *redis_server, const char *dir,
 			      uint64_t records, uint32_t pipeline,
 			      struct kp_bench_peer_result *out, char *why,
 			      size_t why_size);
+
+/* ---- processor version scenarios (bench_versions.c) ---- */
+
+struct kp_bench_versions_opts {
+	const char *kappad;          /* the server binary */
+	const char *root;            /* absolute scratch directory */
+	uint64_t records;            /* history replayed (multiple of batch) */
+	uint32_t reloads;            /* hot reloads in the reload scenario */
+	uint32_t batch, inflight;    /* for pre-loading the history */
+	bool json;                   /* one JSON object per line */
+	struct kp_bench_server *srv; /* the kappad child (killed on exit) */
+};
+
+/*
+ * The version scenarios: the pause a hot reload causes in processing
+ * (with the same run without reloads as the peer), replay throughput
+ * (against the same processor from scratch) and produce latency and live
+ * lag while a replay runs flat out (against no replay). Each starts its own
+ * kappad under root; prints its lines.
+ */
+void kp_bench_versions(const struct kp_bench_versions_opts *o);
 
 #endif

@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,9 +32,17 @@ uint64_t kp_bench_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+void (*kp_bench_die_hook)(void);
+
 void kp_bench_die(const char *fmt, ...)
 {
+	static atomic_flag dying = ATOMIC_FLAG_INIT;
 	va_list ap;
+
+	/* Only the first thread to fail reports and exits; others wait. */
+	if (atomic_flag_test_and_set(&dying))
+		for (;;)
+			pause();
 
 	fflush(stdout);
 	fputs("kappa-bench: ", stderr);
@@ -41,6 +50,8 @@ void kp_bench_die(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+	if (kp_bench_die_hook != NULL)
+		kp_bench_die_hook();
 	exit(1);
 }
 

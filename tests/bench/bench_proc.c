@@ -49,9 +49,8 @@ size_t kp_bench_user_record(uint64_t i, char *out)
 	return n;
 }
 
-/* A produce request of `batch` user records starting at record `first`. */
-static void build_users(msgpack_sbuffer *sb, const char *topic, uint32_t id,
-			uint64_t first, uint32_t batch)
+void kp_bench_build_users(msgpack_sbuffer *sb, const char *topic, uint32_t id,
+			  uint64_t first, uint32_t batch)
 {
 	char rec[KP_BENCH_RECORD_BYTES];
 	msgpack_packer pk;
@@ -94,8 +93,8 @@ void kp_bench_produce_users(int port, const char *topic, uint64_t records,
 	msgpack_sbuffer_init(&sb);
 	while (done < nreq) {
 		while (sent < nreq && sent - done < inflight) {
-			build_users(&sb, topic, (uint32_t)(sent + 1),
-				    sent * batch, batch);
+			kp_bench_build_users(&sb, topic, (uint32_t)(sent + 1),
+					     sent * batch, batch);
 			if ((rc = kp_bench_conn_send(&c, sb.data, sb.size)))
 				kp_bench_die("produce: send: %s", strerror(-rc));
 			sent++;

@@ -5,8 +5,11 @@
  * line per scenario with the ratio kappa/peer. With --proc (or --proc-only)
  * it also runs the processor scenarios: records/s through a Lua and a C
  * count-by-user processor over a pre-loaded topic, with 1 and 2 workers,
- * against a msgpack-c + hash map loop and a Redis Function. docs/BENCHMARKS.md
- * explains the scenarios and gives figures.
+ * against a msgpack-c + hash map loop and a Redis Function. With --versions
+ * (or --versions-only) it also runs the version scenarios (bench_versions.c):
+ * the pause a hot reload causes, replay throughput, and produce latency and
+ * live lag while a replay runs. docs/BENCHMARKS.md explains the scenarios
+ * and gives figures.
  */
 #include "bench.h"
 
@@ -36,6 +39,9 @@ struct options {
 	bool proc_only;             /* --proc-only: run only them */
 	const char *plugin_dir;     /* --plugin-dir, else <kappad dir>/tests/plugins */
 	uint64_t proc_records;      /* --proc-records, 0 for the default */
+	bool versions;              /* --versions: add the version scenarios */
+	bool versions_only;         /* --versions-only: run only them */
+	uint32_t reloads;           /* --reloads, 0 for the default */
 };
 
 /* One line of output: a kappa scenario and its peer, or a peer alone. */
@@ -68,6 +74,48 @@ static void on_exit_cleanup(void)
 	if (scratch[0] != '\0' && kp_bench_rmtree(scratch) != 0)
 		fprintf(stderr, "kappa-bench: could not remove %s\n", scratch);
 	scratch[0] = '\0';
+}
+
+/*
+ * On a failed request: if kappad is gone, says how it ended and shows the
+ * end of its log (the scratch directory, and the log with it, is removed).
+ */
+static void on_die(void)
+{
+	char line[1024];
+	long size;
+	int status;
+	FILE *f;
+
+	uint64_t deadline = kp_bench_now_ns() + 1000000000ull;
+	pid_t got = 0;
+
+	/* A reset connection can arrive just before the exit is reapable. */
+	while (srv.pid > 0 &&
+	       (got = waitpid(srv.pid, &status, WNOHANG)) == 0 &&
+	       kp_bench_now_ns() < deadline)
+		usleep(10000);
+	if (srv.pid <= 0 || got != srv.pid)
+		return;
+	srv.pid = 0;
+	if (WIFSIGNALED(status))
+		fprintf(stderr, "kappa-bench: kappad was killed by signal %d "
+				"(%s)\n", WTERMSIG(status),
+			strsignal(WTERMSIG(status)));
+	else
+		fprintf(stderr, "kappa-bench: kappad exited with status %d\n",
+			WEXITSTATUS(status));
+	if ((f = fopen(srv.log, "r")) == NULL)
+		return;
+	fseek(f, 0, SEEK_END);
+	size = ftell(f);
+	fseek(f, size > 4096 ? size - 4096 : 0, SEEK_SET);
+	if (size > 4096 && fgets(line, sizeof(line), f) == NULL)
+		size = 0;
+	fprintf(stderr, "--- end of %s ---\n", srv.log);
+	while (fgets(line, sizeof(line), f) != NULL)
+		fputs(line, stderr);
+	fclose(f);
 }
 
 static double rate(uint64_t records, double seconds)
@@ -161,6 +209,7 @@ static void usage(void)
 	     "                   [--redis-server PATH]\n"
 	     "                   [--proc | --proc-only] [--plugin-dir DIR] "
 	     "[--proc-records N]\n"
+	     "                   [--versions | --versions-only] [--reloads N]\n"
 	     "defaults: --kappad build/kappad --data-root /tmp --batch 500 "
 	     "--inflight 16;\n"
 	     "--records: 2000000 for fsync=never, 200000 for fsync=always\n"
@@ -170,7 +219,11 @@ static void usage(void)
 	     "--plugin-dir: where count_by_user.so is (default: "
 	     "<dir of kappad>/tests/plugins)\n"
 	     "--proc-records: records per processor input topic (default "
-	     "1000000)");
+	     "1000000), also the history the version scenarios replay\n"
+	     "--versions: also run the version scenarios (reload pause, "
+	     "replay throughput,\n"
+	     "  produce latency during a replay); --versions-only: only them\n"
+	     "--reloads: hot reloads in the reload scenario (default 50)");
 }
 
 static uint64_t parse_u64(const char *name, const char *s, uint64_t max)
@@ -203,6 +256,10 @@ static void parse_args(int argc, char **argv)
 			opt.proc = true;
 		} else if (strcmp(a, "--proc-only") == 0) {
 			opt.proc_only = true;
+		} else if (strcmp(a, "--versions") == 0) {
+			opt.versions = true;
+		} else if (strcmp(a, "--versions-only") == 0) {
+			opt.versions_only = true;
 		} else if (v == NULL) {
 			kp_bench_die("unknown argument '%s' or it needs a "
 				     "value (see --help)", a);
@@ -215,6 +272,8 @@ static void parse_args(int argc, char **argv)
 		} else if (strcmp(a, "--proc-records") == 0) {
 			opt.proc_records =
 				parse_u64(a, argv[++i], 1000000000000ull);
+		} else if (strcmp(a, "--reloads") == 0) {
+			opt.reloads = (uint32_t)parse_u64(a, argv[++i], 10000);
 		} else if (strcmp(a, "--redis-server") == 0) {
 			opt.redis = argv[++i];
 		} else if (strcmp(a, "--records") == 0) {
@@ -550,25 +609,50 @@ static void proc_rows(void)
 	finish_row(&r);
 }
 
+/* The version scenarios: reload pause, replay throughput, latency. */
+static void versions_rows(void)
+{
+	char root[PATH_MAX];
+	struct kp_bench_versions_opts o;
+	uint64_t n = opt.proc_records ? opt.proc_records
+				      : opt.quick ? 100000 : 1000000;
+
+	if (realpath(scratch, root) == NULL)
+		kp_bench_die("realpath %s: %s", scratch, strerror(errno));
+	memset(&o, 0, sizeof(o));
+	o.kappad = opt.kappad;
+	o.root = root;
+	o.records = (n + opt.batch - 1) / opt.batch * opt.batch;
+	o.reloads = opt.reloads ? opt.reloads : opt.quick ? 10 : 50;
+	o.batch = opt.batch;
+	o.inflight = opt.inflight;
+	o.json = opt.json;
+	o.srv = &srv;
+	kp_bench_versions(&o);
+}
+
 int main(int argc, char **argv)
 {
 	char file[600];
 	uint64_t n_never, n_always;
 	double disk_bytes = RECORD_BYTES;
 	struct row never1, always1;
+	bool log_rows;
 
 	parse_args(argc, argv);
+	log_rows = !opt.proc_only && !opt.versions_only;
 	n_never = opt.records ? opt.records : opt.quick ? 100000 : 2000000;
 	n_always = opt.records ? opt.records : opt.quick ? 10000 : 200000;
 	if (opt.redis == NULL)
 		opt.redis = find_redis();
 	kp_bench_mkdtemp(opt.data_root, scratch, sizeof(scratch));
 	atexit(on_exit_cleanup);
+	kp_bench_die_hook = on_die;
 	snprintf(file, sizeof(file), "%s/peer.dat", scratch);
-	if (!opt.proc_only)
+	if (log_rows)
 		kp_bench_server_start(&srv, opt.kappad, scratch, NULL);
 	if (!opt.json) {
-		if (opt.proc_only)
+		if (!log_rows)
 			printf("kappa-bench: %s, scratch in %s; %ld CPUs\n",
 			       opt.kappad, scratch,
 			       sysconf(_SC_NPROCESSORS_ONLN));
@@ -579,10 +663,10 @@ int main(int argc, char **argv)
 			       opt.kappad, srv.port, srv.data,
 			       sysconf(_SC_NPROCESSORS_ONLN), RECORD_BYTES,
 			       opt.batch, opt.inflight);
-		if (!opt.proc_only)
+		if (log_rows)
 			print_header();
 	}
-	if (!opt.proc_only) {
+	if (log_rows) {
 		produce_rows(srv.port, file, n_never, n_always, &disk_bytes,
 			     &never1, &always1);
 		fetch_row(srv.port, file, never1.load.records, disk_bytes);
@@ -598,5 +682,7 @@ int main(int argc, char **argv)
 	}
 	if (opt.proc || opt.proc_only)
 		proc_rows();
+	if (opt.versions || opt.versions_only)
+		versions_rows();
 	return 0;
 }

@@ -1,0 +1,815 @@
+/*
+ * bench_versions.c - the processor version scenarios of kappa-bench
+ * (--versions, --versions-only): what hot reloads and blue/green replays cost
+ * the live pipeline. Each scenario starts its own kappad (default workers,
+ * one per CPU) and runs the Lua count+emit processor (one output per input)
+ * over records {user: "u<k>", pad: str} of 100 bytes.
+ *
+ *  1. reload pause: an open-loop producer sends 20 records every 1 ms
+ *     (20,000 records/s, fsync=never) while a consumer long-polls the output
+ *     topic and stamps each response's arrival. The longest gap between two
+ *     arrivals while input kept coming is the longest pause in processing.
+ *     Measured over a window without reloads (the peer) and a window with a
+ *     proc_reload every 50 ms (alternating two files), in the same run.
+ *  2. replay throughput: N records pre-loaded (fsync=never); the processor
+ *     is created from earliest and timed until it has processed N (from
+ *     scratch, the peer); then proc_replay from earliest, timed until the
+ *     status shows version 2 live (the cut-over).
+ *  3. produce latency during a replay: N records pre-loaded, topics
+ *     fsync=always, the live processor caught up; an open-loop producer
+ *     sends one-record produce requests 2,000 times a second and the latency
+ *     of each is taken from its scheduled send time (so a stall counts for
+ *     every request it delays). proc_status is polled every millisecond for
+ *     the live version's lag. First a window without replay (the peer), then
+ *     proc_replay from earliest, flat out, until the cut-over.
+ *
+ * Access pattern: the producer has a sender and a receiver thread on one
+ * connection (responses come back in order, so the i-th response answers the
+ * i-th request); the consumer thread owns its connection; the main thread
+ * owns the admin connection. Results are handed over by joining the threads.
+ */
+#include "bench.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define OUT_TOPIC "counts"
+#define IN_TOPIC "events"
+#define PROC "bench-v"
+
+/* Scenario 1 */
+#define RELOAD_BATCH 20                  /* records per produce request */
+#define RELOAD_INTERVAL_NS 1000000ull    /* one request per ms: 20 k rec/s */
+#define RELOAD_EVERY_NS 50000000ull      /* one reload per 50 ms */
+#define WARMUP_NS 300000000ull
+/* Scenario 3 */
+#define LAT_INTERVAL_NS 500000ull        /* 2,000 requests/s */
+#define LAT_BASE_NS 3000000000ull        /* the window without replay */
+#define POLL_NS 1000000ull               /* proc_status poll period */
+
+static const char lua_a[] =
+	"local M={} function M.process(ctx, rec) "
+	"local user = rec.value.user "
+	"local n = ctx.state:incr(user, 1) "
+	"ctx:emit(\"" OUT_TOPIC "\", { user = user, n = n }, user) end return M\n";
+static const char lua_b[] =
+	"-- revision b: the same processor, other bytes\n"
+	"local M={} function M.process(ctx, rec) "
+	"local user = rec.value.user "
+	"local n = ctx.state:incr(user, 1) "
+	"ctx:emit(\"" OUT_TOPIC "\", { user = user, n = n }, user) end return M\n";
+
+static const struct kp_bench_versions_opts *vo;
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void sleep_until(uint64_t t_ns)
+{
+	struct timespec ts = { .tv_sec = (time_t)(t_ns / 1000000000u),
+			       .tv_nsec = (long)(t_ns % 1000000000u) };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
+	       EINTR)
+		;
+}
+
+static void sleep_ns(uint64_t ns)
+{
+	sleep_until(kp_bench_now_ns() + ns);
+}
+
+/* A growable array of uint64_t. */
+struct u64v {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static void u64v_push(struct u64v *a, uint64_t x)
+{
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 4096;
+		uint64_t *nv = realloc(a->v, cap * sizeof(*nv));
+
+		if (nv == NULL)
+			kp_bench_die("out of memory");
+		a->v = nv;
+		a->cap = cap;
+	}
+	a->v[a->n++] = x;
+}
+
+/* Percentile q (0..100) of sorted v[0..n-1] (nearest rank). */
+static uint64_t pct(const uint64_t *v, size_t n, unsigned q)
+{
+	size_t rank;
+
+	if (n == 0)
+		return 0;
+	rank = (n * q + 99) / 100;
+	return v[rank == 0 ? 0 : rank - 1];
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL || fputs(text, f) == EOF || fclose(f) != 0)
+		kp_bench_die("write %s: %s", path, strerror(errno));
+}
+
+static void start_server(const char *sub)
+{
+	char dir[700];
+
+	snprintf(dir, sizeof(dir), "%s/%s", vo->root, sub);
+	if (mkdir(dir, 0755) != 0)
+		kp_bench_die("mkdir %s: %s", dir, strerror(errno));
+	kp_bench_server_start(vo->srv, vo->kappad, dir, NULL);
+}
+
+static void stop_server(void)
+{
+	if (kp_bench_server_stop(vo->srv) != 0)
+		fprintf(stderr, "kappa-bench: kappad did not exit cleanly on "
+				"SIGTERM (log: %s)\n", vo->srv->log);
+}
+
+/* ---- output ----------------------------------------------------------- */
+
+static void print_header(void)
+{
+	if (vo->json)
+		return;
+	printf("%-34s %10s %-7s %-30s %10s %6s\n", "scenario", "value",
+	       "unit", "peer (same run)", "peer", "ratio");
+}
+
+/* One line: kappa's figure, its peer (peer == NULL: none), the ratio. */
+static void line(const char *name, double value, const char *unit,
+		 const char *peer, double peer_value, const char *note)
+{
+	double ratio = peer != NULL && peer_value > 0 ? value / peer_value : 0;
+
+	if (vo->json) {
+		printf("{\"scenario\":\"%s\",\"value\":%.3f,\"unit\":\"%s\","
+		       "\"peer\":\"%s\",\"peer_value\":%.3f,\"ratio\":%.3f,"
+		       "\"note\":\"%s\"}\n",
+		       name, value, unit, peer ? peer : "", peer ? peer_value : 0,
+		       ratio, note ? note : "");
+	} else if (peer != NULL) {
+		printf("%-34s %10.*f %-7s %-30s %10.*f %6.2f%s%s\n", name,
+		       value < 100 ? 2 : 0, value, unit, peer,
+		       peer_value < 100 ? 2 : 0, peer_value, ratio,
+		       note ? "  " : "", note ? note : "");
+	} else {
+		printf("%-34s %10.*f %-7s %-30s %10s %6s%s%s\n", name,
+		       value < 100 ? 2 : 0, value, unit, "-", "-", "-",
+		       note ? "  " : "", note ? note : "");
+	}
+	fflush(stdout);
+}
+
+/* ---- admin requests --------------------------------------------------- */
+
+struct status {
+	uint32_t version, revision;
+	uint64_t lag, processed, errors, view_keys;
+	uint64_t replay_rps;         /* replay.records_per_second, 0 if none */
+	bool replay;                 /* a replay is in progress */
+	char state[32];
+	char replay_state[32];
+};
+
+static void get_str(const msgpack_object *o, const char *key, char *out,
+		    size_t size)
+{
+	const msgpack_object *s = kp_bench_get(o, key);
+
+	if (s != NULL && s->type == MSGPACK_OBJECT_STR)
+		snprintf(out, size, "%.*s", (int)s->via.str.size,
+			 s->via.str.ptr);
+	else
+		snprintf(out, size, "?");
+}
+
+static void proc_status(struct kp_bench_conn *c, msgpack_sbuffer *sb,
+			struct status *st)
+{
+	msgpack_packer pk;
+	msgpack_object resp;
+	const msgpack_object *p, *r;
+
+	kp_bench_frame_begin(sb, &pk, c->next_id++, "proc_status", 1);
+	kp_bench_pack_str(&pk, "name");
+	kp_bench_pack_str(&pk, PROC);
+	kp_bench_frame_end(sb);
+	kp_bench_call(c, sb, &resp, "proc_status");
+	p = kp_bench_get(&resp, "proc");
+	st->version = (uint32_t)kp_bench_get_u64(p, "version", 0);
+	st->revision = (uint32_t)kp_bench_get_u64(p, "revision", 0);
+	st->lag = kp_bench_get_u64(p, "lag", 0);
+	st->processed = kp_bench_get_u64(p, "records_processed", 0);
+	st->errors = kp_bench_get_u64(p, "errors", 0);
+	st->view_keys = kp_bench_get_u64(p, "view_keys", 0);
+	get_str(p, "state", st->state, sizeof(st->state));
+	r = kp_bench_get(p, "replay");
+	st->replay = r != NULL && r->type == MSGPACK_OBJECT_MAP;
+	st->replay_rps = st->replay ? kp_bench_get_u64(r, "records_per_second",
+						       0)
+				    : 0;
+	if (st->replay)
+		get_str(r, "state", st->replay_state,
+			sizeof(st->replay_state));
+	else
+		st->replay_state[0] = '\0';
+	if (st->errors != 0 || strcmp(st->state, "running") != 0)
+		kp_bench_die("processor %s: state %s, %llu errors (see %s)",
+			     PROC, st->state, (unsigned long long)st->errors,
+			     vo->srv->log);
+	if (st->replay && strcmp(st->replay_state, "failed") == 0)
+		kp_bench_die("processor %s: the replay failed (see %s)", PROC,
+			     vo->srv->log);
+}
+
+static void proc_create(struct kp_bench_conn *c, msgpack_sbuffer *sb,
+			const char *file)
+{
+	msgpack_packer pk;
+	msgpack_object resp;
+
+	kp_bench_frame_begin(sb, &pk, c->next_id++, "proc_create", 5);
+	kp_bench_pack_str(&pk, "name");
+	kp_bench_pack_str(&pk, PROC);
+	kp_bench_pack_str(&pk, "file");
+	kp_bench_pack_str(&pk, file);
+	kp_bench_pack_str(&pk, "inputs");
+	msgpack_pack_array(&pk, 1);
+	kp_bench_pack_str(&pk, IN_TOPIC);
+	kp_bench_pack_str(&pk, "outputs");
+	msgpack_pack_array(&pk, 1);
+	kp_bench_pack_str(&pk, OUT_TOPIC);
+	kp_bench_pack_str(&pk, "from");
+	kp_bench_pack_str(&pk, "earliest");
+	kp_bench_frame_end(sb);
+	kp_bench_call(c, sb, &resp, "proc_create");
+}
+
+/* proc_replay from earliest, no rate limit; returns the new version. */
+static uint32_t proc_replay(struct kp_bench_conn *c, msgpack_sbuffer *sb)
+{
+	msgpack_packer pk;
+	msgpack_object resp;
+
+	kp_bench_frame_begin(sb, &pk, c->next_id++, "proc_replay", 2);
+	kp_bench_pack_str(&pk, "name");
+	kp_bench_pack_str(&pk, PROC);
+	kp_bench_pack_str(&pk, "from");
+	kp_bench_pack_str(&pk, "earliest");
+	kp_bench_frame_end(sb);
+	kp_bench_call(c, sb, &resp, "proc_replay");
+	return (uint32_t)kp_bench_get_u64(&resp, "version", 0);
+}
+
+/* proc_reload with file; returns the revision the response reports. */
+static uint32_t proc_reload(struct kp_bench_conn *c, msgpack_sbuffer *sb,
+			    const char *file)
+{
+	msgpack_packer pk;
+	msgpack_object resp;
+
+	kp_bench_frame_begin(sb, &pk, c->next_id++, "proc_reload", 2);
+	kp_bench_pack_str(&pk, "name");
+	kp_bench_pack_str(&pk, PROC);
+	kp_bench_pack_str(&pk, "file");
+	kp_bench_pack_str(&pk, file);
+	kp_bench_frame_end(sb);
+	kp_bench_call(c, sb, &resp, "proc_reload");
+	return (uint32_t)kp_bench_get_u64(kp_bench_get(&resp, "proc"),
+					  "revision", 0);
+}
+
+/* Polls until records_processed reaches n; returns the time it was seen. */
+static uint64_t wait_processed(struct kp_bench_conn *c, msgpack_sbuffer *sb,
+			       uint64_t n, struct status *st)
+{
+	uint64_t t0 = kp_bench_now_ns();
+
+	for (;;) {
+		proc_status(c, sb, st);
+		if (st->processed >= n)
+			return kp_bench_now_ns();
+		if (kp_bench_now_ns() - t0 > 600000000000ull)
+			kp_bench_die("processor did not reach %llu records in "
+				     "600 s", (unsigned long long)n);
+		sleep_ns(POLL_NS);
+	}
+}
+
+/* ---- the open-loop producer ------------------------------------------- */
+
+struct olp {
+	int port;
+	const char *topic;
+	uint32_t batch;              /* records per request */
+	uint64_t interval_ns;        /* between scheduled sends */
+	uint64_t t0;                 /* schedule origin */
+	atomic_bool stop;            /* set by main: send no more */
+	atomic_uint_fast64_t sent;   /* requests sent */
+	atomic_bool done_sending;
+	struct kp_bench_conn c;
+	msgpack_sbuffer frame;
+	/* the receiver's results: scheduled send time and latency, per request */
+	struct u64v sched, lat;
+	uint64_t acked;              /* records acknowledged */
+};
+
+static void *olp_send(void *arg)
+{
+	struct olp *p = arg;
+	int rc;
+
+	for (uint64_t i = 0; !atomic_load(&p->stop); i++) {
+		sleep_until(p->t0 + i * p->interval_ns);
+		if (atomic_load(&p->stop))
+			break;
+		kp_bench_frame_set_id(p->frame.data, (uint32_t)(i + 1));
+		if ((rc = kp_bench_conn_send(&p->c, p->frame.data,
+					     p->frame.size)) != 0)
+			kp_bench_die("produce: send: %s", strerror(-rc));
+		atomic_store(&p->sent, i + 1);
+	}
+	atomic_store(&p->done_sending, true);
+	return NULL;
+}
+
+static void *olp_recv(void *arg)
+{
+	struct olp *p = arg;
+	msgpack_object resp;
+	char msg[512];
+	uint64_t got = 0;
+	int rc;
+
+	for (;;) {
+		bool done = atomic_load(&p->done_sending);
+		uint64_t sent = atomic_load(&p->sent);
+
+		if (got >= sent) {
+			if (done)
+				break;
+			sleep_ns(50000);
+			continue;
+		}
+		if ((rc = kp_bench_conn_recv(&p->c, &resp)) != 0)
+			kp_bench_die("produce: recv: %s", strerror(-rc));
+		uint64_t now = kp_bench_now_ns();
+		uint64_t sched = p->t0 + got * p->interval_ns;
+		const msgpack_object *res = kp_bench_get(&resp, "results");
+
+		if (!kp_bench_ok(&resp)) {
+			kp_bench_describe_error(&resp, msg, sizeof(msg));
+			kp_bench_die("produce %s: %s", p->topic, msg);
+		}
+		if (kp_bench_get_u64(&resp, "id", 0) != got + 1 || res == NULL ||
+		    res->type != MSGPACK_OBJECT_ARRAY || res->via.array.size != 1)
+			kp_bench_die("produce: unexpected response to request "
+				     "%llu", (unsigned long long)got + 1);
+		p->acked += kp_bench_get_u64(&res->via.array.ptr[0], "count", 0);
+		u64v_push(&p->sched, sched);
+		u64v_push(&p->lat, now - sched);
+		got++;
+	}
+	return NULL;
+}
+
+struct olp_run {
+	struct olp p;
+	pthread_t ts, tr;
+};
+
+static void olp_start(struct olp_run *r, int port, const char *topic,
+		      uint32_t batch, uint64_t interval_ns, uint64_t first)
+{
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->p.port = port;
+	r->p.topic = topic;
+	r->p.batch = batch;
+	r->p.interval_ns = interval_ns;
+	atomic_init(&r->p.stop, false);
+	atomic_init(&r->p.sent, 0);
+	atomic_init(&r->p.done_sending, false);
+	msgpack_sbuffer_init(&r->p.frame);
+	kp_bench_build_users(&r->p.frame, topic, 1, first, batch);
+	if ((rc = kp_bench_conn_open(&r->p.c, port)) != 0)
+		kp_bench_die("connect: %s", strerror(-rc));
+	r->p.t0 = kp_bench_now_ns() + 1000000;
+	if (pthread_create(&r->ts, NULL, olp_send, &r->p) != 0 ||
+	    pthread_create(&r->tr, NULL, olp_recv, &r->p) != 0)
+		kp_bench_die("pthread_create failed");
+}
+
+static void olp_stop(struct olp_run *r)
+{
+	atomic_store(&r->p.stop, true);
+	pthread_join(r->ts, NULL);
+	pthread_join(r->tr, NULL);
+	if (r->p.acked != r->p.sched.n * r->p.batch)
+		kp_bench_die("produce: %llu records acknowledged of %llu sent",
+			     (unsigned long long)r->p.acked,
+			     (unsigned long long)r->p.sched.n * r->p.batch);
+	kp_bench_conn_close(&r->p.c);
+	msgpack_sbuffer_destroy(&r->p.frame);
+}
+
+static void olp_free(struct olp_run *r)
+{
+	free(r->p.sched.v);
+	free(r->p.lat.v);
+}
+
+/* Latencies (sorted, ns) of the requests scheduled in [from, to). */
+static size_t olp_window(const struct olp_run *r, uint64_t from, uint64_t to,
+			 uint64_t **out)
+{
+	uint64_t *v = malloc((r->p.sched.n + 1) * sizeof(*v));
+	size_t n = 0;
+
+	if (v == NULL)
+		kp_bench_die("out of memory");
+	for (size_t i = 0; i < r->p.sched.n; i++)
+		if (r->p.sched.v[i] >= from && r->p.sched.v[i] < to)
+			v[n++] = r->p.lat.v[i];
+	qsort(v, n, sizeof(*v), kp_bench_cmp_u64);
+	*out = v;
+	return n;
+}
+
+/* ---- the output consumer (scenario 1) --------------------------------- */
+
+struct consumer {
+	int port;
+	atomic_uint_fast64_t target; /* stop once this many are read (0: none) */
+	uint64_t offset;             /* next offset */
+	struct u64v arrival;         /* per non-empty response: arrival time */
+};
+
+static void *consumer_run(void *arg)
+{
+	struct consumer *k = arg;
+	struct kp_bench_conn c;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_object resp;
+	int rc;
+
+	if ((rc = kp_bench_conn_open(&c, k->port)) != 0)
+		kp_bench_die("connect: %s", strerror(-rc));
+	msgpack_sbuffer_init(&sb);
+	for (;;) {
+		uint64_t target = atomic_load(&k->target);
+
+		if (target != 0 && k->offset >= target)
+			break;
+		kp_bench_frame_begin(&sb, &pk, c.next_id++, "fetch", 4);
+		kp_bench_pack_str(&pk, "topic");
+		kp_bench_pack_str(&pk, OUT_TOPIC);
+		kp_bench_pack_str(&pk, "offset");
+		msgpack_pack_uint64(&pk, k->offset);
+		kp_bench_pack_str(&pk, "max_bytes");
+		msgpack_pack_uint32(&pk, 1024 * 1024);
+		kp_bench_pack_str(&pk, "max_wait_ms");
+		msgpack_pack_uint32(&pk, 100);
+		kp_bench_frame_end(&sb);
+		kp_bench_call(&c, &sb, &resp, "fetch " OUT_TOPIC);
+		uint64_t now = kp_bench_now_ns();
+		const msgpack_object *recs = kp_bench_get(&resp, "records");
+
+		if (recs == NULL || recs->type != MSGPACK_OBJECT_ARRAY)
+			kp_bench_die("fetch: no records array");
+		if (recs->via.array.size == 0)
+			continue;
+		k->offset += recs->via.array.size;
+		u64v_push(&k->arrival, now);
+	}
+	msgpack_sbuffer_destroy(&sb);
+	kp_bench_conn_close(&c);
+	return NULL;
+}
+
+/* Gaps (sorted, ns) between consecutive arrivals that start in [from, to). */
+static size_t gaps_in(const struct consumer *k, uint64_t from, uint64_t to,
+		      uint64_t **out)
+{
+	uint64_t *v = malloc((k->arrival.n + 1) * sizeof(*v));
+	size_t n = 0;
+
+	if (v == NULL)
+		kp_bench_die("out of memory");
+	for (size_t i = 1; i < k->arrival.n; i++)
+		if (k->arrival.v[i - 1] >= from && k->arrival.v[i - 1] < to)
+			v[n++] = k->arrival.v[i] - k->arrival.v[i - 1];
+	qsort(v, n, sizeof(*v), kp_bench_cmp_u64);
+	*out = v;
+	return n;
+}
+
+/* ---- scenario 1: the pause a reload causes ---------------------------- */
+
+static void scenario_reload(const char *file_a, const char *file_b)
+{
+	struct kp_bench_conn c;
+	msgpack_sbuffer sb;
+	struct consumer k;
+	struct olp_run prod;
+	pthread_t tk;
+	struct status st;
+	uint64_t *gap_base, *gap_rel, *rel_lat, t_base, t_rel, t_end;
+	size_t nb, nr, nreq;
+	uint64_t window = vo->reloads * RELOAD_EVERY_NS;
+	char peer[64], note[160];
+	int rc;
+
+	start_server("versions-reload");
+	kp_bench_topic_create(vo->srv->port, IN_TOPIC, 1, "never");
+	kp_bench_topic_create(vo->srv->port, OUT_TOPIC, 1, "never");
+	if ((rc = kp_bench_conn_open(&c, vo->srv->port)) != 0)
+		kp_bench_die("connect: %s", strerror(-rc));
+	msgpack_sbuffer_init(&sb);
+	proc_create(&c, &sb, file_a);
+	memset(&k, 0, sizeof(k));
+	k.port = vo->srv->port;
+	atomic_init(&k.target, 0);
+	if (pthread_create(&tk, NULL, consumer_run, &k) != 0)
+		kp_bench_die("pthread_create failed");
+	olp_start(&prod, vo->srv->port, IN_TOPIC, RELOAD_BATCH,
+		  RELOAD_INTERVAL_NS, 0);
+	t_base = prod.p.t0 + WARMUP_NS;
+	t_rel = t_base + window;
+	sleep_until(t_rel);
+	rel_lat = calloc(vo->reloads, sizeof(*rel_lat));
+	if (rel_lat == NULL)
+		kp_bench_die("out of memory");
+	for (uint32_t i = 0; i < vo->reloads; i++) {
+		uint64_t t = t_rel + i * RELOAD_EVERY_NS, s;
+		uint32_t rev;
+
+		sleep_until(t);
+		s = kp_bench_now_ns();
+		rev = proc_reload(&c, &sb, i % 2 == 0 ? file_b : file_a);
+		rel_lat[i] = kp_bench_now_ns() - s;
+		if (rev != i + 2)
+			kp_bench_die("reload %u: revision %u, want %u", i + 1,
+				     rev, i + 2);
+	}
+	t_end = t_rel + window;
+	sleep_until(t_end + RELOAD_EVERY_NS);
+	olp_stop(&prod);
+	nreq = prod.p.sched.n;
+	atomic_store(&k.target, nreq * RELOAD_BATCH);
+	pthread_join(tk, NULL);
+	proc_status(&c, &sb, &st);
+	if (st.processed != nreq * RELOAD_BATCH ||
+	    k.offset != nreq * RELOAD_BATCH || st.revision != vo->reloads + 1)
+		kp_bench_die("reload: %llu records produced, %llu processed, "
+			     "%llu outputs read, revision %u",
+			     (unsigned long long)nreq * RELOAD_BATCH,
+			     (unsigned long long)st.processed,
+			     (unsigned long long)k.offset, st.revision);
+	kp_bench_conn_close(&c);
+	msgpack_sbuffer_destroy(&sb);
+	stop_server();
+
+	nb = gaps_in(&k, t_base, t_rel, &gap_base);
+	nr = gaps_in(&k, t_rel, t_end, &gap_rel);
+	qsort(rel_lat, vo->reloads, sizeof(*rel_lat), kp_bench_cmp_u64);
+	snprintf(peer, sizeof(peer), "no reload, %.1f s", window / 1e9);
+	snprintf(note, sizeof(note), "%u reloads in %.1f s; %zu gaps, %zu "
+		 "without", vo->reloads, window / 1e9, nr, nb);
+	line("reload: output gap max", gap_rel[nr - 1] / 1e6, "ms", peer,
+	     gap_base[nb - 1] / 1e6, note);
+	line("reload: output gap p99", pct(gap_rel, nr, 99) / 1e6, "ms", peer,
+	     pct(gap_base, nb, 99) / 1e6, NULL);
+	line("reload: output gap p50", pct(gap_rel, nr, 50) / 1e6, "ms", peer,
+	     pct(gap_base, nb, 50) / 1e6, NULL);
+	snprintf(note, sizeof(note), "p50 %.2f ms, max %.2f ms",
+		 pct(rel_lat, vo->reloads, 50) / 1e6,
+		 rel_lat[vo->reloads - 1] / 1e6);
+	line("reload: proc_reload round trip p99",
+	     pct(rel_lat, vo->reloads, 99) / 1e6, "ms", NULL, 0, note);
+	free(gap_base);
+	free(gap_rel);
+	free(rel_lat);
+	free(k.arrival.v);
+	olp_free(&prod);
+}
+
+/* ---- scenario 2: replay throughput ------------------------------------ */
+
+static double scenario_replay(const char *file)
+{
+	struct kp_bench_conn c;
+	msgpack_sbuffer sb;
+	struct status st;
+	uint64_t n = vo->records, t0, t1, server_rps = 0;
+	double scratch_rps, replay_rps;
+	char note[160];
+	int rc;
+
+	start_server("versions-replay");
+	kp_bench_topic_create(vo->srv->port, IN_TOPIC, 1, "never");
+	kp_bench_topic_create(vo->srv->port, OUT_TOPIC, 1, "never");
+	kp_bench_produce_users(vo->srv->port, IN_TOPIC, n, vo->batch,
+			       vo->inflight);
+	if ((rc = kp_bench_conn_open(&c, vo->srv->port)) != 0)
+		kp_bench_die("connect: %s", strerror(-rc));
+	msgpack_sbuffer_init(&sb);
+	t0 = kp_bench_now_ns();
+	proc_create(&c, &sb, file);
+	t1 = wait_processed(&c, &sb, n, &st);
+	scratch_rps = (double)n / ((double)(t1 - t0) / 1e9);
+	t0 = kp_bench_now_ns();
+	if (proc_replay(&c, &sb) != 2)
+		kp_bench_die("proc_replay: not version 2");
+	for (;;) {
+		proc_status(&c, &sb, &st);
+		if (st.replay_rps > 0)
+			server_rps = st.replay_rps;
+		if (st.version == 2)
+			break;
+		if (kp_bench_now_ns() - t0 > 600000000000ull)
+			kp_bench_die("replay did not cut over in 600 s");
+		sleep_ns(POLL_NS);
+	}
+	t1 = kp_bench_now_ns();
+	replay_rps = (double)n / ((double)(t1 - t0) / 1e9);
+	if (st.processed != n || st.view_keys != KP_BENCH_USERS)
+		kp_bench_die("replay: v2 processed %llu of %llu, %llu keys",
+			     (unsigned long long)st.processed,
+			     (unsigned long long)n,
+			     (unsigned long long)st.view_keys);
+	kp_bench_conn_close(&c);
+	msgpack_sbuffer_destroy(&sb);
+	stop_server();
+	snprintf(note, sizeof(note), "%llu records, %.2f s to cut-over; "
+		 "server's own estimate %.2f M/s",
+		 (unsigned long long)n, (double)(t1 - t0) / 1e9,
+		 server_rps / 1e6);
+	line("replay: rec/s to cut-over", replay_rps / 1e6, "M rec/s",
+	     "same proc from scratch", scratch_rps / 1e6, note);
+	return replay_rps;
+}
+
+/* ---- scenario 3: produce latency and live lag during a replay --------- */
+
+struct lat_window {
+	uint64_t p50, p99, max;
+	size_t n;
+	uint64_t lag_max;
+};
+
+/* Polls proc_status until t_end or (until_cut) the cut-over. */
+static uint64_t poll_lag(struct kp_bench_conn *c, msgpack_sbuffer *sb,
+			 uint64_t t_end, bool until_cut, uint64_t *lag_max,
+			 uint64_t *polls)
+{
+	struct status st;
+	uint64_t t0 = kp_bench_now_ns();
+
+	*lag_max = 0;
+	*polls = 0;
+	for (;;) {
+		proc_status(c, sb, &st);
+		(*polls)++;
+		if (until_cut && st.version != 1)
+			return kp_bench_now_ns();
+		if (st.lag > *lag_max)
+			*lag_max = st.lag;
+		if (!until_cut && kp_bench_now_ns() >= t_end)
+			return kp_bench_now_ns();
+		if (kp_bench_now_ns() - t0 > 600000000000ull)
+			kp_bench_die("replay did not cut over in 600 s");
+		sleep_ns(POLL_NS);
+	}
+}
+
+/* "out=<fsync>: what", the name of a latency scenario's line. */
+static const char *lname(const char *out_fsync, const char *what)
+{
+	static char name[64];
+
+	snprintf(name, sizeof(name), "lat out=%s: %s", out_fsync, what);
+	return name;
+}
+
+static void fill_window(struct lat_window *w, const struct olp_run *r,
+			uint64_t from, uint64_t to)
+{
+	uint64_t *v;
+
+	w->n = olp_window(r, from, to, &v);
+	if (w->n == 0)
+		kp_bench_die("latency: no request in the window");
+	w->p50 = pct(v, w->n, 50);
+	w->p99 = pct(v, w->n, 99);
+	w->max = v[w->n - 1];
+	free(v);
+}
+
+static void scenario_latency(const char *file, double replay_alone_rps,
+			     const char *out_fsync)
+{
+	struct kp_bench_conn c;
+	msgpack_sbuffer sb;
+	struct olp_run prod;
+	struct status st;
+	struct lat_window base, rep;
+	uint64_t n = vo->records, t_b0, t_b1, t_r0, t_r1, polls_b, polls_r;
+	double replay_rps;
+	char note[200], sub[64];
+	int rc;
+
+	snprintf(sub, sizeof(sub), "versions-latency-out-%s", out_fsync);
+	start_server(sub);
+	kp_bench_topic_create(vo->srv->port, IN_TOPIC, 1, "always");
+	kp_bench_topic_create(vo->srv->port, OUT_TOPIC, 1, out_fsync);
+	kp_bench_produce_users(vo->srv->port, IN_TOPIC, n, vo->batch,
+			       vo->inflight);
+	if ((rc = kp_bench_conn_open(&c, vo->srv->port)) != 0)
+		kp_bench_die("connect: %s", strerror(-rc));
+	msgpack_sbuffer_init(&sb);
+	proc_create(&c, &sb, file);
+	wait_processed(&c, &sb, n, &st);
+	olp_start(&prod, vo->srv->port, IN_TOPIC, 1, LAT_INTERVAL_NS, n);
+	t_b0 = prod.p.t0 + WARMUP_NS;
+	sleep_until(t_b0);
+	t_b1 = poll_lag(&c, &sb, t_b0 + LAT_BASE_NS, false, &base.lag_max,
+			&polls_b);
+	t_r0 = kp_bench_now_ns();
+	if (proc_replay(&c, &sb) != 2)
+		kp_bench_die("proc_replay: not version 2");
+	t_r1 = poll_lag(&c, &sb, 0, true, &rep.lag_max, &polls_r);
+	olp_stop(&prod);
+	proc_status(&c, &sb, &st);
+	replay_rps = (double)st.processed / ((double)(t_r1 - t_r0) / 1e9);
+	if (st.processed < n)
+		kp_bench_die("latency: v2 processed %llu of at least %llu",
+			     (unsigned long long)st.processed,
+			     (unsigned long long)n);
+	kp_bench_conn_close(&c);
+	msgpack_sbuffer_destroy(&sb);
+	stop_server();
+
+	fill_window(&base, &prod, t_b0, t_b1);
+	fill_window(&rep, &prod, t_r0, t_r1);
+	snprintf(note, sizeof(note), "1 record/request, 2000 req/s, "
+		 "input fsync=always; %zu requests during the replay (%.2f s), %zu "
+		 "without", rep.n, (t_r1 - t_r0) / 1e9, base.n);
+	line(lname(out_fsync, "produce p50"), rep.p50 / 1e3, "us", "no replay",
+	     base.p50 / 1e3, note);
+	line(lname(out_fsync, "produce p99"), rep.p99 / 1e3, "us", "no replay",
+	     base.p99 / 1e3, NULL);
+	line(lname(out_fsync, "produce max"), rep.max / 1e3, "us", "no replay",
+	     base.max / 1e3, NULL);
+	snprintf(note, sizeof(note), "proc_status polled %llu times (%llu "
+		 "without replay)", (unsigned long long)polls_r,
+		 (unsigned long long)polls_b);
+	line(lname(out_fsync, "live lag max"), (double)rep.lag_max, "records",
+	     "no replay", (double)base.lag_max, note);
+	snprintf(note, sizeof(note), "%llu records incl. live input",
+		 (unsigned long long)st.processed);
+	line(lname(out_fsync, "replay M rec/s"), replay_rps / 1e6, "M rec/s",
+	     "replay alone (fsync=never)", replay_alone_rps / 1e6, note);
+	olp_free(&prod);
+}
+
+void kp_bench_versions(const struct kp_bench_versions_opts *o)
+{
+	char file_a[700], file_b[700];
+	double replay_rps;
+
+	vo = o;
+	snprintf(file_a, sizeof(file_a), "%s/versions_a.lua", o->root);
+	snprintf(file_b, sizeof(file_b), "%s/versions_b.lua", o->root);
+	write_file(file_a, lua_a);
+	write_file(file_b, lua_b);
+	if (!o->json)
+		printf("versions: lua count+emit ({user: u0..u%d, pad} of %d "
+		       "bytes -> one output each); replay of %llu records "
+		       "(fsync=never; then input fsync=always with live "
+		       "produce); reloads at 20000 rec/s, fsync=never\n",
+		       KP_BENCH_USERS - 1, KP_BENCH_RECORD_BYTES,
+		       (unsigned long long)o->records);
+	print_header();
+	replay_rps = scenario_replay(file_a);
+	scenario_latency(file_a, replay_rps, "always");
+	scenario_latency(file_a, replay_rps, "never");
+	scenario_reload(file_a, file_b);
+}
