@@ -1,8 +1,8 @@
 /*
  * lua_sandbox.h - one sandboxed LuaJIT state for one processor instance.
  *
- * The state runs on a counting allocator (a memory limit; allocations fail
- * with Lua's "not enough memory" past it), opens base, coroutine, table,
+ * The state runs on a counting allocator wrapped around LuaJIT's own (a
+ * memory limit; allocations fail with Lua's "not enough memory" past it), opens base, coroutine, table,
  * string, math and bit one by one (and jit, only to switch the compiler on:
  * its table stays out of reach), and gives code an environment built
  * from an allow-list (docs/PROCESSORS.md, "The sandbox"): no io, os,
@@ -38,6 +38,8 @@
 
 struct kp_lua_sandbox {
 	lua_State *L;            /* owned; the state */
+	lua_Alloc inner_alloc;   /* LuaJIT's allocator, which on_alloc wraps */
+	void *inner_ud;          /* its userdata */
 	size_t mem_used;         /* bytes the state holds now */
 	size_t mem_peak;         /* most bytes it ever held */
 	size_t mem_limit;        /* bytes it may hold; 0 = no limit */
