@@ -844,7 +844,8 @@ static void drop_outputs(struct kp_proc *p, struct proc_version *v)
 		logical_name(p, i, logical, sizeof(logical));
 		snprintf(alias, sizeof(alias), "%s.v%u", logical, v->number);
 		kp_catalog_alias_remove(s->catalog, alias);
-		if (t != NULL && v->number > 1)
+		/* Version 1's outputs are the logical names themselves. */
+		if (t != NULL && v != p->live)
 			kp_server_delete_topic(s, t, &err);
 	}
 }
@@ -920,6 +921,14 @@ static void pack_replay(struct kp_proc *p, struct kp_response *r)
 		return;
 	}
 	to_go = kp_pv_lag(b);
+	if (p->replay_rate_rps == 0) {
+		int64_t ms = kp_workers_now_ms() - p->replay_last_ms;
+
+		if (ms >= 100)
+			p->replay_rate_rps =
+				(b->processed - p->replay_last_processed) *
+				1000 / (uint64_t)ms;
+	}
 	if (p->replay_rate_rps > 0)
 		eta = to_go * 1000 / p->replay_rate_rps;
 	msgpack_pack_map(&r->pk, 8);
@@ -1327,6 +1336,7 @@ static void do_reset(struct kp_proc *p)
 		    p->def.name, v->number);
 	answer_plan(p, &p->pending_slot, p->pending_from, p->pending_value,
 		    true);
+	kp_pv_kick(v);
 }
 
 static void run_pending(struct kp_proc *p)

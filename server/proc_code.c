@@ -149,29 +149,34 @@ static int make_dirs(const char *dir)
 }
 
 /*
- * Makes <code_dir>/<hash>.so hold data, unless it already exists (the name
- * is the content's hash). Written to a temporary name, then renamed.
+ * Makes <code_dir>/<name> hold data, unless it already exists (the name
+ * starts with the content's hash: <hash>.so, or <hash>/<file>.lua so that
+ * Lua errors keep naming the file). Written to a temporary name, then
+ * renamed.
  */
-static int store_copy(const char *code_dir, const char *hash, const char *data,
+static int store_copy(const char *code_dir, const char *name, const char *data,
 		      size_t len, char *dst, size_t dst_size,
 		      struct kp_error *err)
 {
 	static unsigned counter;
-	char tmp[4200];
+	char tmp[4200], dir[4200];
+	const char *slash;
 	int fd, rc;
 
-	rc = make_dirs(code_dir);
-	if (rc != 0)
-		return kp_error_set(err, rc, "%s: cannot create: %s", code_dir,
-				    kp_error_text(rc));
-	if ((size_t)snprintf(dst, dst_size, "%s/%s.so", code_dir, hash) >=
+	if ((size_t)snprintf(dst, dst_size, "%s/%s", code_dir, name) >=
 	    dst_size)
 		return kp_error_set(err, -ENAMETOOLONG, "%s: path too long",
 				    code_dir);
+	slash = strrchr(dst, '/');
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - dst), dst);
+	rc = make_dirs(dir);
+	if (rc != 0)
+		return kp_error_set(err, rc, "%s: cannot create: %s", dir,
+				    kp_error_text(rc));
 	if (access(dst, R_OK) == 0)
 		return 0;
-	snprintf(tmp, sizeof(tmp), "%s/.%s.so.tmp.%ld.%u", code_dir, hash,
-		 (long)getpid(), __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+	snprintf(tmp, sizeof(tmp), "%s/.tmp.%ld.%u", dir, (long)getpid(),
+		 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
 	if (fd < 0) {
 		rc = -errno;
@@ -253,12 +258,15 @@ static int load_so(struct kp_proc_code *code, const char *code_dir,
 		return kp_error_set(err, rc, "%s: cannot read: %s", code->path,
 				    kp_error_text(rc));
 	hex64(fnv1a64(FNV64_OFFSET, data, len), code->hash);
-	if (code_dir != NULL)
-		rc = store_copy(code_dir, code->hash, data, len,
-				code->loaded_path, sizeof(code->loaded_path),
-				err);
-	else
+	if (code_dir != NULL) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "%s.so", code->hash);
+		rc = store_copy(code_dir, name, data, len, code->loaded_path,
+				sizeof(code->loaded_path), err);
+	} else {
 		rc = in_place_path(code, err);
+	}
 	kp_free(data);
 	if (rc != 0)
 		return rc;
@@ -274,15 +282,35 @@ static int load_so(struct kp_proc_code *code, const char *code_dir,
 	return take_descriptor(code, entry(), err);
 }
 
-static int load_lua(struct kp_proc_code *code, struct kp_error *err)
+/*
+ * A .lua file: hashed, and with code_dir copied to <hash>/<file name>
+ * there, so the processor keeps running the text it was given (across
+ * restarts too) whatever happens to the file afterwards.
+ */
+static int load_lua(struct kp_proc_code *code, const char *code_dir,
+		    struct kp_error *err)
 {
-	int rc = kp_proc_code_hash_file(code->path, code->hash);
+	const char *base = strrchr(code->path, '/');
+	char *data = NULL, name[4200];
+	size_t len = 0;
+	int rc;
 
+	rc = read_all(code->path, &data, &len);
 	if (rc != 0)
 		return kp_error_set(err, rc, "%s: cannot read: %s", code->path,
 				    kp_error_text(rc));
-	snprintf(code->loaded_path, sizeof(code->loaded_path), "%s",
-		 code->path);
+	hex64(fnv1a64(FNV64_OFFSET, data, len), code->hash);
+	base = base ? base + 1 : code->path;
+	snprintf(name, sizeof(name), "%s/%s", code->hash, base);
+	if (code_dir != NULL)
+		rc = store_copy(code_dir, name, data, len, code->loaded_path,
+				sizeof(code->loaded_path), err);
+	else
+		snprintf(code->loaded_path, sizeof(code->loaded_path), "%s",
+			 code->path);
+	kp_free(data);
+	if (rc != 0)
+		return rc;
 	return take_descriptor(code, kp_lua_processor(), err);
 }
 
@@ -323,7 +351,7 @@ int kp_proc_code_load(const char *path, const char *code_dir,
 		rc = load_so(code, code_dir, err);
 	} else {
 		memcpy(code->lang, "lua", 4);
-		rc = load_lua(code, err);
+		rc = load_lua(code, code_dir, err);
 	}
 	if (rc != 0) {
 		code_free(code);

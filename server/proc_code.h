@@ -2,7 +2,9 @@
  * proc_code.h - loading a processor's code: a C shared object or a Lua
  * file, behind one descriptor (kappa_processor.h).
  *
- * A .so is copied to a content-addressed path (<code_dir>/<hash>.so) and
+ * A .lua file is copied to <code_dir>/<hash>/<file name> (so its errors
+ * still name the file) and run from there; a .so is copied to a
+ * content-addressed path (<code_dir>/<hash>.so) and
  * loaded from there with RTLD_NOW | RTLD_LOCAL, so a replaced file is a new
  * path and a library that a call may still be inside is never unloaded
  * under it: code objects are reference-counted and dlclose runs only when
@@ -24,7 +26,8 @@
 struct kp_proc_code {
 	struct kp_processor desc;   /* copied descriptor */
 	char path[4096];            /* the source as given */
-	char loaded_path[4096];     /* what was dlopen'ed (.so) or read (.lua) */
+	char loaded_path[4096];     /* the copy that runs (the file itself
+				       without a code_dir) */
 	char lang[8];               /* "c" or "lua" */
 	char hash[17];              /* 64-bit content hash, hex */
 	void *dl;                   /* dlopen handle, NULL for Lua */

@@ -128,7 +128,7 @@ int kp_instance_start(struct kp_instance *inst, struct kp_proc_code *code,
 	inst->ctx.host = kp_sink_host();
 	inst->ctx.host_data = &inst->sink;
 	inst->ctx.name = inst->name;
-	inst->ctx.source = code->path;
+	inst->ctx.source = code->loaded_path;
 	inst->ctx.config = inst->config;
 	inst->ctx.config_len = inst->config_len;
 	inst->ctx.user = NULL;

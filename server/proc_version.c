@@ -74,6 +74,7 @@ struct proc_version *kp_pv_new(struct kp_proc *p, struct kp_procs *ps,
 	v->owner = ps;
 	v->number = n;
 	v->revision = 1;
+	v->inst = &v->insts[0];
 	snprintf(v->dir, sizeof(v->dir), "%s/v%u", p->dir, n);
 	kp_buf_init(&v->job.raw);
 	kp_buf_init(&v->job.dlq);
@@ -99,7 +100,7 @@ void kp_pv_free(struct proc_version *v)
 	if (v == NULL || v->zombie)
 		return;
 	if (v->inst_started)
-		kp_instance_stop(&v->inst);
+		kp_instance_stop(v->inst);
 	kp_proc_code_unref(v->code);
 	kp_view_delete(v->view);
 	kp_free(v->cursors);
@@ -116,7 +117,7 @@ void kp_pv_free(struct proc_version *v)
 void kp_pv_stop(struct proc_version *v)
 {
 	if (v->inst_started)
-		kp_instance_stop(&v->inst);
+		kp_instance_stop(v->inst);
 	v->inst_started = false;
 	kp_view_clear(v->view);
 	v->state = PV_STOPPED;
@@ -491,8 +492,17 @@ static void run_batch(struct pv_job *job)
 	struct proc_version *v = job->v;
 	const struct pv_cursor *c = &v->cursors[job->cursor_index];
 	int64_t deadline = kp_workers_now_ms() + SLICE_MS;
+	int64_t beat = 0, now, slack_ms;
+	struct timespec ts;
 	size_t pos = 0;
 
+	/*
+	 * The heartbeat after each record reads the coarse clock (a few ns,
+	 * where the precise one costs ~35 ns here) plus its resolution, so
+	 * that it never looks older than the record's end; stored on change.
+	 */
+	clock_getres(CLOCK_MONOTONIC_COARSE, &ts);
+	slack_ms = (int64_t)ts.tv_sec * 1000 + (ts.tv_nsec + 999999) / 1000000;
 	job->next_offset = job->start_offset;
 	while (pos < job->raw.len && !job->interrupted && !job->out_of_memory) {
 		struct kp_batch_header h;
@@ -521,12 +531,17 @@ static void run_batch(struct pv_job *job)
 			pr.value = rec.value;
 			pr.value_len = rec.value_len;
 			kp_error_clear(&err);
-			if (kp_instance_process(&v->inst, &pr, &err) != 0)
+			if (kp_instance_process(v->inst, &pr, &err) != 0)
 				record_failed(job, &pr, &err);
 			job->processed++;
 			job->next_offset = rec.offset + 1;
-			atomic_store(&job->base.heartbeat_ms,
-				     kp_workers_now_ms());
+			clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+			now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
+			      slack_ms;
+			if (now != beat) {
+				beat = now;
+				atomic_store(&job->base.heartbeat_ms, now);
+			}
 			if (job->interrupted || job->out_of_memory)
 				break;
 			if ((job->processed & 63) == 0 &&
@@ -537,22 +552,28 @@ static void run_batch(struct pv_job *job)
 	}
 }
 
+/*
+ * Starts the new code in the spare instance slot (in place: the processor
+ * and its host services keep pointers into the instance) and switches to
+ * it only when its init succeeded; the old one is stopped then.
+ */
 static void run_reload(struct pv_job *job)
 {
 	struct proc_version *v = job->v;
-	struct kp_instance fresh;
+	struct kp_instance *fresh = v->inst == &v->insts[0] ? &v->insts[1]
+							    : &v->insts[0];
 	struct kp_proc_def *def = &v->proc->def;
 
-	memset(&fresh, 0, sizeof(fresh));
+	memset(fresh, 0, sizeof(*fresh));
 	kp_error_clear(&job->err);
-	job->rc = kp_instance_start(&fresh, job->new_code, def->name, v->view,
+	job->rc = kp_instance_start(fresh, job->new_code, def->name, v->view,
 				    def->config.data, def->config.len,
 				    v->allowed, def->output_count,
 				    (size_t)def->memory_limit, &job->err);
 	if (job->rc != 0)
 		return;
 	if (v->inst_started)
-		kp_instance_stop(&v->inst);
+		kp_instance_stop(v->inst);
 	v->inst = fresh;
 	v->inst_started = true;
 }
@@ -567,7 +588,7 @@ static void on_job_run(struct kp_job *base)
 	case PV_JOB_INIT:
 		kp_error_clear(&job->err);
 		job->rc = kp_instance_start(
-			&v->inst, v->code, def->name, v->view,
+			v->inst, v->code, def->name, v->view,
 			def->config.data, def->config.len, v->allowed,
 			def->output_count, (size_t)def->memory_limit,
 			&job->err);
@@ -784,7 +805,7 @@ static void write_outputs(struct proc_version *v, struct pv_job *job)
 	set.v = v;
 	set.input = &v->cursors[job->cursor_index];
 	kp_buf_init(&set.headers);
-	while (kp_sink_next_emit(&v->inst.sink, &pos, &e) == 1) {
+	while (kp_sink_next_emit(&v->inst->sink, &pos, &e) == 1) {
 		const char *physical = physical_output(v, e.topic, e.topic_len);
 
 		if (v->role == PV_SCRATCH) {
@@ -814,7 +835,7 @@ static void write_outputs(struct proc_version *v, struct pv_job *job)
 		pos = (size_t)(p + 4 + vlen - job->dlq.data);
 	}
 	out_flush(&set, kp_server_now_ms(v->owner->srv));
-	kp_sink_clear_emits(&v->inst.sink);
+	kp_sink_clear_emits(&v->inst->sink);
 	kp_buf_reset(&job->dlq);
 	job->dlq_count = 0;
 }
@@ -886,7 +907,7 @@ static void init_done(struct proc_version *v, struct pv_job *job)
 {
 	kp_checkpoint_destroy(&job->ckpt);
 	if (job->rc != 0) {
-		set_failed(v, "init failed", job->err.msg);
+		set_failed(v, "cannot start", job->err.msg);
 		kp_proc_on_init_done(v, job->rc, job->err.msg);
 		return;
 	}
@@ -1027,6 +1048,9 @@ static bool start_batch(struct proc_version *v, uint32_t index)
 	v->job.cursor_index = index;
 	v->job.start_offset = c->offset;
 	v->job.stop_offset = c->stop;
+	if (v->rate > 0 && c->offset + (v->rate - v->rate_window_count) <
+				   v->job.stop_offset)
+		v->job.stop_offset = c->offset + (v->rate - v->rate_window_count);
 	job_submit(v, PV_JOB_BATCH);
 	return true;
 }
@@ -1167,7 +1191,7 @@ static void watchdog(struct proc_version *v, int64_t mono_now)
 		kp_log_warn("proc", "processor %s v%u: no progress for %lld ms; interrupting",
 			    v->proc->def.name, v->number, (long long)idle);
 		v->interrupted_ms = mono_now;
-		kp_instance_interrupt(&v->inst);
+		kp_instance_interrupt(v->inst);
 		return;
 	}
 	if (mono_now - v->interrupted_ms < (int64_t)budget)

@@ -122,7 +122,8 @@ struct proc_version {
 	char outputs[KP_PROC_MAX_TOPICS + 1][201]; /* physical names */
 	const char *allowed[KP_PROC_MAX_TOPICS];   /* logical names for emit */
 	struct kp_proc_code *code;   /* referenced */
-	struct kp_instance inst;
+	struct kp_instance insts[2]; /* current and, during a reload, the next */
+	struct kp_instance *inst;    /* the current one, in insts */
 	bool inst_started;
 	struct kp_view *view;        /* owned */
 	struct pv_cursor *cursors;   /* owned */
