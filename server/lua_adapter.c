@@ -2,10 +2,12 @@
  * lua_adapter.c - the processor descriptor that forwards to a Lua module.
  *
  * Access pattern: init builds one sandbox (lua_sandbox.h) per instance,
- * loads the module and keeps, in registry refs taken once, a C closure
- * that holds process, the ctx table and the record's field names as
- * upvalues; process only fills a fresh record table and calls that closure
- * under the error handler. The bindings in ctx (emit, log, state:*) are
+ * loads the module and keeps, in a registry ref taken once, a C closure
+ * whose upvalues are a small Lua function holding process and the ctx
+ * table (it builds each fresh record table from a constant template, which
+ * costs less than filling one through the C API) and the current topic
+ * name as a Lua string; process pushes the record's fields, decodes its
+ * value and calls that function under the error handler. The bindings in ctx (emit, log, state:*) are
  * thin: they convert arguments (lua_mp.h) and call the host table of the
  * ABI, the same services a C processor calls.
  */
@@ -32,17 +34,30 @@ struct lua_proc {
 	struct kp_buf scratch;             /* msgpack of an emit or put */
 	struct kp_buf scan;                /* pairs copied by state:scan */
 	int scan_failed;                   /* a copy failed (memory) */
+	char *topic;                       /* last record's topic (copy) */
+	uint64_t topic_hash;               /* its kp_lua_sandbox_topic_hash */
+	int topic_pushed;                  /* UP_TOPIC holds it as a string */
 };
 
 /* Upvalue indices of on_process. */
-enum {
-	UP_PROC = 1, UP_PROCESS, UP_CTX, UP_TOPIC, UP_PARTITION, UP_OFFSET,
-	UP_TS, UP_KEY, UP_VALUE, UP_COUNT = UP_VALUE
-};
+enum { UP_PROC = 1, UP_BUILD, UP_TOPIC, UP_COUNT = UP_TOPIC };
 
-static const char *const rec_fields[] = {
-	"topic", "partition", "offset", "ts", "key", "value"
-};
+/*
+ * Called with (process, ctx), returns the function that on_process calls
+ * with (topic, partition, offset, ts, key, value): it builds a fresh rec
+ * from a constant template (one table copy, then stores into existing
+ * slots) and tail-calls process(ctx, rec), so that tracebacks end at
+ * process as they would when C called it directly.
+ */
+static const char rec_builder[] =
+	"local process, ctx = ...\n"
+	"return function(topic, partition, offset, ts, key, value)\n"
+	"local rec = { topic = false, partition = false, offset = false, "
+	"ts = false, key = false, value = false }\n"
+	"rec.topic = topic rec.partition = partition rec.offset = offset "
+	"rec.ts = ts rec.key = key rec.value = value\n"
+	"return process(ctx, rec)\n"
+	"end\n";
 
 /* ------------------------------------------------------------------------
  * Bindings: upvalue 1 is the struct lua_proc.
@@ -306,37 +321,33 @@ static void push_ctx(lua_State *L, struct lua_proc *lp)
  * Calls
  */
 
-/* The per-record call: builds rec and calls process(ctx, rec). */
+/* The per-record call: pushes the fields and calls the builder. */
 static int on_process(lua_State *L)
 {
 	struct lua_proc *lp = lua_touserdata(L, lua_upvalueindex(UP_PROC));
 	const struct kp_proc_record *rec = lp->rec;
 
 	lua_settop(L, 0);
-	lua_pushvalue(L, lua_upvalueindex(UP_PROCESS)); /* 1: process */
-	lua_pushvalue(L, lua_upvalueindex(UP_CTX));     /* 2: ctx */
-	lua_createtable(L, 0, 6);                       /* 3: rec */
-	lua_pushvalue(L, lua_upvalueindex(UP_TOPIC));
-	lua_pushstring(L, rec->topic);
-	lua_rawset(L, 3);
-	lua_pushvalue(L, lua_upvalueindex(UP_PARTITION));
-	lua_pushnumber(L, rec->partition);
-	lua_rawset(L, 3);
-	lua_pushvalue(L, lua_upvalueindex(UP_OFFSET));
-	lua_pushnumber(L, (lua_Number)rec->offset);
-	lua_rawset(L, 3);
-	lua_pushvalue(L, lua_upvalueindex(UP_TS));
-	lua_pushnumber(L, (lua_Number)rec->ts);
-	lua_rawset(L, 3);
-	if (rec->key != NULL) {
-		lua_pushvalue(L, lua_upvalueindex(UP_KEY));
-		lua_pushlstring(L, rec->key, rec->key_len);
-		lua_rawset(L, 3);
+	lua_pushvalue(L, lua_upvalueindex(UP_BUILD));   /* 1: builder */
+	if (lp->topic_pushed) {                         /* 2: topic */
+		lua_pushvalue(L, lua_upvalueindex(UP_TOPIC));
+	} else {
+		lua_pushstring(L, rec->topic);
+		if (lp->topic != NULL) {
+			lua_pushvalue(L, 2);
+			lua_replace(L, lua_upvalueindex(UP_TOPIC));
+			lp->topic_pushed = 1;
+		}
 	}
-	lua_pushvalue(L, lua_upvalueindex(UP_VALUE));   /* 4: "value" */
-	push_value(L, rec->value, rec->value_len, "record value"); /* 5 */
-	lua_rawset(L, 3);
-	lua_call(L, 2, 0);
+	lua_pushnumber(L, rec->partition);              /* 3 */
+	lua_pushnumber(L, (lua_Number)rec->offset);     /* 4 */
+	lua_pushnumber(L, (lua_Number)rec->ts);         /* 5 */
+	if (rec->key != NULL)                           /* 6: key */
+		lua_pushlstring(L, rec->key, rec->key_len);
+	else
+		lua_pushnil(L);
+	push_value(L, rec->value, rec->value_len, "record value"); /* 7 */
+	lua_call(L, 6, 0);
 	return 0;
 }
 
@@ -348,7 +359,6 @@ static int on_init(lua_State *L)
 {
 	struct lua_proc *lp = lua_touserdata(L, 1);
 	const char *src = lp->ctx->source;
-	size_t i;
 
 	lua_settop(L, 1);
 	if (kp_lua_sandbox_load(lp->sb, src) != 0)  /* 2: chunk */
@@ -365,10 +375,13 @@ static int on_init(lua_State *L)
 				  luaL_typename(L, 3));
 	push_ctx(L, lp);                            /* 4: ctx */
 	lua_pushlightuserdata(L, lp);               /* 5..: upvalues */
+	if (luaL_loadbuffer(L, rec_builder, sizeof(rec_builder) - 1,
+			    "=kappa record") != 0)
+		return lua_error(L);
 	lua_pushvalue(L, 3);
 	lua_pushvalue(L, 4);
-	for (i = 0; i < sizeof(rec_fields) / sizeof(rec_fields[0]); i++)
-		lua_pushstring(L, rec_fields[i]);
+	lua_call(L, 2, 1);                          /* 6: the builder */
+	lua_pushnil(L);                             /* 7: the topic */
 	lua_pushcclosure(L, on_process, UP_COUNT);  /* 5: the call */
 	lp->call_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_getfield(L, 2, "init");                 /* 5: M.init */
@@ -389,6 +402,7 @@ static void proc_free(struct lua_proc *lp)
 	kp_lua_sandbox_delete(lp->sb);
 	kp_buf_destroy(&lp->scratch);
 	kp_buf_destroy(&lp->scan);
+	kp_free(lp->topic);
 	kp_free(lp);
 }
 
@@ -437,6 +451,20 @@ static int lua_proc_init(struct kp_proc_ctx *ctx, char *err)
 	return 0;
 }
 
+/*
+ * The record's topic differs from the last one's: remembers it (a copy,
+ * since rec->topic is only borrowed), its hash for the random seed, and
+ * that on_process must push it afresh. Without a copy (no memory, or a
+ * NULL topic) every record pushes and hashes its topic.
+ */
+static void new_topic(struct lua_proc *lp, const char *topic)
+{
+	kp_free(lp->topic);
+	lp->topic = topic != NULL ? kp_strndup(topic, strlen(topic)) : NULL;
+	lp->topic_hash = kp_lua_sandbox_topic_hash(topic);
+	lp->topic_pushed = 0;
+}
+
 static int lua_proc_process(struct kp_proc_ctx *ctx,
 			    const struct kp_proc_record *rec, char *err)
 {
@@ -448,7 +476,11 @@ static int lua_proc_process(struct kp_proc_ctx *ctx,
 	kp_lua_sandbox_clear_interrupt(lp->sb);
 	lp->ctx = ctx;
 	lp->rec = rec;
-	kp_lua_sandbox_seed(lp->sb, rec->topic, rec->partition, rec->offset);
+	if (lp->topic == NULL || rec->topic == NULL ||
+	    strcmp(lp->topic, rec->topic) != 0)
+		new_topic(lp, rec->topic);
+	kp_lua_sandbox_seed_hashed(lp->sb, lp->topic_hash, rec->partition,
+				   rec->offset);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, lp->call_ref); /* top+1: the call */
 	rc = kp_lua_sandbox_call(lp->sb, 0, 0, err, KP_PROC_ERR_MAX);
 	lua_settop(L, top);

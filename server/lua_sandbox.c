@@ -302,8 +302,7 @@ static uint64_t next_random(struct kp_lua_sandbox *sb)
 	return mix64(sb->rng);
 }
 
-void kp_lua_sandbox_seed(struct kp_lua_sandbox *sb, const char *topic,
-			 uint32_t partition, uint64_t offset)
+uint64_t kp_lua_sandbox_topic_hash(const char *topic)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
 	const unsigned char *p = (const unsigned char *)topic;
@@ -312,8 +311,20 @@ void kp_lua_sandbox_seed(struct kp_lua_sandbox *sb, const char *topic,
 		h ^= *p++;
 		h *= 0x100000001b3ULL;
 	}
-	h = mix64(h ^ partition);
-	sb->rng = mix64(h ^ offset);
+	return h;
+}
+
+void kp_lua_sandbox_seed_hashed(struct kp_lua_sandbox *sb, uint64_t topic_hash,
+				uint32_t partition, uint64_t offset)
+{
+	sb->rng = mix64(mix64(topic_hash ^ partition) ^ offset);
+}
+
+void kp_lua_sandbox_seed(struct kp_lua_sandbox *sb, const char *topic,
+			 uint32_t partition, uint64_t offset)
+{
+	kp_lua_sandbox_seed_hashed(sb, kp_lua_sandbox_topic_hash(topic),
+				   partition, offset);
 }
 
 /* math.random([m [, n]]) with Lua 5.1's argument rules. */

@@ -117,6 +117,15 @@ void kp_lua_sandbox_seed(struct kp_lua_sandbox *sb, const char *topic,
 			 uint32_t partition, uint64_t offset);
 
 /*
+ * The same in two steps, for callers that see one topic many times:
+ * kp_lua_sandbox_seed(sb, t, p, o) is
+ * kp_lua_sandbox_seed_hashed(sb, kp_lua_sandbox_topic_hash(t), p, o).
+ */
+uint64_t kp_lua_sandbox_topic_hash(const char *topic);
+void kp_lua_sandbox_seed_hashed(struct kp_lua_sandbox *sb, uint64_t topic_hash,
+				uint32_t partition, uint64_t offset);
+
+/*
  * Asks the running call to stop: sets the flag and installs the count
  * hook. Async-safe; any thread.
  */
