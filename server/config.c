@@ -35,6 +35,10 @@ void kp_config_default(struct kp_config *cfg)
 	cfg->workers = (uint32_t)(sysconf(_SC_NPROCESSORS_ONLN) > 0
 					  ? sysconf(_SC_NPROCESSORS_ONLN)
 					  : 1);
+	cfg->health_lag_records = 0;
+	cfg->health_lag_seconds = 60;
+	cfg->health_min_free_bytes = 0;
+	cfg->health_min_free_percent = 2;
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -62,6 +66,21 @@ static int parse_i64(const char *s, int64_t *out)
 	errno = 0;
 	v = strtoll(s, &end, 10);
 	if (errno != 0 || *end != '\0')
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_real(const char *s, double max, double *out)
+{
+	char *end;
+	double v;
+
+	if (*s == '\0')
+		return -1;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || *end != '\0' || !(v >= 0 && v <= max))
 		return -1;
 	*out = v;
 	return 0;
@@ -145,6 +164,8 @@ static const struct num_setting num_settings[] = {
 	NUM(max_inflight_bytes, 64, 65536),
 	NUM(retention_check_ms, 32, 100),
 	NUM(workers, 32, 1),
+	NUM(health_lag_records, 64, 0),
+	NUM(health_min_free_bytes, 64, 0),
 };
 
 static int set_number(struct kp_config *cfg, const struct num_setting *s,
@@ -239,6 +260,20 @@ int kp_config_set(struct kp_config *cfg, const char *key, const char *value,
 		if (parse_bool(value, &cfg->auto_create_topics) != 0)
 			return kp_error_set(err, KP_ECONFIG,
 					    "auto_create_topics: want true or false, got '%s'",
+					    value);
+		return 0;
+	}
+	if (strcmp(key, "health_lag_seconds") == 0) {
+		if (parse_real(value, 1e9, &cfg->health_lag_seconds) != 0)
+			return kp_error_set(err, KP_ECONFIG,
+					    "health_lag_seconds: '%s' is not a number of seconds >= 0",
+					    value);
+		return 0;
+	}
+	if (strcmp(key, "health_min_free_percent") == 0) {
+		if (parse_real(value, 100, &cfg->health_min_free_percent) != 0)
+			return kp_error_set(err, KP_ECONFIG,
+					    "health_min_free_percent: '%s' is not a number from 0 to 100",
 					    value);
 		return 0;
 	}

@@ -33,6 +33,13 @@ struct kp_config {
 	uint64_t max_inflight_bytes;      /* per connection, before back-pressure */
 	uint32_t retention_check_ms;      /* how often retention runs */
 	uint32_t workers;                 /* processor worker threads */
+	/* /health (metrics.h) */
+	uint64_t health_lag_records;      /* a live processor lagging more than
+					     this many records ... (0 = off) */
+	double health_lag_seconds;        /* ... for longer than this is
+					     unhealthy */
+	uint64_t health_min_free_bytes;   /* data disk: unhealthy below (0 = off) */
+	double health_min_free_percent;   /* ... or below this % (0 = off) */
 };
 
 /* Fills cfg with the defaults (data ./data, 127.0.0.1:7070, :7071). */

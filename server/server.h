@@ -17,6 +17,7 @@
 #include "config.h"
 #include "error.h"
 #include "groups.h"
+#include "proc_metrics.h"
 #include "topic.h"
 
 struct kp_conn;
@@ -55,6 +56,7 @@ struct kp_server {
 	uv_timer_t tick;              /* fsync=interval and retention */
 	struct kp_conn *conns;        /* open connections, linked */
 	struct kp_server_stats stats;
+	struct kp_health_state health; /* between /health requests (metrics.h) */
 	int jobs_in_flight;           /* worker-thread jobs not yet done */
 	bool stopping;                /* a stop signal arrived */
 	int64_t stop_started_ms;      /* when it did */

@@ -10,7 +10,9 @@
 
 #include "alloc.h"
 #include "conn.h"
+#include "histogram.h"
 #include "log.h"
+#include "metrics.h"
 #include "partition.h"
 #include "proc.h"
 #include "server.h"
@@ -42,6 +44,9 @@ struct writer_state {
 	struct kp_sync_job *job;     /* in flight, or NULL */
 	struct kp_server *srv;       /* set while a job is in flight */
 	struct kp_topic_partition *tp;
+	uint64_t sync_ns;            /* the job's fdatasyncs took this long */
+	struct kp_histogram append_latency; /* kp_partition_append, ns */
+	struct kp_histogram fsync_latency;  /* sync jobs, ns */
 };
 
 static struct writer_state *state_of(const struct kp_topic_partition *tp)
@@ -192,8 +197,10 @@ void kp_writer_wait_durable(struct kp_server *s, struct kp_topic_partition *tp,
 static void on_sync_work(uv_work_t *req)
 {
 	struct writer_state *w = req->data;
+	uint64_t start = uv_hrtime();
 
 	kp_sync_job_run(w->job);
+	w->sync_ns = uv_hrtime() - start;
 }
 
 static void on_sync_done(uv_work_t *req, int status)
@@ -210,6 +217,7 @@ static void on_sync_done(uv_work_t *req, int status)
 	w->job = NULL;
 	s->jobs_in_flight--;
 	s->stats.fsyncs++;
+	kp_histogram_observe(&w->fsync_latency, w->sync_ns);
 	if (rc != 0) {
 		kp_log_error("writer", "topic %s partition %u: %s; writes stopped",
 			     tp->topic->name, tp->id, err.msg);
@@ -249,6 +257,22 @@ void kp_writer_sync(struct kp_server *s, struct kp_topic_partition *tp)
 	uv_queue_work(s->loop, &w->work, on_sync_work, on_sync_done);
 }
 
+const struct kp_histogram *
+kp_writer_append_latency(const struct kp_topic_partition *tp)
+{
+	const struct writer_state *w = state_of(tp);
+
+	return w != NULL ? &w->append_latency : NULL;
+}
+
+const struct kp_histogram *
+kp_writer_fsync_latency(const struct kp_topic_partition *tp)
+{
+	const struct writer_state *w = state_of(tp);
+
+	return w != NULL ? &w->fsync_latency : NULL;
+}
+
 bool kp_writer_busy(const struct kp_topic_partition *tp)
 {
 	const struct writer_state *w = state_of(tp);
@@ -260,11 +284,14 @@ int kp_writer_append(struct kp_server *s, struct kp_topic_partition *tp,
 		     char *batch, size_t len, int64_t now_ms,
 		     uint64_t *base_offset, struct kp_error *err)
 {
+	uint64_t start = uv_hrtime();
 	int rc = kp_partition_append(tp->log, batch, len, now_ms, base_offset,
 				     err);
 
 	if (rc != 0)
 		return rc;
+	kp_histogram_observe(&state_of(tp)->append_latency,
+			     uv_hrtime() - start);
 	if (tp->topic->config.log.fsync == KP_FSYNC_ALWAYS)
 		kp_writer_sync(s, tp);
 	else
