@@ -1033,6 +1033,7 @@ static int start_reload(struct kp_proc *p, const char *file,
 	if (rc != 0) {
 		snprintf(v->reload_error, sizeof(v->reload_error), "%s",
 			 err->msg);
+		v->reloads_failed++;
 		return KP_EBADREQUEST;
 	}
 	snprintf(p->reload_source, sizeof(p->reload_source), "%s", file);

@@ -253,14 +253,16 @@ static void render_versions(struct kp_metrics_writer *w,
 			       rows[i].lag_seconds);
 	}
 	kp_metrics_family(w, "kappa_processor_reloads_total", "counter",
-			  "Hot reloads of the version that took effect.");
+			  "Hot reloads of the version, by result (failed: the old code kept running).");
 	for (size_t i = 0; i < n; i++) {
 		version_labels(&l, &rows[i]);
 		kp_labels_str(&l, "result", "ok");
 		kp_metrics_u64(w, "kappa_processor_reloads_total", &l,
-			       rows[i].v->revision > 0
-				       ? rows[i].v->revision - 1
-				       : 0);
+			       rows[i].v->reloads_ok);
+		version_labels(&l, &rows[i]);
+		kp_labels_str(&l, "result", "failed");
+		kp_metrics_u64(w, "kappa_processor_reloads_total", &l,
+			       rows[i].v->reloads_failed);
 	}
 }
 

@@ -929,9 +929,11 @@ static void reload_done(struct proc_version *v, struct pv_job *job)
 			    v->proc->def.name, v->number, v->revision,
 			    job->err.msg);
 		kp_proc_code_unref(code);
+		v->reloads_failed++;
 		kp_proc_on_reload_done(v, job->rc, job->err.msg);
 		return;
 	}
+	v->reloads_ok++;
 	kp_proc_code_unref(v->code);
 	v->code = code;
 	v->revision++;

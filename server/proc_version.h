@@ -148,6 +148,8 @@ struct proc_version {
 	uint32_t window_errors;
 	char last_error[KP_ERROR_MSG_MAX];
 	char reload_error[KP_ERROR_MSG_MAX]; /* last failed reload (watch) */
+	uint64_t reloads_ok;         /* reloads that took effect */
+	uint64_t reloads_failed;     /* reloads refused (old code kept) */
 	int64_t interrupted_ms;      /* when the watchdog interrupted */
 	struct kp_buf captured;      /* scratch: emits kept for verify */
 	bool done;                   /* scratch: reached its stop offsets */
