@@ -1,7 +1,9 @@
 /*
- * http.h - the HTTP listener: GET /metrics (Prometheus text format 0.0.4)
- * and GET /health. One request per connection (Connection: close); requests
- * are small and rare, so a minimal parser is enough.
+ * http.h - the HTTP listener: GET /metrics (Prometheus text format 0.0.4),
+ * GET /health (200 or 503 with JSON reasons), GET / (the dashboard page)
+ * and GET /api/state (the JSON the page polls). One request per connection
+ * (Connection: close); requests are small and rare, so a minimal parser is
+ * enough.
  */
 #ifndef KP_HTTP_H
 #define KP_HTTP_H
