@@ -14,11 +14,9 @@
 #include <string.h>
 
 #include <lauxlib.h>
-#include <msgpack.h>
 
 #include "alloc.h"
 #include "error.h"
-#include "proto.h"
 
 /* Registry keys of the marker metatables (their addresses). */
 static const char array_marker_key;
@@ -341,7 +339,6 @@ int kp_luamp_push(lua_State *L, const char *buf, size_t len, char *err,
 struct enc {
 	lua_State *L;
 	struct kp_buf *buf;
-	msgpack_packer pk;
 	int mt_array;       /* stack index of kappa.array's metatable */
 	int mt_map;         /* stack index of kappa.map's metatable */
 	char *err;
@@ -372,13 +369,148 @@ static int enc_nomem(struct enc *e)
 
 static int enc_value(struct enc *e, int idx, int depth);
 
+/*
+ * The packer: writes straight into the buffer, in msgpack's smallest
+ * forms (the bytes msgpack-c's packer gives: the canonical encoding).
+ * Each returns 0, or -1 when the buffer cannot grow.
+ */
+static unsigned char *enc_room(struct enc *e, size_t n)
+{
+	if (e->buf->cap - e->buf->len < n && kp_buf_reserve(e->buf, n) != 0)
+		return NULL;
+	return (unsigned char *)e->buf->data + e->buf->len;
+}
+
+static void put_be(unsigned char *p, uint64_t v, int n)
+{
+	int i;
+
+	for (i = n - 1; i >= 0; i--) {
+		p[i] = (unsigned char)v;
+		v >>= 8;
+	}
+}
+
+static int pack_byte(struct enc *e, unsigned char b)
+{
+	unsigned char *p = enc_room(e, 1);
+
+	if (p == NULL)
+		return -1;
+	p[0] = b;
+	e->buf->len++;
+	return 0;
+}
+
+static int pack_int(struct enc *e, int64_t d)
+{
+	unsigned char *p = enc_room(e, 9);
+	size_t n;
+
+	if (p == NULL)
+		return -1;
+	if (d < -(1LL << 5)) {
+		if (d < -(1LL << 31)) {
+			p[0] = 0xd3;
+			put_be(p + 1, (uint64_t)d, 8);
+			n = 9;
+		} else if (d < -(1LL << 15)) {
+			p[0] = 0xd2;
+			put_be(p + 1, (uint64_t)d, 4);
+			n = 5;
+		} else if (d < -(1LL << 7)) {
+			p[0] = 0xd1;
+			put_be(p + 1, (uint64_t)d, 2);
+			n = 3;
+		} else {
+			p[0] = 0xd0;
+			p[1] = (unsigned char)d;
+			n = 2;
+		}
+	} else if (d < (1LL << 7)) {
+		p[0] = (unsigned char)d;
+		n = 1;
+	} else if (d < (1LL << 8)) {
+		p[0] = 0xcc;
+		p[1] = (unsigned char)d;
+		n = 2;
+	} else if (d < (1LL << 16)) {
+		p[0] = 0xcd;
+		put_be(p + 1, (uint64_t)d, 2);
+		n = 3;
+	} else if (d < (1LL << 32)) {
+		p[0] = 0xce;
+		put_be(p + 1, (uint64_t)d, 4);
+		n = 5;
+	} else {
+		p[0] = 0xcf;
+		put_be(p + 1, (uint64_t)d, 8);
+		n = 9;
+	}
+	e->buf->len += n;
+	return 0;
+}
+
+static int pack_double(struct enc *e, double v)
+{
+	unsigned char *p = enc_room(e, 9);
+	uint64_t bits;
+
+	if (p == NULL)
+		return -1;
+	memcpy(&bits, &v, sizeof(bits));
+	p[0] = 0xcb;
+	put_be(p + 1, bits, 8);
+	e->buf->len += 9;
+	return 0;
+}
+
+/* A str, map or array header: fix form below fix_max, then 8/16/32-bit. */
+static int pack_header(struct enc *e, unsigned fix, uint32_t fix_max,
+		       unsigned c8, unsigned c16, uint32_t n)
+{
+	unsigned char *p = enc_room(e, 5);
+	size_t len;
+
+	if (p == NULL)
+		return -1;
+	if (n < fix_max) {
+		p[0] = (unsigned char)(fix | n);
+		len = 1;
+	} else if (c8 != 0 && n < 256) {
+		p[0] = (unsigned char)c8;
+		p[1] = (unsigned char)n;
+		len = 2;
+	} else if (n < 65536) {
+		p[0] = (unsigned char)c16;
+		put_be(p + 1, n, 2);
+		len = 3;
+	} else {
+		p[0] = (unsigned char)(c16 + 1);
+		put_be(p + 1, n, 4);
+		len = 5;
+	}
+	e->buf->len += len;
+	return 0;
+}
+
+static int pack_map(struct enc *e, uint32_t n)
+{
+	return pack_header(e, 0x80, 16, 0, 0xde, n);
+}
+
+static int pack_array(struct enc *e, uint32_t n)
+{
+	return pack_header(e, 0x90, 16, 0, 0xdc, n);
+}
+
 static int enc_number(struct enc *e, int idx)
 {
 	int64_t i;
 
 	if (kp_luamp_to_int(e->L, idx, &i))
-		return msgpack_pack_int64(&e->pk, i);
-	return msgpack_pack_double(&e->pk, lua_tonumber(e->L, idx));
+		return pack_int(e, i);
+	return pack_double(e, lua_tonumber(e->L, idx));
 }
 
 static int enc_string(struct enc *e, int idx)
@@ -388,9 +520,12 @@ static int enc_string(struct enc *e, int idx)
 
 	if (len > UINT32_MAX)
 		return -1;
-	if (msgpack_pack_str(&e->pk, len) != 0)
+	if (pack_header(e, 0xa0, 32, 0xd9, 0xda, (uint32_t)len) != 0 ||
+	    enc_room(e, len) == NULL)
 		return -1;
-	return msgpack_pack_str_body(&e->pk, s, len);
+	memcpy(e->buf->data + e->buf->len, s, len);
+	e->buf->len += len;
+	return 0;
 }
 
 static int cmp_pair(const void *a, const void *b)
@@ -423,7 +558,18 @@ static int sort_pairs(struct enc *e, struct pair *pairs, size_t n)
 		return enc_nomem(e);
 	for (i = 0; i < n; i++)
 		pairs[i].base = b->data;
-	qsort(pairs, n, sizeof(*pairs), cmp_pair);
+	if (n <= 8) {                            /* small maps: insertion */
+		for (i = 1; i < n; i++) {
+			struct pair x = pairs[i];
+			size_t j = i;
+
+			for (; j > 0 && cmp_pair(&pairs[j - 1], &x) > 0; j--)
+				pairs[j] = pairs[j - 1];
+			pairs[j] = x;
+		}
+	} else {
+		qsort(pairs, n, sizeof(*pairs), cmp_pair);
+	}
 	at = end;
 	for (i = 0; i < n; i++) {
 		size_t len = pairs[i].end - pairs[i].start;
@@ -443,7 +589,7 @@ static int enc_map(struct enc *e, int idx, size_t n, int depth)
 	size_t i = 0;
 	int rc = 0;
 
-	if (msgpack_pack_map(&e->pk, (uint32_t)n) != 0)
+	if (pack_map(e, (uint32_t)n) != 0)
 		return enc_nomem(e);
 	if (n > sizeof(local) / sizeof(local[0])) {
 		pairs = kp_malloc(n * sizeof(*pairs));
@@ -491,7 +637,7 @@ static int enc_array(struct enc *e, int idx, size_t n, int depth)
 	size_t i;
 	int rc;
 
-	if (msgpack_pack_array(&e->pk, (uint32_t)n) != 0)
+	if (pack_array(e, (uint32_t)n) != 0)
 		return enc_nomem(e);
 	for (i = 1; i <= n; i++) {
 		lua_rawgeti(L, idx, (int)i);
@@ -571,11 +717,10 @@ static int enc_value(struct enc *e, int idx, int depth)
 
 	switch (lua_type(L, idx)) {
 	case LUA_TNIL:
-		rc = msgpack_pack_nil(&e->pk);
+		rc = pack_byte(e, 0xc0);
 		break;
 	case LUA_TBOOLEAN:
-		rc = lua_toboolean(L, idx) ? msgpack_pack_true(&e->pk)
-					   : msgpack_pack_false(&e->pk);
+		rc = pack_byte(e, lua_toboolean(L, idx) ? 0xc3 : 0xc2);
 		break;
 	case LUA_TNUMBER:
 		rc = enc_number(e, idx);
@@ -587,7 +732,7 @@ static int enc_value(struct enc *e, int idx, int depth)
 		if (lua_touserdata(L, idx) != NULL)
 			return enc_fail(e, KP_EBADREQUEST,
 					"cannot encode a lightuserdata");
-		rc = msgpack_pack_nil(&e->pk);
+		rc = pack_byte(e, 0xc0);
 		break;
 	case LUA_TTABLE:
 		return enc_table(e, idx, depth);
@@ -619,7 +764,6 @@ int kp_luamp_encode(lua_State *L, int idx, struct kp_buf *out, char *err,
 	push_marker(L, &map_marker_key);         /* top+2: map marker */
 	e.L = L;
 	e.buf = out;
-	msgpack_packer_init(&e.pk, out, kp_buf_msgpack_write);
 	e.mt_array = top + 1;
 	e.mt_map = top + 2;
 	e.err = err;
