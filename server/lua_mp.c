@@ -339,8 +339,6 @@ int kp_luamp_push(lua_State *L, const char *buf, size_t len, char *err,
 struct enc {
 	lua_State *L;
 	struct kp_buf *buf;
-	int mt_array;       /* stack index of kappa.array's metatable */
-	int mt_map;         /* stack index of kappa.map's metatable */
 	char *err;
 	size_t err_len;
 };
@@ -675,10 +673,16 @@ static int enc_table(struct enc *e, int idx, int depth)
 	if (!lua_checkstack(L, 6))
 		return enc_fail(e, KP_EBADREQUEST, "Lua stack exhausted");
 	if (lua_getmetatable(L, idx)) {          /* -1: metatable */
-		if (lua_rawequal(L, -1, e->mt_array))
+		push_marker(L, &array_marker_key);   /* -1: kappa.array's */
+		if (lua_rawequal(L, -1, -2))
 			marked = 1;
-		else if (lua_rawequal(L, -1, e->mt_map))
-			marked = 2;
+		lua_pop(L, 1);
+		if (!marked) {
+			push_marker(L, &map_marker_key);
+			if (lua_rawequal(L, -1, -2))
+				marked = 2;
+			lua_pop(L, 1);
+		}
 		lua_pop(L, 1);
 	}
 	lua_pushnil(L);                          /* -1: key */
@@ -760,12 +764,8 @@ int kp_luamp_encode(lua_State *L, int idx, struct kp_buf *out, char *err,
 			snprintf(err, err_len, "Lua stack exhausted");
 		return KP_EBADREQUEST;
 	}
-	push_marker(L, &array_marker_key);       /* top+1: array marker */
-	push_marker(L, &map_marker_key);         /* top+2: map marker */
 	e.L = L;
 	e.buf = out;
-	e.mt_array = top + 1;
-	e.mt_map = top + 2;
 	e.err = err;
 	e.err_len = err_len;
 	rc = enc_value(&e, idx, 0);
