@@ -666,3 +666,214 @@ def cpu_seconds(pid):
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+# ---------------------------------------------------------------------------
+# Processor versions (helpers for tests/integration/test_versions_*.py):
+# reload, replay, rollback, reset and verify over the raw protocol.
+
+
+def raw_status(server, name):
+    """proc_status NAME over the raw protocol (one short connection)."""
+    with server.client() as c:
+        return c.ok("proc_status", name=name)["proc"]
+
+
+def raw_versions(server, name):
+    """proc_versions NAME: {version number: entry}."""
+    with server.client() as c:
+        return {v["version"]: v
+                for v in c.ok("proc_versions", name=name)["versions"]}
+
+
+def wait_status(server, name, pred, timeout=20.0, what=None, interval=0.02):
+    """Polls proc_status (raw) until pred(status) holds; returns it."""
+    box = {}
+
+    def check():
+        st = raw_status(server, name)
+        box["last"] = st
+        return st if pred(st) else None
+
+    try:
+        return wait_for(check, timeout, what or "processor %s" % name,
+                        interval=interval)
+    except AssertionError as e:
+        raise AssertionError("%s\nlast status: %r\n%s"
+                             % (e, box.get("last"), server.log_tail(15)))
+
+
+def wait_lag0(server, name, timeout=30.0, version=None):
+    """Waits until the live version (optionally number `version`) has
+    processed every visible input record; returns the status."""
+    return wait_status(
+        server, name,
+        lambda st: (version is None or st["version"] == version)
+        and st["state"] == "running" and st["lag"] == 0
+        and all(i["offset"] == i["end_offset"] for i in st["inputs"]),
+        timeout, "processor %s to catch up" % name)
+
+
+def fetch_topic(client, topic, partition=0, start=0, generation=None):
+    """(generation, every record of one partition from start). Raises
+    ProtocolError on an error response (e.g. TOPIC_SWITCHED)."""
+    out = []
+    offset = start
+    gen = generation
+    while True:
+        kw = {} if gen is None else {"generation": gen}
+        r = client.ok("fetch", topic=topic, partition=partition,
+                      offset=offset, max_bytes=1 << 20, **kw)
+        gen = r.get("generation", gen)
+        recs = r["records"]
+        out.extend(recs)
+        if recs:
+            offset = recs[-1]["offset"] + 1
+        if not recs or offset >= r["end_offset"]:
+            return gen, out
+
+
+class UserProducer:
+    """
+    Produces {"user": "u<k>", "i": i} records (i = 0, 1, ... across the
+    whole run) to explicit partitions of a topic, round-robin per batch,
+    and remembers what went where: self.sent[(partition, offset)] = value.
+    start() runs a background thread producing `batch` records (a random
+    size in the range when a tuple) every `pause` seconds until stop().
+    """
+
+    def __init__(self, server, topic, partitions=1, users=20, seed=7,
+                 batch=(20, 50), pause=0.003, ts=None):
+        import random
+        self.server = server
+        self.topic = topic
+        self.partitions = partitions
+        self.users = users
+        self.rng = random.Random(seed)
+        self.batch_range = batch if isinstance(batch, tuple) else (batch, batch)
+        self.pause = pause
+        self.ts = ts
+        self.sent = {}
+        self.next_i = 0
+        self.next_part = 0
+        self.lock = threading.Lock()
+        self.thread = None
+        self.stopping = threading.Event()
+        self.error = None
+        self.batches = 0
+
+    def produce(self, client, n, ts=None):
+        """Produces n records now (one batch) on client; returns them."""
+        with self.lock:
+            part = self.next_part
+            self.next_part = (self.next_part + 1) % self.partitions
+            vals = [{"user": "u%d" % self.rng.randrange(self.users),
+                     "i": self.next_i + k} for k in range(n)]
+            self.next_i += n
+        recs = []
+        for k, v in enumerate(vals):
+            r = {"value": v, "key": v["user"]}
+            if ts is not None:
+                r["ts"] = ts + k
+            recs.append(r)
+        resp = client.ok("produce", topic=self.topic, partition=part,
+                         records=recs)
+        base = resp["results"][0]["base_offset"]
+        with self.lock:
+            for k, v in enumerate(vals):
+                self.sent[(part, base + k)] = v
+            self.batches += 1
+        return vals
+
+    def produce_many(self, n, chunk=500, ts=None):
+        with self.server.client() as c:
+            while n > 0:
+                k = min(chunk, n)
+                self.produce(c, k, ts=ts)
+                n -= k
+
+    def _run(self):
+        try:
+            with self.server.client() as c:
+                while not self.stopping.is_set():
+                    self.produce(c, self.rng.randint(*self.batch_range))
+                    if self.pause:
+                        self.stopping.wait(self.pause)
+        except Exception as e:  # reported by stop()
+            self.error = e
+
+    def start(self):
+        self.stopping.clear()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self):
+        """Stops the thread; raises what it failed with, if anything."""
+        if self.thread is not None:
+            self.stopping.set()
+            self.thread.join(30)
+            self.thread = None
+        if self.error is not None:
+            raise AssertionError("producer failed: %r" % (self.error,))
+
+    def values(self):
+        with self.lock:
+            return list(self.sent.values())
+
+    def count_users(self, pred=None):
+        """Counter of users over every record sent (that pred accepts)."""
+        import collections
+        return collections.Counter(v["user"] for v in self.values()
+                                   if pred is None or pred(v))
+
+
+def assert_one_per_input(testcase, records, sent, proc, input_topic,
+                         version=None, msg=""):
+    """
+    Asserts that output records hold exactly one record per input record
+    of `sent` ({(partition, offset): value}, see UserProducer): by the
+    provenance headers {proc, version, topic, partition, offset}, with no
+    gap and no duplicate, and (when version is given) all written by that
+    version. Returns {(partition, offset): output record}.
+    """
+    by_input = {}
+    dups = []
+    for r in records:
+        h = r.get("headers")
+        testcase.assertIsInstance(h, dict, "%s output without provenance: %r"
+                                  % (msg, r))
+        testcase.assertEqual(h.get("proc"), proc, "%s %r" % (msg, r))
+        testcase.assertEqual(h.get("topic"), input_topic, "%s %r" % (msg, r))
+        if version is not None:
+            testcase.assertEqual(h.get("version"), version,
+                                 "%s output of another version: %r" % (msg, r))
+        k = (h["partition"], h["offset"])
+        if k in by_input:
+            dups.append(k)
+        by_input[k] = r
+    missing = sorted(set(sent) - set(by_input))
+    extra = sorted(set(by_input) - set(sent))
+    testcase.assertEqual(
+        (dups[:10], missing[:10], extra[:10]), ([], [], []),
+        "%s outputs vs inputs: %d duplicated, %d missing, %d unknown "
+        "(first ones shown as (partition, offset)); %d outputs for %d inputs"
+        % (msg, len(dups), len(missing), len(extra), len(records), len(sent)))
+    return by_input
+
+
+def wait_topic(client, topic, n, partition=0, timeout=10.0):
+    """(generation, records) of one partition once it holds at least n
+    visible records (outputs of a caught-up processor become visible
+    promptly, not necessarily at once)."""
+    box = {}
+
+    def check():
+        box["got"] = fetch_topic(client, topic, partition)
+        return box["got"] if len(box["got"][1]) >= n else None
+
+    try:
+        return wait_for(check, timeout, "%d records in %s" % (n, topic))
+    except AssertionError:
+        raise AssertionError("%s holds %d records, want %d"
+                             % (topic, len(box["got"][1]), n))
