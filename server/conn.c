@@ -34,6 +34,7 @@ void kp_slot_unref(struct kp_slot *slot)
 {
 	if (--slot->refs > 0)
 		return;
+	kp_free(slot->logical);
 	kp_buf_destroy(&slot->resp);
 	kp_free(slot);
 }

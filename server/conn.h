@@ -34,6 +34,7 @@ struct kp_slot {
 	int waits;               /* waits still outstanding */
 	bool ready;              /* resp holds the final response */
 	uint32_t generation;     /* fetch of a logical topic: its version */
+	char *logical;           /* that topic's name (owned), else NULL */
 };
 
 struct kp_conn {

@@ -435,13 +435,32 @@ static int fetch_reply(struct kp_topic_partition *tp, struct kp_slot *slot,
 	return (int)n;
 }
 
+static void reply_switched(struct kp_slot *slot, uint32_t generation)
+{
+	struct kp_response r;
+
+	kp_buf_reset(&slot->resp);
+	kp_response_begin_error(&r, &slot->resp, slot->id, KP_ESWITCHED,
+				"the topic now holds the output of another processor version; read it again from its start",
+				1);
+	kp_response_key(&r, "generation");
+	msgpack_pack_uint32(&r.pk, generation);
+	kp_response_finish(&r);
+}
+
 static void on_fetch_wake(struct kp_server *s, struct kp_topic_partition *tp,
 			  struct kp_slot *slot, uint64_t offset,
 			  uint64_t max_bytes)
 {
-	(void)s;
+	uint32_t generation;
+
 	slot->waits--;
-	if (tp->topic->deleted)
+	if (slot->logical != NULL &&
+	    kp_catalog_alias_get(s->catalog, slot->logical,
+				 strlen(slot->logical), &generation, NULL) &&
+	    generation != slot->generation)
+		reply_switched(slot, generation);
+	else if (tp->topic->deleted)
 		kp_slot_set_error(slot, KP_ENOTOPIC, "topic was deleted");
 	else
 		fetch_reply(tp, slot, offset, max_bytes);
@@ -459,7 +478,6 @@ static int check_generation(struct kp_server *s, struct kp_slot *slot,
 	struct kp_mp_view name;
 	uint64_t wanted;
 	uint32_t generation;
-	struct kp_response r;
 	int rc;
 
 	if (kp_field_str(req->map, "topic", &name, NULL) != 0 ||
@@ -467,17 +485,14 @@ static int check_generation(struct kp_server *s, struct kp_slot *slot,
 				  NULL))
 		return 0;
 	slot->generation = generation;
+	kp_free(slot->logical);
+	slot->logical = kp_strndup(name.ptr, name.len);
 	rc = kp_field_uint(req->map, "generation", &wanted, err);
 	if (rc < 0)
 		return rc;
 	if (rc == 1 || wanted == generation)
 		return 0;
-	kp_response_begin_error(&r, &slot->resp, slot->id, KP_ESWITCHED,
-				"the topic now holds the output of another processor version; read it again from its start",
-				1);
-	kp_response_key(&r, "generation");
-	msgpack_pack_uint32(&r.pk, generation);
-	kp_response_finish(&r);
+	reply_switched(slot, generation);
 	return 1;
 }
 

@@ -1208,6 +1208,8 @@ int kp_proc_rollback(struct kp_proc *p, struct kp_error *err)
 	kp_checkpoint_destroy(&ck);
 	if (have < 0)
 		return err->code;
+	kp_proc_code_unref(k->code);
+	k->code = NULL;
 	if (kp_proc_code_load(kp_proc_def_version(&p->def, k->number)->code,
 			      NULL, &k->code, err) != 0)
 		return err->code;
