@@ -256,6 +256,13 @@ int kp_config_set(struct kp_config *cfg, const char *key, const char *value,
 					    value);
 		return 0;
 	}
+	if (strcmp(key, "watch_processors") == 0) {
+		if (parse_bool(value, &cfg->watch_processors) != 0)
+			return kp_error_set(err, KP_ECONFIG,
+					    "watch_processors: want true or false, got '%s'",
+					    value);
+		return 0;
+	}
 	if (strcmp(key, "auto_create_topics") == 0) {
 		if (parse_bool(value, &cfg->auto_create_topics) != 0)
 			return kp_error_set(err, KP_ECONFIG,

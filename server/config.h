@@ -26,6 +26,7 @@ struct kp_config {
 	int http_port;                    /* 0 = no HTTP listener */
 	enum kp_log_level log_level;
 	bool auto_create_topics;          /* create unknown topics on produce */
+	bool watch_processors;            /* proc create watches files by default */
 	uint32_t default_partitions;      /* for topics created without a count */
 	struct kp_partition_config topic_defaults; /* segment/retention/fsync */
 	uint32_t fsync_interval_ms;       /* default for fsync=interval */

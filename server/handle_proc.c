@@ -164,7 +164,7 @@ int kp_handle_proc_create(struct kp_server *s, struct kp_slot *slot,
 	if (rc == 0)
 		rc = read_limits(req, &def, err);
 	if (rc == 0) {
-		bool watch = false;
+		bool watch = s->cfg.watch_processors;
 
 		rc = kp_field_bool(req->map, "watch", &watch, err);
 		def.watch = watch;
