@@ -15,13 +15,12 @@
 #include "conn.h"
 #include "fsutil.h"
 #include "log.h"
+#include "proc_internal.h"
 #include "proc_verify.h"
 #include "proc_version.h"
 #include "server.h"
 #include "workers.h"
 #include "writer.h"
-
-#define WATCH_MS 500
 
 /* ---- lookup ----------------------------------------------------------- */
 
@@ -144,7 +143,7 @@ static void proc_free(struct kp_proc *p)
 	kp_free(p);
 }
 
-static int save_def(struct kp_proc *p)
+int kp_proc_save_def(struct kp_proc *p)
 {
 	int rc = kp_proc_def_save(&p->def, p->dir);
 
@@ -154,7 +153,7 @@ static int save_def(struct kp_proc *p)
 	return rc;
 }
 
-static void def_set_role(struct kp_proc *p, uint32_t n, const char *role)
+void kp_proc_def_set_role(struct kp_proc *p, uint32_t n, const char *role)
 {
 	struct kp_proc_def_version *dv = kp_proc_def_version(&p->def, n);
 
@@ -162,7 +161,7 @@ static void def_set_role(struct kp_proc *p, uint32_t n, const char *role)
 		snprintf(dv->role, sizeof(dv->role), "%s", role);
 }
 
-static void def_add_version(struct kp_proc *p, struct proc_version *v,
+void kp_proc_def_add_version(struct kp_proc *p, struct proc_version *v,
 			    enum kp_proc_from from, int64_t value,
 			    const char *role)
 {
@@ -195,12 +194,12 @@ static void def_update_code(struct kp_proc *p, struct proc_version *v)
 	dv->revision = v->revision;
 }
 
-static void add_version(struct kp_proc *p, struct proc_version *v)
+void kp_proc_add_version(struct kp_proc *p, struct proc_version *v)
 {
 	p->versions[p->version_count++] = v;
 }
 
-static void remove_version(struct kp_proc *p, struct proc_version *v)
+void kp_proc_remove_version(struct kp_proc *p, struct proc_version *v)
 {
 	uint32_t keep = 0;
 
@@ -246,7 +245,7 @@ static int ensure_topic(struct kp_procs *ps, const char *name,
 }
 
 /* The logical names of v's outputs, the DLQ last. */
-static void logical_name(struct kp_proc *p, uint32_t i, char *out, size_t cap)
+void kp_proc_logical_name(struct kp_proc *p, uint32_t i, char *out, size_t cap)
 {
 	if (i < p->def.output_count)
 		snprintf(out, cap, "%s", p->def.outputs[i]);
@@ -255,7 +254,7 @@ static void logical_name(struct kp_proc *p, uint32_t i, char *out, size_t cap)
 }
 
 /* Creates v's physical outputs, shaped like the live version's. */
-static int ensure_outputs(struct kp_proc *p, struct proc_version *v,
+int kp_proc_ensure_outputs(struct kp_proc *p, struct proc_version *v,
 			  struct kp_error *err)
 {
 	struct kp_catalog *cat = p->owner->srv->catalog;
@@ -265,7 +264,7 @@ static int ensure_outputs(struct kp_proc *p, struct proc_version *v,
 		char logical[256];
 		struct kp_topic *like;
 
-		logical_name(p, i, logical, sizeof(logical));
+		kp_proc_logical_name(p, i, logical, sizeof(logical));
 		like = kp_catalog_find(cat, logical, strlen(logical));
 		rc = ensure_topic(p->owner, v->outputs[i], like, err);
 		p->created[i] = rc == 1;
@@ -285,7 +284,7 @@ static void undo_create(struct kp_proc *p, struct proc_version *v)
 		char logical[256], v1[270];
 		struct kp_topic *t;
 
-		logical_name(p, i, logical, sizeof(logical));
+		kp_proc_logical_name(p, i, logical, sizeof(logical));
 		snprintf(v1, sizeof(v1), "%s.v1", logical);
 		kp_catalog_alias_remove(s->catalog, logical);
 		kp_catalog_alias_remove(s->catalog, v1);
@@ -300,7 +299,7 @@ static void undo_create(struct kp_proc *p, struct proc_version *v)
  * Points the logical outputs at v (generation v->number); "<logical>.v1"
  * always names version 1's outputs, which live under the logical names.
  */
-static int point_aliases(struct kp_proc *p, struct proc_version *v)
+int kp_proc_point_aliases(struct kp_proc *p, struct proc_version *v)
 {
 	struct kp_catalog *cat = p->owner->srv->catalog;
 	int rc = 0;
@@ -308,7 +307,7 @@ static int point_aliases(struct kp_proc *p, struct proc_version *v)
 	for (uint32_t i = 0; i < v->output_count && rc == 0; i++) {
 		char logical[256], v1[256];
 
-		logical_name(p, i, logical, sizeof(logical));
+		kp_proc_logical_name(p, i, logical, sizeof(logical));
 		snprintf(v1, sizeof(v1), "%s.v1", logical);
 		rc = kp_catalog_alias_set(cat, logical, v->outputs[i],
 					  v->number);
@@ -319,7 +318,7 @@ static int point_aliases(struct kp_proc *p, struct proc_version *v)
 }
 
 /* Answers parked fetches on v's outputs, so their readers come back now. */
-static void wake_readers(struct kp_proc *p, struct proc_version *v)
+void kp_proc_wake_readers(struct kp_proc *p, struct proc_version *v)
 {
 	struct kp_catalog *cat = p->owner->srv->catalog;
 
@@ -335,7 +334,7 @@ static void wake_readers(struct kp_proc *p, struct proc_version *v)
 
 /* ---- answering requests ----------------------------------------------- */
 
-static void answer(struct kp_slot **pslot, struct kp_proc *p, int rc,
+void kp_proc_answer(struct kp_slot **pslot, struct kp_proc *p, int rc,
 		   const char *message)
 {
 	struct kp_slot *slot = *pslot;
@@ -358,7 +357,7 @@ static void answer(struct kp_slot **pslot, struct kp_proc *p, int rc,
 	kp_slot_unref(slot);
 }
 
-static void hold(struct kp_slot **pslot, struct kp_slot *slot)
+void kp_proc_hold(struct kp_slot **pslot, struct kp_slot *slot)
 {
 	*pslot = slot;
 	kp_slot_ref(slot);
@@ -367,10 +366,10 @@ static void hold(struct kp_slot **pslot, struct kp_slot *slot)
 
 /* ---- version hooks ---------------------------------------------------- */
 
-static void retire(struct kp_proc *p, struct proc_version *v)
+void kp_proc_retire(struct kp_proc *p, struct proc_version *v)
 {
 	v->role = PV_RETIRED;
-	def_set_role(p, v->number, "retired");
+	kp_proc_def_set_role(p, v->number, "retired");
 	if (v->busy) {
 		v->retire_when_idle = true;
 		return;
@@ -394,16 +393,16 @@ static void cut_over(struct kp_proc *p)
 	b->rate = 0;
 	p->building = NULL;
 	p->live = b;
-	def_set_role(p, b->number, "live");
+	kp_proc_def_set_role(p, b->number, "live");
 	snprintf(p->def.source, sizeof(p->def.source), "%s", b->source);
-	if (point_aliases(p, b) != 0)
+	if (kp_proc_point_aliases(p, b) != 0)
 		kp_log_error("proc", "processor %s: cannot repoint its outputs",
 			     p->def.name);
 	if (old != NULL)
-		retire(p, old);
-	save_def(p);
+		kp_proc_retire(p, old);
+	kp_proc_save_def(p);
 	if (old != NULL)
-		wake_readers(p, old);
+		kp_proc_wake_readers(p, old);
 	kp_log_info("proc", "processor %s: cut over from v%u to v%u",
 		    p->def.name, old ? old->number : 0, b->number);
 	kp_pv_kick(b);
@@ -433,7 +432,7 @@ void kp_proc_on_init_done(struct proc_version *v, int rc, const char *msg)
 	if (p->create_slot != NULL && v == p->live) {
 		if (rc != 0) {
 			/* Nothing of a processor whose first init failed stays. */
-			answer(&p->create_slot, p, KP_EBADREQUEST, msg);
+			kp_proc_answer(&p->create_slot, p, KP_EBADREQUEST, msg);
 			undo_create(p, v);
 			unlink_proc(p->owner, p);
 			kp_file_remove_tree(p->dir);
@@ -443,7 +442,7 @@ void kp_proc_on_init_done(struct proc_version *v, int rc, const char *msg)
 			proc_free(p);
 			return;
 		}
-		answer(&p->create_slot, p, 0, NULL);
+		kp_proc_answer(&p->create_slot, p, 0, NULL);
 	}
 	if (rc == 0)
 		kp_log_info("proc", "processor %s v%u (%s, %s) %s as %s",
@@ -460,13 +459,11 @@ void kp_proc_on_reload_done(struct proc_version *v, int rc, const char *msg)
 		snprintf(v->source, sizeof(v->source), "%s", p->reload_source);
 		def_update_code(p, v);
 		snprintf(p->def.source, sizeof(p->def.source), "%s", v->source);
-		save_def(p);
+		kp_proc_save_def(p);
 	}
-	answer(&p->reload_slot, p, rc == 0 ? 0 : KP_EBADREQUEST, msg);
+	kp_proc_answer(&p->reload_slot, p, rc == 0 ? 0 : KP_EBADREQUEST, msg);
 }
 
-static void run_pending(struct kp_proc *p);
-static void launch_reload(struct kp_proc *p);
 
 void kp_proc_on_version_idle(struct proc_version *v)
 {
@@ -474,15 +471,15 @@ void kp_proc_on_version_idle(struct proc_version *v)
 
 	if (v->retire_when_idle) {
 		v->retire_when_idle = false;
-		retire(p, v);
+		kp_proc_retire(p, v);
 		return;
 	}
 	if (v == p->live && p->reload_code != NULL) {
-		launch_reload(p);
+		kp_proc_launch_reload(p);
 		return;
 	}
 	if (v == p->live && p->pending != PENDING_NONE) {
-		run_pending(p);
+		kp_proc_run_pending(p);
 		if (v->busy)
 			return;
 	}
@@ -491,7 +488,7 @@ void kp_proc_on_version_idle(struct proc_version *v)
 
 /* ---- creating and opening --------------------------------------------- */
 
-static int load_code(struct kp_proc *p, struct proc_version *v,
+int kp_proc_load_code(struct kp_proc *p, struct proc_version *v,
 		     const char *file, struct kp_error *err)
 {
 	int rc = kp_proc_code_load(file, p->owner->code_dir, &v->code, err);
@@ -546,13 +543,13 @@ int kp_procs_create(struct kp_procs *ps, struct kp_proc_def *def,
 		proc_free(p);
 		return kp_error_set(err, -ENOMEM, "out of memory");
 	}
-	add_version(p, v);
+	kp_proc_add_version(p, v);
 	v->role = PV_LIVE;
 	v->created_ms = p->def.created_ms;
 	p->live = v;
-	rc = load_code(p, v, p->def.source, err);
+	rc = kp_proc_load_code(p, v, p->def.source, err);
 	if (rc == 0)
-		rc = ensure_outputs(p, v, err);
+		rc = kp_proc_ensure_outputs(p, v, err);
 	if (rc == 0 && kp_pv_build(v, NULL, p->def.from, p->def.from_ts,
 				   NULL) != 0)
 		rc = kp_error_set(err, -ENOMEM, "out of memory");
@@ -560,10 +557,10 @@ int kp_procs_create(struct kp_procs *ps, struct kp_proc_def *def,
 		rc = kp_error_set(err, -errno, "cannot create %s: %s", p->dir,
 				  strerror(errno));
 	if (rc == 0) {
-		def_add_version(p, v, p->def.from, p->def.from_ts, "live");
+		kp_proc_def_add_version(p, v, p->def.from, p->def.from_ts, "live");
 		rc = kp_proc_def_save(&p->def, p->dir);
 		if (rc == 0)
-			rc = point_aliases(p, v);
+			rc = kp_proc_point_aliases(p, v);
 		if (rc == 0)
 			rc = insert(ps, p);
 		if (rc != 0) {
@@ -577,7 +574,7 @@ int kp_procs_create(struct kp_procs *ps, struct kp_proc_def *def,
 		proc_free(p);
 		return rc;
 	}
-	hold(&p->create_slot, slot);
+	kp_proc_hold(&p->create_slot, slot);
 	kp_pv_start(v, true);
 	return 0;
 }
@@ -602,7 +599,7 @@ static void open_version(struct kp_proc *p, struct kp_proc_def_version *dv)
 
 	if (v == NULL)
 		return;
-	add_version(p, v);
+	kp_proc_add_version(p, v);
 	v->role = role_of(dv->role);
 	v->revision = dv->revision;
 	v->created_ms = dv->created_ms;
@@ -723,9 +720,9 @@ void kp_procs_close(struct kp_procs *ps)
 			    v->since_checkpoint > 0)
 				kp_pv_checkpoint_now(v);
 		}
-		answer(&p->create_slot, p, KP_ESHUTDOWN, "server is stopping");
-		answer(&p->reload_slot, p, KP_ESHUTDOWN, "server is stopping");
-		answer(&p->pending_slot, p, KP_ESHUTDOWN, "server is stopping");
+		kp_proc_answer(&p->create_slot, p, KP_ESHUTDOWN, "server is stopping");
+		kp_proc_answer(&p->reload_slot, p, KP_ESHUTDOWN, "server is stopping");
+		kp_proc_answer(&p->pending_slot, p, KP_ESHUTDOWN, "server is stopping");
 		proc_free(p);
 	}
 	kp_free(ps->procs);
@@ -772,8 +769,6 @@ static void tick_one(struct proc_version *v, void *arg)
 	kp_pv_tick(v, t->now, t->mono);
 }
 
-static void watch_check(struct kp_proc *p, int64_t mono);
-static void replay_rate(struct kp_proc *p, int64_t mono);
 
 void kp_procs_tick(struct kp_procs *ps, int64_t now_ms)
 {
@@ -781,8 +776,8 @@ void kp_procs_tick(struct kp_procs *ps, int64_t now_ms)
 
 	for (size_t i = 0; i < ps->count; i++) {
 		each_version(ps->procs[i], tick_one, &t);
-		watch_check(ps->procs[i], t.mono);
-		replay_rate(ps->procs[i], t.mono);
+		kp_proc_watch_check(ps->procs[i], t.mono);
+		kp_proc_replay_rate(ps->procs[i], t.mono);
 	}
 }
 
@@ -802,7 +797,7 @@ int kp_proc_pause(struct kp_proc *p, const char *reason, struct kp_error *err)
 	if (strcmp(reason, "paused by operator") != 0)
 		kp_log_warn("proc", "processor %s paused: %s", p->def.name,
 			    reason);
-	save_def(p);
+	kp_proc_save_def(p);
 	return 0;
 }
 
@@ -825,13 +820,13 @@ int kp_proc_resume(struct kp_proc *p, struct kp_error *err)
 	p->def.pause_reason[0] = '\0';
 	v->reason[0] = '\0';
 	v->window_total = v->window_errors = 0;
-	save_def(p);
+	kp_proc_save_def(p);
 	kp_pv_kick(v);
 	return 0;
 }
 
 /* Deletes the physical outputs of a version numbered 2 or more. */
-static void drop_outputs(struct kp_proc *p, struct proc_version *v)
+void kp_proc_drop_outputs(struct kp_proc *p, struct proc_version *v)
 {
 	struct kp_server *s = p->owner->srv;
 	struct kp_error err;
@@ -841,7 +836,7 @@ static void drop_outputs(struct kp_proc *p, struct proc_version *v)
 			s->catalog, v->outputs[i], strlen(v->outputs[i]));
 		char logical[256], alias[270];
 
-		logical_name(p, i, logical, sizeof(logical));
+		kp_proc_logical_name(p, i, logical, sizeof(logical));
 		snprintf(alias, sizeof(alias), "%s.v%u", logical, v->number);
 		kp_catalog_alias_remove(s->catalog, alias);
 		/* Version 1's outputs are the logical names themselves. */
@@ -858,13 +853,13 @@ int kp_proc_delete(struct kp_proc *p, struct kp_error *err)
 	unlink_proc(p->owner, p);
 	for (uint32_t i = 0; i < p->version_count; i++) {
 		if (p->versions[i] != p->live)
-			drop_outputs(p, p->versions[i]);
+			kp_proc_drop_outputs(p, p->versions[i]);
 	}
 	if (p->live != NULL) {
 		for (uint32_t i = 0; i <= p->def.output_count; i++) {
 			char logical[256], alias[270];
 
-			logical_name(p, i, logical, sizeof(logical));
+			kp_proc_logical_name(p, i, logical, sizeof(logical));
 			snprintf(alias, sizeof(alias), "%s.v1", logical);
 			kp_catalog_alias_remove(cat, alias);
 			/* The live outputs stay, under their logical names. */
@@ -876,534 +871,11 @@ int kp_proc_delete(struct kp_proc *p, struct kp_error *err)
 	}
 	kp_file_remove_tree(p->dir);
 	kp_log_info("proc", "deleted processor %s", p->def.name);
-	answer(&p->create_slot, p, KP_ENOTFOUND, "processor was deleted");
-	answer(&p->reload_slot, p, KP_ENOTFOUND, "processor was deleted");
-	answer(&p->pending_slot, p, KP_ENOTFOUND, "processor was deleted");
+	kp_proc_answer(&p->create_slot, p, KP_ENOTFOUND, "processor was deleted");
+	kp_proc_answer(&p->reload_slot, p, KP_ENOTFOUND, "processor was deleted");
+	kp_proc_answer(&p->pending_slot, p, KP_ENOTFOUND, "processor was deleted");
 	p->deleting = true;
 	proc_free(p);
 	return 0;
 }
 
-/* ---- status ----------------------------------------------------------- */
-
-static void pack_str(struct kp_response *r, const char *key, const char *value)
-{
-	kp_response_key(r, key);
-	if (value == NULL)
-		msgpack_pack_nil(&r->pk);
-	else
-		kp_response_str(r, value, strlen(value));
-}
-
-static void pack_u64(struct kp_response *r, const char *key, uint64_t value)
-{
-	kp_response_key(r, key);
-	msgpack_pack_uint64(&r->pk, value);
-}
-
-static const char *proc_state(struct kp_proc *p)
-{
-	if (p->live == NULL)
-		return "failed";
-	if (p->def.paused && p->live->state == PV_RUNNING)
-		return "paused";
-	return kp_pv_state_name(p->live->state);
-}
-
-static void pack_replay(struct kp_proc *p, struct kp_response *r)
-{
-	struct proc_version *b = p->building;
-	uint64_t to_go, eta = 0;
-
-	kp_response_key(r, "replay");
-	if (b == NULL) {
-		msgpack_pack_nil(&r->pk);
-		return;
-	}
-	to_go = kp_pv_lag(b);
-	if (p->replay_rate_rps == 0) {
-		int64_t ms = kp_workers_now_ms() - p->replay_last_ms;
-
-		if (ms >= 100)
-			p->replay_rate_rps =
-				(b->processed - p->replay_last_processed) *
-				1000 / (uint64_t)ms;
-	}
-	if (p->replay_rate_rps > 0)
-		eta = to_go * 1000 / p->replay_rate_rps;
-	msgpack_pack_map(&r->pk, 8);
-	pack_u64(r, "version", b->number);
-	pack_str(r, "state", kp_pv_state_name(b->state));
-	pack_str(r, "reason", b->reason[0] ? b->reason : NULL);
-	pack_u64(r, "records_done", b->processed);
-	pack_u64(r, "records_to_go", to_go);
-	pack_u64(r, "records_per_second", p->replay_rate_rps);
-	pack_u64(r, "eta_ms", eta);
-	pack_u64(r, "rate_limit", b->rate);
-}
-
-void kp_proc_pack_status(struct kp_proc *p, struct kp_response *r)
-{
-	struct proc_version *v = p->live;
-	char dlq[256];
-	uint64_t lag = 0;
-	const char *reason = p->def.paused ? p->def.pause_reason
-			     : v && v->reason[0] ? v->reason : NULL;
-
-	kp_proc_def_dlq(&p->def, dlq, sizeof(dlq));
-	msgpack_pack_map(&r->pk, 24);
-	pack_str(r, "name", p->def.name);
-	pack_str(r, "file", v ? v->source : p->def.source);
-	pack_str(r, "lang", v && v->code ? v->code->lang : NULL);
-	pack_u64(r, "version", v ? v->number : 0);
-	pack_u64(r, "revision", v ? v->revision : 0);
-	pack_str(r, "hash", v ? v->hash : NULL);
-	pack_str(r, "state", proc_state(p));
-	pack_str(r, "reason", reason && reason[0] ? reason : NULL);
-	if (v != NULL) {
-		lag = kp_pv_pack_inputs(v, r);
-	} else {
-		kp_response_key(r, "inputs");
-		msgpack_pack_array(&r->pk, 0);
-	}
-	kp_response_key(r, "outputs");
-	msgpack_pack_array(&r->pk, p->def.output_count);
-	for (uint32_t i = 0; i < p->def.output_count; i++)
-		kp_response_str(r, p->def.outputs[i],
-				strlen(p->def.outputs[i]));
-	pack_str(r, "dlq", dlq);
-	pack_u64(r, "lag", lag);
-	pack_u64(r, "records_processed", v ? v->processed : 0);
-	pack_u64(r, "errors", v ? v->errors : 0);
-	pack_u64(r, "dead_lettered", v ? v->dead_lettered : 0);
-	pack_u64(r, "duplicates_suppressed", v ? v->suppressed : 0);
-	pack_str(r, "last_error", v && v->last_error[0] ? v->last_error : NULL);
-	pack_u64(r, "view_keys", kp_proc_view(p) ? kp_view_count(kp_proc_view(p)) : 0);
-	pack_u64(r, "view_bytes", kp_proc_view(p) ? kp_view_bytes(kp_proc_view(p)) : 0);
-	kp_response_key(r, "created_ms");
-	msgpack_pack_int64(&r->pk, p->def.created_ms);
-	kp_response_key(r, "watch");
-	if (p->def.watch)
-		msgpack_pack_true(&r->pk);
-	else
-		msgpack_pack_false(&r->pk);
-	pack_str(r, "reload_error",
-		 v && v->reload_error[0] ? v->reload_error : NULL);
-	pack_u64(r, "versions", p->version_count);
-	pack_replay(p, r);
-}
-
-void kp_proc_pack_versions(struct kp_proc *p, struct kp_response *r)
-{
-	msgpack_pack_array(&r->pk, p->version_count);
-	for (uint32_t i = 0; i < p->version_count; i++)
-		kp_pv_pack(p->versions[i], r);
-}
-
-/* ---- reload and --watch ----------------------------------------------- */
-
-/* Hands the loaded code to the live version once it is between batches. */
-static void launch_reload(struct kp_proc *p)
-{
-	struct proc_version *v = p->live;
-
-	if (p->reload_code == NULL || v == NULL || v->busy)
-		return;
-	kp_pv_reload(v, p->reload_code);
-	kp_proc_code_unref(p->reload_code);
-	p->reload_code = NULL;
-}
-
-static int start_reload(struct kp_proc *p, const char *file,
-			struct kp_error *err)
-{
-	struct proc_version *v = p->live;
-	int rc;
-
-	if (v == NULL || !v->inst_started || v->zombie)
-		return kp_error_set(err, KP_ESTATE,
-				    "processor %s has no running live version",
-				    p->def.name);
-	if (p->reload_code != NULL ||
-	    (v->busy && v->job.kind == PV_JOB_RELOAD))
-		return kp_error_set(err, KP_ESTATE,
-				    "a reload of %s is already in progress",
-				    p->def.name);
-	rc = kp_proc_code_load(file, p->owner->code_dir, &p->reload_code, err);
-	if (rc != 0) {
-		snprintf(v->reload_error, sizeof(v->reload_error), "%s",
-			 err->msg);
-		v->reloads_failed++;
-		return KP_EBADREQUEST;
-	}
-	snprintf(p->reload_source, sizeof(p->reload_source), "%s", file);
-	launch_reload(p);
-	return 0;
-}
-
-int kp_proc_reload(struct kp_proc *p, const char *file, struct kp_slot *slot,
-		   struct kp_error *err)
-{
-	int rc;
-
-	if (p->reload_slot != NULL)
-		return kp_error_set(err, KP_ESTATE,
-				    "a reload of %s is already in progress",
-				    p->def.name);
-	rc = start_reload(p, file ? file : p->live ? p->live->source
-						   : p->def.source,
-			  err);
-	if (rc != 0)
-		return rc;
-	if (slot != NULL)
-		hold(&p->reload_slot, slot);
-	return 0;
-}
-
-int kp_proc_set_watch(struct kp_proc *p, bool on, struct kp_error *err)
-{
-	(void)err;
-	p->def.watch = on;
-	p->watch_hash[0] = '\0';
-	return save_def(p);
-}
-
-static void watch_check(struct kp_proc *p, int64_t mono)
-{
-	struct proc_version *v = p->live;
-	struct kp_error err;
-	char hash[17];
-
-	if (!p->def.watch || v == NULL || !v->inst_started ||
-	    mono - p->watch_checked_ms < WATCH_MS ||
-	    p->reload_slot != NULL || p->reload_code != NULL)
-		return;
-	p->watch_checked_ms = mono;
-	if (kp_proc_code_hash_file(v->source, hash) != 0)
-		return;
-	if (p->watch_hash[0] == '\0')
-		snprintf(p->watch_hash, sizeof(p->watch_hash), "%s", v->hash);
-	if (strcmp(hash, p->watch_hash) == 0)
-		return;
-	snprintf(p->watch_hash, sizeof(p->watch_hash), "%s", hash);
-	kp_log_info("proc", "processor %s: %s changed; reloading", p->def.name,
-		    v->source);
-	if (start_reload(p, v->source, &err) != 0)
-		kp_log_warn("proc", "processor %s: reload failed, the old code keeps running: %s",
-			    p->def.name, err.msg);
-}
-
-/* ---- replay, rollback, gc --------------------------------------------- */
-
-static struct proc_version *newest_retired(struct kp_proc *p)
-{
-	struct proc_version *best = NULL;
-
-	for (uint32_t i = 0; i < p->version_count; i++) {
-		struct proc_version *v = p->versions[i];
-
-		if (v->role == PV_RETIRED && !v->zombie &&
-		    (best == NULL || v->number > best->number))
-			best = v;
-	}
-	return best;
-}
-
-/* Removes a version entirely: its topics (numbers >= 2), files, entry. */
-static void drop_version(struct kp_proc *p, struct proc_version *v)
-{
-	drop_outputs(p, v);
-	kp_file_remove_tree(v->dir);
-	remove_version(p, v);
-	if (p->building == v)
-		p->building = NULL;
-	if (v->busy)
-		v->free_when_idle = true;
-	else
-		kp_pv_free(v);
-}
-
-int kp_proc_replay(struct kp_proc *p, const char *file, enum kp_proc_from from,
-		   int64_t value, uint64_t rate, uint32_t *number,
-		   struct kp_error *err)
-{
-	struct proc_version *v;
-	uint64_t offset = (uint64_t)value;
-	int rc;
-
-	if (p->building != NULL && p->building->state != PV_FAILED)
-		return kp_error_set(err, KP_ESTATE,
-				    "processor %s: replay v%u is still running",
-				    p->def.name, p->building->number);
-	if (p->building != NULL)
-		drop_version(p, p->building);
-	if (p->version_count >= KP_PROC_MAX_VERSIONS)
-		return kp_error_set(err, KP_ESTATE,
-				    "processor %s has %d versions; remove retired ones with proc gc",
-				    p->def.name, KP_PROC_MAX_VERSIONS);
-	v = kp_pv_new(p, p->owner, p->def.next_version);
-	if (v == NULL)
-		return kp_error_set(err, -ENOMEM, "out of memory");
-	v->role = PV_BUILDING;
-	v->rate = rate;
-	v->created_ms = kp_server_now_ms(p->owner->srv);
-	rc = load_code(p, v, file ? file : p->live ? p->live->source
-						   : p->def.source, err);
-	if (rc == 0)
-		rc = ensure_outputs(p, v, err);
-	if (rc == 0 && kp_pv_build(v, NULL, from, value, &offset) != 0)
-		rc = kp_error_set(err, -ENOMEM, "out of memory");
-	if (rc != 0) {
-		kp_pv_free(v);
-		return rc;
-	}
-	v->replay_total = kp_pv_lag(v);
-	p->def.next_version++;
-	add_version(p, v);
-	def_add_version(p, v, from, value, "building");
-	p->building = v;
-	p->replay_last_processed = 0;
-	p->replay_last_ms = kp_workers_now_ms();
-	p->replay_rate_rps = 0;
-	save_def(p);
-	kp_log_info("proc", "processor %s: replay v%u started (%llu records to go)",
-		    p->def.name, v->number,
-		    (unsigned long long)v->replay_total);
-	kp_pv_start(v, true);
-	*number = v->number;
-	return 0;
-}
-
-static void replay_rate(struct kp_proc *p, int64_t mono)
-{
-	struct proc_version *b = p->building;
-	uint64_t done, rps;
-
-	if (b == NULL || mono - p->replay_last_ms < 1000)
-		return;
-	done = b->processed - p->replay_last_processed;
-	rps = done * 1000 / (uint64_t)(mono - p->replay_last_ms);
-	p->replay_rate_rps = p->replay_rate_rps == 0
-				     ? rps
-				     : (p->replay_rate_rps + rps) / 2;
-	p->replay_last_processed = b->processed;
-	p->replay_last_ms = mono;
-}
-
-int kp_proc_rollback(struct kp_proc *p, struct kp_error *err)
-{
-	struct proc_version *k = newest_retired(p), *cur = p->live;
-	struct kp_checkpoint ck;
-	int have;
-
-	if (k == NULL)
-		return kp_error_set(err, KP_ESTATE,
-				    "processor %s has no retired version to roll back to",
-				    p->def.name);
-	if (p->building != NULL && p->building->state != PV_FAILED)
-		return kp_error_set(err, KP_ESTATE,
-				    "processor %s: replay v%u is running; wait for it or delete it with proc gc after it fails",
-				    p->def.name, p->building->number);
-	have = kp_pv_load_checkpoint(k, &ck, err);
-	kp_checkpoint_destroy(&ck);
-	if (have < 0)
-		return err->code;
-	kp_proc_code_unref(k->code);
-	k->code = NULL;
-	if (kp_proc_code_load(kp_proc_def_version(&p->def, k->number)->code,
-			      NULL, &k->code, err) != 0)
-		return err->code;
-	k->role = PV_LIVE;
-	p->live = k;
-	def_set_role(p, k->number, "live");
-	snprintf(p->def.source, sizeof(p->def.source), "%s", k->source);
-	point_aliases(p, k);
-	if (cur != NULL) {
-		retire(p, cur);
-		wake_readers(p, cur);
-	}
-	save_def(p);
-	kp_log_info("proc", "processor %s: rolled back from v%u to v%u",
-		    p->def.name, cur ? cur->number : 0, k->number);
-	kp_pv_start(k, false);
-	return 0;
-}
-
-int kp_proc_gc(struct kp_proc *p, struct kp_error *err)
-{
-	int removed = 0;
-
-	(void)err;
-	for (uint32_t i = 0; i < p->version_count;) {
-		struct proc_version *v = p->versions[i];
-
-		if (v->role == PV_RETIRED ||
-		    (v == p->building && v->state == PV_FAILED)) {
-			kp_log_info("proc", "processor %s: removing v%u",
-				    p->def.name, v->number);
-			drop_version(p, v);
-			removed++;
-			continue;
-		}
-		i++;
-	}
-	save_def(p);
-	return removed;
-}
-
-/* ---- reset and verify: operations at a batch boundary of the live ----- */
-
-/* The offset (to, value) means in the input partition of cursor c. */
-static uint64_t position_for(struct kp_proc *p, const struct pv_cursor *c,
-			     enum kp_proc_from to, int64_t value)
-{
-	struct kp_topic *t = kp_catalog_find_physical(
-		p->owner->srv->catalog, c->topic, strlen(c->topic));
-	struct kp_partition_stats st;
-	uint64_t o;
-
-	if (t == NULL || c->partition >= t->config.partitions)
-		return c->offset;
-	kp_partition_stats(t->parts[c->partition].log, &st);
-	switch (to) {
-	case KP_FROM_LATEST:
-		return st.visible_end;
-	case KP_FROM_TIME:
-		if (kp_partition_offset_for_time(t->parts[c->partition].log,
-						 value, &o, NULL) == 0)
-			return o;
-		return st.start_offset;
-	case KP_FROM_OFFSET:
-		o = (uint64_t)value;
-		return o < st.start_offset ? st.start_offset
-		       : o > st.visible_end ? st.visible_end
-					    : o;
-	default:
-		return st.start_offset;
-	}
-}
-
-static void answer_plan(struct kp_proc *p, struct kp_slot **pslot,
-			enum kp_proc_from to, int64_t value, bool executed)
-{
-	struct proc_version *v = p->live;
-	struct kp_slot *slot = *pslot;
-	struct kp_response r;
-
-	*pslot = NULL;
-	kp_buf_reset(&slot->resp);
-	kp_response_begin(&r, &slot->resp, slot->id, 2);
-	kp_response_key(&r, "executed");
-	if (executed)
-		msgpack_pack_true(&r.pk);
-	else
-		msgpack_pack_false(&r.pk);
-	kp_response_key(&r, "plan");
-	msgpack_pack_array(&r.pk, v->cursor_count);
-	for (uint32_t i = 0; i < v->cursor_count; i++) {
-		const struct pv_cursor *c = &v->cursors[i];
-		uint64_t target = executed ? c->offset
-					   : position_for(p, c, to, value);
-
-		msgpack_pack_map(&r.pk, 4);
-		pack_str(&r, "topic", c->topic);
-		pack_u64(&r, "partition", c->partition);
-		pack_u64(&r, "current", executed ? p->reset_before[i] : c->offset);
-		pack_u64(&r, "new", target);
-	}
-	kp_response_finish(&r);
-	if (--slot->waits == 0)
-		kp_slot_ready(slot);
-	kp_slot_unref(slot);
-}
-
-static void do_reset(struct kp_proc *p)
-{
-	struct proc_version *v = p->live;
-
-	for (uint32_t i = 0; i < v->cursor_count; i++) {
-		if (i < KP_PROC_MAX_TOPICS * 64)
-			p->reset_before[i] = v->cursors[i].offset;
-		v->cursors[i].offset = position_for(p, &v->cursors[i],
-						    p->pending_from,
-						    p->pending_value);
-	}
-	for (uint32_t i = 0; i < v->mark_count; i++) {
-		v->marks[i].suppress = 0;
-		v->marks[i].written_count = 0;
-	}
-	kp_view_clear(v->view);
-	v->since_checkpoint = 1;
-	kp_pv_checkpoint_now(v);
-	kp_log_info("proc", "processor %s v%u reset: view cleared, inputs rewound",
-		    p->def.name, v->number);
-	answer_plan(p, &p->pending_slot, p->pending_from, p->pending_value,
-		    true);
-	kp_pv_kick(v);
-}
-
-static void run_pending(struct kp_proc *p)
-{
-	int op = p->pending;
-
-	p->pending = PENDING_NONE;
-	if (op == PENDING_RESET)
-		do_reset(p);
-	else if (op == PENDING_VERIFY)
-		kp_proc_verify_start(p, p->pending_from, p->pending_value,
-				     p->pending_to_set, p->pending_to,
-				     &p->pending_slot);
-}
-
-int kp_proc_reset(struct kp_proc *p, enum kp_proc_from to, int64_t value,
-		  bool execute, struct kp_slot *slot, struct kp_error *err)
-{
-	struct kp_slot *held = NULL;
-
-	if (p->live == NULL || !p->live->inst_started)
-		return kp_error_set(err, KP_ESTATE,
-				    "processor %s has no running live version",
-				    p->def.name);
-	if (p->pending != PENDING_NONE || p->pending_slot != NULL)
-		return kp_error_set(err, KP_ESTATE,
-				    "processor %s is busy with another reset or verify",
-				    p->def.name);
-	if (p->live->cursor_count > KP_PROC_MAX_TOPICS * 64)
-		return kp_error_set(err, KP_ETOOLARGE, "too many inputs");
-	hold(&held, slot);
-	if (!execute) {
-		answer_plan(p, &held, to, value, false);
-		return 0;
-	}
-	p->pending_slot = held;
-	p->pending = PENDING_RESET;
-	p->pending_from = to;
-	p->pending_value = value;
-	if (!p->live->busy)
-		run_pending(p);
-	return 0;
-}
-
-int kp_proc_verify(struct kp_proc *p, enum kp_proc_from from, int64_t value,
-		   bool to_set, int64_t to_ts, struct kp_slot *slot,
-		   struct kp_error *err)
-{
-	if (p->live == NULL || !p->live->inst_started || p->live->zombie)
-		return kp_error_set(err, KP_ESTATE,
-				    "processor %s has no running live version",
-				    p->def.name);
-	if (p->pending != PENDING_NONE || p->pending_slot != NULL ||
-	    p->scratch != NULL)
-		return kp_error_set(err, KP_ESTATE,
-				    "processor %s is busy with another reset or verify",
-				    p->def.name);
-	hold(&p->pending_slot, slot);
-	p->pending = PENDING_VERIFY;
-	p->pending_from = from;
-	p->pending_value = value;
-	p->pending_to_set = to_set;
-	p->pending_to = to_ts;
-	if (!p->live->busy)
-		run_pending(p);
-	return 0;
-}

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "mp.h"
 #include "proc.h"
+#include "proc_internal.h"
 #include "server.h"
 #include "writer.h"
 
@@ -1228,21 +1229,6 @@ void kp_pv_tick(struct proc_version *v, int64_t now_ms, int64_t mono_ms)
 
 /* ---- status ----------------------------------------------------------- */
 
-static void pack_str(struct kp_response *r, const char *key, const char *value)
-{
-	kp_response_key(r, key);
-	if (value == NULL)
-		msgpack_pack_nil(&r->pk);
-	else
-		kp_response_str(r, value, strlen(value));
-}
-
-static void pack_u64(struct kp_response *r, const char *key, uint64_t value)
-{
-	kp_response_key(r, key);
-	msgpack_pack_uint64(&r->pk, value);
-}
-
 uint64_t kp_pv_pack_inputs(struct proc_version *v, struct kp_response *r)
 {
 	uint64_t total = 0;
@@ -1263,11 +1249,11 @@ uint64_t kp_pv_pack_inputs(struct proc_version *v, struct kp_response *r)
 		lag = end > c->offset ? end - c->offset : 0;
 		total += lag;
 		msgpack_pack_map(&r->pk, 5);
-		pack_str(r, "topic", c->topic);
-		pack_u64(r, "partition", c->partition);
-		pack_u64(r, "offset", c->offset);
-		pack_u64(r, "end_offset", end);
-		pack_u64(r, "lag", lag);
+		kp_proc_pack_str(r, "topic", c->topic);
+		kp_proc_pack_u64(r, "partition", c->partition);
+		kp_proc_pack_u64(r, "offset", c->offset);
+		kp_proc_pack_u64(r, "end_offset", end);
+		kp_proc_pack_u64(r, "lag", lag);
 	}
 	return total;
 }
@@ -1277,22 +1263,22 @@ void kp_pv_pack(struct proc_version *v, struct kp_response *r)
 	uint64_t lag;
 
 	msgpack_pack_map(&r->pk, 14);
-	pack_u64(r, "version", v->number);
-	pack_str(r, "role", kp_pv_role_name(v->role));
-	pack_str(r, "state", kp_pv_state_name(v->state));
-	pack_str(r, "reason", v->reason[0] ? v->reason : NULL);
-	pack_u64(r, "revision", v->revision);
-	pack_str(r, "hash", v->hash);
-	pack_str(r, "file", v->source);
+	kp_proc_pack_u64(r, "version", v->number);
+	kp_proc_pack_str(r, "role", kp_pv_role_name(v->role));
+	kp_proc_pack_str(r, "state", kp_pv_state_name(v->state));
+	kp_proc_pack_str(r, "reason", v->reason[0] ? v->reason : NULL);
+	kp_proc_pack_u64(r, "revision", v->revision);
+	kp_proc_pack_str(r, "hash", v->hash);
+	kp_proc_pack_str(r, "file", v->source);
 	kp_response_key(r, "created_ms");
 	msgpack_pack_int64(&r->pk, v->created_ms);
 	lag = kp_pv_pack_inputs(v, r);
-	pack_u64(r, "lag", lag);
-	pack_u64(r, "records_processed", v->processed);
-	pack_u64(r, "errors", v->errors);
+	kp_proc_pack_u64(r, "lag", lag);
+	kp_proc_pack_u64(r, "records_processed", v->processed);
+	kp_proc_pack_u64(r, "errors", v->errors);
 	kp_response_key(r, "outputs");
 	msgpack_pack_array(&r->pk, v->output_count);
 	for (uint32_t i = 0; i < v->output_count; i++)
 		kp_response_str(r, v->outputs[i], strlen(v->outputs[i]));
-	pack_u64(r, "rate", v->rate);
+	kp_proc_pack_u64(r, "rate", v->rate);
 }
