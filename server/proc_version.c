@@ -50,7 +50,7 @@ void kp_pv_physical_name(const char *logical, uint32_t n, char *out,
 		snprintf(out, cap, "%s.v%u", logical, n);
 }
 
-static struct kp_topic_partition *find_tp(struct kp_procs *ps,
+struct kp_topic_partition *kp_pv_find_tp(struct kp_procs *ps,
 					  const char *topic, uint32_t part)
 {
 	struct kp_topic *t = kp_catalog_find_physical(ps->srv->catalog, topic,
@@ -201,10 +201,10 @@ static int build_cursors(struct proc_version *v, const struct kp_checkpoint *ck,
 	return 0;
 }
 
-static uint64_t written_end(struct kp_procs *ps, const char *topic,
+uint64_t kp_pv_written_end(struct kp_procs *ps, const char *topic,
 			    uint32_t part)
 {
-	struct kp_topic_partition *tp = find_tp(ps, topic, part);
+	struct kp_topic_partition *tp = kp_pv_find_tp(ps, topic, part);
 	struct kp_partition_stats st;
 
 	if (tp == NULL)
@@ -213,140 +213,13 @@ static uint64_t written_end(struct kp_procs *ps, const char *topic,
 	return st.end_offset;
 }
 
-/* Notes that outputs of input (topic, partition) up to offset exist. */
-static int note_written(struct pv_mark *m, const char *topic, size_t len,
-			uint32_t partition, uint64_t offset)
-{
-	struct pv_written *w;
-
-	for (uint32_t i = 0; i < m->written_count; i++) {
-		w = &m->written[i];
-		if (w->partition == partition && strlen(w->topic) == len &&
-		    memcmp(w->topic, topic, len) == 0) {
-			if (offset > w->upto)
-				w->upto = offset;
-			return 0;
-		}
-	}
-	if (len > 200)
-		return 0;
-	w = kp_realloc(m->written, (m->written_count + 1) * sizeof(*w));
-	if (w == NULL)
-		return -ENOMEM;
-	m->written = w;
-	w = &m->written[m->written_count++];
-	memcpy(w->topic, topic, len);
-	w->topic[len] = '\0';
-	w->partition = partition;
-	w->upto = offset;
-	return 0;
-}
-
-/*
- * Reads the outputs written to tp from offset `from` (the checkpoint's
- * end) and notes, per input partition, the highest input offset they came
- * from: those outputs are not written again when the tail is replayed.
- */
-static int scan_written(struct proc_version *v, struct kp_topic_partition *tp,
-			uint64_t from, struct pv_mark *m)
-{
-	struct kp_partition_stats st;
-	struct kp_buf raw;
-	uint64_t at = from;
-	int rc = 0;
-
-	kp_partition_stats(tp->log, &st);
-	kp_buf_init(&raw);
-	while (at < st.end_offset && rc == 0) {
-		size_t pos = 0;
-		uint64_t skip = 0;
-
-		kp_buf_reset(&raw);
-		if (kp_partition_read(tp->log, at, 1 << 20, &raw, &skip,
-				      NULL) != 0 || raw.len == 0)
-			break;
-		while (pos < raw.len && rc == 0) {
-			struct kp_batch_header h;
-			struct kp_record rec;
-			size_t rpos = 0;
-			uint32_t index = 0;
-
-			if (kp_batch_header_decode(raw.data + pos,
-						   raw.len - pos, &h) != 0)
-				break;
-			while (rc == 0 && kp_batch_next(raw.data + pos, &h, &rpos,
-							&index, &rec) == 1) {
-				struct kp_mp_view map, proc, topic;
-				uint64_t version, part, offset;
-
-				at = rec.offset + 1;
-				if (rec.offset < from || rec.headers == NULL ||
-				    kp_mp_validate_one(rec.headers,
-						       rec.headers_len,
-						       &map) != 0 ||
-				    kp_field_str(map, "proc", &proc, NULL) != 0 ||
-				    kp_field_uint(map, "version", &version,
-						  NULL) != 0 ||
-				    kp_field_str(map, "topic", &topic, NULL) != 0 ||
-				    kp_field_uint(map, "partition", &part,
-						  NULL) != 0 ||
-				    kp_field_uint(map, "offset", &offset,
-						  NULL) != 0 ||
-				    !kp_mp_str_eq(proc, v->proc->def.name) ||
-				    version != v->number)
-					continue;
-				m->suppress++;
-				rc = note_written(m, topic.ptr, topic.len,
-						  (uint32_t)part, offset);
-			}
-			pos += h.batch_len;
-		}
-	}
-	kp_buf_destroy(&raw);
-	return rc;
-}
-
-static int add_marks_for(struct proc_version *v, const char *topic,
-			 const struct kp_checkpoint *ck)
-{
-	struct kp_topic *t = kp_catalog_find_physical(v->owner->srv->catalog,
-						      topic, strlen(topic));
-	struct pv_mark *grown;
-	int rc = 0;
-
-	if (t == NULL)
-		return 0;
-	grown = kp_realloc(v->marks, (v->mark_count + t->config.partitions) *
-					     sizeof(*grown));
-	if (grown == NULL)
-		return -ENOMEM;
-	v->marks = grown;
-	for (uint32_t part = 0; part < t->config.partitions && rc == 0;
-	     part++) {
-		struct pv_mark *m = &v->marks[v->mark_count++];
-		uint64_t end = written_end(v->owner, topic, part);
-
-		memset(m, 0, sizeof(*m));
-		snprintf(m->topic, sizeof(m->topic), "%s", topic);
-		m->partition = part;
-		for (uint32_t k = 0; ck && k < ck->mark_count; k++) {
-			if (strcmp(ck->marks[k].topic, topic) == 0 &&
-			    ck->marks[k].partition == part &&
-			    end > ck->marks[k].end)
-				rc = scan_written(v, &t->parts[part],
-						  ck->marks[k].end, m);
-		}
-	}
-	return rc;
-}
-
 int kp_pv_build(struct proc_version *v, const struct kp_checkpoint *ck,
 		enum kp_proc_from from, int64_t from_ts, const uint64_t *offset)
 {
 	int rc = build_cursors(v, ck, from, from_ts, offset);
 
 	for (uint32_t i = 0; i < v->output_count && rc == 0; i++)
-		rc = add_marks_for(v, v->outputs[i], ck);
+		rc = kp_pv_add_marks(v, v->outputs[i], ck);
 	for (uint32_t i = 0; i < v->mark_count; i++) {
 		if (v->marks[i].suppress > 0)
 			kp_log_info("proc",
@@ -367,17 +240,6 @@ int kp_pv_load_checkpoint(struct proc_version *v, struct kp_checkpoint *ck,
 			  struct kp_error *err)
 {
 	return kp_checkpoint_load(ck, v->view, v->dir, err);
-}
-
-static struct pv_mark *find_mark(struct proc_version *v, const char *topic,
-				 uint32_t part)
-{
-	for (uint32_t i = 0; i < v->mark_count; i++) {
-		if (v->marks[i].partition == part &&
-		    strcmp(v->marks[i].topic, topic) == 0)
-			return &v->marks[i];
-	}
-	return NULL;
 }
 
 static int capture_checkpoint(struct proc_version *v, struct kp_checkpoint *ck)
@@ -402,7 +264,7 @@ static int capture_checkpoint(struct proc_version *v, struct kp_checkpoint *ck)
 		snprintf(ck->marks[i].topic, sizeof(ck->marks[i].topic), "%s",
 			 v->marks[i].topic);
 		ck->marks[i].partition = v->marks[i].partition;
-		ck->marks[i].end = written_end(v->owner, v->marks[i].topic,
+		ck->marks[i].end = kp_pv_written_end(v->owner, v->marks[i].topic,
 					       v->marks[i].partition);
 	}
 	ck->mark_count = v->mark_count;
@@ -613,234 +475,6 @@ static void on_job_run(struct kp_job *base)
 	}
 }
 
-/* ---- the loop side: applying a batch ---------------------------------- */
-
-/* A batch being built for one output partition. */
-struct out_batch {
-	struct kp_topic_partition *tp;
-	struct kp_buf buf;
-	struct kp_batch_builder b;
-	uint32_t count;
-};
-
-struct out_set {
-	struct proc_version *v;
-	const struct pv_cursor *input;   /* where the records came from */
-	struct out_batch *items;
-	size_t count;
-	size_t cap;
-	struct kp_buf headers;           /* scratch for one record's headers */
-};
-
-static struct out_batch *out_for(struct out_set *set,
-				 struct kp_topic_partition *tp)
-{
-	struct out_batch *ob;
-
-	for (size_t i = 0; i < set->count; i++) {
-		if (set->items[i].tp == tp)
-			return &set->items[i];
-	}
-	if (set->count == set->cap) {
-		size_t cap = set->cap ? set->cap * 2 : 8;
-		struct out_batch *grown =
-			kp_realloc(set->items, cap * sizeof(*grown));
-
-		if (grown == NULL)
-			return NULL;
-		set->items = grown;
-		set->cap = cap;
-	}
-	ob = &set->items[set->count++];
-	memset(ob, 0, sizeof(*ob));
-	ob->tp = tp;
-	kp_buf_init(&ob->buf);
-	if (kp_batch_begin_flags(&ob->b, &ob->buf, 0, 0,
-				 KP_BATCH_FLAG_HEADERS) != 0) {
-		set->count--;
-		return NULL;
-	}
-	return ob;
-}
-
-/* Packs the provenance of an output: {proc, version, topic, partition, offset}. */
-static void pack_provenance(struct out_set *set, uint64_t offset)
-{
-	struct proc_version *v = set->v;
-	const char *name = v->proc->def.name;
-	msgpack_packer pk;
-
-	kp_buf_reset(&set->headers);
-	msgpack_packer_init(&pk, &set->headers, kp_buf_msgpack_write);
-	msgpack_pack_map(&pk, 5);
-	msgpack_pack_str_with_body(&pk, "proc", 4);
-	msgpack_pack_str_with_body(&pk, name, strlen(name));
-	msgpack_pack_str_with_body(&pk, "version", 7);
-	msgpack_pack_uint32(&pk, v->number);
-	msgpack_pack_str_with_body(&pk, "topic", 5);
-	msgpack_pack_str_with_body(&pk, set->input->topic,
-				   strlen(set->input->topic));
-	msgpack_pack_str_with_body(&pk, "partition", 9);
-	msgpack_pack_uint32(&pk, set->input->partition);
-	msgpack_pack_str_with_body(&pk, "offset", 6);
-	msgpack_pack_uint64(&pk, offset);
-}
-
-/* The physical topic of logical output name for v, or NULL. */
-static const char *physical_output(struct proc_version *v, const char *name,
-				   size_t len)
-{
-	for (uint32_t i = 0; i < v->output_count; i++) {
-		const char *logical = i + 1 < v->output_count
-					      ? v->proc->def.outputs[i]
-					      : NULL;
-
-		if (logical != NULL && strlen(logical) == len &&
-		    memcmp(logical, name, len) == 0)
-			return v->outputs[i];
-	}
-	return NULL;
-}
-
-static void capture(struct proc_version *v, const struct out_set *set,
-		    const char *topic, size_t topic_len, const char *key,
-		    uint32_t key_len, const char *value, uint32_t value_len,
-		    uint64_t offset)
-{
-	char num[8];
-	uint32_t index = (uint32_t)(set->input - v->cursors);
-
-	kp_put_le32(num, index);
-	kp_buf_append(&v->captured, num, 4);
-	kp_put_le64(num, offset);
-	kp_buf_append(&v->captured, num, 8);
-	kp_put_le32(num, (uint32_t)topic_len);
-	kp_buf_append(&v->captured, num, 4);
-	kp_buf_append(&v->captured, topic, topic_len);
-	kp_put_le32(num, key ? key_len : UINT32_MAX);
-	kp_buf_append(&v->captured, num, 4);
-	if (key)
-		kp_buf_append(&v->captured, key, key_len);
-	kp_put_le32(num, value_len);
-	kp_buf_append(&v->captured, num, 4);
-	kp_buf_append(&v->captured, value, value_len);
-}
-
-/*
- * Routes one output record (key hash, else value hash, so a replay routes
- * it the same way), drops it if it was already written before a crash, and
- * adds it with its provenance to its partition's batch.
- */
-static int out_add(struct out_set *set, const char *physical, const char *key,
-		   uint32_t key_len, const char *value, uint32_t value_len,
-		   int64_t ts, uint64_t offset)
-{
-	struct proc_version *v = set->v;
-	struct kp_topic *t = kp_catalog_find_physical(
-		v->owner->srv->catalog, physical, strlen(physical));
-	struct out_batch *ob;
-	struct pv_mark *m;
-	uint32_t part;
-
-	if (t == NULL)
-		return KP_ENOTOPIC;
-	part = key ? kp_fnv1a32(key, key_len) % t->config.partitions
-		   : kp_fnv1a32(value, value_len) % t->config.partitions;
-	m = find_mark(v, t->name, part);
-	for (uint32_t i = 0; m != NULL && i < m->written_count; i++) {
-		const struct pv_written *w = &m->written[i];
-
-		if (w->partition == set->input->partition &&
-		    offset <= w->upto &&
-		    strcmp(w->topic, set->input->topic) == 0) {
-			v->suppressed++;
-			return 0;
-		}
-	}
-	ob = out_for(set, &t->parts[part]);
-	if (ob == NULL)
-		return -ENOMEM;
-	pack_provenance(set, offset);
-	ob->count++;
-	return kp_batch_add_headers(&ob->b, ts, key, key_len, set->headers.data,
-				    (uint32_t)set->headers.len, value,
-				    value_len);
-}
-
-static void out_flush(struct out_set *set, int64_t now)
-{
-	struct proc_version *v = set->v;
-
-	for (size_t i = 0; i < set->count; i++) {
-		struct out_batch *ob = &set->items[i];
-		struct kp_error err;
-		uint64_t base;
-
-		if (ob->count > 0) {
-			kp_batch_finish(&ob->b);
-			if (kp_writer_append(v->owner->srv, ob->tp, ob->buf.data,
-					     ob->buf.len, now, &base,
-					     &err) != 0)
-				kp_log_error("proc",
-					     "processor %s v%u: cannot write to %s/%u: %s",
-					     v->proc->def.name, v->number,
-					     ob->tp->topic->name, ob->tp->id,
-					     err.msg);
-			else
-				ob->tp->records_appended += ob->count;
-		}
-		kp_buf_destroy(&ob->buf);
-	}
-	kp_free(set->items);
-	kp_buf_destroy(&set->headers);
-}
-
-static void write_outputs(struct proc_version *v, struct pv_job *job)
-{
-	struct out_set set;
-	struct kp_emit e;
-	size_t pos = 0;
-	const char *dlq = v->outputs[v->output_count - 1];
-
-	memset(&set, 0, sizeof(set));
-	set.v = v;
-	set.input = &v->cursors[job->cursor_index];
-	kp_buf_init(&set.headers);
-	while (kp_sink_next_emit(&v->inst->sink, &pos, &e) == 1) {
-		const char *physical = physical_output(v, e.topic, e.topic_len);
-
-		if (v->role == PV_SCRATCH) {
-			capture(v, &set, e.topic, e.topic_len, e.key, e.key_len,
-				e.value, e.value_len, e.offset);
-			continue;
-		}
-		if (physical == NULL ||
-		    out_add(&set, physical, e.key, e.key_len, e.value,
-			    e.value_len, e.ts, e.offset) != 0)
-			kp_log_warn("proc", "processor %s: emit to '%.*s' dropped",
-				    v->proc->def.name, (int)e.topic_len,
-				    e.topic);
-	}
-	pos = 0;
-	for (uint32_t i = 0; i < job->dlq_count && v->role != PV_SCRATCH; i++) {
-		const char *p = job->dlq.data + pos;
-		int64_t ts = (int64_t)kp_get_le64(p);
-		uint64_t offset = kp_get_le64(p + 8);
-		uint32_t klen = kp_get_le32(p + 16);
-		const char *key = klen == UINT32_MAX ? NULL : p + 20;
-		uint32_t vlen;
-
-		p += 20 + (key ? klen : 0);
-		vlen = kp_get_le32(p);
-		out_add(&set, dlq, key, key ? klen : 0, p + 4, vlen, ts, offset);
-		pos = (size_t)(p + 4 + vlen - job->dlq.data);
-	}
-	out_flush(&set, kp_server_now_ms(v->owner->srv));
-	kp_sink_clear_emits(&v->inst->sink);
-	kp_buf_reset(&job->dlq);
-	job->dlq_count = 0;
-}
-
 static void set_failed(struct proc_version *v, const char *what,
 		       const char *detail)
 {
@@ -878,7 +512,7 @@ static void batch_done(struct proc_version *v, struct pv_job *job)
 {
 	struct pv_cursor *c = &v->cursors[job->cursor_index];
 
-	write_outputs(v, job);
+	kp_pv_write_outputs(v, job);
 	c->offset = job->next_offset;
 	v->processed += job->processed;
 	v->errors += job->failed;
@@ -1012,7 +646,7 @@ void kp_pv_reload(struct proc_version *v, struct kp_proc_code *code)
 static bool start_batch(struct proc_version *v, uint32_t index)
 {
 	struct pv_cursor *c = &v->cursors[index];
-	struct kp_topic_partition *tp = find_tp(v->owner, c->topic,
+	struct kp_topic_partition *tp = kp_pv_find_tp(v->owner, c->topic,
 						c->partition);
 	struct kp_partition_stats st;
 	struct kp_error err;
@@ -1076,7 +710,7 @@ static bool caught_up(struct proc_version *v)
 {
 	for (uint32_t i = 0; i < v->cursor_count; i++) {
 		struct pv_cursor *c = &v->cursors[i];
-		struct kp_topic_partition *tp = find_tp(v->owner, c->topic,
+		struct kp_topic_partition *tp = kp_pv_find_tp(v->owner, c->topic,
 							c->partition);
 		struct kp_partition_stats st;
 
@@ -1124,7 +758,7 @@ uint64_t kp_pv_lag(struct proc_version *v)
 
 	for (uint32_t i = 0; i < v->cursor_count; i++) {
 		const struct pv_cursor *c = &v->cursors[i];
-		struct kp_topic_partition *tp = find_tp(v->owner, c->topic,
+		struct kp_topic_partition *tp = kp_pv_find_tp(v->owner, c->topic,
 							c->partition);
 		struct kp_partition_stats st;
 		uint64_t end;
@@ -1147,7 +781,7 @@ static bool outputs_durable(struct proc_version *v)
 	bool durable = true;
 
 	for (uint32_t i = 0; i < v->mark_count; i++) {
-		struct kp_topic_partition *tp = find_tp(
+		struct kp_topic_partition *tp = kp_pv_find_tp(
 			v->owner, v->marks[i].topic, v->marks[i].partition);
 		struct kp_partition_stats st;
 
@@ -1237,7 +871,7 @@ uint64_t kp_pv_pack_inputs(struct proc_version *v, struct kp_response *r)
 	msgpack_pack_array(&r->pk, v->cursor_count);
 	for (uint32_t i = 0; i < v->cursor_count; i++) {
 		const struct pv_cursor *c = &v->cursors[i];
-		struct kp_topic_partition *tp = find_tp(v->owner, c->topic,
+		struct kp_topic_partition *tp = kp_pv_find_tp(v->owner, c->topic,
 							c->partition);
 		struct kp_partition_stats st;
 		uint64_t end = 0, lag;

@@ -258,6 +258,27 @@ void kp_pv_stop(struct proc_version *v);
 /* Submits a reload of v to code (a reference is taken). */
 void kp_pv_reload(struct proc_version *v, struct kp_proc_code *code);
 
+/* The physical topic partition (topic, part), or NULL. */
+struct kp_topic_partition *kp_pv_find_tp(struct kp_procs *ps,
+					 const char *topic, uint32_t part);
+
+/* The written end offset of a physical partition (0 when absent). */
+uint64_t kp_pv_written_end(struct kp_procs *ps, const char *topic,
+			   uint32_t part);
+
+/*
+ * Adds v's marks for the partitions of physical output topic; with a
+ * checkpoint, notes which outputs were written after it (proc_output.c).
+ */
+int kp_pv_add_marks(struct proc_version *v, const char *topic,
+		    const struct kp_checkpoint *ck);
+
+/*
+ * Writes a finished batch job's emits and dead letters to v's outputs
+ * (or captures them for a verify run) and clears them (proc_output.c).
+ */
+void kp_pv_write_outputs(struct proc_version *v, struct pv_job *job);
+
 /* The name of a role and a state. */
 const char *kp_pv_role_name(enum pv_role role);
 const char *kp_pv_state_name(enum pv_state state);
