@@ -47,13 +47,11 @@ static int note_written(struct pv_mark *m, const char *topic, size_t len,
 	return 0;
 }
 
-/*
- * Reads the outputs written to tp from offset `from` (the checkpoint's
- * end) and notes, per input partition, the highest input offset they came
- * from: those outputs are not written again when the tail is replayed.
- */
-static int scan_written(struct proc_version *v, struct kp_topic_partition *tp,
-			uint64_t from, struct pv_mark *m)
+int kp_pv_scan_outputs(struct proc_version *v, struct kp_topic_partition *tp,
+		       uint64_t from,
+		       int (*visit)(void *arg, const struct kp_record *rec,
+				    const struct kp_provenance *prov),
+		       void *arg)
 {
 	struct kp_partition_stats st;
 	struct kp_buf raw;
@@ -68,8 +66,12 @@ static int scan_written(struct proc_version *v, struct kp_topic_partition *tp,
 
 		kp_buf_reset(&raw);
 		if (kp_partition_read(tp->log, at, 1 << 20, &raw, &skip,
-				      NULL) != 0 || raw.len == 0)
-			break;
+				      NULL) != 0 || raw.len == 0) {
+			if (skip <= at)
+				break;
+			at = skip;
+			continue;
+		}
 		while (pos < raw.len && rc == 0) {
 			struct kp_batch_header h;
 			struct kp_record rec;
@@ -81,8 +83,9 @@ static int scan_written(struct proc_version *v, struct kp_topic_partition *tp,
 				break;
 			while (rc == 0 && kp_batch_next(raw.data + pos, &h, &rpos,
 							&index, &rec) == 1) {
-				struct kp_mp_view map, proc, topic;
-				uint64_t version, part, offset;
+				struct kp_provenance prov;
+				struct kp_mp_view map, proc;
+				uint64_t version, part;
 
 				at = rec.offset + 1;
 				if (rec.offset < from || rec.headers == NULL ||
@@ -92,23 +95,34 @@ static int scan_written(struct proc_version *v, struct kp_topic_partition *tp,
 				    kp_field_str(map, "proc", &proc, NULL) != 0 ||
 				    kp_field_uint(map, "version", &version,
 						  NULL) != 0 ||
-				    kp_field_str(map, "topic", &topic, NULL) != 0 ||
+				    kp_field_str(map, "topic", &prov.topic,
+						 NULL) != 0 ||
 				    kp_field_uint(map, "partition", &part,
 						  NULL) != 0 ||
-				    kp_field_uint(map, "offset", &offset,
+				    kp_field_uint(map, "offset", &prov.offset,
 						  NULL) != 0 ||
 				    !kp_mp_str_eq(proc, v->proc->def.name) ||
 				    version != v->number)
 					continue;
-				m->suppress++;
-				rc = note_written(m, topic.ptr, topic.len,
-						  (uint32_t)part, offset);
+				prov.partition = (uint32_t)part;
+				rc = visit(arg, &rec, &prov);
 			}
 			pos += h.batch_len;
 		}
 	}
 	kp_buf_destroy(&raw);
 	return rc;
+}
+
+static int on_written(void *arg, const struct kp_record *rec,
+		      const struct kp_provenance *prov)
+{
+	struct pv_mark *m = arg;
+
+	(void)rec;
+	m->suppress++;
+	return note_written(m, prov->topic.ptr, prov->topic.len,
+			    prov->partition, prov->offset);
 }
 
 int kp_pv_add_marks(struct proc_version *v, const char *topic,
@@ -138,8 +152,9 @@ int kp_pv_add_marks(struct proc_version *v, const char *topic,
 			if (strcmp(ck->marks[k].topic, topic) == 0 &&
 			    ck->marks[k].partition == part &&
 			    end > ck->marks[k].end)
-				rc = scan_written(v, &t->parts[part],
-						  ck->marks[k].end, m);
+				rc = kp_pv_scan_outputs(v, &t->parts[part],
+							ck->marks[k].end,
+							on_written, m);
 		}
 	}
 	return rc;

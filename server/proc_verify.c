@@ -238,91 +238,31 @@ static const struct pv_cursor *in_range(const struct proc_version *s,
 	return NULL;
 }
 
-/* Reads the provenance headers of an output record. */
-static int provenance(const struct kp_record *rec, struct kp_mp_view *proc,
-		      uint64_t *version, struct kp_mp_view *topic,
-		      uint64_t *part, uint64_t *offset)
-{
-	struct kp_mp_view map;
+/* Collects into a side the live outputs whose input is in the range. */
+struct collect {
+	const struct proc_version *scratch;
+	uint64_t *start;             /* scratch cursors' first offsets */
+	const char *logical;         /* the output's logical name */
+	struct side *live;
+};
 
-	if (rec->headers == NULL ||
-	    kp_mp_validate_one(rec->headers, rec->headers_len, &map) != 0 ||
-	    kp_field_str(map, "proc", proc, NULL) != 0 ||
-	    kp_field_uint(map, "version", version, NULL) != 0 ||
-	    kp_field_str(map, "topic", topic, NULL) != 0 ||
-	    kp_field_uint(map, "partition", part, NULL) != 0 ||
-	    kp_field_uint(map, "offset", offset, NULL) != 0)
-		return -1;
-	return 0;
+static int on_live_output(void *arg, const struct kp_record *rec,
+			  const struct kp_provenance *prov)
+{
+	struct collect *c = arg;
+	char topic[201];
+
+	if (in_range(c->scratch, prov->topic.ptr, prov->topic.len,
+		     prov->partition, prov->offset, c->start) == NULL)
+		return 0;
+	snprintf(topic, sizeof(topic), "%.*s", (int)prov->topic.len,
+		 prov->topic.ptr);
+	return add(c->live, topic, prov->partition, prov->offset, c->logical,
+		   strlen(c->logical), rec->key, rec->key_len, rec->value,
+		   rec->value_len);
 }
 
-/* Adds the live outputs of one physical partition that fall in range. */
-static int collect_partition(struct kp_proc *p, const struct proc_version *s,
-			     uint64_t *start, struct kp_topic_partition *tp,
-			     const char *logical, struct side *live)
-{
-	struct kp_partition_stats st;
-	struct kp_buf raw;
-	uint64_t at;
-	int rc = 0;
-
-	kp_partition_stats(tp->log, &st);
-	kp_buf_init(&raw);
-	for (at = st.start_offset; at < st.visible_end && rc == 0;) {
-		size_t pos = 0;
-		uint64_t skip = 0;
-
-		kp_buf_reset(&raw);
-		if (kp_partition_read(tp->log, at, 1 << 20, &raw, &skip,
-				      NULL) != 0 || raw.len == 0) {
-			if (skip <= at)
-				break;
-			at = skip;
-			continue;
-		}
-		while (pos < raw.len && rc == 0) {
-			struct kp_batch_header h;
-			struct kp_record rec;
-			size_t rpos = 0;
-			uint32_t index = 0;
-
-			if (kp_batch_header_decode(raw.data + pos,
-						   raw.len - pos, &h) != 0)
-				break;
-			while (rc == 0 && kp_batch_next(raw.data + pos, &h, &rpos,
-							&index, &rec) == 1) {
-				struct kp_mp_view name, topic;
-				uint64_t version, part, offset;
-
-				at = rec.offset + 1;
-				if (provenance(&rec, &name, &version, &topic,
-					       &part, &offset) != 0 ||
-				    !kp_mp_str_eq(name, p->def.name) ||
-				    version != s->number ||
-				    in_range(s, topic.ptr, topic.len,
-					     (uint32_t)part, offset,
-					     start) == NULL)
-					continue;
-				{
-					char t[201];
-
-					snprintf(t, sizeof(t), "%.*s",
-						 (int)topic.len, topic.ptr);
-					rc = add(live, t, (uint32_t)part,
-						 offset, logical,
-						 strlen(logical), rec.key,
-						 rec.key_len, rec.value,
-						 rec.value_len);
-				}
-			}
-			pos += h.batch_len;
-		}
-	}
-	kp_buf_destroy(&raw);
-	return rc;
-}
-
-static int collect_live(struct kp_proc *p, const struct proc_version *s,
+static int collect_live(struct kp_proc *p, struct proc_version *s,
 			uint64_t *start, struct side *live)
 {
 	struct kp_catalog *cat = p->owner->srv->catalog;
@@ -335,11 +275,18 @@ static int collect_live(struct kp_proc *p, const struct proc_version *s,
 		kp_pv_physical_name(p->def.outputs[i], s->number, physical,
 				    sizeof(physical));
 		t = kp_catalog_find_physical(cat, physical, strlen(physical));
+		struct collect c = { s, start, p->def.outputs[i], live };
+
 		for (uint32_t k = 0; t != NULL && k < t->config.partitions &&
 				     rc == 0;
-		     k++)
-			rc = collect_partition(p, s, start, &t->parts[k],
-					       p->def.outputs[i], live);
+		     k++) {
+			struct kp_partition_stats st;
+
+			kp_partition_stats(t->parts[k].log, &st);
+			rc = kp_pv_scan_outputs(s, &t->parts[k],
+						st.start_offset,
+						on_live_output, &c);
+		}
 	}
 	return rc;
 }

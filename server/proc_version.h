@@ -22,8 +22,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batch.h"
 #include "buf.h"
 #include "error.h"
+#include "mp.h"
 #include "proc_checkpoint.h"
 #include "proc_code.h"
 #include "proc_def.h"
@@ -278,6 +280,24 @@ int kp_pv_add_marks(struct proc_version *v, const char *topic,
  * (or captures them for a verify run) and clears them (proc_output.c).
  */
 void kp_pv_write_outputs(struct proc_version *v, struct pv_job *job);
+
+/* Where an output record came from (its provenance headers). */
+struct kp_provenance {
+	struct kp_mp_view topic;   /* input topic (borrowed from the record) */
+	uint32_t partition;
+	uint64_t offset;
+};
+
+/*
+ * Visits the records of output partition tp from offset `from` on that
+ * version v wrote, with their provenance, until visit returns non-zero
+ * (returned). Loop thread.
+ */
+int kp_pv_scan_outputs(struct proc_version *v, struct kp_topic_partition *tp,
+		       uint64_t from,
+		       int (*visit)(void *arg, const struct kp_record *rec,
+				    const struct kp_provenance *prov),
+		       void *arg);
 
 /* The name of a role and a state. */
 const char *kp_pv_role_name(enum pv_role role);

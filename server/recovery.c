@@ -24,6 +24,7 @@
 #include "batch.h"
 #include "buf.h"
 #include "crc32c.h"
+#include "fsutil.h"
 #include "log.h"
 
 #define CKPT_MAGIC 0x4352504bu /* "KPRC" */
@@ -31,22 +32,6 @@
 #define CKPT_HEAD 60
 #define CKPT_MAX (64u << 20)
 #define SCAN_CHUNK (1u << 20)
-
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 static int fsync_dir(const char *dir)
 {
@@ -93,7 +78,7 @@ int kp_recovery_ckpt_write(const char *dir, const struct kp_ckpt *ck,
 		rc = -errno;
 		goto out;
 	}
-	rc = write_all(fd, buf, len);
+	rc = kp_file_write_all(fd, buf, len);
 	if (rc == 0 && sync && fdatasync(fd) != 0)
 		rc = -errno;
 	close(fd);
