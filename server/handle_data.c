@@ -90,6 +90,11 @@ static int produce_decode(struct kp_server *s, const struct kp_request *req,
 			return kp_error_set(err, KP_EBADREQUEST,
 					    "idempotent produce needs 'partition'");
 	}
+	if (kp_catalog_alias_get(s->catalog, name.ptr, name.len, NULL, NULL))
+		return kp_error_set(err, KP_EBADREQUEST,
+				    "topic '%.*s' is a processor's output: only the processor writes it",
+				    (int)(name.len > 200 ? 200 : name.len),
+				    name.ptr);
 	p->topic = kp_catalog_find(s->catalog, name.ptr, name.len);
 	if (p->topic == NULL) {
 		if (!s->cfg.auto_create_topics)
