@@ -372,12 +372,14 @@ void kp_pv_write_outputs(struct proc_version *v, struct pv_job *job)
 				e.value, e.value_len, e.offset);
 			continue;
 		}
-		if (physical == NULL ||
-		    out_add(&set, physical, e.key, e.key_len, e.value,
-			    e.value_len, e.ts, e.offset) != 0)
-			kp_log_warn("proc", "processor %s: emit to '%.*s' dropped",
-				    v->proc->def.name, (int)e.topic_len,
-				    e.topic);
+		if ((physical == NULL ||
+		     out_add(&set, physical, e.key, e.key_len, e.value,
+			     e.value_len, e.ts, e.offset) != 0) &&
+		    v->emits_dropped++ % 10000 == 0)
+			kp_log_warn("proc", "processor %s v%u: emit to '%.*s' dropped (its topic is gone); %llu so far",
+				    v->proc->def.name, v->number,
+				    (int)e.topic_len, e.topic,
+				    (unsigned long long)v->emits_dropped);
 	}
 	pos = 0;
 	for (uint32_t i = 0; i < job->dlq_count && v->role != PV_SCRATCH; i++) {

@@ -143,6 +143,7 @@ struct proc_version {
 	uint64_t errors;
 	uint64_t dead_lettered;
 	uint64_t suppressed;         /* replayed outputs not written again */
+	uint64_t emits_dropped;      /* emits whose topic no longer exists */
 	uint64_t since_checkpoint;
 	int64_t last_checkpoint_ms;
 	uint64_t replay_total;       /* records to process when the replay began */
