@@ -18,9 +18,30 @@
 static const char empty_map[1] = { (char)0x80 };
 
 /* The processor's message from err, or a stand-in when it left none. */
-static const char *proc_message(char *msg)
+/*
+ * Tidies a processor's message for people: the private copy the code runs
+ * from is named by the file it came from, and a traceback heading with
+ * nothing under it (a compile error) is dropped.
+ */
+static const char *proc_message(const struct kp_proc_code *code, char *msg)
 {
+	size_t from = strlen(code->loaded_path), to = strlen(code->path);
+	char *at, *tail;
+
 	msg[KP_PROC_ERR_MAX - 1] = '\0';
+	if (from > 0 && strcmp(code->loaded_path, code->path) != 0) {
+		while ((at = strstr(msg, code->loaded_path)) != NULL &&
+		       strlen(msg) - from + to < KP_PROC_ERR_MAX) {
+			memmove(at + to, at + from, strlen(at + from) + 1);
+			memcpy(at, code->path, to);
+		}
+	}
+	tail = strstr(msg, "stack traceback:");
+	if (tail != NULL && tail[16 + strspn(tail + 16, " \t\n")] == '\0') {
+		while (tail > msg && (tail[-1] == '\n' || tail[-1] == ' '))
+			tail--;
+		*tail = '\0';
+	}
 	return msg[0] != '\0' ? msg : "failed without a message";
 }
 
@@ -92,7 +113,7 @@ static int run_init(struct kp_instance *inst, struct kp_error *err)
 	kp_sink_abort_record(&inst->sink);
 	kp_sink_clear_emits(&inst->sink);
 	return kp_error_set(err, KP_EINTERNAL, "init failed: %s",
-			    proc_message(msg));
+			    proc_message(inst->code, msg));
 }
 
 int kp_instance_start(struct kp_instance *inst, struct kp_proc_code *code,
@@ -156,7 +177,8 @@ int kp_instance_process(struct kp_instance *inst,
 	if (inst->code->desc.process(&inst->ctx, rec, msg) == 0)
 		return 0;
 	kp_sink_abort_record(&inst->sink);
-	return kp_error_set(err, KP_EINTERNAL, "%s", proc_message(msg));
+	return kp_error_set(err, KP_EINTERNAL, "%s",
+			    proc_message(inst->code, msg));
 }
 
 void kp_instance_interrupt(struct kp_instance *inst)
