@@ -31,6 +31,7 @@ void kp_config_default(struct kp_config *cfg)
 	cfg->fsync_interval_ms = 1000;
 	cfg->max_frame_bytes = 16u * 1024 * 1024;
 	cfg->max_inflight_bytes = 64u * 1024 * 1024;
+	cfg->max_inflight_total_bytes = 256u * 1024 * 1024;
 	cfg->retention_check_ms = 60000;
 	cfg->workers = (uint32_t)(sysconf(_SC_NPROCESSORS_ONLN) > 0
 					  ? sysconf(_SC_NPROCESSORS_ONLN)
@@ -162,6 +163,7 @@ static const struct num_setting num_settings[] = {
 	NUM(fsync_interval_ms, 32, 1),
 	NUM(max_frame_bytes, 32, 1024),
 	NUM(max_inflight_bytes, 64, 65536),
+	NUM(max_inflight_total_bytes, 64, 65536),
 	NUM(retention_check_ms, 32, 100),
 	NUM(workers, 32, 1),
 	NUM(health_lag_records, 64, 0),

@@ -32,6 +32,7 @@ struct kp_config {
 	uint32_t fsync_interval_ms;       /* default for fsync=interval */
 	uint32_t max_frame_bytes;         /* largest accepted request frame */
 	uint64_t max_inflight_bytes;      /* per connection, before back-pressure */
+	uint64_t max_inflight_total_bytes; /* all connections together */
 	uint32_t retention_check_ms;      /* how often retention runs */
 	uint32_t workers;                 /* processor worker threads */
 	/* /health (metrics.h) */

@@ -82,6 +82,7 @@ void kp_conn_close(struct kp_conn *c)
 	conn_unlink(c);
 	for (slot = c->head; slot != NULL; slot = next) {
 		next = slot->next;
+		c->srv->inflight_total -= slot->cost;
 		slot->conn = NULL;
 		kp_slot_unref(slot);
 	}
@@ -141,6 +142,7 @@ static void conn_flush(struct kp_conn *c)
 		if (c->head == NULL)
 			c->tail = NULL;
 		c->inflight -= slot->cost;
+		c->srv->inflight_total -= slot->cost;
 		slot->conn = NULL;
 		kp_slot_unref(slot);
 	}
@@ -172,8 +174,11 @@ void kp_slot_ready(struct kp_slot *slot)
 
 static bool conn_congested(const struct kp_conn *c)
 {
-	return c->inflight > c->srv->cfg.max_inflight_bytes ||
-	       c->writing > c->srv->cfg.max_inflight_bytes;
+	const struct kp_server *s = c->srv;
+
+	return c->inflight > s->cfg.max_inflight_bytes ||
+	       c->writing > s->cfg.max_inflight_bytes ||
+	       s->inflight_total > s->cfg.max_inflight_total_bytes;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -221,6 +226,28 @@ static void conn_update_reading(struct kp_conn *c)
 	} else if (!want && c->reading) {
 		c->reading = false;
 		uv_read_stop((uv_stream_t *)&c->tcp);
+		if (c->srv->inflight_total >
+			    c->srv->cfg.max_inflight_total_bytes &&
+		    !c->srv->inflight_paused) {
+			c->srv->inflight_paused = true;
+			kp_log_debug("conn",
+				     "%llu bytes of requests in flight: reading paused",
+				     (unsigned long long)c->srv->inflight_total);
+		}
+	}
+}
+
+void kp_conn_resume_all(struct kp_server *s)
+{
+	struct kp_conn *c, *next;
+
+	if (!s->inflight_paused ||
+	    s->inflight_total > s->cfg.max_inflight_total_bytes / 2)
+		return;
+	s->inflight_paused = false;
+	for (c = s->conns; c != NULL; c = next) {
+		next = c->next;
+		conn_update_reading(c);
 	}
 }
 
@@ -248,6 +275,7 @@ static struct kp_slot *slot_push(struct kp_conn *c, size_t cost)
 		c->head = slot;
 	c->tail = slot;
 	c->inflight += cost;
+	c->srv->inflight_total += cost;
 	return slot;
 }
 

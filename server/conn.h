@@ -8,8 +8,9 @@
  * connection can close while its requests still wait on the disk.
  *
  * Back-pressure: while the requests in flight on a connection exceed
- * max_inflight_bytes, or the client is not reading its responses, the
- * connection stops reading its socket.
+ * max_inflight_bytes, or on all connections together exceed
+ * max_inflight_total_bytes, or the client is not reading its responses,
+ * the connection stops reading its socket.
  */
 #ifndef KP_CONN_H
 #define KP_CONN_H
@@ -67,6 +68,13 @@ void kp_slot_unref(struct kp_slot *slot);
 
 /* Replaces the response of a waiting slot with an error frame. */
 void kp_slot_set_error(struct kp_slot *slot, int code, const char *message);
+
+/*
+ * Resumes reading on connections stopped because the requests in flight on
+ * all connections together passed max_inflight_total_bytes, once that
+ * total has fallen to half. Called periodically.
+ */
+void kp_conn_resume_all(struct kp_server *s);
 
 /* Stops reading new requests (shutdown). */
 void kp_conn_stop_reading(struct kp_conn *c);

@@ -100,6 +100,7 @@ static void on_tick(uv_timer_t *timer)
 	}
 	sync_interval_topics(s, now);
 	kp_procs_tick(s->procs, now);
+	kp_conn_resume_all(s);
 	if (now - s->last_retention_ms >= s->cfg.retention_check_ms) {
 		s->last_retention_ms = now;
 		each_partition(s, retention_one);
