@@ -118,29 +118,50 @@ static struct kp_proc *proc_alloc(struct kp_procs *ps)
 	return p;
 }
 
-/* Frees p and its versions (those a stuck thread uses are kept). */
-static void proc_free(struct kp_proc *p)
+static void proc_release(struct kp_proc *p)
 {
-	if (p == NULL)
-		return;
-	for (uint32_t i = 0; i < p->version_count; i++) {
-		struct proc_version *v = p->versions[i];
-
-		if (v->busy)
-			v->free_when_idle = true;
-		else
-			kp_pv_free(v);
-	}
-	if (p->scratch != NULL) {
-		if (p->scratch->busy)
-			p->scratch->free_when_idle = true;
-		else
-			kp_pv_free(p->scratch);
-	}
 	kp_proc_code_unref(p->reload_code);
 	kp_buf_destroy(&p->verify_view);
 	kp_proc_def_destroy(&p->def);
 	kp_free(p);
+}
+
+void kp_proc_free_version(struct kp_proc *p, struct proc_version *v)
+{
+	if (v->busy) {
+		v->free_when_idle = true;
+		p->pending_frees++;
+	} else {
+		kp_pv_free(v);
+	}
+}
+
+/*
+ * Frees p and its versions. A version whose job is running is freed when
+ * the job returns, and p with the last of them (the worker still reads
+ * p's settings); one a stuck thread uses is never freed.
+ */
+static void proc_free(struct kp_proc *p)
+{
+	if (p == NULL)
+		return;
+	for (uint32_t i = 0; i < p->version_count; i++)
+		kp_proc_free_version(p, p->versions[i]);
+	p->version_count = 0;
+	if (p->scratch != NULL)
+		kp_proc_free_version(p, p->scratch);
+	p->scratch = NULL;
+	p->deleting = true;
+	if (p->pending_frees == 0)
+		proc_release(p);
+}
+
+void kp_proc_on_version_freed(struct kp_proc *p)
+{
+	if (p->pending_frees > 0)
+		p->pending_frees--;
+	if (p->deleting && p->pending_frees == 0)
+		proc_release(p);
 }
 
 int kp_proc_save_def(struct kp_proc *p)
@@ -394,15 +415,21 @@ static void cut_over(struct kp_proc *p)
 	p->building = NULL;
 	p->live = b;
 	kp_proc_def_set_role(p, b->number, "live");
+	if (old != NULL)
+		kp_proc_def_set_role(p, old->number, "retired");
 	snprintf(p->def.source, sizeof(p->def.source), "%s", b->source);
+	/*
+	 * The definition is the truth: saved first, and the aliases are
+	 * repointed from it (again at the next start, should we crash now).
+	 */
+	kp_proc_save_def(p);
 	if (kp_proc_point_aliases(p, b) != 0)
 		kp_log_error("proc", "processor %s: cannot repoint its outputs",
 			     p->def.name);
-	if (old != NULL)
+	if (old != NULL) {
 		kp_proc_retire(p, old);
-	kp_proc_save_def(p);
-	if (old != NULL)
 		kp_proc_wake_readers(p, old);
+	}
 	kp_log_info("proc", "processor %s: cut over from v%u to v%u",
 		    p->def.name, old ? old->number : 0, b->number);
 	kp_pv_kick(b);
@@ -654,6 +681,9 @@ static void open_one(struct kp_procs *ps, const char *name)
 	}
 	for (uint32_t i = 0; i < p->def.version_count; i++)
 		open_version(p, &p->def.versions[i]);
+	/* A crash may have come between saving the definition and the aliases. */
+	if (p->live != NULL)
+		kp_proc_point_aliases(p, p->live);
 }
 
 int kp_procs_open(struct kp_server *s, int workers, struct kp_procs **out,

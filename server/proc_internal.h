@@ -56,6 +56,9 @@ void kp_proc_drop_outputs(struct kp_proc *p, struct proc_version *v);
 /* Retires v: checkpoint, stop its instance (once it is between batches). */
 void kp_proc_retire(struct kp_proc *p, struct proc_version *v);
 
+/* Frees v now, or when its job returns (counted in p->pending_frees). */
+void kp_proc_free_version(struct kp_proc *p, struct proc_version *v);
+
 /* Keeps slot for a later answer (a reference and a wait). */
 void kp_proc_hold(struct kp_slot **pslot, struct kp_slot *slot);
 

@@ -138,10 +138,7 @@ static void drop_version(struct kp_proc *p, struct proc_version *v)
 	kp_proc_remove_version(p, v);
 	if (p->building == v)
 		p->building = NULL;
-	if (v->busy)
-		v->free_when_idle = true;
-	else
-		kp_pv_free(v);
+	kp_proc_free_version(p, v);
 }
 
 int kp_proc_replay(struct kp_proc *p, const char *file, enum kp_proc_from from,
@@ -225,25 +222,34 @@ int kp_proc_rollback(struct kp_proc *p, struct kp_error *err)
 		return kp_error_set(err, KP_ESTATE,
 				    "processor %s: replay v%u is running; wait for it or delete it with proc gc after it fails",
 				    p->def.name, p->building->number);
+	if (k->busy || k->retire_when_idle)
+		return kp_error_set(err, KP_ESTATE,
+				    "processor %s: v%u is still finishing its last batch; retry in a moment",
+				    p->def.name, k->number);
 	have = kp_pv_load_checkpoint(k, &ck, err);
-	kp_checkpoint_destroy(&ck);
 	if (have < 0)
 		return err->code;
+	if (have == 0)
+		kp_pv_set_cursors(k, &ck);
+	kp_checkpoint_destroy(&ck);
 	kp_proc_code_unref(k->code);
 	k->code = NULL;
 	if (kp_proc_code_load(kp_proc_def_version(&p->def, k->number)->code,
 			      NULL, &k->code, err) != 0)
 		return err->code;
 	k->role = PV_LIVE;
+	k->retire_when_idle = false;
 	p->live = k;
 	kp_proc_def_set_role(p, k->number, "live");
+	if (cur != NULL)
+		kp_proc_def_set_role(p, cur->number, "retired");
 	snprintf(p->def.source, sizeof(p->def.source), "%s", k->source);
+	kp_proc_save_def(p);
 	kp_proc_point_aliases(p, k);
 	if (cur != NULL) {
 		kp_proc_retire(p, cur);
 		kp_proc_wake_readers(p, cur);
 	}
-	kp_proc_save_def(p);
 	kp_log_info("proc", "processor %s: rolled back from v%u to v%u",
 		    p->def.name, cur ? cur->number : 0, k->number);
 	kp_pv_start(k, false);

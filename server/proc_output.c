@@ -152,9 +152,12 @@ int kp_pv_add_marks(struct proc_version *v, const char *topic,
 			if (strcmp(ck->marks[k].topic, topic) == 0 &&
 			    ck->marks[k].partition == part &&
 			    end > ck->marks[k].end)
+			{
+				m->scan_from = ck->marks[k].end;
 				rc = kp_pv_scan_outputs(v, &t->parts[part],
 							ck->marks[k].end,
 							on_written, m);
+			}
 		}
 	}
 	return rc;

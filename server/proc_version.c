@@ -236,10 +236,41 @@ int kp_pv_build(struct proc_version *v, const struct kp_checkpoint *ck,
 	return rc;
 }
 
+void kp_pv_set_cursors(struct proc_version *v, const struct kp_checkpoint *ck)
+{
+	for (uint32_t i = 0; i < v->cursor_count; i++) {
+		struct pv_cursor *c = &v->cursors[i];
+
+		for (uint32_t k = 0; k < ck->cursor_count; k++) {
+			if (ck->cursors[k].partition == c->partition &&
+			    strcmp(ck->cursors[k].topic, c->topic) == 0)
+				c->offset = ck->cursors[k].offset;
+		}
+	}
+}
+
 int kp_pv_load_checkpoint(struct proc_version *v, struct kp_checkpoint *ck,
 			  struct kp_error *err)
 {
 	return kp_checkpoint_load(ck, v->view, v->dir, err);
+}
+
+/* true while some input has not passed the outputs found already written. */
+static bool mark_pending(const struct proc_version *v, const struct pv_mark *m)
+{
+	for (uint32_t i = 0; i < m->written_count; i++) {
+		const struct pv_written *w = &m->written[i];
+
+		for (uint32_t k = 0; k < v->cursor_count; k++) {
+			const struct pv_cursor *c = &v->cursors[k];
+
+			if (c->partition == w->partition &&
+			    strcmp(c->topic, w->topic) == 0 &&
+			    c->offset <= w->upto)
+				return true;
+		}
+	}
+	return false;
 }
 
 static int capture_checkpoint(struct proc_version *v, struct kp_checkpoint *ck)
@@ -261,11 +292,23 @@ static int capture_checkpoint(struct proc_version *v, struct kp_checkpoint *ck)
 	}
 	ck->cursor_count = v->cursor_count;
 	for (uint32_t i = 0; i < v->mark_count; i++) {
+		struct pv_mark *m = &v->marks[i];
+
 		snprintf(ck->marks[i].topic, sizeof(ck->marks[i].topic), "%s",
-			 v->marks[i].topic);
-		ck->marks[i].partition = v->marks[i].partition;
-		ck->marks[i].end = kp_pv_written_end(v->owner, v->marks[i].topic,
-					       v->marks[i].partition);
+			 m->topic);
+		ck->marks[i].partition = m->partition;
+		/*
+		 * While the replayed tail has not passed the outputs it found
+		 * written, the checkpoint keeps the end they were found after,
+		 * so that a crash now finds them again.
+		 */
+		if (mark_pending(v, m)) {
+			ck->marks[i].end = m->scan_from;
+		} else {
+			m->written_count = 0;
+			ck->marks[i].end = kp_pv_written_end(v->owner, m->topic,
+							     m->partition);
+		}
 	}
 	ck->mark_count = v->mark_count;
 	ck->processed = v->processed;
@@ -585,6 +628,16 @@ static void on_job_done(struct kp_job *base)
 	struct proc_version *v = job->v;
 
 	v->busy = false;
+	if (v->free_when_idle) {
+		/* Deleted while the job ran: drop its results, not apply them. */
+		struct kp_proc *p = v->proc;
+
+		kp_proc_code_unref(job->new_code);
+		job->new_code = NULL;
+		kp_pv_free(v);
+		kp_proc_on_version_freed(p);
+		return;
+	}
 	switch (job->kind) {
 	case PV_JOB_INIT:
 		init_done(v, job);
@@ -604,6 +657,7 @@ static void on_job_done(struct kp_job *base)
 		break;
 	}
 	if (v->free_when_idle) {
+		/* Its processor let go of it in a hook (a failed create). */
 		kp_pv_free(v);
 		return;
 	}
@@ -629,6 +683,8 @@ static void job_submit(struct proc_version *v, enum pv_job_kind kind)
 
 void kp_pv_start(struct proc_version *v, bool write_checkpoint)
 {
+	if (v->busy)
+		return;
 	v->state = PV_STARTING;
 	v->job.write_checkpoint = write_checkpoint;
 	if (write_checkpoint && capture_checkpoint(v, &v->job.ckpt) != 0)
@@ -723,9 +779,18 @@ static bool caught_up(struct proc_version *v)
 	return true;
 }
 
+static int maybe_checkpoint(struct proc_version *v, int64_t now);
+
 void kp_pv_kick(struct proc_version *v)
 {
 	if (!may_run(v))
+		return;
+	/*
+	 * A version with a backlog is never idle at a tick: checkpoint here,
+	 * and when one is due but its outputs are still being synced, wait
+	 * for that (the tick retries) rather than run ahead of it.
+	 */
+	if (maybe_checkpoint(v, kp_server_now_ms(v->owner->srv)) != 0)
 		return;
 	for (uint32_t i = 0; i < v->cursor_count; i++) {
 		uint32_t index = (v->rr + i) % v->cursor_count;
@@ -797,21 +862,27 @@ static bool outputs_durable(struct proc_version *v)
 	return durable;
 }
 
-static void maybe_checkpoint(struct proc_version *v, int64_t now)
+/*
+ * Starts a checkpoint job when one is due. Returns 0 when none is due (or
+ * it cannot be taken), 1 when it was submitted, 2 when it is due but the
+ * outputs it would claim are still being synced.
+ */
+static int maybe_checkpoint(struct proc_version *v, int64_t now)
 {
 	if (v->busy || v->zombie || v->free_when_idle || !v->inst_started ||
 	    v->role == PV_SCRATCH || v->since_checkpoint == 0)
-		return;
+		return 0;
 	if (now - v->last_checkpoint_ms < CHECKPOINT_MS &&
 	    v->since_checkpoint < CHECKPOINT_RECORDS)
-		return;
+		return 0;
 	if (!outputs_durable(v))
-		return;
+		return 2;
 	if (capture_checkpoint(v, &v->job.ckpt) != 0)
-		return;
+		return 0;
 	v->since_checkpoint = 0;
 	v->last_checkpoint_ms = now;
 	job_submit(v, PV_JOB_CHECKPOINT);
+	return 1;
 }
 
 static void watchdog(struct proc_version *v, int64_t mono_now)
@@ -853,7 +924,8 @@ static void watchdog(struct proc_version *v, int64_t mono_now)
 void kp_pv_tick(struct proc_version *v, int64_t now_ms, int64_t mono_ms)
 {
 	watchdog(v, mono_ms);
-	maybe_checkpoint(v, now_ms);
+	if (maybe_checkpoint(v, now_ms) == 0 && !v->busy)
+		kp_pv_kick(v);
 	if (v->rate > 0 && mono_ms - v->rate_window_ms >= 1000) {
 		v->rate_window_ms = mono_ms;
 		v->rate_window_count = 0;

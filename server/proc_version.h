@@ -78,6 +78,7 @@ struct pv_mark {
 	uint64_t suppress;     /* records found after the checkpoint */
 	struct pv_written *written; /* owned; per input partition */
 	uint32_t written_count;
+	uint64_t scan_from;    /* the checkpoint end `written` was found after */
 };
 
 enum pv_job_kind { PV_JOB_INIT, PV_JOB_BATCH, PV_JOB_CHECKPOINT, PV_JOB_RELOAD };
@@ -187,7 +188,8 @@ struct kp_proc {
 	uint64_t replay_rate_rps;    /* smoothed records/s of the replay */
 	uint64_t replay_last_processed; /* for the smoothing */
 	int64_t replay_last_ms;
-	bool deleting;
+	bool deleting;               /* unlinked; freed with its last version */
+	uint32_t pending_frees;      /* versions freed when their job returns */
 };
 
 /* Operations that wait for the live version to be between batches. */
@@ -210,6 +212,8 @@ void kp_proc_on_caught_up(struct proc_version *v);
 void kp_proc_on_version_idle(struct proc_version *v);
 void kp_proc_on_init_done(struct proc_version *v, int rc, const char *msg);
 void kp_proc_on_reload_done(struct proc_version *v, int rc, const char *msg);
+/* A version of p that was deleted while busy has now been freed. */
+void kp_proc_on_version_freed(struct kp_proc *p);
 
 /*
  * Allocates a version of p numbered n with a fresh view; physical outputs
@@ -232,6 +236,9 @@ int kp_pv_build(struct proc_version *v, const struct kp_checkpoint *ck,
 /* Loads v's checkpoint from its dir (1 when there is none). */
 int kp_pv_load_checkpoint(struct proc_version *v, struct kp_checkpoint *ck,
 			  struct kp_error *err);
+
+/* Sets v's cursors to the positions in ck (matched by topic and partition). */
+void kp_pv_set_cursors(struct proc_version *v, const struct kp_checkpoint *ck);
 
 /* Submits the init job (the first checkpoint too when write_checkpoint). */
 void kp_pv_start(struct proc_version *v, bool write_checkpoint);
