@@ -24,6 +24,7 @@ struct write_req {
 
 static void conn_update_reading(struct kp_conn *c);
 static void conn_process(struct kp_conn *c);
+static void on_idle(uv_idle_t *idle);
 
 void kp_slot_ref(struct kp_slot *slot)
 {
@@ -54,6 +55,8 @@ static void on_closed(uv_handle_t *h)
 {
 	struct kp_conn *c = h->data;
 
+	if (--c->open_handles > 0)
+		return;
 	kp_buf_destroy(&c->in);
 	kp_free(c);
 }
@@ -82,11 +85,12 @@ void kp_conn_close(struct kp_conn *c)
 	conn_unlink(c);
 	for (slot = c->head; slot != NULL; slot = next) {
 		next = slot->next;
-		c->srv->inflight_total -= slot->cost;
+		c->srv->inflight_total -= slot->cost + slot->resp_cost;
 		slot->conn = NULL;
 		kp_slot_unref(slot);
 	}
 	c->head = c->tail = NULL;
+	uv_close((uv_handle_t *)&c->idle, on_closed);
 	uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
@@ -141,8 +145,8 @@ static void conn_flush(struct kp_conn *c)
 		c->head = slot->next;
 		if (c->head == NULL)
 			c->tail = NULL;
-		c->inflight -= slot->cost;
-		c->srv->inflight_total -= slot->cost;
+		c->inflight -= slot->cost + slot->resp_cost;
+		c->srv->inflight_total -= slot->cost + slot->resp_cost;
 		slot->conn = NULL;
 		kp_slot_unref(slot);
 	}
@@ -167,8 +171,14 @@ void kp_slot_ready(struct kp_slot *slot)
 	slot->ready = true;
 	if (c == NULL || c->closing)
 		return;
-	if (c->head == slot)
+	if (c->head == slot) {
 		conn_flush(c);
+	} else {
+		/* Held behind an unanswered request: it counts as in flight. */
+		slot->resp_cost = slot->resp.len;
+		c->inflight += slot->resp_cost;
+		c->srv->inflight_total += slot->resp_cost;
+	}
 	conn_update_reading(c);
 }
 
@@ -200,10 +210,16 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	struct kp_conn *c = stream->data;
 
 	(void)buf;
+	if (nread == UV_EOF) {
+		/* Half-closed: answer what was asked, then close. */
+		kp_conn_stop_reading(c);
+		c->fatal = true;
+		if (kp_conn_idle(c))
+			kp_conn_close(c);
+		return;
+	}
 	if (nread < 0) {
-		if (nread != UV_EOF)
-			kp_log_debug("conn", "read failed: %s",
-				     uv_strerror((int)nread));
+		kp_log_debug("conn", "read failed: %s", uv_strerror((int)nread));
 		kp_conn_close(c);
 		return;
 	}
@@ -219,35 +235,34 @@ static void conn_update_reading(struct kp_conn *c)
 
 	if (want && !c->reading) {
 		c->reading = true;
-		conn_process(c);
-		if (c->closing || !c->reading)
-			return;
 		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+		if (c->in.len > 0)
+			uv_idle_start(&c->idle, on_idle);
 	} else if (!want && c->reading) {
 		c->reading = false;
 		uv_read_stop((uv_stream_t *)&c->tcp);
-		if (c->srv->inflight_total >
-			    c->srv->cfg.max_inflight_total_bytes &&
-		    !c->srv->inflight_paused) {
-			c->srv->inflight_paused = true;
-			kp_log_debug("conn",
-				     "%llu bytes of requests in flight: reading paused",
-				     (unsigned long long)c->srv->inflight_total);
-		}
 	}
+}
+
+static void on_idle(uv_idle_t *idle)
+{
+	struct kp_conn *c = idle->data;
+
+	uv_idle_stop(idle);
+	if (!c->closing)
+		conn_process(c);
 }
 
 void kp_conn_resume_all(struct kp_server *s)
 {
 	struct kp_conn *c, *next;
 
-	if (!s->inflight_paused ||
-	    s->inflight_total > s->cfg.max_inflight_total_bytes / 2)
+	if (s->inflight_total > s->cfg.max_inflight_total_bytes / 2)
 		return;
-	s->inflight_paused = false;
 	for (c = s->conns; c != NULL; c = next) {
 		next = c->next;
-		conn_update_reading(c);
+		if (!c->reading)
+			conn_update_reading(c);
 	}
 }
 
@@ -298,6 +313,9 @@ static void conn_process(struct kp_conn *c)
 {
 	size_t used = 0;
 
+	if (c->processing)
+		return;
+	c->processing = true;
 	while (!c->closing && !c->fatal && c->reading) {
 		const char *p = c->in.data + used;
 		size_t avail = c->in.len - used;
@@ -337,6 +355,7 @@ static void conn_process(struct kp_conn *c)
 	}
 	if (c->closing)
 		return;
+	c->processing = false;
 	kp_buf_consume(&c->in, used);
 }
 
@@ -350,7 +369,11 @@ void kp_conn_accept(struct kp_server *s, uv_stream_t *listener)
 	kp_buf_init(&c->in);
 	uv_tcp_init(s->loop, &c->tcp);
 	c->tcp.data = c;
+	uv_idle_init(s->loop, &c->idle);
+	c->idle.data = c;
+	c->open_handles = 2;
 	if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+		uv_close((uv_handle_t *)&c->idle, on_closed);
 		uv_close((uv_handle_t *)&c->tcp, on_closed);
 		return;
 	}

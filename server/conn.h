@@ -7,7 +7,12 @@
  * the queue holds one reference and each wait (writer.h) holds one, so a
  * connection can close while its requests still wait on the disk.
  *
- * Back-pressure: while the requests in flight on a connection exceed
+ * Frames are handled from the read callback, or (when reading resumes with
+ * frames already buffered) from an idle handle on the next loop turn, never
+ * from inside a response's completion: handlers do not re-enter.
+ *
+ * Back-pressure: while the requests in flight on a connection (and the
+ * responses queued behind an unanswered one) exceed
  * max_inflight_bytes, or on all connections together exceed
  * max_inflight_total_bytes, or the client is not reading its responses,
  * the connection stops reading its socket.
@@ -34,12 +39,15 @@ struct kp_slot {
 	int refs;                /* queue + waits */
 	int waits;               /* waits still outstanding */
 	bool ready;              /* resp holds the final response */
+	size_t resp_cost;        /* response bytes counted while queued */
 	uint32_t generation;     /* fetch of a logical topic: its version */
 	char *logical;           /* that topic's name (owned), else NULL */
 };
 
 struct kp_conn {
 	uv_tcp_t tcp;            /* first: the handle's data is the conn */
+	uv_idle_t idle;          /* runs buffered frames on the next turn */
+	int open_handles;        /* tcp + idle not yet closed */
 	struct kp_server *srv;   /* borrowed */
 	struct kp_conn *next;    /* in the server's list */
 	struct kp_conn *prev;
@@ -50,7 +58,8 @@ struct kp_conn {
 	size_t writing;          /* bytes handed to uv_write, not yet done */
 	bool reading;            /* uv_read_start is active */
 	bool closing;            /* uv_close called */
-	bool fatal;              /* a framing error: close after flushing */
+	bool fatal;              /* framing error or EOF: close after flushing */
+	bool processing;         /* conn_process is on the stack */
 };
 
 /* Accepts a pending connection on listener and starts reading. */

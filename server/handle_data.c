@@ -128,12 +128,96 @@ static uint32_t route(const struct produce_req *p,
 	return rr % n;
 }
 
+/* Records of a produce grouped by the partition they route to. */
+struct routing {
+	struct kp_mp_view *items;  /* each record's map, by index */
+	uint32_t *order;           /* record indices, grouped by partition */
+	uint32_t *first;           /* partition i's run in order: first[i]..first[i+1] */
+};
+
+static void routing_destroy(struct routing *r)
+{
+	kp_free(r->items);
+	kp_free(r->order);
+	kp_free(r->first);
+}
+
+static int record_error(int rc, uint32_t i, struct kp_error *err)
+{
+	char msg[KP_ERROR_MSG_MAX];
+
+	snprintf(msg, sizeof(msg), "%s", err->msg);
+	return kp_error_set(err, rc, "records[%u]: %s", i, msg);
+}
+
 /*
- * Builds the batch of records that route to `partition` into out. Returns
- * the number of records added (0 when none route there) or an error.
+ * Routes every record once (key hash, or round-robin rr) and groups them
+ * by partition, so that building the batches costs O(records +
+ * partitions). Every record is validated before anything is written.
  */
-static int build_batch(const struct produce_req *p, uint32_t partition,
-		       uint32_t rr, int64_t now_ms, struct kp_buf *out,
+static int route_records(const struct produce_req *p, uint32_t rr,
+			 struct routing *r, struct kp_error *err)
+{
+	uint32_t n = p->count, parts = p->topic->config.partitions, i = 0;
+	struct kp_mp_iter it = p->records;
+	struct kp_mp_view item;
+	uint32_t *part, *next;
+
+	memset(r, 0, sizeof(*r));
+	r->items = kp_malloc(n * sizeof(*r->items));
+	r->order = kp_malloc(n * sizeof(*r->order));
+	r->first = kp_calloc(parts + 1, sizeof(*r->first));
+	part = kp_malloc(n * sizeof(*part));
+	next = kp_malloc((parts + 1) * sizeof(*next));
+	if (r->items == NULL || r->order == NULL || r->first == NULL ||
+	    part == NULL || next == NULL) {
+		kp_free(part);
+		kp_free(next);
+		return kp_error_set(err, -ENOMEM, "out of memory");
+	}
+	for (; i < n && kp_mp_array_next(&it, &item) == 1; i++) {
+		struct kp_produce_record rec;
+		int rc = kp_produce_record_decode(item, &rec, err);
+
+		if (rc != 0) {
+			kp_free(part);
+			kp_free(next);
+			return record_error(rc, i, err);
+		}
+		r->items[i] = item;
+		part[i] = route(p, &rec, rr);
+		r->first[part[i] + 1]++;
+	}
+	for (uint32_t k = 0; k < parts; k++)
+		r->first[k + 1] += r->first[k];
+	memcpy(next, r->first, (parts + 1) * sizeof(*next));
+	for (uint32_t k = 0; k < i; k++)
+		r->order[next[part[k]]++] = k;
+	kp_free(part);
+	kp_free(next);
+	return 0;
+}
+
+static int add_record(struct kp_batch_builder *b, struct kp_mp_view item,
+		      uint32_t i, int64_t now_ms, struct kp_error *err)
+{
+	struct kp_produce_record rec;
+	int rc = kp_produce_record_decode(item, &rec, err);
+
+	if (rc != 0)
+		return record_error(rc, i, err);
+	rc = kp_batch_add(b, rec.has_ts ? rec.ts : now_ms, rec.key,
+			  rec.key_len, rec.value, rec.value_len);
+	return rc != 0 ? kp_error_set(err, rc, "out of memory") : 0;
+}
+
+/*
+ * Builds the batch for `partition` into out: every record of the request
+ * when r is NULL (an explicit partition), else the partition's run in r.
+ * Returns the number of records added (0 when none go there) or an error.
+ */
+static int build_batch(const struct produce_req *p, const struct routing *r,
+		       uint32_t partition, int64_t now_ms, struct kp_buf *out,
 		       struct kp_error *err)
 {
 	struct kp_batch_builder b;
@@ -141,27 +225,29 @@ static int build_batch(const struct produce_req *p, uint32_t partition,
 	struct kp_mp_view item;
 	int added = 0, rc;
 
+	if (r != NULL && r->first[partition] == r->first[partition + 1])
+		return 0;
 	kp_buf_reset(out);
 	rc = kp_batch_begin(&b, out, p->producer_id, (uint32_t)p->seq);
 	if (rc != 0)
 		return kp_error_set(err, rc, "out of memory");
-	for (uint32_t i = 0; kp_mp_array_next(&it, &item) == 1; i++) {
-		struct kp_produce_record rec;
-
-		rc = kp_produce_record_decode(item, &rec, err);
-		if (rc != 0) {
-			char msg[KP_ERROR_MSG_MAX];
-
-			snprintf(msg, sizeof(msg), "%s", err->msg);
-			return kp_error_set(err, rc, "records[%u]: %s", i, msg);
+	if (r == NULL) {
+		for (uint32_t i = 0; kp_mp_array_next(&it, &item) == 1; i++) {
+			rc = add_record(&b, item, i, now_ms, err);
+			if (rc != 0)
+				return rc;
+			added++;
 		}
-		if (route(p, &rec, rr) != partition)
-			continue;
-		rc = kp_batch_add(&b, rec.has_ts ? rec.ts : now_ms, rec.key,
-				  rec.key_len, rec.value, rec.value_len);
-		if (rc != 0)
-			return kp_error_set(err, rc, "out of memory");
-		added++;
+	} else {
+		for (uint32_t k = r->first[partition];
+		     k < r->first[partition + 1]; k++) {
+			uint32_t i = r->order[k];
+
+			rc = add_record(&b, r->items[i], i, now_ms, err);
+			if (rc != 0)
+				return rc;
+			added++;
+		}
 	}
 	if (added > 0)
 		kp_batch_finish(&b);
@@ -169,8 +255,8 @@ static int build_batch(const struct produce_req *p, uint32_t partition,
 }
 
 static int produce_one(struct kp_server *s, struct kp_slot *slot,
-		       const struct produce_req *p, uint32_t partition,
-		       uint32_t rr, int64_t now_ms, struct kp_buf *batch,
+		       const struct produce_req *p, const struct routing *r,
+		       uint32_t partition, int64_t now_ms, struct kp_buf *batch,
 		       struct produce_result *res, struct kp_error *err)
 {
 	struct kp_topic_partition *tp = &p->topic->parts[partition];
@@ -196,13 +282,16 @@ static int produce_one(struct kp_server *s, struct kp_slot *slot,
 			res->base_offset = dup_base;
 			res->count = dup_count;
 			res->duplicate = true;
-			if (p->topic->config.log.fsync == KP_FSYNC_ALWAYS)
-				kp_writer_wait_durable(s, tp, slot,
-						       dup_base + dup_count);
+			if (p->topic->config.log.fsync == KP_FSYNC_ALWAYS &&
+			    kp_writer_wait_durable(s, tp, slot,
+						   dup_base + dup_count) != 0)
+				return kp_error_set(err, KP_ESTORAGE,
+						    "partition %u stopped taking writes after a storage error; this batch is not known to be on disk",
+						    partition);
 			return 0;
 		}
 	}
-	added = build_batch(p, partition, rr, now_ms, batch, err);
+	added = build_batch(p, r, partition, now_ms, batch, err);
 	if (added < 0)
 		return added;
 	res->count = (uint32_t)added;
@@ -213,9 +302,12 @@ static int produce_one(struct kp_server *s, struct kp_slot *slot,
 	if (rc != 0)
 		return rc;
 	tp->records_appended += (uint64_t)added;
-	if (p->topic->config.log.fsync == KP_FSYNC_ALWAYS)
-		kp_writer_wait_durable(s, tp, slot,
-				       res->base_offset + (uint64_t)added);
+	if (p->topic->config.log.fsync == KP_FSYNC_ALWAYS &&
+	    kp_writer_wait_durable(s, tp, slot,
+				   res->base_offset + (uint64_t)added) != 0)
+		return kp_error_set(err, KP_ESTORAGE,
+				    "partition %u stopped taking writes after a storage error",
+				    partition);
 	return 0;
 }
 
@@ -255,26 +347,37 @@ int kp_handle_produce(struct kp_server *s, struct kp_slot *slot,
 {
 	struct produce_req p;
 	struct produce_result *res;
+	struct routing routing;
 	struct kp_buf batch;
 	int64_t now_ms = kp_server_now_ms(s);
-	uint32_t nparts, rr, first, last;
+	uint32_t nparts, first, last;
 	int rc;
 
 	rc = produce_decode(s, req, &p, err);
 	if (rc != 0)
 		return rc;
 	nparts = p.topic->config.partitions;
-	rr = p.topic->rr_next++;
 	first = p.has_partition ? (uint32_t)p.partition : 0;
 	last = p.has_partition ? first + 1 : nparts;
+	memset(&routing, 0, sizeof(routing));
+	if (!p.has_partition) {
+		rc = route_records(&p, p.topic->rr_next++, &routing, err);
+		if (rc != 0) {
+			routing_destroy(&routing);
+			return rc;
+		}
+	}
 	res = kp_calloc(nparts, sizeof(*res));
-	if (res == NULL)
+	if (res == NULL) {
+		routing_destroy(&routing);
 		return kp_error_set(err, -ENOMEM, "out of memory");
+	}
 	kp_buf_init(&batch);
 	for (uint32_t i = first; i < last && rc == 0; i++)
-		rc = produce_one(s, slot, &p, i, rr, now_ms, &batch,
-				 &res[i], err);
+		rc = produce_one(s, slot, &p, p.has_partition ? NULL : &routing,
+				 i, now_ms, &batch, &res[i], err);
 	kp_buf_destroy(&batch);
+	routing_destroy(&routing);
 	if (rc == 0)
 		pack_results(slot, res, nparts);
 	kp_free(res);

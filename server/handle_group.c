@@ -148,6 +148,9 @@ int kp_handle_group_fetch(struct kp_server *s, struct kp_slot *slot,
 	rc = kp_field_str(req->map, "topic", &topic, err);
 	if (rc < 0)
 		return rc;
+	if (rc == 0 && !kp_topic_name_valid(topic.ptr, topic.len))
+		return kp_error_set(err, KP_EBADREQUEST,
+				    "field 'topic' is not a valid topic name");
 	kp_groups_each(s->groups, group.ptr, group.len, topic.ptr, topic.len,
 		       visit_offset, &ctx);
 	kp_response_begin(&r, &slot->resp, slot->id, 1);

@@ -47,7 +47,11 @@ static size_t lower_bound(const struct kp_procs *ps, const char *name,
 struct kp_proc *kp_procs_find(struct kp_procs *ps, const char *name,
 			      size_t len)
 {
-	size_t at = lower_bound(ps, name, len);
+	size_t at;
+
+	if (!kp_topic_name_valid(name, len))
+		return NULL;
+	at = lower_bound(ps, name, len);
 
 	if (at < ps->count &&
 	    strncmp(ps->procs[at]->def.name, name, len) == 0 &&

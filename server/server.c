@@ -99,6 +99,7 @@ static void on_tick(uv_timer_t *timer)
 		return;
 	}
 	sync_interval_topics(s, now);
+	each_partition(s, kp_writer_retry);
 	kp_procs_tick(s->procs, now);
 	kp_conn_resume_all(s);
 	if (now - s->last_retention_ms >= s->cfg.retention_check_ms) {

@@ -57,7 +57,6 @@ struct kp_server {
 	struct kp_conn *conns;        /* open connections, linked */
 	struct kp_server_stats stats;
 	uint64_t inflight_total;      /* unanswered request bytes, all conns */
-	bool inflight_paused;         /* reading stopped for the total */
 	struct kp_health_state health; /* between /health requests (metrics.h) */
 	int jobs_in_flight;           /* worker-thread jobs not yet done */
 	bool stopping;                /* a stop signal arrived */

@@ -347,10 +347,20 @@ static struct alias *alias_find(struct kp_catalog *cat, const char *name,
 	return NULL;
 }
 
+/* true for a name lookups may compare: 1..KP_NAME_MAX bytes, no NUL. */
+static bool lookup_name_ok(const char *name, size_t len)
+{
+	return len > 0 && len <= KP_NAME_MAX && memchr(name, '\0', len) == NULL;
+}
+
 struct kp_topic *kp_catalog_find(struct kp_catalog *cat, const char *name,
 				 size_t len)
 {
-	struct alias *a = alias_find(cat, name, len);
+	struct alias *a;
+
+	if (!lookup_name_ok(name, len))
+		return NULL;
+	a = alias_find(cat, name, len);
 
 	if (a != NULL)
 		return kp_catalog_find_physical(cat, a->target,
@@ -361,7 +371,8 @@ struct kp_topic *kp_catalog_find(struct kp_catalog *cat, const char *name,
 int kp_catalog_alias_get(struct kp_catalog *cat, const char *name, size_t len,
 			 uint32_t *generation, const char **target)
 {
-	struct alias *a = alias_find(cat, name, len);
+	struct alias *a = lookup_name_ok(name, len) ? alias_find(cat, name, len)
+						    : NULL;
 
 	if (a == NULL)
 		return 0;
@@ -454,7 +465,11 @@ int kp_catalog_alias_remove(struct kp_catalog *cat, const char *name)
 struct kp_topic *kp_catalog_find_physical(struct kp_catalog *cat,
 					  const char *name, size_t len)
 {
-	size_t at = lower_bound(cat, name, len);
+	size_t at;
+
+	if (!lookup_name_ok(name, len))
+		return NULL;
+	at = lower_bound(cat, name, len);
 
 	if (at < cat->count && strncmp(cat->topics[at]->name, name, len) == 0 &&
 	    cat->topics[at]->name[len] == '\0')
@@ -519,8 +534,11 @@ int kp_catalog_create(struct kp_catalog *cat, const char *name, size_t len,
 	if (rc == 0 && catalog_insert(cat, t) != 0)
 		rc = kp_error_set(err, -ENOMEM, "out of memory");
 	if (rc != 0) {
+		char dir[sizeof(t->dir)];
+
+		memcpy(dir, t->dir, sizeof(dir));
 		topic_free(t);
-		kp_file_remove_tree(t->dir);
+		kp_file_remove_tree(dir);
 		return rc;
 	}
 	kp_log_info("catalog", "created topic %s (%u partitions, fsync=%s)",

@@ -166,7 +166,7 @@ static void complete_durable(struct writer_state *w, uint64_t durable_end,
 	}
 }
 
-void kp_writer_wait_durable(struct kp_server *s, struct kp_topic_partition *tp,
+int kp_writer_wait_durable(struct kp_server *s, struct kp_topic_partition *tp,
 			    struct kp_slot *slot, uint64_t end)
 {
 	struct writer_state *w = state_of(tp);
@@ -175,13 +175,12 @@ void kp_writer_wait_durable(struct kp_server *s, struct kp_topic_partition *tp,
 
 	kp_partition_stats(tp->log, &st);
 	if (st.durable_end >= end)
-		return;
+		return 0;
+	if (st.failed)
+		return KP_ESTORAGE;  /* no sync will ever run here again */
 	d = kp_calloc(1, sizeof(*d));
-	if (d == NULL) {
-		kp_slot_set_error(slot, -ENOMEM,
-				  "out of memory while waiting for fsync");
-		return;
-	}
+	if (d == NULL)
+		return -ENOMEM;
 	d->slot = slot;
 	d->end = end;
 	kp_slot_ref(slot);
@@ -192,6 +191,7 @@ void kp_writer_wait_durable(struct kp_server *s, struct kp_topic_partition *tp,
 		w->head = d;
 	w->tail = d;
 	kp_writer_sync(s, tp);
+	return 0;
 }
 
 static void on_sync_work(uv_work_t *req)
@@ -285,11 +285,27 @@ int kp_writer_append(struct kp_server *s, struct kp_topic_partition *tp,
 		     uint64_t *base_offset, struct kp_error *err)
 {
 	uint64_t start = uv_hrtime();
+	struct kp_partition_stats st;
 	int rc = kp_partition_append(tp->log, batch, len, now_ms, base_offset,
 				     err);
 
-	if (rc != 0)
+	if (rc != 0) {
+		kp_partition_stats(tp->log, &st);
+		if (st.failed) {
+			/* Whatever waited for a sync of this partition never gets one. */
+			kp_writer_flush_waits(s, tp, KP_ESTORAGE,
+					      "partition stopped taking writes after a storage error");
+			if (rc != KP_ESTORAGE) {
+				char msg[KP_ERROR_MSG_MAX];
+
+				snprintf(msg, sizeof(msg), "%s", err->msg);
+				rc = kp_error_set(err, KP_ESTORAGE,
+						  "%s; the partition takes no more writes",
+						  msg);
+			}
+		}
 		return rc;
+	}
 	kp_histogram_observe(&state_of(tp)->append_latency,
 			     uv_hrtime() - start);
 	if (tp->topic->config.log.fsync == KP_FSYNC_ALWAYS)
@@ -311,4 +327,12 @@ void kp_writer_flush_waits(struct kp_server *s, struct kp_topic_partition *tp,
 		complete_durable(w, UINT64_MAX, code, message);
 	while (w->fetches != NULL)
 		fetch_fire(w->fetches);
+}
+
+void kp_writer_retry(struct kp_server *s, struct kp_topic_partition *tp)
+{
+	struct writer_state *w = state_of(tp);
+
+	if (w != NULL && w->head != NULL && w->job == NULL)
+		kp_writer_sync(s, tp);
 }

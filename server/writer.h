@@ -48,8 +48,10 @@ int kp_writer_append(struct kp_server *s, struct kp_topic_partition *tp,
  * Makes slot wait until tp's durable end reaches end (exclusive); does
  * nothing when it already has. Takes a reference on the slot and increments
  * slot->waits; the slot is made ready when its last wait completes.
+ * Returns 0; KP_ESTORAGE when the partition has failed and end will never
+ * be durable; -ENOMEM.
  */
-void kp_writer_wait_durable(struct kp_server *s, struct kp_topic_partition *tp,
+int kp_writer_wait_durable(struct kp_server *s, struct kp_topic_partition *tp,
 			    struct kp_slot *slot, uint64_t end);
 
 /*
@@ -63,6 +65,12 @@ int kp_writer_park_fetch(struct kp_server *s, struct kp_topic_partition *tp,
 
 /* Starts a sync job on tp if there is unsynced data and none in flight. */
 void kp_writer_sync(struct kp_server *s, struct kp_topic_partition *tp);
+
+/*
+ * Periodic: starts a sync for produces still waiting on tp when none is in
+ * flight (a sync that could not start, e.g. out of descriptors, is retried).
+ */
+void kp_writer_retry(struct kp_server *s, struct kp_topic_partition *tp);
 
 /* true while tp has a sync job in flight. */
 bool kp_writer_busy(const struct kp_topic_partition *tp);
