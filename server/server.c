@@ -88,6 +88,7 @@ static void retention_one(struct kp_server *s, struct kp_topic_partition *tp)
 }
 
 static void drain_check(struct kp_server *s, int64_t now);
+static void groups_save_start(struct kp_server *s);
 
 static void on_tick(uv_timer_t *timer)
 {
@@ -100,6 +101,11 @@ static void on_tick(uv_timer_t *timer)
 	}
 	sync_interval_topics(s, now);
 	each_partition(s, kp_writer_retry);
+	if (s->groups_generation > s->groups_saved && !s->groups_saving &&
+	    now - s->last_groups_retry_ms >= 1000) {
+		s->last_groups_retry_ms = now;
+		groups_save_start(s);
+	}
 	kp_procs_tick(s->procs, now);
 	kp_conn_resume_all(s);
 	if (now - s->last_retention_ms >= s->cfg.retention_check_ms) {
@@ -124,6 +130,7 @@ static void on_groups_done(uv_work_t *req, int status)
 	struct groups_save *job = req->data;
 	struct kp_server *s = job->srv;
 	struct kp_group_waiter **link = &s->group_waiters;
+	bool failed;
 
 	(void)status;
 	s->groups_saving = false;
@@ -149,9 +156,11 @@ static void on_groups_done(uv_work_t *req, int status)
 		kp_slot_unref(w->slot);
 		kp_free(w);
 	}
+	failed = job->rc != 0;
 	kp_buf_destroy(&job->data);
 	kp_free(job);
-	if (s->groups_generation > s->groups_saved)
+	/* After a failure the tick retries, rather than spin on the disk. */
+	if (!failed && s->groups_generation > s->groups_saved)
 		groups_save_start(s);
 }
 

@@ -66,6 +66,7 @@ struct kp_server {
 	uint64_t groups_generation;   /* bumped by every change */
 	uint64_t groups_saved;        /* generation known on disk */
 	bool groups_saving;           /* a save job is in flight */
+	int64_t last_groups_retry_ms; /* when a failed save was last retried */
 	struct kp_group_waiter *group_waiters;
 	struct kp_topic **doomed;     /* deleted topics awaiting release */
 	size_t doomed_count;
