@@ -156,6 +156,7 @@ int kp_handle_proc_create(struct kp_server *s, struct kp_slot *slot,
 	if (rc == 0)
 		rc = read_topics(req, "outputs", def.outputs, &def.output_count,
 				 false, err);
+	def.open_outputs = def.output_count == 0;
 	if (rc == 0)
 		rc = read_from(req, &def, err);
 	if (rc == 0 && def.from == KP_FROM_OFFSET)

@@ -299,6 +299,49 @@ int kp_proc_ensure_outputs(struct kp_proc *p, struct proc_version *v,
 	return rc;
 }
 
+int kp_proc_open_output(struct kp_proc *p, const char *name, size_t len)
+{
+	uint32_t i = p->def.output_count;
+	char dlq[256];
+	struct kp_error err;
+
+	kp_proc_def_dlq(&p->def, dlq, sizeof(dlq));
+	if (!p->def.open_outputs || !kp_topic_name_valid(name, len) ||
+	    i >= KP_PROC_MAX_TOPICS ||
+	    (strlen(dlq) == len && memcmp(dlq, name, len) == 0))
+		return -1;
+	memcpy(p->def.outputs[i], name, len);
+	p->def.outputs[i][len] = '\0';
+	p->def.output_count++;
+	for (uint32_t k = 0; k < p->version_count; k++) {
+		struct proc_version *u = p->versions[k];
+		struct kp_topic *like;
+
+		/* The DLQ stays the last output. */
+		memcpy(u->outputs[u->output_count], u->outputs[u->output_count - 1],
+		       sizeof(u->outputs[0]));
+		kp_pv_physical_name(p->def.outputs[i], u->number, u->outputs[i],
+				    sizeof(u->outputs[i]));
+		u->allowed[i] = p->def.outputs[i];
+		u->output_count++;
+		if (u->role == PV_RETIRED)
+			continue;
+		like = kp_catalog_find(p->owner->srv->catalog,
+				       p->def.outputs[i],
+				       strlen(p->def.outputs[i]));
+		if (ensure_topic(p->owner, u->outputs[i], like, &err) < 0)
+			kp_log_error("proc", "processor %s: cannot create output %s: %s",
+				     p->def.name, u->outputs[i], err.msg);
+		kp_pv_add_marks(u, u->outputs[i], NULL);
+	}
+	kp_proc_save_def(p);
+	if (p->live != NULL)
+		kp_proc_point_aliases(p, p->live);
+	kp_log_info("proc", "processor %s: %s is now one of its outputs",
+		    p->def.name, p->def.outputs[i]);
+	return 0;
+}
+
 /* Undoes a create: the aliases it set and the topics it made. */
 static void undo_create(struct kp_proc *p, struct proc_version *v)
 {

@@ -100,7 +100,7 @@ int kp_proc_def_save(const struct kp_proc_def *def, const char *dir)
 
 	kp_buf_init(&out);
 	msgpack_packer_init(&pk, &out, kp_buf_msgpack_write);
-	msgpack_pack_map(&pk, 17);
+	msgpack_pack_map(&pk, 18);
 	pack_i64(&pk, "format", FORMAT);
 	pack_str(&pk, "name", def->name);
 	pack_str(&pk, "source", def->source);
@@ -114,6 +114,7 @@ int kp_proc_def_save(const struct kp_proc_def *def, const char *dir)
 	pack_i64(&pk, "paused", def->paused);
 	pack_str(&pk, "pause_reason", def->pause_reason);
 	pack_i64(&pk, "watch", def->watch);
+	pack_i64(&pk, "open_outputs", def->open_outputs);
 	key(&pk, "max_error_rate");
 	msgpack_pack_double(&pk, def->max_error_rate);
 	pack_i64(&pk, "time_budget_ms", def->time_budget_ms);
@@ -225,6 +226,9 @@ static int decode(struct kp_proc_def *def, struct kp_mp_view map)
 	if (get_i64(map, "watch", &i) != 0)
 		return -1;
 	def->watch = i != 0;
+	if (get_i64(map, "open_outputs", &i) != 0)
+		return -1;
+	def->open_outputs = i != 0;
 	if (kp_field_raw(map, "max_error_rate", &v, NULL) != 0 ||
 	    kp_mp_read_double(v, &def->max_error_rate) != 0)
 		return -1;

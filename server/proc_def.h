@@ -50,6 +50,8 @@ struct kp_proc_def {
 	bool paused;                    /* paused by an operator or errors */
 	char pause_reason[256];         /* why, when paused */
 	bool watch;                     /* reload when the source changes */
+	bool open_outputs;              /* created without outputs: emits to a
+					   new topic make it an output */
 	double max_error_rate;          /* pause past this fraction, 0..1 */
 	uint32_t time_budget_ms;        /* no progress this long: stopped */
 	uint64_t memory_limit;          /* bytes, 0 = none */

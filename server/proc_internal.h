@@ -44,6 +44,14 @@ void kp_proc_logical_name(struct kp_proc *p, uint32_t i, char *out,
 int kp_proc_ensure_outputs(struct kp_proc *p, struct proc_version *v,
 			   struct kp_error *err);
 
+/*
+ * A processor created without outputs emitted to name: makes it one of its
+ * outputs (created if missing, for every running version). Returns 0, or
+ * -1 when name cannot be an output (p has declared outputs, a bad name, too
+ * many outputs, the DLQ).
+ */
+int kp_proc_open_output(struct kp_proc *p, const char *name, size_t len);
+
 /* Points p's logical outputs at v's physical topics (generation v). */
 int kp_proc_point_aliases(struct kp_proc *p, struct proc_version *v);
 

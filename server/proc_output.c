@@ -15,6 +15,7 @@
 #include "log.h"
 #include "mp.h"
 #include "proc.h"
+#include "proc_internal.h"
 #include "server.h"
 #include "writer.h"
 
@@ -148,16 +149,25 @@ int kp_pv_add_marks(struct proc_version *v, const char *topic,
 		memset(m, 0, sizeof(*m));
 		snprintf(m->topic, sizeof(m->topic), "%s", topic);
 		m->partition = part;
+		bool found = false;
+
 		for (uint32_t k = 0; ck && k < ck->mark_count; k++) {
-			if (strcmp(ck->marks[k].topic, topic) == 0 &&
-			    ck->marks[k].partition == part &&
-			    end > ck->marks[k].end)
-			{
+			if (strcmp(ck->marks[k].topic, topic) != 0 ||
+			    ck->marks[k].partition != part)
+				continue;
+			found = true;
+			if (end > ck->marks[k].end) {
 				m->scan_from = ck->marks[k].end;
 				rc = kp_pv_scan_outputs(v, &t->parts[part],
 							ck->marks[k].end,
 							on_written, m);
 			}
+		}
+		/* An output newer than the checkpoint: all of it is after it. */
+		if (ck != NULL && !found && end > 0) {
+			m->scan_from = 0;
+			rc = kp_pv_scan_outputs(v, &t->parts[part], 0,
+						on_written, m);
 		}
 	}
 	return rc;
@@ -369,6 +379,11 @@ void kp_pv_write_outputs(struct proc_version *v, struct pv_job *job)
 	kp_buf_init(&set.headers);
 	while (kp_sink_next_emit(&v->inst->sink, &pos, &e) == 1) {
 		const char *physical = physical_output(v, e.topic, e.topic_len);
+
+		if (physical == NULL && v->role != PV_SCRATCH &&
+		    v->proc->def.open_outputs &&
+		    kp_proc_open_output(v->proc, e.topic, e.topic_len) == 0)
+			physical = physical_output(v, e.topic, e.topic_len);
 
 		if (v->role == PV_SCRATCH) {
 			capture(v, &set, e.topic, e.topic_len, e.key, e.key_len,

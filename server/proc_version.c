@@ -474,7 +474,8 @@ static void run_reload(struct pv_job *job)
 	kp_error_clear(&job->err);
 	job->rc = kp_instance_start(fresh, job->new_code, def->name, v->view,
 				    def->config.data, def->config.len,
-				    v->allowed, def->output_count,
+				    def->open_outputs ? NULL : v->allowed,
+				    def->output_count,
 				    (size_t)def->memory_limit, &job->err);
 	if (job->rc != 0)
 		return;
@@ -495,7 +496,8 @@ static void on_job_run(struct kp_job *base)
 		kp_error_clear(&job->err);
 		job->rc = kp_instance_start(
 			v->inst, v->code, def->name, v->view,
-			def->config.data, def->config.len, v->allowed,
+			def->config.data, def->config.len,
+			def->open_outputs ? NULL : v->allowed,
 			def->output_count, (size_t)def->memory_limit,
 			&job->err);
 		if (job->rc == 0 && job->write_checkpoint) {
