@@ -121,6 +121,10 @@ static int l_emit(lua_State *L)
 	encode_arg(L, lp, 3, "emit");
 	rc = h->emit(lp->ctx->host_data, topic, tlen, key, klen,
 		     lp->scratch.data, lp->scratch.len);
+	if (rc == KP_ENOTOPIC)
+		return luaL_error(L, "emit to '%s' failed: not one of this "
+				  "processor's outputs (declare it with --output)",
+				  topic);
 	if (rc < 0)
 		return host_fail(L, "emit", rc);
 	return 0;
