@@ -231,6 +231,14 @@ static int sync_everything(struct kp_partition *p)
 	return rc;
 }
 
+void kp_partition_discard(struct kp_partition *p)
+{
+	if (p == NULL)
+		return;
+	p->failed = true;  /* nothing to keep: skip the sync and the checkpoint */
+	kp_partition_close(p);
+}
+
 void kp_partition_close(struct kp_partition *p)
 {
 	struct kp_ckpt ck;

@@ -78,6 +78,12 @@ int kp_partition_open(const char *dir, const struct kp_partition_config *cfg,
  */
 void kp_partition_close(struct kp_partition *p);
 
+/*
+ * Closes a partition whose files are about to be removed: no fsync, no
+ * recovery point. NULL is a no-op; no sync job may be in flight.
+ */
+void kp_partition_discard(struct kp_partition *p);
+
 /* Changes retention and roll settings of an open partition. */
 void kp_partition_configure(struct kp_partition *p,
 			    const struct kp_partition_config *cfg);

@@ -206,6 +206,46 @@ void kp_server_save_groups(struct kp_server *s, struct kp_slot *slot)
 	groups_save_start(s);
 }
 
+/* Removes a deleted topic's files on a worker thread. */
+struct tree_removal {
+	uv_work_t work;            /* data is this struct */
+	struct kp_server *srv;
+	char path[4200];
+};
+
+static void on_remove_work(uv_work_t *req)
+{
+	struct tree_removal *r = req->data;
+
+	kp_file_remove_tree(r->path);
+}
+
+static void on_remove_done(uv_work_t *req, int status)
+{
+	struct tree_removal *r = req->data;
+
+	(void)status;
+	r->srv->jobs_in_flight--;
+	kp_free(r);
+}
+
+static void release_topic(struct kp_server *s, struct kp_topic *t)
+{
+	struct tree_removal *r = kp_calloc(1, sizeof(*r));
+	char aside[4200];
+
+	if (kp_catalog_release(s->catalog, t, aside, sizeof(aside)) != 0 ||
+	    r == NULL) {
+		kp_free(r);
+		return;  /* the next start removes what is set aside */
+	}
+	snprintf(r->path, sizeof(r->path), "%s", aside);
+	r->work.data = r;
+	r->srv = s;
+	s->jobs_in_flight++;
+	uv_queue_work(s->loop, &r->work, on_remove_work, on_remove_done);
+}
+
 static bool topic_busy(const struct kp_topic *t)
 {
 	for (uint32_t p = 0; p < t->config.partitions; p++) {
@@ -233,7 +273,7 @@ void kp_server_reap_topics(struct kp_server *s)
 			continue;
 		}
 		topic_detach(t);
-		kp_catalog_release(s->catalog, t);
+		release_topic(s, t);
 	}
 	s->doomed_count = keep;
 }
@@ -411,8 +451,13 @@ void kp_server_destroy(struct kp_server *s)
 	s->procs = NULL;
 	if (s->catalog != NULL) {
 		for (size_t i = 0; i < s->doomed_count; i++) {
+			char aside[4200];
+
 			topic_detach(s->doomed[i]);
-			kp_catalog_release(s->catalog, s->doomed[i]);
+			/* The loop is over: remove in place. */
+			if (kp_catalog_release(s->catalog, s->doomed[i], aside,
+					       sizeof(aside)) == 0)
+				kp_file_remove_tree(aside);
 		}
 		for (size_t i = 0; i < kp_catalog_count(s->catalog); i++)
 			topic_detach(kp_catalog_at(s->catalog, i));

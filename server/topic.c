@@ -156,16 +156,25 @@ static int config_read(const char *dir, struct kp_topic_config *c,
 
 static int aliases_load(struct kp_catalog *cat);
 
-static void topic_free(struct kp_topic *t)
+static void topic_free_parts(struct kp_topic *t, bool keep)
 {
 	if (t == NULL)
 		return;
 	if (t->parts != NULL) {
-		for (uint32_t i = 0; i < t->config.partitions; i++)
-			kp_partition_close(t->parts[i].log);
+		for (uint32_t i = 0; i < t->config.partitions; i++) {
+			if (keep)
+				kp_partition_close(t->parts[i].log);
+			else
+				kp_partition_discard(t->parts[i].log);
+		}
 	}
 	kp_free(t->parts);
 	kp_free(t);
+}
+
+static void topic_free(struct kp_topic *t)
+{
+	topic_free_parts(t, true);
 }
 
 static int open_partitions(struct kp_topic *t, struct kp_error *err)
@@ -563,21 +572,23 @@ int kp_catalog_delete(struct kp_catalog *cat, struct kp_topic *topic,
 	return 0;
 }
 
-void kp_catalog_release(struct kp_catalog *cat, struct kp_topic *topic)
+int kp_catalog_release(struct kp_catalog *cat, struct kp_topic *topic,
+		       char *aside, size_t cap)
 {
-	char dir[4096], aside[4200];
+	char dir[4096];
+	int rc = 0;
 
 	snprintf(dir, sizeof(dir), "%s", topic->dir);
-	snprintf(aside, sizeof(aside), "%s/#deleted.%llu.%s", cat->topics_dir,
+	snprintf(aside, cap, "%s/#deleted.%llu.%s", cat->topics_dir,
 		 (unsigned long long)cat->delete_seq++, topic->name);
 	kp_log_info("catalog", "deleted topic %s", topic->name);
-	topic_free(topic);
+	topic_free_parts(topic, false);
 	if (rename(dir, aside) != 0) {
+		rc = -errno;
 		kp_log_error("catalog", "cannot set aside %s: %s", dir,
 			     strerror(errno));
-		return;
 	}
-	kp_file_remove_tree(aside);
+	return rc;
 }
 
 size_t kp_catalog_count(const struct kp_catalog *cat)

@@ -119,10 +119,14 @@ int kp_catalog_delete(struct kp_catalog *cat, struct kp_topic *topic,
 		      struct kp_error *err);
 
 /*
- * Closes a deleted topic's partitions, renames its directory aside (so a
- * crash never leaves half a topic) and removes the files; frees it.
+ * Closes a deleted topic's partitions (without syncing what is about to be
+ * removed), renames its directory aside (so a crash never leaves half a
+ * topic; catalogs remove such directories when they open) and frees it.
+ * Writes the aside path to aside: the caller removes that tree, off the
+ * event loop. Returns 0 or -errno (the rename failed; nothing to remove).
  */
-void kp_catalog_release(struct kp_catalog *cat, struct kp_topic *topic);
+int kp_catalog_release(struct kp_catalog *cat, struct kp_topic *topic,
+		       char *aside, size_t cap);
 
 /* Number of topics, and the i-th in name order (i < count). */
 size_t kp_catalog_count(const struct kp_catalog *cat);
