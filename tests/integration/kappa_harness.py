@@ -877,3 +877,99 @@ def wait_topic(client, topic, n, partition=0, timeout=10.0):
     except AssertionError:
         raise AssertionError("%s holds %d records, want %d"
                              % (topic, len(box["got"][1]), n))
+
+
+# ---------------------------------------------------------------------------
+# Fault injection (helpers for tests/integration/test_regressions_*.py):
+# servers started with an LD_PRELOAD shim, extra environment or a small
+# descriptor limit.
+
+
+def shim_path(name):
+    """Path of the fault shim NAME.so: $KP_SHIM_DIR, else the build's
+    tests/shims directory."""
+    d = os.environ.get("KP_SHIM_DIR") or os.path.join(
+        _build_dir(), "tests", "shims")
+    return os.path.join(d, name + ".so")
+
+
+class FaultServer(Server):
+    """
+    A Server whose kappad runs with extra environment (env), an LD_PRELOAD
+    shim (preload: a path) and/or a RLIMIT_NOFILE of nofile descriptors.
+    An ASan kappad preloading a shim built without ASan gets
+    verify_asan_link_order=0 (for that process only).
+    """
+
+    def __init__(self, config=None, name="kappa", env=None, preload=None,
+                 nofile=None):
+        Server.__init__(self, config, name)
+        self.env = dict(env or {})
+        self.preload = preload
+        self.nofile = nofile
+
+    def _environ(self):
+        env = dict(os.environ)
+        env.update(self.env)
+        if self.preload:
+            env["LD_PRELOAD"] = " ".join(
+                p for p in (env.get("LD_PRELOAD"), self.preload) if p)
+            if _sanitized(KAPPAD):
+                opts = env.get("ASAN_OPTIONS", "")
+                env["ASAN_OPTIONS"] = ":".join(
+                    o for o in (opts, "verify_asan_link_order=0") if o)
+        return env
+
+    def _preexec(self):
+        _die_with_parent()
+        if self.nofile:
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE,
+                               (self.nofile, self.nofile))
+
+    def start(self, timeout=10.0):
+        assert self.proc is None or self.proc.poll() is not None
+        args = [KAPPAD, "--data", self.data, "--listen", self.addr,
+                "--http", "127.0.0.1:%d" % self.http_port]
+        if self.config_path:
+            args += ["--config", self.config_path]
+        log = open(self.log_path, "ab")
+        log.write(b"---- start %d\n" % self.starts)
+        log.flush()
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                     stdout=log, stderr=subprocess.STDOUT,
+                                     env=self._environ(),
+                                     preexec_fn=self._preexec)
+        with _live_lock:
+            _live.append(self.proc)
+        log.close()
+        self.starts += 1
+        self.wait_ready(timeout * SLOW)
+        return self
+
+
+def new_fault_server(testcase, config=None, env=None, preload=None,
+                     nofile=None, start=True):
+    """A FaultServer for one test (ServerTest): killed at cleanup, its
+    directory kept when the test failed."""
+    s = FaultServer(config, name=type(testcase).__name__, env=env,
+                    preload=preload, nofile=nofile)
+    testcase.addCleanup(lambda: s.cleanup(keep=testcase.failed()))
+    if start:
+        s.start()
+    return s
+
+
+def rss_mib(pid):
+    """Resident set size of a process, in MiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def frame(req):
+    """One request frame (length prefix and msgpack body) for send_raw."""
+    body = msgpack.packb(req, use_bin_type=True)
+    return struct.pack(">I", len(body)) + body
