@@ -301,7 +301,6 @@ static bool should_roll(const struct kp_partition *p, size_t len,
 static int roll(struct kp_partition *p, int64_t now_ms, struct kp_error *err)
 {
 	struct kp_segment *old = active(p), *seg;
-	struct kp_ckpt ck;
 	int rc;
 
 	if (p->nsegs == p->cap) {
@@ -328,14 +327,25 @@ static int roll(struct kp_partition *p, int64_t now_ms, struct kp_error *err)
 	p->dir_dirty = true;
 	kp_log_debug("partition", "rolled %s.log at %" PRIu64 " bytes",
 		     old->path, old->size);
-	ck.segment_base = seg->base;
-	ck.position = 0;
-	ck.next_offset = seg->base;
-	ck.max_ts = INT64_MIN;
-	ck.created_ms = now_ms;
-	ck.index_entries = 0;
-	ck.time_entries = 0;
-	write_ckpt(p, &ck, false);
+	/*
+	 * With fsync, no recovery point here: the old segment's tail may not
+	 * be on disk yet. The next sync writes one in the new segment; until
+	 * then a restart checks the rolled segments batch by batch. Without
+	 * fsync nothing is promised after a power loss, and the recovery
+	 * point keeps a restart from rereading everything rolled since.
+	 */
+	if (p->cfg.fsync == KP_FSYNC_NEVER) {
+		struct kp_ckpt ck;
+
+		ck.segment_base = seg->base;
+		ck.position = 0;
+		ck.next_offset = seg->base;
+		ck.max_ts = INT64_MIN;
+		ck.created_ms = now_ms;
+		ck.index_entries = 0;
+		ck.time_entries = 0;
+		write_ckpt(p, &ck, false);
+	}
 	return 0;
 }
 

@@ -404,6 +404,91 @@ static int recover_last(const char *dir, uint64_t base, uint32_t interval,
 	return scan_tail(seg, &s, file_size, producers, out);
 }
 
+/*
+ * true when the sealed segment seg holds whole, valid batches (offsets in
+ * sequence from next, CRCs right) from pos to its end.
+ */
+static bool sealed_tail_ok(struct kp_segment *seg, uint64_t pos, uint64_t next)
+{
+	struct kp_segment_reader r;
+	struct kp_batch_header h;
+	const char *bytes;
+	struct kp_buf buf;
+	bool ok = false;
+	int rc;
+
+	kp_buf_init(&buf);
+	kp_segment_reader_init(&r, seg, pos, seg->size, &buf, SCAN_CHUNK);
+	for (;;) {
+		rc = kp_segment_reader_next(&r, &h);
+		if (rc == 1) {
+			ok = r.pos == seg->size && next == seg->next_offset;
+			break;
+		}
+		if (rc != 0 || h.base_offset != next ||
+		    kp_segment_reader_bytes(&r, &h, &bytes) != 0 ||
+		    !kp_batch_crc_ok(bytes, &h))
+			break;
+		next = h.base_offset + h.count;
+		kp_segment_reader_advance(&r, &h);
+	}
+	kp_buf_destroy(&buf);
+	return ok;
+}
+
+/* Deletes the files of the segment at base (not opened). */
+static void remove_segment_files(const char *dir, uint64_t base)
+{
+	static const char *const ext[] = { "log", "index", "timeindex" };
+	char path[4200];
+
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%020" PRIu64 ".%s", dir, base,
+			 ext[i]);
+		unlink(path);
+	}
+}
+
+/*
+ * Segments rolled after the recovery point are not known to be on disk:
+ * they are checked batch by batch (from the recovery point in its own
+ * segment). At the first one that is not whole, it and every later segment
+ * are cut there (what follows was never acknowledged with fsync=always).
+ * Returns how many segments remain; *full_scan is set when the last of
+ * them must be scanned from its start.
+ */
+static size_t check_unsynced(const char *dir, const struct kp_ckpt *ck,
+			     const uint64_t *bases, size_t n,
+			     struct kp_recovered *out, bool *full_scan)
+{
+	size_t first = n;
+
+	*full_scan = false;
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (bases[i] == ck->segment_base)
+			first = i;
+	}
+	for (size_t j = first; j + 1 < n; j++) {
+		uint64_t pos = j == first ? ck->position : 0;
+		uint64_t next = j == first ? ck->next_offset : bases[j];
+
+		if (sealed_tail_ok(out->segs[j], pos, next))
+			continue;
+		kp_log_warn("recovery",
+			    "%s.log was not whole on disk after the crash; "
+			    "cutting it and removing the %zu segments after it",
+			    out->segs[j]->path, n - 1 - j);
+		remove_segment_files(dir, bases[n - 1]);
+		for (size_t k = n - 2; k > j; k--)
+			kp_segment_remove(out->segs[k]);
+		kp_segment_close(out->segs[j]);
+		out->n = j;
+		*full_scan = true;
+		return j + 1;
+	}
+	return n;
+}
+
 int kp_recovery_run(const char *dir, uint32_t interval,
 		    struct kp_recovered *out,
 		    struct kp_producer_table *producers, struct kp_error *err)
@@ -465,6 +550,13 @@ int kp_recovery_run(const char *dir, uint32_t interval,
 				     kp_error_text(rc));
 			goto fail;
 		}
+	}
+	if (ck_ok && ck.segment_base != bases[n - 1]) {
+		bool full_scan;
+
+		n = check_unsynced(dir, &ck, bases, n, out, &full_scan);
+		if (full_scan)
+			ck_ok = false;
 	}
 	rc = recover_last(dir, bases[n - 1], interval, &ck, ck_ok, producers,
 			  out);

@@ -746,6 +746,75 @@ static void test_crash_torn_tail_after_recovery_point(void **state)
 	check_torn(f->dir, &cfg, 88, 5, 22);
 }
 
+/*
+ * A power loss can tear a segment that was rolled before its tail was
+ * synced: with fsync=always, the rolled segments after the recovery point
+ * are checked batch by batch, and the first torn one is cut together with
+ * every segment after it (none of it was acknowledged).
+ */
+/* Reopens: keep records, all readable, producer 5's batch seq new again. */
+static void check_kept(const char *dir, const struct kp_partition_config *cfg,
+		       uint64_t keep, uint32_t seq)
+{
+	struct kp_partition_stats st;
+	struct kp_partition *p = open_ok(dir, cfg);
+
+	stats(p, &st);
+	assert_int_equal(st.end_offset, keep);
+	assert_int_equal(read_all(p, 0), keep);
+	assert_int_equal(kp_partition_producer_check(p, 5, seq, NULL, NULL), 0);
+	kp_partition_close(p);
+}
+
+/* The base offset of the first segment after the one at 0, or 0. */
+static uint64_t second_segment(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	uint64_t best = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		unsigned long long base;
+		char ext[16];
+
+		if (sscanf(e->d_name, "%20llu.%15s", &base, ext) == 2 &&
+		    strcmp(ext, "log") == 0 && base > 0 &&
+		    (best == 0 || base < best))
+			best = base;
+	}
+	closedir(d);
+	return best;
+}
+
+static void test_crash_torn_rolled_segment(void **state)
+{
+	struct fixture *f = *state;
+	struct kp_partition_config cfg;
+	char path[700], later[700];
+	uint64_t pos = 0, len = 0, first, keep, next;
+
+	config(&cfg, 1200, KP_FSYNC_ALWAYS);
+	/* 2 synced batches, then 6 more that roll over several segments. */
+	crash_after(f->dir, &cfg, 2, 6);
+	first = second_segment(f->dir);
+	assert_true(first > 0 && first <= 8);
+	seg_path(f->dir, first, ".log", path, sizeof(path));
+	last_batch(path, &pos, &len);
+	keep = first + 4 * (pos / len);
+	next = first + 4 * (pos / len + 1);
+	/* The torn segment was sealed: a later one exists. */
+	seg_path(f->dir, next, ".log", later, sizeof(later));
+	assert_int_equal(access(later, F_OK), 0);
+	assert_int_equal(truncate(path, (off_t)(pos + len / 2)), 0);
+	check_kept(f->dir, &cfg, keep, (uint32_t)(keep / 4));
+	assert_int_not_equal(access(later, F_OK), 0);
+	/* Nothing torn: everything written before the crash stays. */
+	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	crash_after(f->dir, &cfg, 2, 6);
+	check_kept(f->dir, &cfg, 32, 8);
+}
+
 static void flip_bit(const char *path, uint64_t pos)
 {
 	int fd = open(path, O_RDWR);
@@ -905,6 +974,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fsync_failure_stops_the_partition, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail_at_every_byte, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_torn_tail_after_recovery_point, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_torn_rolled_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_sealed_batch_is_never_served, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lost_and_garbled_indexes_are_rebuilt, setup, teardown),
 	};
