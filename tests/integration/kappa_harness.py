@@ -554,20 +554,21 @@ def _build_dir():
     return os.environ.get("KP_BUILD_DIR") or os.path.join(REPO, "build")
 
 
-def test_plugin(name):
-    """Path of a test plugin NAME.so: $KP_TEST_PLUGIN_DIR, else the build's
-    tests/plugins directory."""
-    d = os.environ.get("KP_TEST_PLUGIN_DIR") or os.path.join(
-        _build_dir(), "tests", "plugins")
+def _built_so(env_name, subdirs, name):
+    """Path of a built NAME.so: the directory in $env_name, else the build
+    directory's subdirs."""
+    d = os.environ.get(env_name) or os.path.join(_build_dir(), *subdirs)
     return os.path.join(d, name + ".so")
+
+
+def test_plugin(name):
+    """Path of a test plugin NAME.so (tests/plugins of the build)."""
+    return _built_so("KP_TEST_PLUGIN_DIR", ("tests", "plugins"), name)
 
 
 def example_plugin(name):
-    """Path of a built example plugin NAME.so: $KP_EXAMPLES_BUILD_DIR, else
-    the build's examples directory."""
-    d = os.environ.get("KP_EXAMPLES_BUILD_DIR") or os.path.join(
-        _build_dir(), "examples")
-    return os.path.join(d, name + ".so")
+    """Path of a built example plugin NAME.so (examples of the build)."""
+    return _built_so("KP_EXAMPLES_BUILD_DIR", ("examples",), name)
 
 
 def wait_for(pred, timeout, what="condition", interval=0.05):
@@ -886,11 +887,8 @@ def wait_topic(client, topic, n, partition=0, timeout=10.0):
 
 
 def shim_path(name):
-    """Path of the fault shim NAME.so: $KP_SHIM_DIR, else the build's
-    tests/shims directory."""
-    d = os.environ.get("KP_SHIM_DIR") or os.path.join(
-        _build_dir(), "tests", "shims")
-    return os.path.join(d, name + ".so")
+    """Path of the fault shim NAME.so (tests/shims of the build)."""
+    return _built_so("KP_SHIM_DIR", ("tests", "shims"), name)
 
 
 class FaultServer(Server):
