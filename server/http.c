@@ -19,9 +19,13 @@
 #include "state_json.h"
 
 #define HTTP_MAX_REQUEST 8192
+#define HTTP_DEADLINE_MS 10000
+#define HTTP_MAX_CONNS 256
 
 struct http_conn {
 	uv_tcp_t tcp;              /* data is this struct */
+	uv_timer_t deadline;       /* closes a connection that lingers */
+	int handles;               /* tcp + deadline not yet closed */
 	struct kp_http *http;
 	struct http_conn *next;    /* in the listener's list */
 	struct http_conn *prev;
@@ -37,6 +41,7 @@ struct kp_http {
 	struct http_conn *conns;
 	int64_t started_ms;        /* when the server started (epoch ms) */
 	int open_handles;          /* listener + connections not yet closed */
+	int conn_count;            /* connections open */
 	bool stopped;
 };
 
@@ -44,7 +49,10 @@ static void on_conn_closed(uv_handle_t *h)
 {
 	struct http_conn *c = h->data;
 
+	if (--c->handles > 0)
+		return;
 	c->http->open_handles--;
+	c->http->conn_count--;
 	kp_buf_destroy(&c->in);
 	kp_buf_destroy(&c->out);
 	kp_free(c);
@@ -63,7 +71,13 @@ static void conn_close(struct http_conn *c)
 		h->conns = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
+	uv_close((uv_handle_t *)&c->deadline, on_conn_closed);
 	uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+	conn_close(t->data);
 }
 
 static void on_written(uv_write_t *req, int status)
@@ -219,14 +233,27 @@ static void on_connection(uv_stream_t *listener, int status)
 	kp_buf_init(&c->out);
 	uv_tcp_init(h->srv->loop, &c->tcp);
 	c->tcp.data = c;
+	uv_timer_init(h->srv->loop, &c->deadline);
+	c->deadline.data = c;
+	c->handles = 2;
 	h->open_handles++;
+	h->conn_count++;
 	c->next = h->conns;
 	if (h->conns != NULL)
 		h->conns->prev = c;
 	h->conns = c;
+	/*
+	 * A request must arrive and be answered within HTTP_DEADLINE_MS, and
+	 * at most HTTP_MAX_CONNS connections are open: slow or idle clients
+	 * cannot hold the listener's memory or descriptors.
+	 */
 	if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ||
-	    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+	    h->conn_count > HTTP_MAX_CONNS ||
+	    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
 		conn_close(c);
+		return;
+	}
+	uv_timer_start(&c->deadline, on_deadline, HTTP_DEADLINE_MS, 0);
 }
 
 static void on_listener_closed(uv_handle_t *handle)
