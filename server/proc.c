@@ -442,8 +442,12 @@ void kp_proc_retire(struct kp_proc *p, struct proc_version *v)
 		v->retire_when_idle = true;
 		return;
 	}
-	if (v->inst_started && !v->zombie)
-		kp_pv_checkpoint_now(v);
+	/* Its last checkpoint is written off the loop, then it stops. */
+	if (v->inst_started && !v->zombie && v->since_checkpoint > 0 &&
+	    kp_pv_checkpoint_async(v)) {
+		v->stop_when_idle = true;
+		return;
+	}
 	kp_pv_stop(v);
 	kp_log_info("proc", "processor %s v%u retired", p->def.name, v->number);
 }
@@ -452,11 +456,6 @@ static void cut_over(struct kp_proc *p)
 {
 	struct proc_version *b = p->building, *old = p->live;
 
-	if (kp_pv_checkpoint_now(b) != 0) {
-		kp_log_error("proc", "processor %s v%u: cannot checkpoint before the cut-over; retrying",
-			     p->def.name, b->number);
-		return;
-	}
 	b->role = PV_LIVE;
 	b->rate = 0;
 	p->building = NULL;
@@ -495,8 +494,14 @@ void kp_proc_on_caught_up(struct proc_version *v)
 		}
 		return;
 	}
-	if (v == p->building && !v->busy)
-		cut_over(p);
+	if (v != p->building || v->busy)
+		return;
+	/* Checkpoint the new version first (off the loop), then switch. */
+	if (v->since_checkpoint > 0 && kp_pv_checkpoint_async(v)) {
+		v->cut_when_idle = true;
+		return;
+	}
+	cut_over(p);
 }
 
 void kp_proc_on_init_done(struct proc_version *v, int rc, const char *msg)
@@ -547,6 +552,20 @@ void kp_proc_on_version_idle(struct proc_version *v)
 		v->retire_when_idle = false;
 		kp_proc_retire(p, v);
 		return;
+	}
+	if (v->stop_when_idle) {
+		v->stop_when_idle = false;
+		kp_pv_stop(v);
+		kp_log_info("proc", "processor %s v%u retired", p->def.name,
+			    v->number);
+		return;
+	}
+	if (v->cut_when_idle) {
+		v->cut_when_idle = false;
+		if (v == p->building) {
+			cut_over(p);
+			return;
+		}
 	}
 	if (v == p->live && p->reload_code != NULL) {
 		kp_proc_launch_reload(p);

@@ -683,6 +683,17 @@ static void job_submit(struct proc_version *v, enum pv_job_kind kind)
 	kp_workers_submit(v->owner->workers, &job->base);
 }
 
+bool kp_pv_checkpoint_async(struct proc_version *v)
+{
+	if (v->busy || v->zombie || !v->inst_started || v->role == PV_SCRATCH ||
+	    capture_checkpoint(v, &v->job.ckpt) != 0)
+		return false;
+	v->since_checkpoint = 0;
+	v->last_checkpoint_ms = kp_server_now_ms(v->owner->srv);
+	job_submit(v, PV_JOB_CHECKPOINT);
+	return true;
+}
+
 void kp_pv_start(struct proc_version *v, bool write_checkpoint)
 {
 	if (v->busy)

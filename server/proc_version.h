@@ -138,6 +138,8 @@ struct proc_version {
 	bool zombie;                 /* its thread was written off: never freed */
 	bool free_when_idle;         /* delete once the job returns */
 	bool retire_when_idle;       /* retire once the job returns */
+	bool stop_when_idle;         /* retired: stop once its checkpoint is written */
+	bool cut_when_idle;          /* replay: cut over once its checkpoint is written */
 	struct pv_job job;
 	struct kp_slot *slot;        /* a request answered when the job is done */
 	uint64_t processed;
@@ -261,6 +263,12 @@ void kp_pv_tick(struct proc_version *v, int64_t now_ms, int64_t mono_ms);
  * cut-over). Returns 0 or -errno. v must not be busy.
  */
 int kp_pv_checkpoint_now(struct proc_version *v);
+
+/*
+ * Starts writing a checkpoint on a worker (v must be idle). Returns true
+ * when the job was submitted; the version's idle hook runs when it is done.
+ */
+bool kp_pv_checkpoint_async(struct proc_version *v);
 
 /* Stops v's instance and frees its view (retirement). v must not be busy. */
 void kp_pv_stop(struct proc_version *v);

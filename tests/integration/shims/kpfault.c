@@ -11,7 +11,9 @@
  * Built without sanitizers (tests/CMakeLists.txt); an ASan kappad preloading
  * it needs ASAN_OPTIONS=verify_asan_link_order=0.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
