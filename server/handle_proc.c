@@ -57,6 +57,12 @@ static int read_topics(const struct kp_request *req, const char *field,
 					    field);
 		memcpy(names[*count], s.ptr, s.len);
 		names[*count][s.len] = '\0';
+		for (uint32_t k = 0; k < *count; k++) {
+			if (strcmp(names[k], names[*count]) == 0)
+				return kp_error_set(err, KP_EBADREQUEST,
+						    "field '%s' names topic '%s' twice",
+						    field, names[k]);
+		}
 		(*count)++;
 	}
 	return 0;

@@ -17,6 +17,7 @@
 #include "groups.h"
 #include "proc_metrics.h"
 #include "server.h"
+#include "state_json.h"
 #include "topic.h"
 
 /* ---- the exposition writer --------------------------------------------- */
@@ -415,18 +416,11 @@ int kp_metrics_render(struct kp_server *s, struct kp_buf *out)
 /* ---- health ------------------------------------------------------------- */
 
 /* Writes a JSON string (quoted, escaped). */
+/* A JSON string, valid UTF-8 whatever the bytes (see state_json.h). */
 static void json_str(struct kp_metrics_writer *w, const char *s)
 {
-	put(w, "\"", 1);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			putf(w, "\\%c", *p);
-		else if (*p < 0x20)
-			putf(w, "\\u%04x", *p);
-		else
-			put(w, (const char *)p, 1);
-	}
-	put(w, "\"", 1);
+	if (w->rc == 0 && kp_json_string(w->out, s, strlen(s)) != 0)
+		w->rc = -ENOMEM;
 }
 
 /* Starts a reason object: {"kind":..,"message":.. (the caller closes). */

@@ -135,6 +135,15 @@ static void commit(struct consumer *cs)
 
 	if (cs->group == NULL || cs->c.fd < 0)
 		return;
+	/* Commit only what reached the output: a full disk or a closed pipe
+	 * must not mark unwritten records as read. */
+	if (fflush(cs->ctx->out) != 0 || ferror(cs->ctx->out)) {
+		if (!cs->fatal)
+			cs->status = kp_ctl_fail(cs->ctx,
+						 "writing output failed; offsets not committed");
+		cs->fatal = 1;
+		return;
+	}
 	drain(cs);
 	offsets = json_array();
 	for (i = 0; i < cs->nparts && offsets != NULL; i++) {
@@ -271,6 +280,13 @@ static void fetch_error(struct consumer *cs, struct part *p, int code,
 	    kp_ctl_mp_get_u64(cs->resp.map, "end_offset", &end) == 0 &&
 	    p->next < start) {
 		p->next = start;
+		return;
+	}
+	/* An explicit offset past this partition's end: start at its end. */
+	if (code == KP_EOFFSET &&
+	    kp_ctl_mp_get_u64(cs->resp.map, "end_offset", &end) == 0 &&
+	    p->next > end) {
+		p->next = end;
 		return;
 	}
 	if (code == KP_ECORRUPT &&

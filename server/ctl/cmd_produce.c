@@ -26,7 +26,11 @@
 
 #define KP_CTL_BATCH_RECORDS 1000
 #define KP_CTL_BATCH_BYTES (1u << 20)
+/* The largest line sent: the server's default frame limit, less room. */
+#define KP_CTL_MAX_RECORD ((16u << 20) - (64u << 10))
 #define KP_CTL_PRODUCE_IN_FLIGHT 8
+/* Values nested deeper than this are refused: consume could not decode them. */
+#define KP_CTL_MAX_DEPTH 28
 
 /* One produce run. */
 struct producer {
@@ -155,6 +159,38 @@ static int ts_of(const json_t *t, int64_t *ts, const char **why)
 }
 
 /* Adds one parsed line as a record; returns 0, or 1 if the line was bad. */
+/* Nesting depth of v (1 for a scalar), counting no further than limit. */
+static int depth_of(const json_t *v, int limit)
+{
+	int deepest = 0;
+
+	if (limit <= 0)
+		return 1;
+	if (json_is_array(v)) {
+		size_t i;
+		json_t *item;
+
+		json_array_foreach(v, i, item) {
+			int d = depth_of(item, limit - 1);
+
+			if (d > deepest)
+				deepest = d;
+		}
+	} else if (json_is_object(v)) {
+		const char *key;
+		json_t *item;
+
+		json_object_foreach((json_t *)v, key, item) {
+			int d = depth_of(item, limit - 1);
+
+			(void)key;
+			if (d > deepest)
+				deepest = d;
+		}
+	}
+	return 1 + deepest;
+}
+
 static int add_record(struct producer *pr, const json_t *v, size_t lineno)
 {
 	const json_t *k = NULL, *t = NULL;
@@ -215,10 +251,28 @@ static void run(struct producer *pr)
 			len--;
 		if (blank(line, len))
 			continue;
+		if (len > KP_CTL_MAX_RECORD) {
+			kp_ctl_fail(pr->ctx,
+				    "line %zu: a record of %zu bytes is larger than one request may carry (%u)",
+				    lineno, len, KP_CTL_MAX_RECORD);
+			pr->bad_input = 1;
+			continue;
+		}
+		/* A big record goes in a batch of its own rather than overflow one. */
+		if (pr->nrecs > 0 && pr->recs.len + len > KP_CTL_BATCH_BYTES)
+			flush_batch(pr);
 		v = kp_ctl_json_parse(line, len, msg, sizeof(msg));
 		if (v == NULL) {
 			kp_ctl_fail(pr->ctx, "line %zu: invalid JSON: %s", lineno, msg);
 			pr->bad_input = 1;
+			continue;
+		}
+		/* Deeper values could not be read back (msgpack-c's decoder). */
+		if (depth_of(v, KP_CTL_MAX_DEPTH + 1) > KP_CTL_MAX_DEPTH) {
+			kp_ctl_fail(pr->ctx, "line %zu: nested deeper than %d levels",
+				    lineno, KP_CTL_MAX_DEPTH);
+			pr->bad_input = 1;
+			json_decref(v);
 			continue;
 		}
 		pr->bad_input |= add_record(pr, v, lineno);

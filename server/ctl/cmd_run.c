@@ -66,8 +66,17 @@ static int print_emits(struct run *r)
 		json_object_set_new(o, "key",
 				    e.key ? kp_ctl_bytes_to_json(e.key, e.key_len)
 					  : json_null());
-		json_object_set_new(o, "value",
-				    mp_bytes_to_json(e.value, e.value_len));
+		{
+			json_t *v = mp_bytes_to_json(e.value, e.value_len);
+
+			if (v == NULL) {
+				json_decref(o);
+				return kp_ctl_fail(r->ctx,
+						   "an emit to %.*s is nested too deeply to print",
+						   (int)e.topic_len, e.topic);
+			}
+			json_object_set_new(o, "value", v);
+		}
 		rc = kp_ctl_print(r->ctx, o);
 	}
 	kp_sink_clear_emits(&r->inst.sink);
@@ -173,13 +182,18 @@ static int collect(void *arg, const char *key, size_t key_len,
 		   const char *value, size_t value_len)
 {
 	json_t *obj = arg;
-	char *k = kp_strndup(key, key_len);
+	json_t *k = kp_ctl_bytes_to_json(key, key_len);
+	json_t *v = mp_bytes_to_json(value, value_len);
+	int rc = -1;
 
-	if (k == NULL)
-		return -1;
-	json_object_set_new(obj, k, mp_bytes_to_json(value, value_len));
-	kp_free(k);
-	return 0;
+	/* Keys as consume shows them: UTF-8 text, else "base64:...". */
+	if (k != NULL && v != NULL)
+		rc = json_object_setn_new(obj, json_string_value(k),
+					  json_string_length(k), v);
+	else
+		json_decref(v);
+	json_decref(k);
+	return rc;
 }
 
 static int print_view(struct run *r)
@@ -188,7 +202,8 @@ static int print_view(struct run *r)
 
 	if (obj == NULL || kp_view_scan(r->view, "", 0, 0, collect, obj) < 0) {
 		json_decref(obj);
-		return kp_ctl_fail(r->ctx, "out of memory");
+		return kp_ctl_fail(r->ctx,
+				   "cannot print the view (a value nested too deeply, or out of memory)");
 	}
 	return kp_ctl_print(r->ctx, obj);
 }

@@ -176,8 +176,17 @@ int main(int argc, char **argv)
 		return KP_CTL_EXIT_OK;
 	}
 	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
-		if (strcmp(argv[a], verbs[i].name) == 0)
-			return verbs[i].run(&ctx, argc - a - 1, argv + a + 1);
+		int rc;
+
+		if (strcmp(argv[a], verbs[i].name) != 0)
+			continue;
+		rc = verbs[i].run(&ctx, argc - a - 1, argv + a + 1);
+		/* Output that could not be written is a failure too. */
+		if ((fflush(stdout) != 0 || ferror(stdout)) && rc == 0) {
+			fprintf(stderr, "kappactl: writing output failed\n");
+			rc = KP_CTL_EXIT_FAIL;
+		}
+		return rc;
 	}
 	return kp_ctl_usage(&ctx, "unknown verb '%s'", argv[a]);
 }
