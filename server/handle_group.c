@@ -25,7 +25,8 @@ static int read_group(const struct kp_request *req, struct kp_mp_view *group,
 /* Checks one {topic, partition, offset} item of a commit. */
 static int commit_item(struct kp_server *s, struct kp_mp_view item,
 		       struct kp_mp_view *topic, uint64_t *partition,
-		       uint64_t *offset, struct kp_error *err)
+		       uint64_t *offset, struct kp_topic **resolved,
+		       struct kp_error *err)
 {
 	struct kp_topic *t;
 	int rc;
@@ -58,6 +59,7 @@ static int commit_item(struct kp_server *s, struct kp_mp_view item,
 		return kp_error_set(err, KP_ENOPARTITION,
 				    "topic '%s' has no partition %llu", t->name,
 				    (unsigned long long)*partition);
+	*resolved = t;
 	return 0;
 }
 
@@ -67,6 +69,7 @@ int kp_handle_group_commit(struct kp_server *s, struct kp_slot *slot,
 	struct kp_mp_view group, item, topic;
 	struct kp_mp_iter it, check;
 	uint64_t partition, offset;
+	struct kp_topic *t;
 	uint32_t count;
 	int rc = read_group(req, &group, err);
 
@@ -80,14 +83,21 @@ int kp_handle_group_commit(struct kp_server *s, struct kp_slot *slot,
 		return rc;
 	check = it;
 	while (kp_mp_array_next(&check, &item) == 1) {
-		rc = commit_item(s, item, &topic, &partition, &offset, err);
+		rc = commit_item(s, item, &topic, &partition, &offset, &t,
+				 err);
 		if (rc != 0)
 			return rc;
 	}
 	while (kp_mp_array_next(&it, &item) == 1) {
-		commit_item(s, item, &topic, &partition, &offset, err);
-		if (kp_groups_set(s->groups, group.ptr, group.len, topic.ptr,
-				  topic.len, (uint32_t)partition, offset) != 0)
+		commit_item(s, item, &topic, &partition, &offset, &t, err);
+		/*
+		 * Stored under the physical topic: for a processor's logical
+		 * output, offsets belong to the version they were read from,
+		 * and a later version starts without any.
+		 */
+		if (kp_groups_set(s->groups, group.ptr, group.len, t->name,
+				  strlen(t->name), (uint32_t)partition,
+				  offset) != 0)
 			return kp_error_set(err, -ENOMEM, "out of memory");
 	}
 	s->groups_generation++;
@@ -108,8 +118,9 @@ struct fetch_ctx {
 static void visit_offset(void *arg, const struct kp_group_offset *o)
 {
 	struct fetch_ctx *ctx = arg;
-	struct kp_topic *t =
-		kp_catalog_find(ctx->srv->catalog, o->topic, strlen(o->topic));
+	struct kp_topic *t = kp_catalog_find_physical(ctx->srv->catalog,
+						      o->topic,
+						      strlen(o->topic));
 	struct kp_partition_stats st;
 	msgpack_packer *pk;
 	uint64_t lag;
@@ -151,6 +162,16 @@ int kp_handle_group_fetch(struct kp_server *s, struct kp_slot *slot,
 	if (rc == 0 && !kp_topic_name_valid(topic.ptr, topic.len))
 		return kp_error_set(err, KP_EBADREQUEST,
 				    "field 'topic' is not a valid topic name");
+	if (rc == 0) {
+		/* A logical topic: the offsets of the version it resolves to. */
+		struct kp_topic *t = kp_catalog_find(s->catalog, topic.ptr,
+						     topic.len);
+
+		if (t != NULL) {
+			topic.ptr = t->name;
+			topic.len = strlen(t->name);
+		}
+	}
 	kp_groups_each(s->groups, group.ptr, group.len, topic.ptr, topic.len,
 		       visit_offset, &ctx);
 	kp_response_begin(&r, &slot->resp, slot->id, 1);
