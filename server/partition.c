@@ -174,12 +174,21 @@ int kp_partition_open(const char *dir, const struct kp_partition_config *cfg,
 	for (size_t i = 0; i < p->nsegs; i++)
 		p->size_bytes += p->segs[i]->size;
 	p->end_offset = active(p)->next_offset;
-	if ((rec.scanned > 0 || rec.cut > 0) && fdatasync(active(p)->fd) != 0) {
-		rc = kp_error_set(err, -errno, "fdatasync of %s.log failed: %s",
-				  active(p)->path, strerror(errno));
-		p->failed = true;
-		kp_partition_close(p);
-		return rc;
+	/*
+	 * What recovery found beyond the recovery point is made durable before
+	 * it is served (it may still be only in the page cache after a crash).
+	 */
+	for (size_t i = rec.unclean_from;
+	     (rec.scanned > 0 || rec.cut > 0 || i + 1 < p->nsegs) &&
+	     i < p->nsegs; i++) {
+		if (fdatasync(p->segs[i]->fd) != 0) {
+			rc = kp_error_set(err, -errno,
+					  "fdatasync of %s.log failed: %s",
+					  p->segs[i]->path, strerror(errno));
+			p->failed = true;
+			kp_partition_close(p);
+			return rc;
+		}
 	}
 	p->durable_end = p->end_offset;
 	p->visible_end = p->end_offset;

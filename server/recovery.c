@@ -551,12 +551,19 @@ int kp_recovery_run(const char *dir, uint32_t interval,
 			goto fail;
 		}
 	}
+	out->unclean_from = n - 1;
 	if (ck_ok && ck.segment_base != bases[n - 1]) {
 		bool full_scan;
 
+		for (size_t i = 0; i + 1 < n; i++) {
+			if (bases[i] == ck.segment_base)
+				out->unclean_from = i;
+		}
 		n = check_unsynced(dir, &ck, bases, n, out, &full_scan);
 		if (full_scan)
 			ck_ok = false;
+		if (out->unclean_from > n - 1)
+			out->unclean_from = n - 1;
 	}
 	rc = recover_last(dir, bases[n - 1], interval, &ck, ck_ok, producers,
 			  out);

@@ -60,6 +60,8 @@ struct kp_recovered {
 	bool created;              /* new files were created: fsync the dir */
 	uint64_t scanned;          /* bytes of tail scanned */
 	uint64_t cut;              /* bytes cut from a torn or bad tail */
+	size_t unclean_from;       /* segments from this index on were not
+				      known to be on disk: fsync them */
 };
 
 /*
