@@ -284,30 +284,10 @@ int kp_proc_gc(struct kp_proc *p, struct kp_error *err)
 static uint64_t position_for(struct kp_proc *p, const struct pv_cursor *c,
 			     enum kp_proc_from to, int64_t value)
 {
-	struct kp_topic *t = kp_catalog_find_physical(
-		p->owner->srv->catalog, c->topic, strlen(c->topic));
-	struct kp_partition_stats st;
-	uint64_t o;
+	struct kp_topic_partition *tp = kp_pv_find_tp(p->owner, c->topic,
+						      c->partition);
 
-	if (t == NULL || c->partition >= t->config.partitions)
-		return c->offset;
-	kp_partition_stats(t->parts[c->partition].log, &st);
-	switch (to) {
-	case KP_FROM_LATEST:
-		return st.visible_end;
-	case KP_FROM_TIME:
-		if (kp_partition_offset_for_time(t->parts[c->partition].log,
-						 value, &o, NULL) == 0)
-			return o;
-		return st.start_offset;
-	case KP_FROM_OFFSET:
-		o = (uint64_t)value;
-		return o < st.start_offset ? st.start_offset
-		       : o > st.visible_end ? st.visible_end
-					    : o;
-	default:
-		return st.start_offset;
-	}
+	return tp != NULL ? kp_pv_position(tp, to, value) : c->offset;
 }
 
 static void answer_plan(struct kp_proc *p, struct kp_slot **pslot,

@@ -131,23 +131,10 @@ static void side_destroy(struct side *s)
 static uint64_t offset_at(struct kp_proc *p, const struct pv_cursor *c,
 			  enum kp_proc_from from, int64_t value)
 {
-	struct kp_topic *t = kp_catalog_find_physical(
-		p->owner->srv->catalog, c->topic, strlen(c->topic));
-	struct kp_partition_stats st;
-	uint64_t o;
+	struct kp_topic_partition *tp = kp_pv_find_tp(p->owner, c->topic,
+						      c->partition);
 
-	if (t == NULL || c->partition >= t->config.partitions)
-		return 0;
-	kp_partition_stats(t->parts[c->partition].log, &st);
-	if (from == KP_FROM_TIME &&
-	    kp_partition_offset_for_time(t->parts[c->partition].log, value, &o,
-					 NULL) == 0)
-		return o;
-	if (from == KP_FROM_OFFSET) {
-		o = (uint64_t)value;
-		return o < st.start_offset ? st.start_offset : o;
-	}
-	return st.start_offset;
+	return tp != NULL ? kp_pv_position(tp, from, value) : 0;
 }
 
 static void fail(struct kp_slot **pslot, int code, const char *message)

@@ -126,9 +126,8 @@ void kp_pv_stop(struct proc_version *v)
 
 /* ---- positions -------------------------------------------------------- */
 
-static uint64_t start_position(struct kp_topic_partition *tp,
-			       enum kp_proc_from from, int64_t from_ts,
-			       const uint64_t *offset)
+uint64_t kp_pv_position(struct kp_topic_partition *tp, enum kp_proc_from from,
+			int64_t value)
 {
 	struct kp_partition_stats st;
 	uint64_t o;
@@ -138,11 +137,11 @@ static uint64_t start_position(struct kp_topic_partition *tp,
 	case KP_FROM_LATEST:
 		return st.visible_end;
 	case KP_FROM_TIME:
-		if (kp_partition_offset_for_time(tp->log, from_ts, &o, NULL) == 0)
+		if (kp_partition_offset_for_time(tp->log, value, &o, NULL) == 0)
 			return o;
 		return st.start_offset;
 	case KP_FROM_OFFSET:
-		o = offset ? *offset : 0;
+		o = value < 0 ? 0 : (uint64_t)value;
 		if (o < st.start_offset)
 			return st.start_offset;
 		return o > st.visible_end ? st.visible_end : o;
@@ -193,8 +192,11 @@ static int build_cursors(struct proc_version *v, const struct kp_checkpoint *ck,
 
 			snprintf(c->topic, sizeof(c->topic), "%s", t->name);
 			c->partition = part;
-			c->offset = start_position(&t->parts[part], from,
-						   from_ts, offset);
+			c->offset = kp_pv_position(
+				&t->parts[part], from,
+				from == KP_FROM_OFFSET && offset
+					? (int64_t)*offset
+					: from_ts);
 			c->stop = UINT64_MAX;
 		}
 	}

@@ -37,6 +37,7 @@
 struct kp_proc;
 struct kp_procs;
 struct kp_server;
+struct kp_topic_partition;
 struct kp_slot;
 
 /* What the version is to its processor. */
@@ -275,6 +276,14 @@ void kp_pv_stop(struct proc_version *v);
 
 /* Submits a reload of v to code (a reference is taken). */
 void kp_pv_reload(struct proc_version *v, struct kp_proc_code *code);
+
+/*
+ * The offset in tp where a position starts: earliest, latest, the first
+ * record with ts >= value (TIME), or offset value kept within the retained
+ * range (OFFSET).
+ */
+uint64_t kp_pv_position(struct kp_topic_partition *tp, enum kp_proc_from from,
+			int64_t value);
 
 /* The physical topic partition (topic, part), or NULL. */
 struct kp_topic_partition *kp_pv_find_tp(struct kp_procs *ps,
