@@ -248,26 +248,34 @@ int kp_handle_proc_status(struct kp_server *s, struct kp_slot *slot,
 	return rc != 0 ? rc : reply_status(slot, p);
 }
 
-int kp_handle_proc_pause(struct kp_server *s, struct kp_slot *slot,
-			 const struct kp_request *req, struct kp_error *err)
+/* Finds the named processor, runs op on it, answers with its status. */
+static int status_after(struct kp_server *s, struct kp_slot *slot,
+			const struct kp_request *req, struct kp_error *err,
+			int (*op)(struct kp_proc *p, struct kp_error *err))
 {
 	struct kp_proc *p;
 	int rc = find_proc(s, req, &p, err);
 
 	if (rc == 0)
-		rc = kp_proc_pause(p, "paused by operator", err);
+		rc = op(p, err);
 	return rc != 0 ? rc : reply_status(slot, p);
+}
+
+static int pause_by_operator(struct kp_proc *p, struct kp_error *err)
+{
+	return kp_proc_pause(p, "paused by operator", err);
+}
+
+int kp_handle_proc_pause(struct kp_server *s, struct kp_slot *slot,
+			 const struct kp_request *req, struct kp_error *err)
+{
+	return status_after(s, slot, req, err, pause_by_operator);
 }
 
 int kp_handle_proc_resume(struct kp_server *s, struct kp_slot *slot,
 			  const struct kp_request *req, struct kp_error *err)
 {
-	struct kp_proc *p;
-	int rc = find_proc(s, req, &p, err);
-
-	if (rc == 0)
-		rc = kp_proc_resume(p, err);
-	return rc != 0 ? rc : reply_status(slot, p);
+	return status_after(s, slot, req, err, kp_proc_resume);
 }
 
 int kp_handle_proc_delete(struct kp_server *s, struct kp_slot *slot,
@@ -478,12 +486,7 @@ int kp_handle_proc_replay(struct kp_server *s, struct kp_slot *slot,
 int kp_handle_proc_rollback(struct kp_server *s, struct kp_slot *slot,
 			    const struct kp_request *req, struct kp_error *err)
 {
-	struct kp_proc *p;
-	int rc = find_proc(s, req, &p, err);
-
-	if (rc == 0)
-		rc = kp_proc_rollback(p, err);
-	return rc != 0 ? rc : reply_status(slot, p);
+	return status_after(s, slot, req, err, kp_proc_rollback);
 }
 
 int kp_handle_proc_versions(struct kp_server *s, struct kp_slot *slot,
