@@ -1,5 +1,7 @@
 /*
- * kappad.c - the server program: parse settings, run the server.
+ * kappad.c - the server program: parse settings, then wire the layers
+ * together: the protocol server (net/) with its request dispatcher, and the
+ * HTTP listener (obs/) on top of it.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -7,14 +9,22 @@
 
 #include <uv.h>
 
-#include "config.h"
-#include "log.h"
-#include "server.h"
+#include "base/logging.h"
+#include "net/config.h"
+#include "net/handler.h"
+#include "net/server.h"
+#include "obs/http.h"
+
+static void on_server_stop(void *arg)
+{
+	kp_http_stop(arg);
+}
 
 int main(int argc, char **argv)
 {
 	struct kp_config cfg;
 	struct kp_server srv;
+	struct kp_http *http = NULL;
 	struct kp_error err;
 	uv_loop_t *loop = uv_default_loop();
 	int rc;
@@ -29,13 +39,24 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	kp_log_set_level(cfg.log_level);
-	if (kp_server_init(&srv, loop, &cfg, &err) != 0) {
+	if (kp_server_init(&srv, loop, &cfg, kp_handle_frame, &err) != 0) {
 		kp_log_error("server", "cannot start: %s", err.msg);
 		return 1;
 	}
+	rc = cfg.http_port != 0 ? kp_http_start(&srv, &http, &err) : 0;
+	if (rc != 0) {
+		kp_log_error("server", "cannot start: %s", err.msg);
+		kp_server_stop(&srv);
+	} else if (http != NULL) {
+		srv.on_stop = on_server_stop;
+		srv.on_stop_arg = http;
+	}
 	kp_server_run(&srv);
 	kp_server_destroy(&srv);
+	kp_http_free(http);
 	uv_loop_close(loop);
+	if (rc != 0)
+		return 1;
 	kp_log_info("server", "stopped");
 	return 0;
 }

@@ -14,9 +14,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "alloc.h"
 #include "json_mp.h"
 #include "mpget.h"
+#include "base/alloc.h"
 
 #define READ_CHUNK 65536
 

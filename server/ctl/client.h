@@ -19,8 +19,8 @@
 #include <jansson.h>
 #include <msgpack.h>
 
-#include "buf.h"
-#include "error.h"
+#include "base/buf.h"
+#include "base/error.h"
 
 /* Largest response frame accepted; the server's own limit is far lower. */
 #define KP_CTL_MAX_FRAME (256u << 20)

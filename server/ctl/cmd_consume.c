@@ -40,9 +40,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
 #include "json_mp.h"
 #include "mpget.h"
+#include "base/alloc.h"
 
 /* Total long-poll time of an idle --follow round, spread over partitions. */
 #define KP_CTL_FOLLOW_WAIT_MS 1000

@@ -16,9 +16,9 @@
 
 #include <string.h>
 
-#include "alloc.h"
 #include "json_mp.h"
 #include "mpget.h"
+#include "base/alloc.h"
 
 /* Runs op with fields (stolen); 0 with *resp filled, or an exit status. */
 static int call(struct kp_ctl_ctx *ctx, struct kp_ctl_client *c, const char *op,

@@ -20,9 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
 #include "json_mp.h"
 #include "mpget.h"
+#include "base/alloc.h"
 
 #define KP_CTL_BATCH_RECORDS 1000
 #define KP_CTL_BATCH_BYTES (1u << 20)

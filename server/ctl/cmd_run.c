@@ -17,12 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
 #include "json_mp.h"
-#include "proc_code.h"
-#include "proc_instance.h"
-#include "proto.h"
-#include "view.h"
+#include "base/alloc.h"
+#include "proc/proc_code.h"
+#include "proc/proc_instance.h"
+#include "proc/view.h"
+#include "wire/proto.h"
 
 #define RUN_USAGE                                                        \
 	"kappactl run FILE --input EVENTS.jsonl [--key-field F] [--ts-field F]" \

@@ -16,10 +16,10 @@
 
 #include <msgpack.h>
 
-#include "buf.h"
-#include "error.h"
-#include "mp.h"
-#include "proto.h"
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/mp.h"
+#include "wire/proto.h"
 
 #define FUZZ_MAX_FRAME (1u << 20)
 

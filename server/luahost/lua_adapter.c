@@ -1,0 +1,522 @@
+/*
+ * lua_adapter.c - the processor descriptor that forwards to a Lua module.
+ *
+ * Access pattern: init builds one sandbox (lua_sandbox.h) per instance,
+ * loads the module and keeps, in a registry ref taken once, a C closure
+ * whose upvalues are a small Lua function holding process and the ctx
+ * table (it builds each fresh record table from a constant template, which
+ * costs less than filling one through the C API) and the current topic
+ * name as a Lua string; process pushes the record's fields, decodes its
+ * value and calls that function under the error handler. The bindings in ctx (emit, log, state:*) are
+ * thin: they convert arguments (lua_mp.h) and call the host table of the
+ * ABI, the same services a C processor calls.
+ */
+#include "lua_adapter.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "lua_mp.h"
+#include "lua_sandbox.h"
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "base/error.h"
+
+/* The adapter's per-instance state (ctx->user). */
+struct lua_proc {
+	struct kp_lua_sandbox *sb;         /* owned */
+	struct kp_proc_ctx *ctx;           /* the host's ctx of the current call */
+	const struct kp_proc_record *rec;  /* the record being processed */
+	int call_ref;                      /* registry ref of on_process */
+	struct kp_buf scratch;             /* msgpack of an emit or put */
+	struct kp_buf scan;                /* pairs copied by state:scan */
+	int scan_failed;                   /* a copy failed (memory) */
+	char *topic;                       /* last record's topic (copy) */
+	uint64_t topic_hash;               /* its kp_lua_sandbox_topic_hash */
+	int topic_pushed;                  /* UP_TOPIC holds it as a string */
+};
+
+/* Upvalue indices of on_process. */
+enum { UP_PROC = 1, UP_BUILD, UP_TOPIC, UP_COUNT = UP_TOPIC };
+
+/*
+ * Called with (process, ctx), returns the function that on_process calls
+ * with (topic, partition, offset, ts, key, value): it builds a fresh rec
+ * from a constant template (one table copy, then stores into existing
+ * slots) and tail-calls process(ctx, rec), so that tracebacks end at
+ * process as they would when C called it directly.
+ */
+static const char rec_builder[] =
+	"local process, ctx = ...\n"
+	"return function(topic, partition, offset, ts, key, value)\n"
+	"local rec = { topic = false, partition = false, offset = false, "
+	"ts = false, key = false, value = false }\n"
+	"rec.topic = topic rec.partition = partition rec.offset = offset "
+	"rec.ts = ts rec.key = key rec.value = value\n"
+	"return process(ctx, rec)\n"
+	"end\n";
+
+/* ------------------------------------------------------------------------
+ * Bindings: upvalue 1 is the struct lua_proc.
+ */
+
+static struct lua_proc *binding(lua_State *L)
+{
+	kp_lua_sandbox_check_interrupt(L);
+	return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+static int host_fail(lua_State *L, const char *what, int rc)
+{
+	return luaL_error(L, "%s failed: %s", what, kp_error_text(rc));
+}
+
+/* A key argument: a string, or a number converted with tostring. */
+static const char *key_arg(lua_State *L, int i, size_t *len)
+{
+	int t = lua_type(L, i);
+
+	if (t != LUA_TSTRING && t != LUA_TNUMBER)
+		luaL_error(L, "bad argument #%d (key must be a string or a "
+			   "number, got %s)", i - 1, luaL_typename(L, i));
+	return lua_tolstring(L, i, len);
+}
+
+/* Encodes the value at i into lp->scratch or raises. */
+static void encode_arg(lua_State *L, struct lua_proc *lp, int i,
+		       const char *what)
+{
+	char msg[160];
+
+	kp_buf_reset(&lp->scratch);
+	if (kp_luamp_encode(L, i, &lp->scratch, msg, sizeof(msg)) != 0)
+		luaL_error(L, "%s: %s", what, msg);
+}
+
+/* Pushes the msgpack at value or raises. */
+static void push_value(lua_State *L, const char *value, size_t len,
+		       const char *what)
+{
+	char msg[160];
+
+	if (kp_luamp_push(L, value, len, msg, sizeof(msg)) != 0)
+		luaL_error(L, "%s: %s", what, msg);
+}
+
+/* ctx:emit(topic, value [, key]) */
+static int l_emit(lua_State *L)
+{
+	struct lua_proc *lp = binding(L);
+	const struct kp_proc_host *h = lp->ctx->host;
+	size_t tlen, klen = 0;
+	const char *topic = luaL_checklstring(L, 2, &tlen);
+	const char *key = NULL;
+	int rc;
+
+	if (!lua_isnoneornil(L, 4))
+		key = key_arg(L, 4, &klen);
+	encode_arg(L, lp, 3, "emit");
+	rc = h->emit(lp->ctx->host_data, topic, tlen, key, klen,
+		     lp->scratch.data, lp->scratch.len);
+	if (rc == KP_ENOTOPIC)
+		return luaL_error(L, "emit to '%s' failed: not one of this "
+				  "processor's outputs (declare it with --output)",
+				  topic);
+	if (rc < 0)
+		return host_fail(L, "emit", rc);
+	return 0;
+}
+
+/* ctx:log(level, message) */
+static int l_log(lua_State *L)
+{
+	static const char *const levels[] = {
+		"debug", "info", "warn", "error", NULL
+	};
+	struct lua_proc *lp = binding(L);
+	int level = luaL_checkoption(L, 2, NULL, levels);
+	const char *msg = luaL_checkstring(L, 3);
+
+	lp->ctx->host->log(lp->ctx->host_data, level, msg);
+	return 0;
+}
+
+/* state:get(key) -> value or nil */
+static int l_get(lua_State *L)
+{
+	struct lua_proc *lp = binding(L);
+	size_t klen, vlen = 0;
+	const char *key = key_arg(L, 2, &klen);
+	const char *value = NULL;
+	int rc;
+
+	rc = lp->ctx->host->state_get(lp->ctx->host_data, key, klen, &value,
+				      &vlen);
+	if (rc < 0)
+		return host_fail(L, "state:get", rc);
+	if (rc == 0) {
+		lua_pushnil(L);
+		return 1;
+	}
+	push_value(L, value, vlen, "state:get");
+	return 1;
+}
+
+/* state:put(key, value) */
+static int l_put(lua_State *L)
+{
+	struct lua_proc *lp = binding(L);
+	size_t klen;
+	const char *key = key_arg(L, 2, &klen);
+	int rc;
+
+	encode_arg(L, lp, 3, "state:put");
+	rc = lp->ctx->host->state_put(lp->ctx->host_data, key, klen,
+				      lp->scratch.data, lp->scratch.len);
+	if (rc < 0)
+		return host_fail(L, "state:put", rc);
+	return 0;
+}
+
+/* state:incr(key [, delta = 1]) -> new value */
+static int l_incr(lua_State *L)
+{
+	struct lua_proc *lp = binding(L);
+	size_t klen;
+	const char *key = key_arg(L, 2, &klen);
+	int64_t delta = 1, result = 0;
+	int rc;
+
+	if (!lua_isnoneornil(L, 3) && !kp_luamp_to_int(L, 3, &delta))
+		return luaL_error(L, "state:incr: delta must be an integer");
+	rc = lp->ctx->host->state_incr(lp->ctx->host_data, key, klen, delta,
+				       &result);
+	if (rc < 0)
+		return host_fail(L, "state:incr", rc);
+	kp_luamp_push_int(L, result);
+	return 1;
+}
+
+/* state:del(key) */
+static int l_del(lua_State *L)
+{
+	struct lua_proc *lp = binding(L);
+	size_t klen;
+	const char *key = key_arg(L, 2, &klen);
+	int rc;
+
+	rc = lp->ctx->host->state_del(lp->ctx->host_data, key, klen);
+	if (rc < 0)
+		return host_fail(L, "state:del", rc);
+	return 0;
+}
+
+/* Appends a length-prefixed piece to lp->scan. */
+static int scan_put(struct lua_proc *lp, const char *p, size_t len)
+{
+	uint64_t n = len;
+
+	if (kp_buf_append(&lp->scan, &n, sizeof(n)) != 0 ||
+	    kp_buf_append(&lp->scan, p, len) != 0)
+		return -1;
+	return 0;
+}
+
+static int on_visit(void *arg, const char *key, size_t key_len,
+		    const char *value, size_t value_len)
+{
+	struct lua_proc *lp = arg;
+
+	if (scan_put(lp, key, key_len) != 0 ||
+	    scan_put(lp, value, value_len) != 0) {
+		lp->scan_failed = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Reads a length-prefixed piece of lp->scan at *pos. */
+static const char *scan_get(struct lua_proc *lp, size_t *pos, size_t *len)
+{
+	uint64_t n;
+	const char *p;
+
+	memcpy(&n, lp->scan.data + *pos, sizeof(n));
+	p = lp->scan.data + *pos + sizeof(n);
+	*pos += sizeof(n) + (size_t)n;
+	*len = (size_t)n;
+	return p;
+}
+
+/* state:scan(prefix [, limit = 0 (all)]) -> { {key=, value=}, ... } */
+static int l_scan(lua_State *L)
+{
+	struct lua_proc *lp = binding(L);
+	size_t plen, pos = 0, len;
+	const char *prefix = key_arg(L, 2, &plen);
+	int64_t limit = 0;
+	const char *p;
+	int rc, i = 0;
+
+	if (!lua_isnoneornil(L, 3) && (!kp_luamp_to_int(L, 3, &limit) ||
+				       limit < 0))
+		return luaL_error(L, "state:scan: limit must be an integer "
+				  ">= 0");
+	kp_buf_reset(&lp->scan);
+	lp->scan_failed = 0;
+	rc = lp->ctx->host->state_scan(lp->ctx->host_data, prefix, plen,
+				       (size_t)limit, on_visit, lp);
+	if (rc < 0)
+		return host_fail(L, "state:scan", rc);
+	if (lp->scan_failed)
+		return luaL_error(L, "state:scan: out of memory");
+	lua_settop(L, 3);
+	lua_newtable(L);                         /* 4: result */
+	while (pos < lp->scan.len) {
+		lua_createtable(L, 0, 2);        /* 5: {key=, value=} */
+		p = scan_get(lp, &pos, &len);
+		lua_pushlstring(L, p, len);
+		lua_setfield(L, 5, "key");
+		p = scan_get(lp, &pos, &len);
+		push_value(L, p, len, "state:scan");
+		lua_setfield(L, 5, "value");
+		lua_rawseti(L, 4, ++i);
+	}
+	return 1;
+}
+
+/* Sets t[name] = closure(fn, lp) on the table at -1. */
+static void set_binding(lua_State *L, struct lua_proc *lp, const char *name,
+			lua_CFunction fn)
+{
+	lua_pushlightuserdata(L, lp);
+	lua_pushcclosure(L, fn, 1);
+	lua_setfield(L, -2, name);
+}
+
+/* Pushes the ctx table: config, name, state, emit, log. */
+static void push_ctx(lua_State *L, struct lua_proc *lp)
+{
+	struct kp_proc_ctx *ctx = lp->ctx;
+
+	lua_createtable(L, 0, 5);                /* -1: ctx */
+	if (ctx->config != NULL && ctx->config_len > 0)
+		push_value(L, ctx->config, ctx->config_len, "config");
+	else
+		lua_newtable(L);
+	lua_setfield(L, -2, "config");
+	lua_pushstring(L, ctx->name != NULL ? ctx->name : "");
+	lua_setfield(L, -2, "name");
+	set_binding(L, lp, "emit", l_emit);
+	set_binding(L, lp, "log", l_log);
+	lua_createtable(L, 0, 5);                /* -1: state, -2: ctx */
+	set_binding(L, lp, "get", l_get);
+	set_binding(L, lp, "put", l_put);
+	set_binding(L, lp, "incr", l_incr);
+	set_binding(L, lp, "del", l_del);
+	set_binding(L, lp, "scan", l_scan);
+	lua_setfield(L, -2, "state");
+}
+
+/* ------------------------------------------------------------------------
+ * Calls
+ */
+
+/* The per-record call: pushes the fields and calls the builder. */
+static int on_process(lua_State *L)
+{
+	struct lua_proc *lp = lua_touserdata(L, lua_upvalueindex(UP_PROC));
+	const struct kp_proc_record *rec = lp->rec;
+
+	lua_settop(L, 0);
+	lua_pushvalue(L, lua_upvalueindex(UP_BUILD));   /* 1: builder */
+	if (lp->topic_pushed) {                         /* 2: topic */
+		lua_pushvalue(L, lua_upvalueindex(UP_TOPIC));
+	} else {
+		lua_pushstring(L, rec->topic);
+		if (lp->topic != NULL) {
+			lua_pushvalue(L, 2);
+			lua_replace(L, lua_upvalueindex(UP_TOPIC));
+			lp->topic_pushed = 1;
+		}
+	}
+	lua_pushnumber(L, rec->partition);              /* 3 */
+	lua_pushnumber(L, (lua_Number)rec->offset);     /* 4 */
+	lua_pushnumber(L, (lua_Number)rec->ts);         /* 5 */
+	if (rec->key != NULL)                           /* 6: key */
+		lua_pushlstring(L, rec->key, rec->key_len);
+	else
+		lua_pushnil(L);
+	push_value(L, rec->value, rec->value_len, "record value"); /* 7 */
+	lua_call(L, 6, 0);
+	return 0;
+}
+
+/*
+ * Loads the module and prepares the call (protected; ud is the
+ * struct lua_proc). Stack: 1 lp, 2 module, 3 process, 4 ctx.
+ */
+static int on_init(lua_State *L)
+{
+	struct lua_proc *lp = lua_touserdata(L, 1);
+	const char *src = lp->ctx->source;
+
+	lua_settop(L, 1);
+	if (kp_lua_sandbox_load(lp->sb, src) != 0)  /* 2: chunk */
+		return lua_error(L);
+	lua_call(L, 0, 1);                          /* 2: module */
+	if (!lua_istable(L, 2))
+		return luaL_error(L, "%s: the module must return a table with "
+				  "a process function (it returned %s)", src,
+				  luaL_typename(L, 2));
+	lua_getfield(L, 2, "process");              /* 3: process */
+	if (!lua_isfunction(L, 3))
+		return luaL_error(L, "%s: the module's table has no process "
+				  "function (process is %s)", src,
+				  luaL_typename(L, 3));
+	push_ctx(L, lp);                            /* 4: ctx */
+	lua_pushlightuserdata(L, lp);               /* 5..: upvalues */
+	if (luaL_loadbuffer(L, rec_builder, sizeof(rec_builder) - 1,
+			    "=kappa record") != 0)
+		return lua_error(L);
+	lua_pushvalue(L, 3);
+	lua_pushvalue(L, 4);
+	lua_call(L, 2, 1);                          /* 6: the builder */
+	lua_pushnil(L);                             /* 7: the topic */
+	lua_pushcclosure(L, on_process, UP_COUNT);  /* 5: the call */
+	lp->call_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_getfield(L, 2, "init");                 /* 5: M.init */
+	if (lua_isnil(L, 5))
+		return 0;
+	if (!lua_isfunction(L, 5))
+		return luaL_error(L, "%s: the module's init is a %s, not a "
+				  "function", src, luaL_typename(L, 5));
+	lua_pushvalue(L, 4);                        /* 6: ctx */
+	lua_call(L, 1, 0);
+	return 0;
+}
+
+static void proc_free(struct lua_proc *lp)
+{
+	if (lp == NULL)
+		return;
+	kp_lua_sandbox_delete(lp->sb);
+	kp_buf_destroy(&lp->scratch);
+	kp_buf_destroy(&lp->scan);
+	kp_free(lp->topic);
+	kp_free(lp);
+}
+
+/*
+ * Processors run in LuaJIT's interpreter unless KAPPA_LUA_JIT=on (or 1):
+ * count hooks do not fire inside compiled traces, so only the interpreter
+ * lets the time budget stop every loop; per-record processors spend their
+ * time in bindings, where the JIT gains little.
+ */
+static int jit_wanted(void)
+{
+	const char *v = getenv("KAPPA_LUA_JIT");
+
+	return v != NULL && (strcmp(v, "1") == 0 || strcmp(v, "on") == 0);
+}
+
+static int lua_proc_init(struct kp_proc_ctx *ctx, char *err)
+{
+	struct kp_lua_sandbox_opts opts = { ctx->memory_limit, jit_wanted(),
+					    NULL };
+	struct lua_proc *lp = kp_calloc(1, sizeof(*lp));
+
+	ctx->user = NULL;
+	if (lp == NULL) {
+		snprintf(err, KP_PROC_ERR_MAX, "%s: out of memory",
+			 ctx->source);
+		return -1;
+	}
+	kp_buf_init(&lp->scratch);
+	kp_buf_init(&lp->scan);
+	lp->ctx = ctx;
+	lp->call_ref = LUA_NOREF;
+	lp->sb = kp_lua_sandbox_new(&opts, err, KP_PROC_ERR_MAX);
+	if (lp->sb == NULL) {
+		proc_free(lp);
+		return -1;
+	}
+	ctx->user = lp;
+	if (kp_lua_sandbox_cpcall(lp->sb, on_init, lp, err,
+				  KP_PROC_ERR_MAX) != 0) {
+		ctx->user = NULL;
+		proc_free(lp);
+		return -1;
+	}
+	kp_lua_sandbox_clear_interrupt(lp->sb);
+	return 0;
+}
+
+/*
+ * The record's topic differs from the last one's: remembers it (a copy,
+ * since rec->topic is only borrowed), its hash for the random seed, and
+ * that on_process must push it afresh. Without a copy (no memory, or a
+ * NULL topic) every record pushes and hashes its topic.
+ */
+static void new_topic(struct lua_proc *lp, const char *topic)
+{
+	kp_free(lp->topic);
+	lp->topic = topic != NULL ? kp_strndup(topic, strlen(topic)) : NULL;
+	lp->topic_hash = kp_lua_sandbox_topic_hash(topic);
+	lp->topic_pushed = 0;
+}
+
+static int lua_proc_process(struct kp_proc_ctx *ctx,
+			    const struct kp_proc_record *rec, char *err)
+{
+	struct lua_proc *lp = ctx->user;
+	lua_State *L = lp->sb->L;
+	int top = lua_gettop(L);
+	int rc;
+
+	kp_lua_sandbox_clear_interrupt(lp->sb);
+	lp->ctx = ctx;
+	lp->rec = rec;
+	if (lp->topic == NULL || rec->topic == NULL ||
+	    strcmp(lp->topic, rec->topic) != 0)
+		new_topic(lp, rec->topic);
+	kp_lua_sandbox_seed_hashed(lp->sb, lp->topic_hash, rec->partition,
+				   rec->offset);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, lp->call_ref); /* top+1: the call */
+	rc = kp_lua_sandbox_call(lp->sb, 0, 0, err, KP_PROC_ERR_MAX);
+	lua_settop(L, top);
+	lp->rec = NULL;
+	return rc == 0 ? 0 : -1;
+}
+
+static void lua_proc_fini(struct kp_proc_ctx *ctx)
+{
+	proc_free(ctx->user);
+	ctx->user = NULL;
+}
+
+static void lua_proc_interrupt(struct kp_proc_ctx *ctx)
+{
+	struct lua_proc *lp = ctx->user;
+
+	if (lp != NULL && lp->sb != NULL)
+		kp_lua_sandbox_interrupt(lp->sb);
+}
+
+static const struct kp_processor lua_descriptor = {
+	.abi_version = KP_PROC_ABI_VERSION,
+	.size = sizeof(struct kp_processor),
+	.name = "lua",
+	.init = lua_proc_init,
+	.process = lua_proc_process,
+	.fini = lua_proc_fini,
+	.interrupt = lua_proc_interrupt,
+};
+
+const struct kp_processor *kp_lua_processor(void)
+{
+	return &lua_descriptor;
+}

@@ -1,0 +1,386 @@
+/*
+ * conn.c - connections: reading frames, ordered responses, back-pressure.
+ */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/logging.h"
+#include "wire/proto.h"
+
+#define READ_CHUNK (64 * 1024)
+
+/* One uv_write of the responses that were ready together. */
+struct write_req {
+	uv_write_t req;          /* data is this struct */
+	struct kp_conn *conn;
+	struct kp_buf data;      /* owned bytes being written */
+};
+
+static void conn_update_reading(struct kp_conn *c);
+static void conn_process(struct kp_conn *c);
+static void on_idle(uv_idle_t *idle);
+
+bool kp_conn_idle(const struct kp_conn *c)
+{
+	return c->head == NULL && c->writing == 0;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	struct kp_conn *c = h->data;
+
+	if (--c->open_handles > 0)
+		return;
+	kp_buf_destroy(&c->in);
+	kp_free(c);
+}
+
+static void conn_unlink(struct kp_conn *c)
+{
+	struct kp_conns *s = c->set;
+
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else if (s->head == c)
+		s->head = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->next = c->prev = NULL;
+}
+
+void kp_conn_close(struct kp_conn *c)
+{
+	struct kp_slot *slot, *next;
+
+	if (c->closing)
+		return;
+	c->closing = true;
+	c->set->stats.connections_open--;
+	conn_unlink(c);
+	for (slot = c->head; slot != NULL; slot = next) {
+		next = slot->next;
+		c->set->inflight_total -= slot->cost + slot->resp_cost;
+		slot->conn = NULL;
+		kp_slot_unref(slot);
+	}
+	c->head = c->tail = NULL;
+	uv_close((uv_handle_t *)&c->idle, on_closed);
+	uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+	struct write_req *w = req->data;
+	struct kp_conn *c = w->conn;
+
+	c->writing -= w->data.len;
+	kp_buf_destroy(&w->data);
+	kp_free(w);
+	if (c->closing)
+		return;
+	if (status != 0) {
+		kp_log_debug("conn", "write failed: %s", uv_strerror(status));
+		kp_conn_close(c);
+		return;
+	}
+	if (c->fatal && kp_conn_idle(c)) {
+		kp_conn_close(c);
+		return;
+	}
+	conn_update_reading(c);
+}
+
+static void conn_flush(struct kp_conn *c)
+{
+	struct write_req *w = NULL;
+	uv_buf_t buf;
+	int rc;
+
+	while (c->head != NULL && c->head->ready) {
+		struct kp_slot *slot = c->head;
+
+		if (w == NULL) {
+			w = kp_calloc(1, sizeof(*w));
+			if (w == NULL) {
+				kp_conn_close(c);
+				return;
+			}
+			w->conn = c;
+			w->req.data = w;
+			kp_buf_init(&w->data);
+		}
+		if (w->data.len == 0) {
+			w->data = slot->resp;
+			kp_buf_init(&slot->resp);
+		} else if (kp_buf_append(&w->data, slot->resp.data,
+					 slot->resp.len) != 0) {
+			break;
+		}
+		c->head = slot->next;
+		if (c->head == NULL)
+			c->tail = NULL;
+		c->inflight -= slot->cost + slot->resp_cost;
+		c->set->inflight_total -= slot->cost + slot->resp_cost;
+		slot->conn = NULL;
+		kp_slot_unref(slot);
+	}
+	if (w == NULL)
+		return;
+	buf = uv_buf_init(w->data.data, (unsigned int)w->data.len);
+	c->writing += w->data.len;
+	c->set->stats.bytes_out += w->data.len;
+	rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_written);
+	if (rc != 0) {
+		c->writing -= w->data.len;
+		kp_buf_destroy(&w->data);
+		kp_free(w);
+		kp_conn_close(c);
+	}
+}
+
+static void on_slot_ready(struct kp_slot *slot)
+{
+	struct kp_conn *c = slot->conn;
+
+	if (c->closing)
+		return;
+	if (c->head == slot) {
+		conn_flush(c);
+	} else {
+		/* Held behind an unanswered request: it counts as in flight. */
+		slot->resp_cost = slot->resp.len;
+		c->inflight += slot->resp_cost;
+		c->set->inflight_total += slot->resp_cost;
+	}
+	conn_update_reading(c);
+}
+
+static bool conn_congested(const struct kp_conn *c)
+{
+	const struct kp_conns *s = c->set;
+
+	return c->inflight > s->max_inflight_bytes ||
+	       c->writing > s->max_inflight_bytes ||
+	       s->inflight_total > s->max_inflight_total_bytes;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct kp_conn *c = h->data;
+
+	(void)suggested;
+	if (kp_buf_reserve(&c->in, READ_CHUNK) != 0) {
+		buf->base = NULL;
+		buf->len = 0;
+		return;
+	}
+	buf->base = c->in.data + c->in.len;
+	buf->len = c->in.cap - c->in.len;
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	struct kp_conn *c = stream->data;
+
+	(void)buf;
+	if (nread == UV_EOF) {
+		/* Half-closed: answer what was asked, then close. */
+		kp_conn_stop_reading(c);
+		c->fatal = true;
+		if (kp_conn_idle(c))
+			kp_conn_close(c);
+		return;
+	}
+	if (nread < 0) {
+		kp_log_debug("conn", "read failed: %s", uv_strerror((int)nread));
+		kp_conn_close(c);
+		return;
+	}
+	c->in.len += (size_t)nread;
+	c->set->stats.bytes_in += (uint64_t)nread;
+	conn_process(c);
+}
+
+static void conn_update_reading(struct kp_conn *c)
+{
+	bool want = !c->closing && !c->fatal && !c->set->stopping &&
+		    !conn_congested(c);
+
+	if (want && !c->reading) {
+		c->reading = true;
+		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+		if (c->in.len > 0)
+			uv_idle_start(&c->idle, on_idle);
+	} else if (!want && c->reading) {
+		c->reading = false;
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	}
+}
+
+static void on_idle(uv_idle_t *idle)
+{
+	struct kp_conn *c = idle->data;
+
+	uv_idle_stop(idle);
+	if (!c->closing)
+		conn_process(c);
+}
+
+void kp_conns_resume(struct kp_conns *s)
+{
+	struct kp_conn *c, *next;
+
+	if (s->inflight_total > s->max_inflight_total_bytes / 2)
+		return;
+	for (c = s->head; c != NULL; c = next) {
+		next = c->next;
+		if (!c->reading)
+			conn_update_reading(c);
+	}
+}
+
+void kp_conn_stop_reading(struct kp_conn *c)
+{
+	if (c->reading) {
+		c->reading = false;
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	}
+}
+
+static struct kp_slot *slot_push(struct kp_conn *c, size_t cost)
+{
+	struct kp_slot *slot = kp_calloc(1, sizeof(*slot));
+
+	if (slot == NULL)
+		return NULL;
+	kp_buf_init(&slot->resp);
+	slot->conn = c;
+	slot->on_ready = on_slot_ready;
+	slot->cost = cost;
+	slot->refs = 1;
+	if (c->tail != NULL)
+		c->tail->next = slot;
+	else
+		c->head = slot;
+	c->tail = slot;
+	c->inflight += cost;
+	c->set->inflight_total += cost;
+	return slot;
+}
+
+static void frame_error(struct kp_conn *c, int code, const char *message)
+{
+	struct kp_slot *slot = slot_push(c, 0);
+
+	c->fatal = true;
+	kp_conn_stop_reading(c);
+	if (slot == NULL) {
+		kp_conn_close(c);
+		return;
+	}
+	kp_response_error(&slot->resp, 0, code, message);
+	c->set->stats.request_errors++;
+	kp_slot_ready(slot);
+}
+
+static void conn_process(struct kp_conn *c)
+{
+	size_t used = 0;
+
+	if (c->processing)
+		return;
+	c->processing = true;
+	while (!c->closing && !c->fatal && c->reading) {
+		const char *p = c->in.data + used;
+		size_t avail = c->in.len - used;
+		uint32_t body_len;
+		struct kp_slot *slot;
+		struct kp_error err;
+		int rc;
+
+		rc = kp_frame_check(p, avail, c->set->max_frame_bytes,
+				    &body_len);
+		if (rc == 0)
+			break;
+		if (rc < 0) {
+			char msg[128];
+
+			snprintf(msg, sizeof(msg),
+				 "frame length must be 1..%u bytes; closing",
+				 c->set->max_frame_bytes);
+			frame_error(c, KP_EBADFRAME, msg);
+			break;
+		}
+		used += KP_FRAME_HEADER_SIZE + body_len;
+		slot = slot_push(c, KP_FRAME_HEADER_SIZE + body_len);
+		if (slot == NULL) {
+			kp_conn_close(c);
+			return;
+		}
+		kp_slot_ref(slot);
+		kp_error_clear(&err);
+		c->set->stats.requests++;
+		c->set->on_frame(c->set->on_frame_arg, slot,
+				 p + KP_FRAME_HEADER_SIZE, body_len);
+		if (slot->waits == 0 && !slot->ready)
+			kp_slot_ready(slot);
+		kp_slot_unref(slot);
+		if (conn_congested(c))
+			kp_conn_stop_reading(c);
+	}
+	if (c->closing)
+		return;
+	c->processing = false;
+	kp_buf_consume(&c->in, used);
+}
+
+void kp_conn_accept(struct kp_conns *s, uv_stream_t *listener)
+{
+	struct kp_conn *c = kp_calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return;
+	c->set = s;
+	kp_buf_init(&c->in);
+	uv_tcp_init(s->loop, &c->tcp);
+	c->tcp.data = c;
+	uv_idle_init(s->loop, &c->idle);
+	c->idle.data = c;
+	c->open_handles = 2;
+	if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+		uv_close((uv_handle_t *)&c->idle, on_closed);
+		uv_close((uv_handle_t *)&c->tcp, on_closed);
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	c->next = s->head;
+	if (s->head != NULL)
+		s->head->prev = c;
+	s->head = c;
+	s->stats.connections_total++;
+	s->stats.connections_open++;
+	conn_update_reading(c);
+}
+
+void kp_conns_stop_reading(struct kp_conns *s)
+{
+	s->stopping = true;
+	for (struct kp_conn *c = s->head; c != NULL; c = c->next)
+		kp_conn_stop_reading(c);
+}
+
+bool kp_conns_close_idle(struct kp_conns *s, bool force)
+{
+	struct kp_conn *c, *next;
+
+	for (c = s->head; c != NULL; c = next) {
+		next = c->next;
+		if (force || kp_conn_idle(c))
+			kp_conn_close(c);
+	}
+	return s->head == NULL;
+}

@@ -1,0 +1,111 @@
+/*
+ * conn.h - one client connection: frames in, ordered responses out.
+ *
+ * Each request read gets a slot (wire/slot.h) in the connection's queue;
+ * responses leave in request order as their slots become ready (a produce
+ * waiting for its fsync holds back the responses behind it). The request
+ * itself is handed to the set's on_frame function: this file knows frames
+ * and sockets, not operations.
+ *
+ * Frames are handled from the read callback, or (when reading resumes with
+ * frames already buffered) from an idle handle on the next loop turn, never
+ * from inside a response's completion: handlers do not re-enter.
+ *
+ * Back-pressure: while the requests in flight on a connection (and the
+ * responses queued behind an unanswered one) exceed
+ * max_inflight_bytes, or on all connections together exceed
+ * max_inflight_total_bytes, or the client is not reading its responses,
+ * the connection stops reading its socket.
+ */
+#ifndef KP_CONN_H
+#define KP_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "base/buf.h"
+#include "wire/slot.h"
+
+struct kp_conn;
+
+/* Counters exported as metrics (obs/metrics.c). */
+struct kp_conn_stats {
+	uint64_t connections_total;   /* accepted */
+	uint64_t connections_open;    /* currently open */
+	uint64_t bytes_in;            /* request bytes read */
+	uint64_t bytes_out;           /* response bytes written */
+	uint64_t requests;            /* requests handled */
+	uint64_t request_errors;      /* error responses sent */
+};
+
+/*
+ * Handles one whole request frame body (borrowed for the call) into slot;
+ * the slot is made ready on return unless the handler left waits on it.
+ */
+typedef void (*kp_conn_frame_fn)(void *arg, struct kp_slot *slot,
+				 const char *body, size_t len);
+
+/* The open connections of one listener and what they share. */
+struct kp_conns {
+	uv_loop_t *loop;              /* borrowed */
+	uint32_t max_frame_bytes;     /* largest accepted request frame */
+	uint64_t max_inflight_bytes;  /* per connection */
+	uint64_t max_inflight_total_bytes; /* all connections together */
+	kp_conn_frame_fn on_frame;    /* the request handler */
+	void *on_frame_arg;
+	struct kp_conn *head;         /* open connections, linked */
+	uint64_t inflight_total;      /* unanswered request bytes, all conns */
+	bool stopping;                /* no more reading (graceful stop) */
+	struct kp_conn_stats stats;
+};
+
+struct kp_conn {
+	uv_tcp_t tcp;            /* first: the handle's data is the conn */
+	uv_idle_t idle;          /* runs buffered frames on the next turn */
+	int open_handles;        /* tcp + idle not yet closed */
+	struct kp_conns *set;    /* borrowed: the set it belongs to */
+	struct kp_conn *next;    /* in the set's list */
+	struct kp_conn *prev;
+	struct kp_buf in;        /* bytes read, not yet a whole frame */
+	struct kp_slot *head;    /* oldest unanswered request */
+	struct kp_slot *tail;
+	uint64_t inflight;       /* bytes of unanswered requests */
+	size_t writing;          /* bytes handed to uv_write, not yet done */
+	bool reading;            /* uv_read_start is active */
+	bool closing;            /* uv_close called */
+	bool fatal;              /* framing error or EOF: close after flushing */
+	bool processing;         /* conn_process is on the stack */
+};
+
+/* Accepts a pending connection on listener into set and starts reading. */
+void kp_conn_accept(struct kp_conns *set, uv_stream_t *listener);
+
+/*
+ * Resumes reading on connections stopped because the requests in flight on
+ * all connections together passed max_inflight_total_bytes, once that
+ * total has fallen to half. Called periodically.
+ */
+void kp_conns_resume(struct kp_conns *set);
+
+/* Stops reading new requests on every connection of set (shutdown). */
+void kp_conns_stop_reading(struct kp_conns *set);
+
+/*
+ * Closes the connections of set that have answered and written everything
+ * (every one when force). Returns true when none is left open.
+ */
+bool kp_conns_close_idle(struct kp_conns *set, bool force);
+
+/* Stops reading new requests on c. */
+void kp_conn_stop_reading(struct kp_conn *c);
+
+/* true when every request on c is answered and written. */
+bool kp_conn_idle(const struct kp_conn *c);
+
+/* Closes the connection once its writes are done. */
+void kp_conn_close(struct kp_conn *c);
+
+#endif

@@ -1,0 +1,322 @@
+/*
+ * http.c - a minimal HTTP/1.x server: /metrics, /health, the dashboard
+ * page (GET /, dashboard.h) and its JSON snapshot (GET /api/state,
+ * state_json.h).
+ */
+#include "http.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "dashboard.h"
+#include "metrics.h"
+#include "state_json.h"
+#include "base/clock.h"
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "base/logging.h"
+#include "net/server.h"
+
+#define HTTP_MAX_REQUEST 8192
+#define HTTP_DEADLINE_MS 10000
+#define HTTP_MAX_CONNS 256
+
+struct http_conn {
+	uv_tcp_t tcp;              /* data is this struct */
+	uv_timer_t deadline;       /* closes a connection that lingers */
+	int handles;               /* tcp + deadline not yet closed */
+	struct kp_http *http;
+	struct http_conn *next;    /* in the listener's list */
+	struct http_conn *prev;
+	struct kp_buf in;          /* request bytes */
+	struct kp_buf out;         /* response being written */
+	uv_write_t write;
+	bool closing;
+};
+
+struct kp_http {
+	uv_tcp_t listener;         /* data is this struct */
+	struct kp_server *srv;
+	struct http_conn *conns;
+	int64_t started_ms;        /* when the server started (epoch ms) */
+	int open_handles;          /* listener + connections not yet closed */
+	int conn_count;            /* connections open */
+	bool stopped;
+};
+
+static void on_conn_closed(uv_handle_t *h)
+{
+	struct http_conn *c = h->data;
+
+	if (--c->handles > 0)
+		return;
+	c->http->open_handles--;
+	c->http->conn_count--;
+	kp_buf_destroy(&c->in);
+	kp_buf_destroy(&c->out);
+	kp_free(c);
+}
+
+static void conn_close(struct http_conn *c)
+{
+	struct kp_http *h = c->http;
+
+	if (c->closing)
+		return;
+	c->closing = true;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		h->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	uv_close((uv_handle_t *)&c->deadline, on_conn_closed);
+	uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+	conn_close(t->data);
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+	(void)status;
+	conn_close(req->data);
+}
+
+/* extra: more header lines, each ending in \r\n ("" for none). */
+static void respond_bytes(struct http_conn *c, int code, const char *reason,
+			  const char *type, const char *extra,
+			  const void *data, size_t len)
+{
+	char head[512];
+	int n;
+	uv_buf_t buf;
+
+	n = snprintf(head, sizeof(head),
+		     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+		     "Content-Length: %zu\r\n%sConnection: close\r\n\r\n",
+		     code, reason, type, len, extra);
+	if (n < 0 || (size_t)n >= sizeof(head) ||
+	    kp_buf_append(&c->out, head, (size_t)n) != 0 ||
+	    kp_buf_append(&c->out, data, len) != 0) {
+		conn_close(c);
+		return;
+	}
+	buf = uv_buf_init(c->out.data, (unsigned int)c->out.len);
+	c->write.data = c;
+	if (uv_write(&c->write, (uv_stream_t *)&c->tcp, &buf, 1, on_written) != 0)
+		conn_close(c);
+}
+
+static void respond(struct http_conn *c, int code, const char *reason,
+		    const char *type, const struct kp_buf *body)
+{
+	respond_bytes(c, code, reason, type, "", body->data, body->len);
+}
+
+static void respond_text(struct http_conn *c, int code, const char *reason,
+			 const char *text)
+{
+	struct kp_buf body;
+
+	kp_buf_init(&body);
+	kp_buf_append(&body, text, strlen(text));
+	respond(c, code, reason, "text/plain; charset=utf-8", &body);
+	kp_buf_destroy(&body);
+}
+
+static void route(struct http_conn *c, const char *method, const char *path)
+{
+	struct kp_server *s = c->http->srv;
+	struct kp_buf body;
+	const char *q = strchr(path, '?');
+	size_t plen = q ? (size_t)(q - path) : strlen(path);
+
+	if (strcmp(method, "GET") != 0) {
+		respond_text(c, 405, "Method Not Allowed", "GET only\n");
+		return;
+	}
+	kp_buf_init(&body);
+	if (plen == 8 && strncmp(path, "/metrics", 8) == 0) {
+		kp_metrics_render(s, &body);
+		respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
+			&body);
+	} else if (plen == 7 && strncmp(path, "/health", 7) == 0) {
+		int ok = kp_metrics_health(s, &body);
+
+		respond(c, ok ? 200 : 503, ok ? "OK" : "Service Unavailable",
+			"application/json", &body);
+	} else if ((plen == 1 && path[0] == '/') ||
+		   (plen == 11 && strncmp(path, "/index.html", 11) == 0)) {
+		respond_bytes(c, 200, "OK", "text/html; charset=utf-8",
+			      "Cache-Control: no-cache\r\n"
+			      "X-Content-Type-Options: nosniff\r\n",
+			      kp_dashboard_html, kp_dashboard_html_len);
+	} else if (plen == 10 && strncmp(path, "/api/state", 10) == 0) {
+		if (kp_state_json(s, c->http->started_ms, &body) != 0) {
+			respond_text(c, 500, "Internal Server Error",
+				     "out of memory\n");
+		} else {
+			respond_bytes(c, 200, "OK",
+				      "application/json; charset=utf-8",
+				      "Cache-Control: no-store\r\n",
+				      body.data, body.len);
+		}
+	} else {
+		respond_text(c, 404, "Not Found", "not found\n");
+	}
+	kp_buf_destroy(&body);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct http_conn *c = h->data;
+
+	(void)suggested;
+	if (kp_buf_reserve(&c->in, 2048) != 0) {
+		buf->base = NULL;
+		buf->len = 0;
+		return;
+	}
+	buf->base = c->in.data + c->in.len;
+	buf->len = c->in.cap - c->in.len;
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	struct http_conn *c = stream->data;
+	char method[16], path[1024];
+
+	(void)buf;
+	if (nread < 0) {
+		conn_close(c);
+		return;
+	}
+	c->in.len += (size_t)nread;
+	if (c->in.len > HTTP_MAX_REQUEST) {
+		uv_read_stop(stream);
+		respond_text(c, 431, "Request Header Fields Too Large",
+			     "request too large\n");
+		return;
+	}
+	if (kp_buf_append(&c->in, "", 1) != 0) {
+		conn_close(c);
+		return;
+	}
+	c->in.len--;
+	if (strstr(c->in.data, "\r\n\r\n") == NULL &&
+	    strstr(c->in.data, "\n\n") == NULL)
+		return;
+	uv_read_stop(stream);
+	if (sscanf(c->in.data, "%15s %1023s", method, path) != 2) {
+		respond_text(c, 400, "Bad Request", "bad request\n");
+		return;
+	}
+	route(c, method, path);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+	struct kp_http *h = listener->data;
+	struct http_conn *c;
+
+	if (status != 0)
+		return;
+	c = kp_calloc(1, sizeof(*c));
+	if (c == NULL)
+		return;
+	c->http = h;
+	kp_buf_init(&c->in);
+	kp_buf_init(&c->out);
+	uv_tcp_init(h->srv->loop, &c->tcp);
+	c->tcp.data = c;
+	uv_timer_init(h->srv->loop, &c->deadline);
+	c->deadline.data = c;
+	c->handles = 2;
+	h->open_handles++;
+	h->conn_count++;
+	c->next = h->conns;
+	if (h->conns != NULL)
+		h->conns->prev = c;
+	h->conns = c;
+	/*
+	 * A request must arrive and be answered within HTTP_DEADLINE_MS, and
+	 * at most HTTP_MAX_CONNS connections are open: slow or idle clients
+	 * cannot hold the listener's memory or descriptors.
+	 */
+	if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ||
+	    h->conn_count > HTTP_MAX_CONNS ||
+	    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+		conn_close(c);
+		return;
+	}
+	uv_timer_start(&c->deadline, on_deadline, HTTP_DEADLINE_MS, 0);
+}
+
+static void on_listener_closed(uv_handle_t *handle)
+{
+	struct kp_http *h = handle->data;
+
+	h->open_handles--;
+}
+
+int kp_http_start(struct kp_server *s, struct kp_http **out,
+		  struct kp_error *err)
+{
+	struct kp_http *h = kp_calloc(1, sizeof(*h));
+	struct sockaddr_storage addr;
+	int rc;
+
+	if (h == NULL)
+		return kp_error_set(err, -ENOMEM, "out of memory");
+	h->srv = s;
+	h->started_ms = kp_clock_now_ms();
+	rc = uv_ip4_addr(s->cfg.http_host, s->cfg.http_port,
+			 (struct sockaddr_in *)&addr);
+	if (rc != 0)
+		rc = uv_ip6_addr(s->cfg.http_host, s->cfg.http_port,
+				 (struct sockaddr_in6 *)&addr);
+	if (rc != 0) {
+		kp_free(h);
+		return kp_error_set(err, KP_ECONFIG, "bad http host '%s'",
+				    s->cfg.http_host);
+	}
+	uv_tcp_init(s->loop, &h->listener);
+	h->listener.data = h;
+	h->open_handles = 1;
+	rc = uv_tcp_bind(&h->listener, (struct sockaddr *)&addr, 0);
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&h->listener, 64, on_connection);
+	if (rc != 0) {
+		kp_error_set(err, rc, "cannot listen on %s:%d (http): %s",
+			     s->cfg.http_host, s->cfg.http_port,
+			     uv_strerror(rc));
+		h->stopped = true;
+		uv_close((uv_handle_t *)&h->listener, on_listener_closed);
+		*out = h;
+		return rc;
+	}
+	kp_log_info("http", "dashboard on http://%s:%d/ (metrics: /metrics)",
+		    s->cfg.http_host, s->cfg.http_port);
+	*out = h;
+	return 0;
+}
+
+void kp_http_stop(struct kp_http *h)
+{
+	if (h == NULL || h->stopped)
+		return;
+	h->stopped = true;
+	uv_close((uv_handle_t *)&h->listener, on_listener_closed);
+	while (h->conns != NULL)
+		conn_close(h->conns);
+}
+
+void kp_http_free(struct kp_http *h)
+{
+	kp_free(h);
+}

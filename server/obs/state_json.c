@@ -1,0 +1,410 @@
+/*
+ * state_json.c - the dashboard's JSON snapshot (GET /api/state).
+ *
+ * Processor status and versions are packed by the processor runtime as
+ * msgpack (the same maps proc_status and proc_versions answer) and turned
+ * into JSON here, so the dashboard shows exactly what the protocol does.
+ */
+#include "state_json.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+
+#include "base/clock.h"
+#include "log/partition.h"
+#include "log/topic.h"
+#include "net/server.h"
+#include "proc/proc.h"
+#include "wire/proto.h"
+
+#ifndef KP_VERSION_STRING
+#define KP_VERSION_STRING "0"
+#endif
+
+/* Nesting deeper than this is written as null (the server packs 3). */
+#define JSON_MAX_DEPTH 32
+
+static int appendf(struct kp_buf *out, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int appendf(struct kp_buf *out, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return -ENOMEM;
+	return kp_buf_append(out, line, (size_t)n) == 0 ? 0 : -ENOMEM;
+}
+
+static int put(struct kp_buf *out, const char *s)
+{
+	return kp_buf_append(out, s, strlen(s)) == 0 ? 0 : -ENOMEM;
+}
+
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 when invalid. */
+static size_t utf8_len(const unsigned char *p, size_t avail)
+{
+	uint32_t cp;
+	size_t n;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+		n = 2;
+		cp = p[0] & 0x1f;
+	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		n = 3;
+		cp = p[0] & 0x0f;
+	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		n = 4;
+		cp = p[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (avail < n)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+int kp_json_string(struct kp_buf *out, const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, run = 0;
+	int rc = 0;
+
+	if (kp_buf_append(out, "\"", 1) != 0)
+		return -ENOMEM;
+	while (i < len && rc == 0) {
+		unsigned char c = p[i];
+		char esc[8];
+		const char *e = NULL;
+		size_t n = 1;
+
+		switch (c) {
+		case '"': e = "\\\""; break;
+		case '\\': e = "\\\\"; break;
+		case '\n': e = "\\n"; break;
+		case '\r': e = "\\r"; break;
+		case '\t': e = "\\t"; break;
+		default:
+			if (c < 0x20 || c == 0x7f) {
+				snprintf(esc, sizeof(esc), "\\u%04x", c);
+				e = esc;
+			} else if (c >= 0x80) {
+				n = utf8_len(p + i, len - i);
+				if (n == 0) {
+					e = "\\ufffd";
+					n = 1;
+				}
+			}
+		}
+		if (e == NULL) {
+			run += n;
+			i += n;
+			continue;
+		}
+		if (run > 0 && kp_buf_append(out, s + i - run, run) != 0)
+			rc = -ENOMEM;
+		run = 0;
+		if (rc == 0)
+			rc = put(out, e);
+		i += n;
+	}
+	if (rc == 0 && run > 0 && kp_buf_append(out, s + i - run, run) != 0)
+		rc = -ENOMEM;
+	if (rc == 0 && kp_buf_append(out, "\"", 1) != 0)
+		rc = -ENOMEM;
+	return rc;
+}
+
+static int json_value(struct kp_buf *out, const msgpack_object *o, int depth);
+
+static int json_key(struct kp_buf *out, const msgpack_object *k, int depth)
+{
+	struct kp_buf tmp;
+	int rc;
+
+	if (k->type == MSGPACK_OBJECT_STR)
+		return kp_json_string(out, k->via.str.ptr, k->via.str.size);
+	if (k->type == MSGPACK_OBJECT_BIN)
+		return kp_json_string(out, k->via.bin.ptr, k->via.bin.size);
+	/* Any other key: its JSON text, as a string. */
+	kp_buf_init(&tmp);
+	rc = json_value(&tmp, k, depth);
+	if (rc == 0)
+		rc = kp_json_string(out, tmp.data, tmp.len);
+	kp_buf_destroy(&tmp);
+	return rc;
+}
+
+static int json_value(struct kp_buf *out, const msgpack_object *o, int depth)
+{
+	int rc = 0;
+
+	if (depth > JSON_MAX_DEPTH)
+		return put(out, "null");
+	switch (o->type) {
+	case MSGPACK_OBJECT_NIL:
+		return put(out, "null");
+	case MSGPACK_OBJECT_BOOLEAN:
+		return put(out, o->via.boolean ? "true" : "false");
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		return appendf(out, "%llu", (unsigned long long)o->via.u64);
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		return appendf(out, "%lld", (long long)o->via.i64);
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		if (!isfinite(o->via.f64))
+			return put(out, "null");
+		return appendf(out, "%.17g", o->via.f64);
+	case MSGPACK_OBJECT_STR:
+		return kp_json_string(out, o->via.str.ptr, o->via.str.size);
+	case MSGPACK_OBJECT_BIN:
+		return kp_json_string(out, o->via.bin.ptr, o->via.bin.size);
+	case MSGPACK_OBJECT_ARRAY:
+		rc = put(out, "[");
+		for (uint32_t i = 0; rc == 0 && i < o->via.array.size; i++) {
+			if (i > 0)
+				rc = put(out, ",");
+			if (rc == 0)
+				rc = json_value(out, &o->via.array.ptr[i],
+						depth + 1);
+		}
+		return rc == 0 ? put(out, "]") : rc;
+	case MSGPACK_OBJECT_MAP:
+		rc = put(out, "{");
+		for (uint32_t i = 0; rc == 0 && i < o->via.map.size; i++) {
+			const msgpack_object_kv *kv = &o->via.map.ptr[i];
+
+			if (i > 0)
+				rc = put(out, ",");
+			if (rc == 0)
+				rc = json_key(out, &kv->key, depth + 1);
+			if (rc == 0)
+				rc = put(out, ":");
+			if (rc == 0)
+				rc = json_value(out, &kv->val, depth + 1);
+		}
+		return rc == 0 ? put(out, "}") : rc;
+	default:
+		return put(out, "null");   /* ext */
+	}
+}
+
+/* Unpacks one whole object from data; 0, -EINVAL or -ENOMEM. */
+static int unpack_one(msgpack_unpacked *u, const char *data, size_t len)
+{
+	size_t off = 0;
+	msgpack_unpack_return ret = msgpack_unpack_next(u, data, len, &off);
+
+	if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
+		return -ENOMEM;
+	if (ret != MSGPACK_UNPACK_SUCCESS || off != len)
+		return -EINVAL;
+	return 0;
+}
+
+int kp_json_from_msgpack(struct kp_buf *out, const char *data, size_t len)
+{
+	msgpack_unpacked u;
+	int rc;
+
+	msgpack_unpacked_init(&u);
+	rc = unpack_one(&u, data, len);
+	if (rc == 0)
+		rc = json_value(out, &u.data, 0);
+	msgpack_unpacked_destroy(&u);
+	return rc;
+}
+
+/* ---- packing through the processor runtime ----------------------------- */
+
+static int on_pack_write(void *data, const char *buf, size_t len)
+{
+	struct kp_response *r = data;
+
+	if (kp_buf_append(r->out, buf, len) != 0) {
+		r->oom = 1;
+		return -1;
+	}
+	return 0;
+}
+
+static void packer_begin(struct kp_response *r, struct kp_buf *tmp)
+{
+	kp_buf_reset(tmp);
+	r->out = tmp;
+	r->start = 0;
+	r->oom = 0;
+	msgpack_packer_init(&r->pk, r, on_pack_write);
+}
+
+/*
+ * One processor: its status map with "versions" (a count there) renamed
+ * "version_count" and the versions array added as "versions".
+ */
+static int proc_json(struct kp_buf *out, struct kp_proc *p,
+		     struct kp_buf *tmp)
+{
+	struct kp_response r;
+	msgpack_unpacked u;
+	const msgpack_object *m;
+	int rc;
+
+	packer_begin(&r, tmp);
+	kp_proc_pack_status(p, &r);
+	if (r.oom)
+		return -ENOMEM;
+	msgpack_unpacked_init(&u);
+	rc = unpack_one(&u, tmp->data, tmp->len);
+	m = &u.data;
+	if (rc == 0 && m->type != MSGPACK_OBJECT_MAP)
+		rc = -EINVAL;
+	if (rc == 0)
+		rc = put(out, "{");
+	for (uint32_t i = 0; rc == 0 && i < m->via.map.size; i++) {
+		const msgpack_object_kv *kv = &m->via.map.ptr[i];
+
+		if (i > 0)
+			rc = put(out, ",");
+		if (rc != 0)
+			break;
+		if (kv->key.type == MSGPACK_OBJECT_STR &&
+		    kv->key.via.str.size == 8 &&
+		    memcmp(kv->key.via.str.ptr, "versions", 8) == 0)
+			rc = put(out, "\"version_count\"");
+		else
+			rc = json_key(out, &kv->key, 1);
+		if (rc == 0)
+			rc = put(out, ":");
+		if (rc == 0)
+			rc = json_value(out, &kv->val, 1);
+	}
+	msgpack_unpacked_destroy(&u);
+	if (rc != 0)
+		return rc;
+	packer_begin(&r, tmp);
+	kp_proc_pack_versions(p, &r);
+	if (r.oom)
+		return -ENOMEM;
+	rc = put(out, ",\"versions\":");
+	if (rc == 0)
+		rc = kp_json_from_msgpack(out, tmp->data, tmp->len);
+	return rc == 0 ? put(out, "}") : rc;
+}
+
+static int u64_array(struct kp_buf *out, const struct kp_partition_stats *st,
+		     uint32_t n, bool end)
+{
+	int rc = put(out, "[");
+
+	for (uint32_t i = 0; rc == 0 && i < n; i++)
+		rc = appendf(out, "%s%llu", i ? "," : "",
+			     (unsigned long long)(end ? st[i].visible_end
+						      : st[i].start_offset));
+	return rc == 0 ? put(out, "]") : rc;
+}
+
+static int topic_json(struct kp_buf *out, struct kp_topic *t,
+		      struct kp_buf *tmp)
+{
+	uint32_t n = t->config.partitions;
+	struct kp_partition_stats *st;
+	uint64_t end = 0, bytes = 0, segments = 0, appended = 0;
+	bool failed = false;
+	int rc;
+
+	kp_buf_reset(tmp);
+	if (kp_buf_reserve(tmp, (size_t)n * sizeof(*st)) != 0)
+		return -ENOMEM;
+	st = (struct kp_partition_stats *)(void *)tmp->data;
+	for (uint32_t i = 0; i < n; i++) {
+		kp_partition_stats(t->parts[i].log, &st[i]);
+		end += st[i].visible_end;
+		bytes += st[i].size_bytes;
+		segments += st[i].segments;
+		appended += t->parts[i].records_appended;
+		failed = failed || st[i].failed;
+	}
+	rc = put(out, "{\"name\":");
+	if (rc == 0)
+		rc = kp_json_string(out, t->name, strlen(t->name));
+	if (rc == 0)
+		rc = appendf(out, ",\"partitions\":%u,\"start_offsets\":", n);
+	if (rc == 0)
+		rc = u64_array(out, st, n, false);
+	if (rc == 0)
+		rc = put(out, ",\"end_offsets\":");
+	if (rc == 0)
+		rc = u64_array(out, st, n, true);
+	if (rc == 0)
+		rc = appendf(out,
+			     ",\"end_offset\":%llu,\"bytes\":%llu,\"segments\":%llu,"
+			     "\"records_appended\":%llu,\"failed\":%s}",
+			     (unsigned long long)end,
+			     (unsigned long long)bytes,
+			     (unsigned long long)segments,
+			     (unsigned long long)appended,
+			     failed ? "true" : "false");
+	return rc;
+}
+
+int kp_state_json(struct kp_server *s, int64_t started_ms, struct kp_buf *out)
+{
+	int64_t now = kp_clock_now_ms();
+	size_t ntopics = s->store.catalog ? kp_catalog_count(s->store.catalog) : 0;
+	size_t nprocs = s->procs ? kp_procs_count(s->procs) : 0;
+	struct kp_buf tmp;
+	int rc;
+
+	rc = put(out, "{\"server\":{\"version\":");
+	if (rc == 0)
+		rc = kp_json_string(out, KP_VERSION_STRING,
+				    strlen(KP_VERSION_STRING));
+	if (rc == 0)
+		rc = appendf(out,
+			     ",\"pid\":%ld,\"now_ms\":%lld,\"started_ms\":%lld,"
+			     "\"uptime_ms\":%lld},\"topics\":[",
+			     (long)getpid(), (long long)now,
+			     (long long)started_ms,
+			     (long long)(now - started_ms));
+	kp_buf_init(&tmp);
+	for (size_t i = 0; rc == 0 && i < ntopics; i++) {
+		if (i > 0)
+			rc = put(out, ",");
+		if (rc == 0)
+			rc = topic_json(out, kp_catalog_at(s->store.catalog, i), &tmp);
+	}
+	if (rc == 0)
+		rc = put(out, "],\"processors\":[");
+	for (size_t i = 0; rc == 0 && i < nprocs; i++) {
+		if (i > 0)
+			rc = put(out, ",");
+		if (rc == 0)
+			rc = proc_json(out, kp_procs_at(s->procs, i), &tmp);
+	}
+	kp_buf_destroy(&tmp);
+	if (rc == 0)
+		rc = put(out, "]}\n");
+	return rc;
+}

@@ -1,0 +1,60 @@
+/*
+ * proc_checkpoint.h - a processor's checkpoint: its view and the input
+ * offsets that view reflects, committed together in one file
+ * (<data>/procs/<name>/checkpoint, tmp + fsync + rename), plus the end
+ * offsets its outputs had at that moment, so that a restart can tell which
+ * outputs of the replayed tail were already written (effectively once).
+ */
+#ifndef KP_PROC_CHECKPOINT_H
+#define KP_PROC_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "view.h"
+#include "base/buf.h"
+#include "base/error.h"
+
+/* An input position: the next offset to process. */
+struct kp_ckpt_cursor {
+	char topic[201];
+	uint32_t partition;
+	uint64_t offset;
+};
+
+/* An output partition's end offset when the checkpoint was taken. */
+struct kp_ckpt_mark {
+	char topic[201];
+	uint32_t partition;
+	uint64_t end;
+};
+
+struct kp_checkpoint {
+	uint32_t version;               /* code version that wrote it */
+	struct kp_ckpt_cursor *cursors; /* owned */
+	uint32_t cursor_count;
+	struct kp_ckpt_mark *marks;     /* owned */
+	uint32_t mark_count;
+	uint64_t processed;             /* records processed, cumulative */
+	uint64_t errors;                /* records that raised */
+	uint64_t dead_lettered;         /* records sent to the DLQ */
+};
+
+/* Frees the arrays of c. */
+void kp_checkpoint_destroy(struct kp_checkpoint *c);
+
+/*
+ * Writes c and a snapshot of view to dir/checkpoint atomically (fsync).
+ * Worker thread or loop. Returns 0 or -errno.
+ */
+int kp_checkpoint_save(const struct kp_checkpoint *c, struct kp_view *view,
+		       const char *dir);
+
+/*
+ * Reads dir/checkpoint into c (zeroed first) and view. Returns 0, 1 when
+ * there is no checkpoint, or an error (KP_ECORRUPT) with err.
+ */
+int kp_checkpoint_load(struct kp_checkpoint *c, struct kp_view *view,
+		       const char *dir, struct kp_error *err);
+
+#endif

@@ -1,0 +1,376 @@
+/*
+ * proc_code.c - loading a processor's code: a shared object copied to a
+ * content-addressed path and dlopen'ed from there, or a Lua file behind the
+ * Lua adapter's descriptor.
+ *
+ * Access pattern: rare (a load or reload command); reads the whole file,
+ * hashes it (64-bit FNV-1a), and for a .so writes <code_dir>/<hash>.so
+ * through a temporary name and rename(2), so a reader never sees a partial
+ * copy and a replaced source file always loads from a new path.
+ */
+#include "proc_code.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "luahost/lua_adapter.h"
+
+#define FNV64_OFFSET 0xcbf29ce484222325ull
+#define FNV64_PRIME 0x100000001b3ull
+
+static uint64_t fnv1a64(uint64_t h, const char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)p[i];
+		h *= FNV64_PRIME;
+	}
+	return h;
+}
+
+static void hex64(uint64_t h, char hex[17])
+{
+	snprintf(hex, 17, "%016llx", (unsigned long long)h);
+}
+
+int kp_proc_code_hash_file(const char *path, char hex[17])
+{
+	uint64_t h = FNV64_OFFSET;
+	char chunk[65536];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n < 0) {
+			int rc = -errno;
+
+			if (rc == -EINTR)
+				continue;
+			close(fd);
+			return rc;
+		}
+		h = fnv1a64(h, chunk, (size_t)n);
+	}
+	close(fd);
+	hex64(h, hex);
+	return 0;
+}
+
+/* Reads a whole file into a kp_malloc'd buffer. Returns 0 or -errno. */
+static int read_all(const char *path, char **out, size_t *len)
+{
+	struct stat st;
+	char *data = NULL;
+	size_t cap, n = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = -EINVAL;
+		goto out;
+	}
+	cap = (size_t)st.st_size + 1;
+	data = kp_malloc(cap);
+	if (data == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	while (n < cap) {
+		ssize_t r = read(fd, data + n, cap - n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = -errno;
+			goto out;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	if (n == cap)
+		rc = -EAGAIN;  /* the file grew while we read it */
+out:
+	close(fd);
+	if (rc != 0) {
+		kp_free(data);
+		return rc;
+	}
+	*out = data;
+	*len = n;
+	return 0;
+}
+
+static int write_all(int fd, const char *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t w = write(fd, data, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		data += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Creates dir and its missing parents (mode 0755). Returns 0 or -errno. */
+static int make_dirs(const char *dir)
+{
+	char path[4096];
+	size_t len = strlen(dir);
+
+	if (len == 0 || len >= sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, dir, len + 1);
+	for (size_t i = 1; i <= len; i++) {
+		if (path[i] != '/' && path[i] != '\0')
+			continue;
+		path[i] = '\0';
+		if (mkdir(path, 0755) != 0 && errno != EEXIST)
+			return -errno;
+		path[i] = i == len ? '\0' : '/';
+	}
+	return 0;
+}
+
+/*
+ * Makes <code_dir>/<name> hold data, unless it already exists (the name
+ * starts with the content's hash: <hash>.so, or <hash>/<file>.lua so that
+ * Lua errors keep naming the file). Written to a temporary name, then
+ * renamed.
+ */
+static int store_copy(const char *code_dir, const char *name, const char *data,
+		      size_t len, char *dst, size_t dst_size,
+		      struct kp_error *err)
+{
+	static unsigned counter;
+	char tmp[4200], dir[4200];
+	const char *slash;
+	int fd, rc;
+
+	if ((size_t)snprintf(dst, dst_size, "%s/%s", code_dir, name) >=
+	    dst_size)
+		return kp_error_set(err, -ENAMETOOLONG, "%s: path too long",
+				    code_dir);
+	slash = strrchr(dst, '/');
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - dst), dst);
+	rc = make_dirs(dir);
+	if (rc != 0)
+		return kp_error_set(err, rc, "%s: cannot create: %s", dir,
+				    kp_error_text(rc));
+	if (access(dst, R_OK) == 0)
+		return 0;
+	snprintf(tmp, sizeof(tmp), "%s/.tmp.%ld.%u", dir, (long)getpid(),
+		 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	if (fd < 0) {
+		rc = -errno;
+		return kp_error_set(err, rc, "%s: cannot write: %s", tmp,
+				    kp_error_text(rc));
+	}
+	rc = write_all(fd, data, len);
+	if (rc == 0 && fsync(fd) != 0)
+		rc = -errno;
+	if (close(fd) != 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && rename(tmp, dst) != 0)
+		rc = -errno;
+	if (rc != 0) {
+		unlink(tmp);
+		return kp_error_set(err, rc, "%s: cannot write: %s", dst,
+				    kp_error_text(rc));
+	}
+	return 0;
+}
+
+/* Copies the descriptor min(size, sizeof) after checking its ABI version. */
+static int take_descriptor(struct kp_proc_code *code,
+			   const struct kp_processor *d, struct kp_error *err)
+{
+	uint32_t major, minor;
+	size_t n;
+
+	if (d == NULL)
+		return kp_error_set(err, KP_ECONFIG,
+				    "%s: %s() returned no descriptor",
+				    code->path, KP_PROC_ENTRY);
+	major = d->abi_version >> 16;
+	minor = d->abi_version & 0xffff;
+	if (major != KP_PROC_ABI_MAJOR)
+		return kp_error_set(err, KP_ECONFIG,
+				    "%s: built for processor ABI %u.%u, this server speaks %u.%u",
+				    code->path, major, minor,
+				    (unsigned)KP_PROC_ABI_MAJOR,
+				    (unsigned)KP_PROC_ABI_MINOR);
+	n = d->size < sizeof(code->desc) ? d->size : sizeof(code->desc);
+	memset(&code->desc, 0, sizeof(code->desc));
+	memcpy(&code->desc, d, n);
+	code->desc.size = (uint32_t)n;
+	if (code->desc.process == NULL)
+		return kp_error_set(err, KP_ECONFIG,
+				    "%s: the descriptor has no process callback",
+				    code->path);
+	return 0;
+}
+
+/*
+ * The path to dlopen a .so in place: as given, with "./" in front of a bare
+ * file name (dlopen would search the library path for it).
+ */
+static int in_place_path(struct kp_proc_code *code, struct kp_error *err)
+{
+	size_t len = strlen(code->path);
+	size_t at = strchr(code->path, '/') == NULL ? 2 : 0;
+
+	if (len + at >= sizeof(code->loaded_path))
+		return kp_error_set(err, -ENAMETOOLONG, "%s: path too long",
+				    code->path);
+	memcpy(code->loaded_path, "./", at);
+	memcpy(code->loaded_path + at, code->path, len + 1);
+	return 0;
+}
+
+static int load_so(struct kp_proc_code *code, const char *code_dir,
+		   struct kp_error *err)
+{
+	kp_proc_entry_fn entry;
+	char *data = NULL;
+	size_t len = 0;
+	int rc;
+
+	rc = read_all(code->path, &data, &len);
+	if (rc != 0)
+		return kp_error_set(err, rc, "%s: cannot read: %s", code->path,
+				    kp_error_text(rc));
+	hex64(fnv1a64(FNV64_OFFSET, data, len), code->hash);
+	if (code_dir != NULL) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "%s.so", code->hash);
+		rc = store_copy(code_dir, name, data, len, code->loaded_path,
+				sizeof(code->loaded_path), err);
+	} else {
+		rc = in_place_path(code, err);
+	}
+	kp_free(data);
+	if (rc != 0)
+		return rc;
+	code->dl = dlopen(code->loaded_path, RTLD_NOW | RTLD_LOCAL);
+	if (code->dl == NULL)
+		return kp_error_set(err, KP_ECONFIG, "%s: cannot load: %s",
+				    code->path, dlerror());
+	*(void **)&entry = dlsym(code->dl, KP_PROC_ENTRY);
+	if (entry == NULL)
+		return kp_error_set(err, KP_ECONFIG,
+				    "%s: does not export %s() (build with -fvisibility=hidden and mark it visible)",
+				    code->path, KP_PROC_ENTRY);
+	return take_descriptor(code, entry(), err);
+}
+
+/*
+ * A .lua file: hashed, and with code_dir copied to <hash>/<file name>
+ * there, so the processor keeps running the text it was given (across
+ * restarts too) whatever happens to the file afterwards.
+ */
+static int load_lua(struct kp_proc_code *code, const char *code_dir,
+		    struct kp_error *err)
+{
+	const char *base = strrchr(code->path, '/');
+	char *data = NULL, name[4200];
+	size_t len = 0;
+	int rc;
+
+	rc = read_all(code->path, &data, &len);
+	if (rc != 0)
+		return kp_error_set(err, rc, "%s: cannot read: %s", code->path,
+				    kp_error_text(rc));
+	hex64(fnv1a64(FNV64_OFFSET, data, len), code->hash);
+	base = base ? base + 1 : code->path;
+	snprintf(name, sizeof(name), "%s/%s", code->hash, base);
+	if (code_dir != NULL)
+		rc = store_copy(code_dir, name, data, len, code->loaded_path,
+				sizeof(code->loaded_path), err);
+	else
+		snprintf(code->loaded_path, sizeof(code->loaded_path), "%s",
+			 code->path);
+	kp_free(data);
+	if (rc != 0)
+		return rc;
+	return take_descriptor(code, kp_lua_processor(), err);
+}
+
+static int has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n > m && strcmp(s + n - m, suffix) == 0;
+}
+
+static void code_free(struct kp_proc_code *code)
+{
+	if (code->dl != NULL)
+		dlclose(code->dl);
+	kp_free(code);
+}
+
+int kp_proc_code_load(const char *path, const char *code_dir,
+		      struct kp_proc_code **out, struct kp_error *err)
+{
+	struct kp_proc_code *code;
+	int rc;
+
+	if (strlen(path) >= sizeof(code->path))
+		return kp_error_set(err, -ENAMETOOLONG, "%.64s...: path too long",
+				    path);
+	if (!has_suffix(path, ".so") && !has_suffix(path, ".lua"))
+		return kp_error_set(err, KP_ECONFIG,
+				    "%s: unknown processor type (expected a .lua file or a .so shared object)",
+				    path);
+	code = kp_calloc(1, sizeof(*code));
+	if (code == NULL)
+		return kp_error_set(err, -ENOMEM, "%s: out of memory", path);
+	memcpy(code->path, path, strlen(path) + 1);
+	code->refs = 1;
+	if (has_suffix(path, ".so")) {
+		memcpy(code->lang, "c", 2);
+		rc = load_so(code, code_dir, err);
+	} else {
+		memcpy(code->lang, "lua", 4);
+		rc = load_lua(code, code_dir, err);
+	}
+	if (rc != 0) {
+		code_free(code);
+		return rc;
+	}
+	*out = code;
+	return 0;
+}
+
+void kp_proc_code_ref(struct kp_proc_code *code)
+{
+	if (code != NULL)
+		__atomic_add_fetch(&code->refs, 1, __ATOMIC_RELAXED);
+}
+
+void kp_proc_code_unref(struct kp_proc_code *code)
+{
+	if (code == NULL)
+		return;
+	if (__atomic_sub_fetch(&code->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		code_free(code);
+}

@@ -1,0 +1,84 @@
+/*
+ * proc_def.h - a processor's definition: what to run, on what, with which
+ * settings, and its versions. Persisted as <data>/procs/<name>/proc.def
+ * (one msgpack map, written tmp + fsync + rename), so processors, replays
+ * in progress and retired versions survive restarts.
+ */
+#ifndef KP_PROC_DEF_H
+#define KP_PROC_DEF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/error.h"
+
+#define KP_PROC_MAX_TOPICS 32
+#define KP_PROC_MAX_VERSIONS 16
+#define KP_PROC_PATH_MAX 1024
+
+/* Where a version starts reading its inputs. */
+enum kp_proc_from { KP_FROM_EARLIEST, KP_FROM_LATEST, KP_FROM_TIME,
+		    KP_FROM_OFFSET };
+
+/* One version as persisted. */
+struct kp_proc_def_version {
+	uint32_t number;                /* 1, 2, ... */
+	char role[12];                  /* "building", "live", "retired" */
+	char source[KP_PROC_PATH_MAX];  /* the file it was loaded from */
+	char code[KP_PROC_PATH_MAX];    /* the content-addressed copy */
+	char hash[17];                  /* code hash */
+	uint32_t revision;              /* 1 + reloads */
+	int64_t created_ms;
+	uint64_t rate;                  /* replay records/s, 0 = no limit */
+	enum kp_proc_from from;         /* where it started */
+	int64_t from_value;             /* ts or offset for TIME / OFFSET */
+	uint64_t replay_total;          /* records to go when it started */
+};
+
+struct kp_proc_def {
+	char name[201];                 /* a topic-style name */
+	char source[KP_PROC_PATH_MAX];  /* the file of the live version */
+	uint32_t input_count;
+	char inputs[KP_PROC_MAX_TOPICS][201];  /* logical names */
+	uint32_t output_count;
+	char outputs[KP_PROC_MAX_TOPICS][201]; /* logical names */
+	enum kp_proc_from from;         /* for the first version */
+	int64_t from_ts;
+	struct kp_buf config;           /* msgpack map (owned) */
+	bool paused;                    /* paused by an operator or errors */
+	char pause_reason[256];         /* why, when paused */
+	bool watch;                     /* reload when the source changes */
+	bool open_outputs;              /* created without outputs: emits to a
+					   new topic make it an output */
+	double max_error_rate;          /* pause past this fraction, 0..1 */
+	uint32_t time_budget_ms;        /* no progress this long: stopped */
+	uint64_t memory_limit;          /* bytes, 0 = none */
+	int64_t created_ms;             /* wall clock at creation */
+	uint32_t next_version;          /* number for the next version */
+	uint32_t version_count;
+	struct kp_proc_def_version versions[KP_PROC_MAX_VERSIONS];
+};
+
+/* Initialises def with defaults (empty config map). */
+void kp_proc_def_init(struct kp_proc_def *def);
+
+/* Frees def's buffers. */
+void kp_proc_def_destroy(struct kp_proc_def *def);
+
+/* Writes def to dir/proc.def atomically. Returns 0 or -errno. */
+int kp_proc_def_save(const struct kp_proc_def *def, const char *dir);
+
+/* Reads dir/proc.def into def (initialised). Returns 0 or an error. */
+int kp_proc_def_load(struct kp_proc_def *def, const char *dir,
+		     struct kp_error *err);
+
+/* The logical name of the processor's dead-letter topic: "<name>.dlq". */
+void kp_proc_def_dlq(const struct kp_proc_def *def, char *out, size_t cap);
+
+/* The persisted entry of version n, or NULL. */
+struct kp_proc_def_version *kp_proc_def_version(struct kp_proc_def *def,
+						uint32_t n);
+
+#endif

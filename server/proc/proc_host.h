@@ -1,0 +1,79 @@
+/*
+ * proc_host.h - the host services of the processor ABI (kp_proc_host),
+ * implemented over a sink: a view for state and a buffer for emits.
+ *
+ * One sink belongs to one processor instance and is used by one thread at
+ * a time (the worker running the instance, or the offline runner). Each
+ * record is atomic: kp_sink_begin_record marks a point, and
+ * kp_sink_abort_record undoes every emit and state change made since, so a
+ * record that fails leaves no trace (it goes to the dead-letter topic).
+ */
+#ifndef KP_PROC_HOST_H
+#define KP_PROC_HOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kappa_processor.h"
+
+#include "view.h"
+#include "base/buf.h"
+
+/* One emitted record, decoded from the sink's buffer (borrowed). */
+struct kp_emit {
+	const char *topic;
+	uint32_t topic_len;
+	const char *key;       /* NULL when none */
+	uint32_t key_len;
+	const char *value;     /* msgpack */
+	uint32_t value_len;
+	int64_t ts;            /* event time of the record that emitted it */
+	uint64_t offset;       /* input offset of the record that emitted it */
+};
+
+struct kp_sink {
+	struct kp_view *view;        /* borrowed; state lives here */
+	const char *name;            /* processor name, for logs */
+	const char *const *outputs;  /* allowed emit topics; NULL = any */
+	size_t output_count;
+	struct kp_buf emits;         /* encoded emits of the current batch */
+	uint32_t emit_count;
+	struct kp_buf scratch;       /* backs state_get's borrowed value */
+	struct kp_buf undo;          /* undo log of the current record */
+	int64_t record_ts;           /* ts of the record being processed */
+	uint64_t record_offset;      /* its input offset */
+	size_t record_emits_len;     /* emits.len at begin_record */
+	uint32_t record_emit_count;  /* emit_count at begin_record */
+	void (*log_fn)(void *arg, int level, const char *name,
+		       const char *message); /* NULL: server log */
+	void *log_arg;
+};
+
+/* Initialises a sink over view (borrowed). outputs may be NULL. */
+void kp_sink_init(struct kp_sink *sink, struct kp_view *view, const char *name,
+		  const char *const *outputs, size_t output_count);
+
+/* Frees the sink's buffers. */
+void kp_sink_destroy(struct kp_sink *sink);
+
+/* The host table whose host_data is a struct kp_sink. */
+const struct kp_proc_host *kp_sink_host(void);
+
+/* Starts a record: later abort undoes back to here. */
+void kp_sink_begin_record(struct kp_sink *sink);
+
+/* Undoes the emits and state changes since begin_record. */
+void kp_sink_abort_record(struct kp_sink *sink);
+
+/* Drops all buffered emits (after the caller has written them). */
+void kp_sink_clear_emits(struct kp_sink *sink);
+
+/*
+ * Iterates buffered emits: *pos starts at 0. Returns 1 with *e, 0 at the
+ * end.
+ */
+int kp_sink_next_emit(const struct kp_sink *sink, size_t *pos,
+		      struct kp_emit *e);
+
+#endif

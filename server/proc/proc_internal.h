@@ -1,0 +1,81 @@
+/*
+ * proc_internal.h - what proc.c, proc_ops.c and proc_status.c share about
+ * a processor: its definition file, its versions, its output topics and
+ * aliases, and the requests it answers later. Internal to the processor
+ * runtime; loop thread only.
+ */
+#ifndef KP_PROC_INTERNAL_H
+#define KP_PROC_INTERNAL_H
+
+#include <stdint.h>
+
+#include "proc_def.h"
+#include "base/error.h"
+#include "wire/proto.h"
+
+struct kp_proc;
+struct kp_slot;
+struct proc_version;
+
+/* Writes p's definition (logs a failure). Returns 0 or -errno. */
+int kp_proc_save_def(struct kp_proc *p);
+
+/* Sets the persisted role of version n ("building", "live", "retired"). */
+void kp_proc_def_set_role(struct kp_proc *p, uint32_t n, const char *role);
+
+/* Adds v to p's definition, started from (from, value) in role. */
+void kp_proc_def_add_version(struct kp_proc *p, struct proc_version *v,
+			     enum kp_proc_from from, int64_t value,
+			     const char *role);
+
+/* Adds v to / removes v from p's versions (and its definition). */
+void kp_proc_add_version(struct kp_proc *p, struct proc_version *v);
+void kp_proc_remove_version(struct kp_proc *p, struct proc_version *v);
+
+/* Loads file into v (its code, source and hash). Returns 0 or an error. */
+int kp_proc_load_code(struct kp_proc *p, struct proc_version *v,
+		      const char *file, struct kp_error *err);
+
+/* The logical name of output i of p (the DLQ is the last one). */
+void kp_proc_logical_name(struct kp_proc *p, uint32_t i, char *out,
+			  size_t cap);
+
+/* Creates v's physical output topics, shaped like the logical ones. */
+int kp_proc_ensure_outputs(struct kp_proc *p, struct proc_version *v,
+			   struct kp_error *err);
+
+/* Points p's logical outputs at v's physical topics (generation v). */
+int kp_proc_point_aliases(struct kp_proc *p, struct proc_version *v);
+
+/* Answers parked fetches on v's outputs so their readers come back. */
+void kp_proc_wake_readers(struct kp_proc *p, struct proc_version *v);
+
+/* Deletes the output topics of a version that is not live. */
+void kp_proc_drop_outputs(struct kp_proc *p, struct proc_version *v);
+
+/* Retires v: checkpoint, stop its instance (once it is between batches). */
+void kp_proc_retire(struct kp_proc *p, struct proc_version *v);
+
+/* Frees v now, or when its job returns (counted in p->pending_frees). */
+void kp_proc_free_version(struct kp_proc *p, struct proc_version *v);
+
+/* Keeps slot for a later answer (a reference and a wait). */
+void kp_proc_hold(struct kp_slot **pslot, struct kp_slot *slot);
+
+/* Answers a held slot with p's status, or with the error rc / message. */
+void kp_proc_answer(struct kp_slot **pslot, struct kp_proc *p, int rc,
+		    const char *message);
+
+/* Runs the reset or verify that waited for the live version to be idle. */
+void kp_proc_run_pending(struct kp_proc *p);
+
+/* Hands a loaded reload to the live version if it is between batches. */
+void kp_proc_launch_reload(struct kp_proc *p);
+
+/* --watch: reloads when the live version's file changed (at most 2/s). */
+void kp_proc_watch_check(struct kp_proc *p, int64_t mono_ms);
+
+/* Updates the smoothed records/s of a replay in progress. */
+void kp_proc_replay_rate(struct kp_proc *p, int64_t mono_ms);
+
+#endif

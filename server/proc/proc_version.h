@@ -1,0 +1,358 @@
+/*
+ * proc_version.h - one version of a processor running over the log: its
+ * code, view, input cursors and physical output topics. Internal to the
+ * processor runtime (proc.c, proc_verify.c).
+ *
+ * Versions are blue/green: a processor has one live version and may have a
+ * building one (a replay) running beside it from an earlier position into
+ * its own view and output topics, plus retired ones kept for rollback. A
+ * version's runner reads input batches on the loop thread, runs them on a
+ * worker (live first, replays in the background, optionally rate-limited),
+ * writes its emits to its own physical outputs, and checkpoints its view
+ * with its cursors (effectively once, see proc.h).
+ *
+ * Physical output names: version 1 writes to the logical names themselves;
+ * version N >= 2 writes to "<logical>.v<N>". The dead-letter topic is one
+ * more output, "<name>.dlq".
+ */
+#ifndef KP_PROC_VERSION_H
+#define KP_PROC_VERSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proc_checkpoint.h"
+#include "proc_code.h"
+#include "proc_def.h"
+#include "proc_instance.h"
+#include "view.h"
+#include "workers.h"
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/mp.h"
+#include "log/batch.h"
+#include "log/topic.h"
+#include "wire/proto.h"
+
+struct kp_proc;
+struct kp_procs;
+struct kp_topic_partition;
+struct kp_slot;
+
+/* What the version is to its processor. */
+enum pv_role {
+	PV_BUILDING,   /* a replay catching up beside the live version */
+	PV_LIVE,       /* answers view queries; its outputs are the logical ones */
+	PV_RETIRED,    /* stopped; kept on disk for rollback until gc */
+	PV_SCRATCH     /* a verify run: outputs captured, nothing persisted */
+};
+
+/* How the version is doing. */
+enum pv_state { PV_STARTING, PV_RUNNING, PV_PAUSED, PV_FAILED, PV_STOPPED };
+
+/* The next offset to process in one input partition. */
+struct pv_cursor {
+	char topic[201];       /* physical topic */
+	uint32_t partition;
+	uint64_t offset;
+	uint64_t stop;         /* scratch runs: stop here (exclusive) */
+};
+
+/*
+ * Outputs already written for an input partition: after a crash, outputs
+ * of that input up to offset `upto` are in the log and not written again.
+ */
+struct pv_written {
+	char topic[201];       /* physical input topic */
+	uint32_t partition;
+	uint64_t upto;         /* highest input offset with outputs written */
+};
+
+/*
+ * An output partition, and what of it was written after the last
+ * checkpoint (found by the outputs' provenance at recovery).
+ */
+struct pv_mark {
+	char topic[201];       /* physical topic */
+	uint32_t partition;
+	uint64_t suppress;     /* records found after the checkpoint */
+	struct pv_written *written; /* owned; per input partition */
+	uint32_t written_count;
+	uint64_t scan_from;    /* the checkpoint end `written` was found after */
+};
+
+enum pv_job_kind { PV_JOB_INIT, PV_JOB_BATCH, PV_JOB_CHECKPOINT, PV_JOB_RELOAD };
+
+struct pv_job {
+	struct kp_job base;          /* first: the pool's view of the job */
+	struct proc_version *v;
+	enum pv_job_kind kind;
+	int rc;                      /* init / checkpoint / reload result */
+	struct kp_error err;
+	bool write_checkpoint;       /* init: also write the first checkpoint */
+	struct kp_checkpoint ckpt;   /* checkpoint (and init) jobs */
+	struct kp_buf raw;           /* batch: input batches */
+	uint32_t cursor_index;       /* batch: which input */
+	uint64_t start_offset;       /* batch: first offset to process */
+	uint64_t stop_offset;        /* batch: do not process from here */
+	uint64_t next_offset;        /* batch: after the last processed */
+	uint32_t processed;
+	uint32_t failed;
+	struct kp_buf dlq;           /* batch: dead letters */
+	uint32_t dlq_count;
+	bool interrupted;            /* a record hit the time budget */
+	bool out_of_memory;          /* a record hit the memory budget */
+	char last_error[KP_ERROR_MSG_MAX];
+	struct kp_proc_code *new_code; /* reload: the code to switch to */
+};
+
+struct proc_version {
+	struct kp_proc *proc;        /* the processor it belongs to */
+	struct kp_procs *owner;
+	uint32_t number;             /* 1, 2, ... */
+	enum pv_role role;
+	enum pv_state state;
+	char reason[KP_ERROR_MSG_MAX];
+	char dir[4096];              /* <proc dir>/v<number> */
+	char source[4096];           /* the file it was loaded from */
+	char hash[17];               /* code hash */
+	uint32_t revision;           /* 1 + reloads */
+	int64_t created_ms;
+	uint64_t rate;               /* records/s for a replay; 0 = no limit */
+	int64_t rate_window_ms;      /* start of the current rate window */
+	uint64_t rate_window_count;  /* records processed in it */
+	uint32_t output_count;       /* logical outputs + the DLQ */
+	char outputs[KP_PROC_MAX_TOPICS + 1][201]; /* physical names */
+	const char *allowed[KP_PROC_MAX_TOPICS];   /* logical names for emit */
+	struct kp_proc_code *code;   /* referenced */
+	struct kp_instance insts[2]; /* current and, during a reload, the next */
+	struct kp_instance *inst;    /* the current one, in insts */
+	bool inst_started;
+	struct kp_view *view;        /* owned */
+	struct pv_cursor *cursors;   /* owned */
+	uint32_t cursor_count;
+	uint32_t rr;                 /* next input to look at */
+	struct pv_mark *marks;       /* owned */
+	uint32_t mark_count;
+	bool busy;                   /* a job in flight */
+	bool zombie;                 /* its thread was written off: never freed */
+	bool free_when_idle;         /* delete once the job returns */
+	bool retire_when_idle;       /* retire once the job returns */
+	bool stop_when_idle;         /* retired: stop once its checkpoint is written */
+	bool cut_when_idle;          /* replay: cut over once its checkpoint is written */
+	struct pv_job job;
+	struct kp_slot *slot;        /* a request answered when the job is done */
+	uint64_t processed;
+	uint64_t errors;
+	uint64_t dead_lettered;
+	uint64_t suppressed;         /* replayed outputs not written again */
+	uint64_t emits_dropped;      /* emits whose topic no longer exists */
+	uint64_t since_checkpoint;
+	int64_t last_checkpoint_ms;
+	uint64_t replay_total;       /* records to process when the replay began */
+	uint32_t window_total;
+	uint32_t window_errors;
+	char last_error[KP_ERROR_MSG_MAX];
+	char reload_error[KP_ERROR_MSG_MAX]; /* last failed reload (watch) */
+	uint64_t reloads_ok;         /* reloads that took effect */
+	uint64_t reloads_failed;     /* reloads refused (old code kept) */
+	int64_t interrupted_ms;      /* when the watchdog interrupted */
+	struct kp_buf captured;      /* scratch: emits kept for verify */
+	bool done;                   /* scratch: reached its stop offsets */
+};
+
+/* A logical processor: its definition and its versions (proc.c). */
+struct kp_proc {
+	struct kp_procs *owner;
+	struct kp_proc_def def;      /* persisted settings and version list */
+	char dir[4096];              /* <data>/procs/<name> */
+	struct proc_version *versions[KP_PROC_MAX_VERSIONS]; /* by age */
+	uint32_t version_count;
+	struct proc_version *live;   /* answers queries; may be NULL (failed) */
+	struct proc_version *building; /* a replay in progress, or NULL */
+	struct proc_version *scratch;  /* a verify in progress, or NULL */
+	struct kp_slot *create_slot; /* answered when the first init ends */
+	bool created[KP_PROC_MAX_TOPICS + 1]; /* outputs its create made */
+	struct kp_slot *reload_slot; /* answered when the reload ends */
+	struct kp_proc_code *reload_code; /* loaded, waiting for a batch end */
+	char reload_source[KP_PROC_PATH_MAX]; /* the file being reloaded */
+	int pending;                 /* PENDING_* op waiting for live idle */
+	enum kp_proc_from pending_from; /* its position */
+	int64_t pending_value;
+	bool pending_to_set;         /* verify: an explicit end time */
+	int64_t pending_to;
+	struct kp_slot *pending_slot; /* answered when the op is done */
+	uint64_t reset_before[KP_PROC_MAX_TOPICS * 64]; /* plan of a reset */
+	struct kp_buf verify_view;   /* live view snapshot at verify start */
+	bool verify_view_valid;      /* the scratch started at the log start */
+	char watch_hash[17];         /* --watch: hash last seen of source */
+	int64_t watch_checked_ms;    /* --watch: when last looked at */
+	uint64_t replay_rate_rps;    /* smoothed records/s of the replay */
+	uint64_t replay_last_processed; /* for the smoothing */
+	int64_t replay_last_ms;
+	bool deleting;               /* unlinked; freed with its last version */
+	uint32_t pending_frees;      /* versions freed when their job returns */
+};
+
+/* Operations that wait for the live version to be between batches. */
+enum { PENDING_NONE, PENDING_RESET, PENDING_VERIFY };
+
+/*
+ * What a version tells its processor: the runner (this file's .c and
+ * proc_output.c) sits below the processor level (proc.c) and reaches it
+ * only through these, filled by kp_procs_open.
+ */
+struct kp_proc_events {
+	/* A replay reached the tail of its inputs. */
+	void (*caught_up)(struct proc_version *v);
+	/* Its job returned (the version is between batches). */
+	void (*idle)(struct proc_version *v);
+	/* init / a reload's init finished: rc 0, or the error and message. */
+	void (*init_done)(struct proc_version *v, int rc, const char *msg);
+	void (*reload_done)(struct proc_version *v, int rc, const char *msg);
+	/* A version of p deleted while busy has now been freed. */
+	void (*freed)(struct kp_proc *p);
+	/* The live version's error rate passed max_error_rate. */
+	int (*pause)(struct kp_proc *p, const char *reason, struct kp_error *err);
+	/* An emit named a topic that is not an output yet: 0 when it now is. */
+	int (*open_output)(struct kp_proc *p, const char *name, size_t len);
+};
+
+/* All processors of a server (proc.c). */
+struct kp_procs {
+	struct kp_proc_events events; /* the processor level's (proc.c) */
+	struct kp_store *store;      /* borrowed: the log */
+	int64_t (*now_ms)(void);     /* the wall clock, epoch ms */
+	struct kp_topic_config topic_defaults; /* for topics it creates */
+	struct kp_workers *workers;
+	char dir[4096];              /* <data>/procs */
+	char code_dir[4096];         /* <data>/code */
+	struct kp_proc **procs;      /* sorted by name */
+	size_t count;
+	size_t cap;
+	bool quiesced;
+};
+
+
+/*
+ * Allocates a version of p numbered n with a fresh view; physical outputs
+ * are derived from p's definition. Returns NULL when out of memory.
+ */
+struct proc_version *kp_pv_new(struct kp_proc *p, struct kp_procs *ps,
+			       uint32_t n);
+
+/* Frees a version (unless a written-off thread may still use it). */
+void kp_pv_free(struct proc_version *v);
+
+/*
+ * Builds cursors (from a checkpoint when ck is not NULL, else from the
+ * start position), and output marks (suppression from ck). Inputs are
+ * resolved through aliases now and kept as physical names.
+ */
+int kp_pv_build(struct proc_version *v, const struct kp_checkpoint *ck,
+		enum kp_proc_from from, int64_t from_ts, const uint64_t *offset);
+
+/* Loads v's checkpoint from its dir (1 when there is none). */
+int kp_pv_load_checkpoint(struct proc_version *v, struct kp_checkpoint *ck,
+			  struct kp_error *err);
+
+/* Sets v's cursors to the positions in ck (matched by topic and partition). */
+void kp_pv_set_cursors(struct proc_version *v, const struct kp_checkpoint *ck);
+
+/* Submits the init job (the first checkpoint too when write_checkpoint). */
+void kp_pv_start(struct proc_version *v, bool write_checkpoint);
+
+/* Starts work if there is input to process and the version may run. */
+void kp_pv_kick(struct proc_version *v);
+
+/* true when v reads the physical partition (topic, partition). */
+bool kp_pv_reads(const struct proc_version *v, const char *topic,
+		 uint32_t partition);
+
+/* Total lag of v's inputs, in records. */
+uint64_t kp_pv_lag(struct proc_version *v);
+
+/* Periodic: the watchdog, checkpoints and the replay rate window. */
+void kp_pv_tick(struct proc_version *v, int64_t now_ms, int64_t mono_ms);
+
+/*
+ * Writes a checkpoint now, on the calling thread (shutdown, retirement,
+ * cut-over). Returns 0 or -errno. v must not be busy.
+ */
+int kp_pv_checkpoint_now(struct proc_version *v);
+
+/*
+ * Starts writing a checkpoint on a worker (v must be idle). Returns true
+ * when the job was submitted; the version's idle hook runs when it is done.
+ */
+bool kp_pv_checkpoint_async(struct proc_version *v);
+
+/* Stops v's instance and frees its view (retirement). v must not be busy. */
+void kp_pv_stop(struct proc_version *v);
+
+/* Submits a reload of v to code (a reference is taken). */
+void kp_pv_reload(struct proc_version *v, struct kp_proc_code *code);
+
+/*
+ * The offset in tp where a position starts: earliest, latest, the first
+ * record with ts >= value (TIME), or offset value kept within the retained
+ * range (OFFSET).
+ */
+uint64_t kp_pv_position(struct kp_topic_partition *tp, enum kp_proc_from from,
+			int64_t value);
+
+/* The physical topic partition (topic, part), or NULL. */
+struct kp_topic_partition *kp_pv_find_tp(struct kp_procs *ps,
+					 const char *topic, uint32_t part);
+
+/* The written end offset of a physical partition (0 when absent). */
+uint64_t kp_pv_written_end(struct kp_procs *ps, const char *topic,
+			   uint32_t part);
+
+/*
+ * Adds v's marks for the partitions of physical output topic; with a
+ * checkpoint, notes which outputs were written after it (proc_output.c).
+ */
+int kp_pv_add_marks(struct proc_version *v, const char *topic,
+		    const struct kp_checkpoint *ck);
+
+/*
+ * Writes a finished batch job's emits and dead letters to v's outputs
+ * (or captures them for a verify run) and clears them (proc_output.c).
+ */
+void kp_pv_write_outputs(struct proc_version *v, struct pv_job *job);
+
+/* Where an output record came from (its provenance headers). */
+struct kp_provenance {
+	struct kp_mp_view topic;   /* input topic (borrowed from the record) */
+	uint32_t partition;
+	uint64_t offset;
+};
+
+/*
+ * Visits the records of output partition tp from offset `from` on that
+ * version v wrote, with their provenance, until visit returns non-zero
+ * (returned). Loop thread.
+ */
+int kp_pv_scan_outputs(struct proc_version *v, struct kp_topic_partition *tp,
+		       uint64_t from,
+		       int (*visit)(void *arg, const struct kp_record *rec,
+				    const struct kp_provenance *prov),
+		       void *arg);
+
+/* The name of a role and a state. */
+const char *kp_pv_role_name(enum pv_role role);
+const char *kp_pv_state_name(enum pv_state state);
+
+/* Packs {topic, partition, offset, end_offset, lag} per input. */
+uint64_t kp_pv_pack_inputs(struct proc_version *v, struct kp_response *r);
+
+/* Packs the version's entry of proc_versions. */
+void kp_pv_pack(struct proc_version *v, struct kp_response *r);
+
+/* The physical name of output i (logical name) for version number n. */
+void kp_pv_physical_name(const char *logical, uint32_t n, char *out,
+			 size_t cap);
+
+#endif
