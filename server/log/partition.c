@@ -44,6 +44,7 @@ struct kp_partition {
 	uint64_t duplicates;               /* duplicate batches answered */
 	bool failed;                       /* storage failed: no more writes */
 	struct kp_error failure;           /* why it failed */
+	bool full;                         /* the last write found no space */
 	bool syncing;                      /* a sync job is in flight */
 	bool dir_dirty;                    /* entries created since last sync */
 	bool parent_dirty;                 /* the directory itself is new */
@@ -342,10 +343,13 @@ static int roll(struct kp_partition *p, int64_t now_ms, struct kp_error *err)
 	}
 	rc = kp_segment_create(p->dir, p->end_offset,
 			       p->cfg.index_interval_bytes, &seg);
-	if (rc != 0)
-		return kp_error_set(err, rc, "cannot create segment %020" PRIu64
-				    " in %s: %s", p->end_offset, p->dir,
+	if (rc != 0) {
+		if (rc == -ENOSPC || rc == -EDQUOT)
+			p->full = true;
+		return kp_error_set(err, KP_ESTORAGE, "cannot create segment %020"
+				    PRIu64 " in %s: %s", p->end_offset, p->dir,
 				    kp_error_text(rc));
+	}
 	rc = kp_segment_seal(old);
 	if (rc != 0)
 		kp_log_warn("partition", "cannot write the index of %s.log: %s",
@@ -399,11 +403,24 @@ int kp_partition_append(struct kp_partition *p, char *batch, size_t len,
 	h.base_offset = p->end_offset;
 	kp_batch_set_base_offset(batch, h.base_offset);
 	rc = kp_segment_append(active(p), batch, len, &h, now_ms);
+	if (rc == -ENOSPC || rc == -EDQUOT) {
+		if (!p->full)
+			kp_log_error("partition", "%s: no space for a write (%s); "
+				     "writes are refused until there is",
+				     p->dir, kp_error_text(rc));
+		p->full = true;
+		return kp_error_set(err, KP_ESTORAGE,
+				    "write to %s.log failed: %s (writes resume once there is space)",
+				    active(p)->path, kp_error_text(rc));
+	}
 	if (rc != 0) {
 		fail(p, rc, "write", rc);
 		return kp_error_set(err, rc, "write to %s.log failed: %s",
 				    active(p)->path, kp_error_text(rc));
 	}
+	if (p->full)
+		kp_log_info("partition", "%s takes writes again", p->dir);
+	p->full = false;
 	p->end_offset += h.count;
 	p->size_bytes += len;
 	update_visible(p);
@@ -846,4 +863,5 @@ void kp_partition_stats(const struct kp_partition *p,
 	st->segments = (uint32_t)p->nsegs;
 	st->duplicates = p->duplicates;
 	st->failed = p->failed;
+	st->full = p->full;
 }

@@ -66,6 +66,8 @@ struct kp_partition_stats {
 	uint32_t segments;       /* number of segments */
 	uint64_t duplicates;     /* idempotent batches dropped as duplicates */
 	bool failed;             /* writes stopped after a storage error */
+	bool full;               /* the last write found no space (ENOSPC);
+				    the next one that fits clears it */
 };
 
 struct kp_partition;
@@ -110,8 +112,11 @@ int kp_partition_producer_check(struct kp_partition *p, uint64_t pid,
  * (written into the bytes), rolls the segment first if it is full or older
  * than segment_ms at now_ms, writes it to the page cache, updates the
  * indexes and the producer state. Returns 0 and *base_offset; KP_ESTORAGE
- * once the partition has failed; -errno on a write error (which also fails
- * the partition, after truncating back to the last whole batch).
+ * once the partition has failed, or when the file system has no space
+ * (ENOSPC, EDQUOT: the partial write is cut back and the partition stays
+ * writable, so a later append succeeds once space is freed; stats say
+ * full meanwhile); -errno on another write error (which fails the
+ * partition for good, after truncating back to the last whole batch).
  */
 int kp_partition_append(struct kp_partition *p, char *batch, size_t len,
 			int64_t now_ms, uint64_t *base_offset,

@@ -24,7 +24,8 @@
 /* ---- partitions --------------------------------------------------------- */
 
 enum part_stat {
-	PS_END, PS_START, PS_BYTES, PS_SEGMENTS, PS_APPENDED, PS_DUPS, PS_FAILED
+	PS_END, PS_START, PS_BYTES, PS_SEGMENTS, PS_APPENDED, PS_DUPS, PS_FAILED,
+	PS_FULL
 };
 
 static const struct {
@@ -47,6 +48,9 @@ static const struct {
 	{ "kappa_log_write_failed", "gauge",
 	  "1 when the partition stopped taking writes after a disk error.",
 	  PS_FAILED },
+	{ "kappa_log_no_space", "gauge",
+	  "1 while writes to the partition are refused for lack of disk space "
+	  "(they resume by themselves once there is space).", PS_FULL },
 };
 
 static uint64_t stat_value(const struct kp_topic_partition *tp,
@@ -66,6 +70,8 @@ static uint64_t stat_value(const struct kp_topic_partition *tp,
 		return tp->records_appended;
 	case PS_DUPS:
 		return st->duplicates;
+	case PS_FULL:
+		return st->full ? 1 : 0;
 	default:
 		return st->failed ? 1 : 0;
 	}
@@ -354,17 +360,23 @@ static void check_partitions(struct health_run *run)
 			struct kp_partition_stats st;
 
 			kp_partition_stats(t->parts[p].log, &st);
-			if (!st.failed)
+			if (!st.failed && !st.full)
 				continue;
 			if (run->json == NULL) {
 				run->reasons++;
 				continue;
 			}
-			snprintf(msg, sizeof(msg),
-				 "topic %s partition %u stopped taking writes after a storage (fsync) error",
-				 t->name, p);
+			if (st.failed)
+				snprintf(msg, sizeof(msg),
+					 "topic %s partition %u stopped taking writes after a storage (fsync) error; a restart recovers it",
+					 t->name, p);
+			else
+				snprintf(msg, sizeof(msg),
+					 "topic %s partition %u refuses writes: no space left on the data disk (writes resume once there is space)",
+					 t->name, p);
 			reason_begin(run->json, run->reasons++,
-				     "partition_failed", msg);
+				     st.failed ? "partition_failed"
+					       : "partition_full", msg);
 			kp_metrics_put(run->json, ",\"topic\":", 9);
 			json_str(run->json, t->name);
 			kp_metrics_putf(run->json, ",\"partition\":%u}", p);

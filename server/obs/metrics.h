@@ -15,7 +15,8 @@
  *     /metrics: the first request that sees it over starts the clock);
  *   - a processor was paused by its error rate, or its live version is
  *     stopped (failed: a time or memory budget, init, an unreadable input);
- *   - a partition stopped taking writes after an fsync (storage) error;
+ *   - a partition stopped taking writes after an fsync (storage) error, or
+ *     refuses writes for lack of disk space;
  *   - the data directory's file system has less than health_min_free_bytes
  *     or health_min_free_percent available.
  */
@@ -41,7 +42,8 @@ int kp_metrics_render(struct kp_server *s, struct kp_buf *out);
  *                      over_seconds, threshold_seconds
  *   processor_paused   processor, version (paused by its error rate)
  *   processor_failed   processor, version (0: no live version)
- *   partition_failed   topic, partition
+ *   partition_failed   topic, partition (stopped by an fsync error)
+ *   partition_full     topic, partition (writes refused: no disk space)
  *   disk_low           path, free_bytes, total_bytes, min_free_bytes,
  *                      min_free_percent
  */
