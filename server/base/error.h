@@ -37,7 +37,11 @@
 	X(KP_EEXISTS, -10018, "EXISTS", "already exists")                       \
 	X(KP_ESTATE, -10019, "BAD_STATE", "not allowed in the current state") \
 	X(KP_ESWITCHED, -10020, "TOPIC_SWITCHED",                               \
-	  "the logical topic now resolves to another version")
+	  "the logical topic now resolves to another version")                 \
+	X(KP_EINUSE, -10021, "TOPIC_IN_USE", "a processor uses the topic")      \
+	X(KP_ENOTOWNER, -10022, "NOT_OWNER",                                    \
+	  "the topic is not this processor's")                                 \
+	X(KP_EBADTOPIC, -10023, "BAD_TOPIC_NAME", "not a valid topic name")
 
 enum kp_error_code {
 #define KP_ERROR_ENUM(name, value, wire, text) name = value,

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,11 @@ struct kp_catalog {
 	size_t count;
 	size_t cap;
 	uint64_t delete_seq;       /* names for directories set aside */
+	/*
+	 * Held by the loop while it changes topics or aliases, and by
+	 * kp_catalog_name_taken, the one reader off the loop thread.
+	 */
+	pthread_mutex_t names_lock;
 };
 
 bool kp_topic_name_valid(const char *name, size_t len)
@@ -228,13 +234,17 @@ static int catalog_insert(struct kp_catalog *cat, struct kp_topic *t)
 
 		if (grown == NULL)
 			return -ENOMEM;
+		pthread_mutex_lock(&cat->names_lock);
 		cat->topics = grown;
 		cat->cap = cap;
+		pthread_mutex_unlock(&cat->names_lock);
 	}
+	pthread_mutex_lock(&cat->names_lock);
 	memmove(&cat->topics[at + 1], &cat->topics[at],
 		(cat->count - at) * sizeof(*cat->topics));
 	cat->topics[at] = t;
 	cat->count++;
+	pthread_mutex_unlock(&cat->names_lock);
 	return 0;
 }
 
@@ -309,6 +319,7 @@ int kp_catalog_open(const char *data_dir, struct kp_catalog **out,
 
 	if (cat == NULL)
 		return kp_error_set(err, -ENOMEM, "out of memory");
+	pthread_mutex_init(&cat->names_lock, NULL);
 	snprintf(cat->topics_dir, sizeof(cat->topics_dir), "%s/topics",
 		 data_dir);
 	snprintf(cat->aliases_path, sizeof(cat->aliases_path), "%s/aliases",
@@ -317,7 +328,7 @@ int kp_catalog_open(const char *data_dir, struct kp_catalog **out,
 	if (rc != 0) {
 		kp_error_set(err, rc, "cannot create %s: %s", cat->topics_dir,
 			     strerror(-rc));
-		kp_free(cat);
+		kp_catalog_close(cat);
 		return rc;
 	}
 	rc = load_all(cat, err);
@@ -340,6 +351,7 @@ void kp_catalog_close(struct kp_catalog *cat)
 		topic_free(cat->topics[i]);
 	kp_free(cat->topics);
 	kp_free(cat->aliases);
+	pthread_mutex_destroy(&cat->names_lock);
 	kp_free(cat);
 }
 
@@ -445,18 +457,22 @@ int kp_catalog_alias_set(struct kp_catalog *cat, const char *name,
 {
 	struct alias *a = alias_find(cat, name, strlen(name));
 
+	pthread_mutex_lock(&cat->names_lock);
 	if (a == NULL) {
 		struct alias *grown = kp_realloc(
 			cat->aliases, (cat->alias_count + 1) * sizeof(*grown));
 
-		if (grown == NULL)
+		if (grown == NULL) {
+			pthread_mutex_unlock(&cat->names_lock);
 			return -ENOMEM;
+		}
 		cat->aliases = grown;
 		a = &grown[cat->alias_count++];
 		snprintf(a->name, sizeof(a->name), "%s", name);
 	}
 	snprintf(a->target, sizeof(a->target), "%s", target);
 	a->generation = generation;
+	pthread_mutex_unlock(&cat->names_lock);
 	return aliases_save(cat);
 }
 
@@ -466,7 +482,9 @@ int kp_catalog_alias_remove(struct kp_catalog *cat, const char *name)
 
 	if (a == NULL)
 		return 0;
+	pthread_mutex_lock(&cat->names_lock);
 	*a = cat->aliases[--cat->alias_count];
+	pthread_mutex_unlock(&cat->names_lock);
 	return aliases_save(cat);
 }
 
@@ -564,11 +582,27 @@ int kp_catalog_delete(struct kp_catalog *cat, struct kp_topic *topic,
 	if (at >= cat->count || cat->topics[at] != topic)
 		return kp_error_set(err, KP_ENOTOPIC, "topic '%s' not found",
 				    topic->name);
+	pthread_mutex_lock(&cat->names_lock);
 	memmove(&cat->topics[at], &cat->topics[at + 1],
 		(cat->count - at - 1) * sizeof(*cat->topics));
 	cat->count--;
+	pthread_mutex_unlock(&cat->names_lock);
 	topic->deleted = true;
 	return 0;
+}
+
+bool kp_catalog_name_taken(struct kp_catalog *cat, const char *name,
+			   size_t len)
+{
+	bool taken;
+
+	if (!lookup_name_ok(name, len))
+		return false;
+	pthread_mutex_lock(&cat->names_lock);
+	taken = alias_find(cat, name, len) != NULL ||
+		kp_catalog_find_physical(cat, name, len) != NULL;
+	pthread_mutex_unlock(&cat->names_lock);
+	return taken;
 }
 
 int kp_catalog_release(struct kp_catalog *cat, struct kp_topic *topic,

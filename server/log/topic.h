@@ -78,6 +78,14 @@ void kp_catalog_close(struct kp_catalog *cat);
 struct kp_topic *kp_catalog_find(struct kp_catalog *cat, const char *name,
 				 size_t len);
 
+/*
+ * true when name is a topic or an alias. The one catalog function that may
+ * run off the loop thread: processor workers ask it before an emit to a
+ * topic that is not yet one of the processor's outputs.
+ */
+bool kp_catalog_name_taken(struct kp_catalog *cat, const char *name,
+			   size_t len);
+
 /* The physical topic called name, ignoring aliases, or NULL. */
 struct kp_topic *kp_catalog_find_physical(struct kp_catalog *cat,
 					  const char *name, size_t len);

@@ -125,6 +125,15 @@ static int l_emit(lua_State *L)
 		return luaL_error(L, "emit to '%s' failed: not one of this "
 				  "processor's outputs (declare it with --output)",
 				  topic);
+	if (rc == KP_ENOTOWNER)
+		return luaL_error(L, "emit to '%s' failed: the topic exists and "
+				  "is not this processor's (a processor writes "
+				  "only its own topics: declare it with --output "
+				  "when creating the processor, or emit to a new "
+				  "topic)", topic);
+	if (rc == KP_EBADTOPIC)
+		return luaL_error(L, "emit failed: '%s' is not a valid topic "
+				  "name (1..200 of A-Z a-z 0-9 . _ -)", topic);
 	if (rc < 0)
 		return host_fail(L, "emit", rc);
 	return 0;

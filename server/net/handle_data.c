@@ -11,6 +11,7 @@
 #include "base/logging.h"
 #include "log/batch.h"
 #include "log/writer.h"
+#include "proc/proc.h"
 
 #define FETCH_DEFAULT_MAX_BYTES (1024 * 1024)
 #define FETCH_MAX_WAIT_MS 60000
@@ -85,7 +86,8 @@ static int produce_decode(struct kp_server *s, const struct kp_request *req,
 					    "idempotent produce needs 'partition'");
 	}
 	if (kp_catalog_alias_get(s->store.catalog, name.ptr, name.len, NULL,
-				 NULL))
+				 NULL) ||
+	    kp_procs_topic_user(s->procs, name.ptr, name.len, true) != NULL)
 		return kp_error_set(err, KP_EBADREQUEST,
 				    "topic '%.*s' is a processor's output: only the processor writes it",
 				    (int)(name.len > 200 ? 200 : name.len),

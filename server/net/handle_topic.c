@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "log/writer.h"
+#include "proc/proc.h"
 
 static int read_settings(struct kp_server *s, const struct kp_request *req,
 			 struct kp_topic_config *cfg, struct kp_error *err)
@@ -160,8 +161,15 @@ int kp_handle_topic_delete(struct kp_server *s, struct kp_slot *slot,
 	struct kp_topic *t;
 	int rc = kp_handler_topic(s, req, &t, err);
 
+	const char *user;
+
 	if (rc != 0)
 		return rc;
+	user = kp_procs_topic_user(s->procs, t->name, strlen(t->name), false);
+	if (user != NULL)
+		return kp_error_set(err, KP_EINUSE,
+				    "topic '%s' is used by processor '%s': delete the processor first",
+				    t->name, user);
 	rc = kp_store_delete_topic(&s->store, t, err);
 	if (rc != 0)
 		return rc;

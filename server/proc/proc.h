@@ -78,6 +78,14 @@ int kp_procs_create(struct kp_procs *ps, struct kp_proc_def *def,
 struct kp_proc *kp_procs_find(struct kp_procs *ps, const char *name,
 			      size_t len);
 
+/*
+ * The name of a processor that writes topic name (an output, its dead-letter
+ * topic, or any version's physical output), or with writers_only false also
+ * one that reads it; NULL when none does. ps may be NULL.
+ */
+const char *kp_procs_topic_user(struct kp_procs *ps, const char *name,
+				size_t len, bool writers_only);
+
 /* Number of processors and the i-th (by name). */
 size_t kp_procs_count(const struct kp_procs *ps);
 struct kp_proc *kp_procs_at(struct kp_procs *ps, size_t i);

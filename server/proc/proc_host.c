@@ -22,11 +22,13 @@
 #include "proc_host.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base/logging.h"
 #include "base/mp.h"
+#include "log/topic.h"
 
 #define NO_LEN UINT32_MAX
 #define EMIT_HEADER 28
@@ -135,18 +137,28 @@ int kp_sink_next_emit(const struct kp_sink *sink, size_t *pos,
 	return 1;
 }
 
+static bool in_list(const char *const *list, size_t count, const char *topic,
+		    size_t topic_len)
+{
+	for (size_t i = 0; i < count; i++) {
+		if (strlen(list[i]) == topic_len &&
+		    memcmp(list[i], topic, topic_len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* 0 when sink may emit to topic, else the error that fails the record. */
 static int topic_allowed(const struct kp_sink *sink, const char *topic,
 			 size_t topic_len)
 {
-	if (sink->outputs == NULL)
-		return 1;
-	for (size_t i = 0; i < sink->output_count; i++) {
-		const char *o = sink->outputs[i];
-
-		if (strlen(o) == topic_len && memcmp(o, topic, topic_len) == 0)
-			return 1;
-	}
-	return 0;
+	if (sink->outputs != NULL)
+		return in_list(sink->outputs, sink->output_count, topic,
+			       topic_len) ? 0 : KP_ENOTOPIC;
+	if (sink->claim == NULL ||
+	    in_list(sink->owned, sink->owned_count, topic, topic_len))
+		return 0;
+	return sink->claim(sink->claim_arg, topic, topic_len);
 }
 
 /* 0 when value is exactly one msgpack object, else KP_EBADMSGPACK. */
@@ -169,11 +181,14 @@ static int on_emit(void *host_data, const char *topic, size_t topic_len,
 	int rc;
 
 	if (topic == NULL || topic_len == 0)
-		return KP_EBADREQUEST;
+		return KP_EBADTOPIC;
 	if (topic_len >= NO_LEN || key_len >= NO_LEN || value_len >= NO_LEN)
 		return KP_ETOOLARGE;
-	if (!topic_allowed(sink, topic, topic_len))
-		return KP_ENOTOPIC;
+	if (!kp_topic_name_valid(topic, topic_len))
+		return KP_EBADTOPIC;
+	rc = topic_allowed(sink, topic, topic_len);
+	if (rc != 0)
+		return rc;
 	rc = check_value(value, value_len);
 	if (rc != 0)
 		return rc;

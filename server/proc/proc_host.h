@@ -37,6 +37,17 @@ struct kp_sink {
 	const char *name;            /* processor name, for logs */
 	const char *const *outputs;  /* allowed emit topics; NULL = any */
 	size_t output_count;
+	/*
+	 * A processor without declared outputs (outputs NULL): the topics it
+	 * owns so far (borrowed, set before each batch), and what is asked
+	 * (on the worker) about an emit to any other topic: 0 lets it through
+	 * (it becomes an output), else the error that fails the record. NULL
+	 * claim: any topic.
+	 */
+	const char *const *owned;
+	size_t owned_count;
+	int (*claim)(void *arg, const char *topic, size_t topic_len);
+	void *claim_arg;
 	struct kp_buf emits;         /* encoded emits of the current batch */
 	uint32_t emit_count;
 	struct kp_buf scratch;       /* backs state_get's borrowed value */

@@ -364,12 +364,34 @@ static void out_flush(struct out_set *set, int64_t now)
 	kp_buf_destroy(&set->headers);
 }
 
+/* An emit to a topic that is not an output yet: only a new topic. */
+static int claim_topic(void *arg, const char *topic, size_t len)
+{
+	struct proc_version *v = arg;
+
+	return kp_catalog_name_taken(v->owner->store->catalog, topic, len)
+		       ? KP_ENOTOWNER
+		       : 0;
+}
+
+void kp_pv_emit_policy(struct proc_version *v)
+{
+	struct kp_sink *sink = &v->inst->sink;
+
+	if (!v->proc->def.open_outputs)
+		return;
+	sink->owned = (const char *const *)v->allowed;
+	sink->owned_count = v->proc->def.output_count;
+	sink->claim = claim_topic;
+	sink->claim_arg = v;
+}
+
 void kp_pv_write_outputs(struct proc_version *v, struct pv_job *job)
 {
 	struct out_set set;
 	struct kp_emit e;
 	size_t pos = 0;
-	const char *dlq = v->outputs[v->output_count - 1];
+	const char *dlq;
 
 	memset(&set, 0, sizeof(set));
 	set.v = v;
@@ -398,6 +420,8 @@ void kp_pv_write_outputs(struct proc_version *v, struct pv_job *job)
 				    (int)e.topic_len, e.topic,
 				    (unsigned long long)v->emits_dropped);
 	}
+	/* After the emits: an output they opened moved the DLQ to the end. */
+	dlq = v->outputs[v->output_count - 1];
 	pos = 0;
 	for (uint32_t i = 0; i < job->dlq_count && v->role != PV_SCRATCH; i++) {
 		const char *p = job->dlq.data + pos;

@@ -679,6 +679,8 @@ static void job_submit(struct proc_version *v, enum pv_job_kind kind)
 	job->rc = 0;
 	job->processed = job->failed = 0;
 	job->interrupted = job->out_of_memory = false;
+	if (kind == PV_JOB_BATCH)
+		kp_pv_emit_policy(v);
 	v->busy = true;
 	v->interrupted_ms = 0;
 	kp_workers_submit(v->owner->workers, &job->base);

@@ -318,6 +318,14 @@ int kp_pv_add_marks(struct proc_version *v, const char *topic,
 		    const struct kp_checkpoint *ck);
 
 /*
+ * Before a batch (loop thread): tells v's sink which topics it may emit to.
+ * A processor created without --output may emit to its outputs so far and
+ * to topics that do not exist yet (they become its outputs); an emit to a
+ * topic that exists and is not its own fails the record (proc_output.c).
+ */
+void kp_pv_emit_policy(struct proc_version *v);
+
+/*
  * Writes a finished batch job's emits and dead letters to v's outputs
  * (or captures them for a verify run) and clears them (proc_output.c).
  */

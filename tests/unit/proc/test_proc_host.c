@@ -110,7 +110,7 @@ static void test_emits(void **state)
 	assert_int_equal(f->h->emit(f->hd, "alerts", 6, NULL, 0, "\x01\x02", 2),
 			 KP_EBADMSGPACK);
 	assert_int_equal(f->h->emit(f->hd, "", 0, NULL, 0, "\x01", 1),
-			 KP_EBADREQUEST);
+			 KP_EBADTOPIC);
 	assert_int_equal(f->sink.emit_count, 3);
 	kp_sink_clear_emits(&f->sink);
 	pos = 0;
@@ -131,6 +131,50 @@ static void test_any_output(void **state)
 	assert_int_equal(sink.emit_count, 1);
 	kp_sink_destroy(&sink);
 	kp_sink_destroy(NULL);
+	kp_view_delete(v);
+}
+
+/* The claim of a processor without declared outputs: "taken" exists. */
+static int claim_taken(void *arg, const char *topic, size_t len)
+{
+	(*(int *)arg)++;
+	return len == 5 && memcmp(topic, "taken", 5) == 0 ? KP_ENOTOWNER : 0;
+}
+
+static void test_owned_outputs(void **state)
+{
+	static const char *const owned[] = { "mine" };
+	struct kp_view *v;
+	struct kp_sink sink;
+	int asked = 0;
+
+	assert_int_equal(kp_view_new(&v), 0);
+	kp_sink_init(&sink, v, "open", NULL, 0);
+	sink.owned = owned;
+	sink.owned_count = 1;
+	sink.claim = claim_taken;
+	sink.claim_arg = &asked;
+	kp_sink_begin_record(&sink);
+	/* Its own topic: no question asked. */
+	assert_int_equal(kp_sink_host()->emit(&sink, "mine", 4, NULL, 0,
+					      "\x01", 1), 0);
+	assert_int_equal(asked, 0);
+	/* A new topic may become an output; an existing one may not. */
+	assert_int_equal(kp_sink_host()->emit(&sink, "fresh", 5, NULL, 0,
+					      "\x01", 1), 0);
+	assert_int_equal(kp_sink_host()->emit(&sink, "taken", 5, NULL, 0,
+					      "\x01", 1), KP_ENOTOWNER);
+	assert_int_equal(asked, 2);
+	/* Names that cannot be topics are refused before anything else. */
+	assert_int_equal(kp_sink_host()->emit(&sink, "../evil", 7, NULL, 0,
+					      "\x01", 1), KP_EBADTOPIC);
+	assert_int_equal(kp_sink_host()->emit(&sink, "a/b", 3, NULL, 0,
+					      "\x01", 1), KP_EBADTOPIC);
+	assert_int_equal(kp_sink_host()->emit(&sink, "x\0y", 3, NULL, 0,
+					      "\x01", 1), KP_EBADTOPIC);
+	assert_int_equal(asked, 2);
+	assert_int_equal(sink.emit_count, 2);
+	kp_sink_destroy(&sink);
 	kp_view_delete(v);
 }
 
@@ -336,6 +380,7 @@ int main(void)
 		cmocka_unit_test(test_host_table),
 		cmocka_unit_test_setup_teardown(test_emits, setup, teardown),
 		cmocka_unit_test(test_any_output),
+		cmocka_unit_test(test_owned_outputs),
 		cmocka_unit_test_setup_teardown(test_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort_restores, setup,
