@@ -19,8 +19,8 @@
 #define CREATE_USAGE                                                          \
 	"kappactl proc create NAME --file PATH --input TOPIC[,TOPIC...]"      \
 	" [--output TOPIC]... [--from earliest|latest|@TIME] [--config JSON]" \
-	" [--max-error-rate R] [--time-budget-ms N] [--memory-limit BYTES]" \
-	" [--watch]"
+	" [--max-error-rate R] [--error-window-min N] [--time-budget-ms N]" \
+	" [--memory-limit BYTES] [--watch]"
 
 int kp_ctl_proc_call(struct kp_ctl_ctx *ctx, const char *op, json_t *fields,
 		     const char *print)
@@ -126,9 +126,18 @@ static int add_from(struct kp_ctl_ctx *ctx, json_t *f, const char *from)
 	return 0;
 }
 
-static int add_limits(struct kp_ctl_ctx *ctx, json_t *f, const char *rate,
-		      const char *budget, const char *memory)
+/* The limits given as flags (NULL: not given), as proc_create fields. */
+struct limits {
+	const char *rate;    /* --max-error-rate */
+	const char *window;  /* --error-window-min */
+	const char *budget;  /* --time-budget-ms */
+	const char *memory;  /* --memory-limit */
+};
+
+static int add_limits(struct kp_ctl_ctx *ctx, json_t *f,
+		      const struct limits *l)
 {
+	const char *rate = l->rate, *budget = l->budget, *memory = l->memory;
 	uint64_t u;
 
 	if (rate != NULL) {
@@ -138,6 +147,13 @@ static int add_limits(struct kp_ctl_ctx *ctx, json_t *f, const char *rate,
 		if (*rate == '\0' || *end != '\0' || r < 0 || r > 1)
 			return kp_ctl_usage(ctx, "--max-error-rate wants 0..1");
 		json_object_set_new(f, "max_error_rate", json_real(r));
+	}
+	if (l->window != NULL) {
+		if (kp_ctl_parse_u64(l->window, &u) != 0 || u < 1 ||
+		    u > UINT32_MAX)
+			return kp_ctl_usage(ctx, "--error-window-min wants a number of records (at least 1)");
+		json_object_set_new(f, "error_window_min",
+				    json_integer((json_int_t)u));
 	}
 	if (budget != NULL) {
 		if (kp_ctl_parse_u64(budget, &u) != 0 || u > INT64_MAX)
@@ -175,16 +191,18 @@ static int take_outputs(int *argc, char **argv, json_t *outputs)
 static int proc_create(struct kp_ctl_ctx *ctx, int argc, char **argv)
 {
 	const char *file = NULL, *input = NULL, *from = NULL, *config = NULL,
-		   *rate = NULL, *budget = NULL, *memory = NULL, *pos[1];
+		   *pos[1];
+	struct limits lim = { NULL, NULL, NULL, NULL };
 	int npos, rc, watch = 0;
 	const struct kp_ctl_opt opts[] = {
 		{ "file", &file, NULL },
 		{ "input", &input, NULL },
 		{ "from", &from, NULL },
 		{ "config", &config, NULL },
-		{ "max-error-rate", &rate, NULL },
-		{ "time-budget-ms", &budget, NULL },
-		{ "memory-limit", &memory, NULL },
+		{ "max-error-rate", &lim.rate, NULL },
+		{ "error-window-min", &lim.window, NULL },
+		{ "time-budget-ms", &lim.budget, NULL },
+		{ "memory-limit", &lim.memory, NULL },
 		{ "watch", NULL, &watch },
 		{ NULL, NULL, NULL },
 	};
@@ -210,7 +228,7 @@ static int proc_create(struct kp_ctl_ctx *ctx, int argc, char **argv)
 	if (rc == 0)
 		rc = add_from(ctx, f, from);
 	if (rc == 0)
-		rc = add_limits(ctx, f, rate, budget, memory);
+		rc = add_limits(ctx, f, &lim);
 	if (rc == 0 && watch)
 		json_object_set_new(f, "watch", json_true());
 	if (rc == 0 && config != NULL) {

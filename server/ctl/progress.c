@@ -39,6 +39,11 @@ int kp_ctl_progress_read(const msgpack_object *replay,
 	kp_ctl_mp_get_u64(replay, "records_to_go", &p->to_go);
 	kp_ctl_mp_get_u64(replay, "records_per_second", &p->rps);
 	kp_ctl_mp_get_u64(replay, "eta_ms", &p->eta_ms);
+	kp_ctl_mp_get_u64(replay, "rate_limit", &p->rate_limit);
+	if (p->rate_limit > 0 && p->rps > p->rate_limit) {
+		p->rps = p->rate_limit;
+		p->eta_ms = p->to_go * 1000 / p->rps;
+	}
 	return 0;
 }
 

@@ -24,12 +24,15 @@ struct kp_ctl_progress {
 	uint64_t to_go;    /* records left until it has caught up */
 	uint64_t rps;      /* records per second lately; 0 when not known */
 	uint64_t eta_ms;   /* estimated ms until caught up; valid when rps > 0 */
+	uint64_t rate_limit; /* the replay's --rate, records/s; 0 = none */
 };
 
 /*
- * Reads the replay map (a status's "replay" field) into p. Returns 0, 1
- * when replay is NULL or nil (no replay runs), or -EINVAL when it is not a
- * map with a version.
+ * Reads the replay map (a status's "replay" field) into p. A rate above
+ * the replay's rate_limit is shown as the limit, and the ETA computed from
+ * it (a server measuring over a burst overstated it). Returns 0, 1 when
+ * replay is NULL or nil (no replay runs), or -EINVAL when it is not a map
+ * with a version.
  */
 int kp_ctl_progress_read(const msgpack_object *replay,
 			 struct kp_ctl_progress *p);

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "proc/proc_def.h"
+
 static const char usage[] =
 	"usage: kappad [--data DIR] [--listen HOST:PORT] [--http HOST:PORT]\n"
 	"              [--config FILE] [--log-level debug|info|warn|error]\n"
@@ -36,6 +38,7 @@ void kp_config_default(struct kp_config *cfg)
 	cfg->workers = (uint32_t)(sysconf(_SC_NPROCESSORS_ONLN) > 0
 					  ? sysconf(_SC_NPROCESSORS_ONLN)
 					  : 1);
+	cfg->error_window_min = KP_PROC_ERROR_WINDOW_MIN;
 	cfg->health_lag_records = 0;
 	cfg->health_lag_seconds = 60;
 	cfg->health_min_free_bytes = 0;
@@ -141,6 +144,7 @@ static const struct num_setting num_settings[] = {
 	NUM(max_inflight_total_bytes, 64, 65536),
 	NUM(retention_check_ms, 32, 100),
 	NUM(workers, 32, 1),
+	NUM(error_window_min, 32, 1),
 	NUM(health_lag_records, 64, 0),
 	NUM(health_min_free_bytes, 64, 0),
 };

@@ -35,6 +35,9 @@ struct kp_config {
 	uint64_t max_inflight_total_bytes; /* all connections together */
 	uint32_t retention_check_ms;      /* how often retention runs */
 	uint32_t workers;                 /* processor worker threads */
+	uint32_t error_window_min;        /* proc_create's default: records
+					     seen before max_error_rate is
+					     judged */
 	/* /health (metrics.h) */
 	uint64_t health_lag_records;      /* a live processor lagging more than
 					     this many records ... (0 = off) */

@@ -128,6 +128,15 @@ static int read_limits(const struct kp_request *req, struct kp_proc_def *def,
 			def->max_error_rate < 0 || def->max_error_rate > 1))
 		return kp_error_set(err, KP_EBADREQUEST,
 				    "field 'max_error_rate' must be a number in 0..1");
+	rc = kp_field_uint(req->map, "error_window_min", &u, err);
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
+		if (u < 1 || u > UINT32_MAX)
+			return kp_error_set(err, KP_EBADREQUEST,
+					    "field 'error_window_min' must be at least 1");
+		def->error_window_min = (uint32_t)u;
+	}
 	rc = kp_field_uint(req->map, "time_budget_ms", &u, err);
 	if (rc < 0)
 		return rc;
@@ -149,6 +158,7 @@ int kp_handle_proc_create(struct kp_server *s, struct kp_slot *slot,
 	int rc;
 
 	kp_proc_def_init(&def);
+	def.error_window_min = s->cfg.error_window_min;
 	rc = read_name(req, "name", def.name, sizeof(def.name), err);
 	if (rc == 0)
 		rc = read_name(req, "file", def.source, sizeof(def.source), err);

@@ -23,6 +23,7 @@ void kp_proc_def_init(struct kp_proc_def *def)
 	kp_buf_init(&def->config);
 	kp_buf_append(&def->config, "\x80", 1);
 	def->max_error_rate = 0.5;
+	def->error_window_min = KP_PROC_ERROR_WINDOW_MIN;
 	def->time_budget_ms = 5000;
 	def->memory_limit = 256u * 1024 * 1024;
 	def->next_version = 1;
@@ -100,7 +101,7 @@ int kp_proc_def_save(const struct kp_proc_def *def, const char *dir)
 
 	kp_buf_init(&out);
 	msgpack_packer_init(&pk, &out, kp_buf_msgpack_write);
-	msgpack_pack_map(&pk, 18);
+	msgpack_pack_map(&pk, 19);
 	pack_i64(&pk, "format", FORMAT);
 	pack_str(&pk, "name", def->name);
 	pack_str(&pk, "source", def->source);
@@ -117,6 +118,7 @@ int kp_proc_def_save(const struct kp_proc_def *def, const char *dir)
 	pack_i64(&pk, "open_outputs", def->open_outputs);
 	key(&pk, "max_error_rate");
 	msgpack_pack_double(&pk, def->max_error_rate);
+	pack_i64(&pk, "error_window_min", def->error_window_min);
 	pack_i64(&pk, "time_budget_ms", def->time_budget_ms);
 	pack_i64(&pk, "memory_limit", (int64_t)def->memory_limit);
 	pack_i64(&pk, "created_ms", def->created_ms);
@@ -232,6 +234,18 @@ static int decode(struct kp_proc_def *def, struct kp_mp_view map)
 	if (kp_field_raw(map, "max_error_rate", &v, NULL) != 0 ||
 	    kp_mp_read_double(v, &def->max_error_rate) != 0)
 		return -1;
+	/* Absent from definitions written before it existed: the default. */
+	switch (kp_field_int(map, "error_window_min", &i, NULL)) {
+	case 0:
+		if (i < 1 || i > UINT32_MAX)
+			return -1;
+		def->error_window_min = (uint32_t)i;
+		break;
+	case 1:
+		break;
+	default:
+		return -1;
+	}
 	if (get_i64(map, "time_budget_ms", &i) != 0)
 		return -1;
 	def->time_budget_ms = (uint32_t)i;

@@ -18,6 +18,9 @@
 #define KP_PROC_MAX_VERSIONS 16
 #define KP_PROC_PATH_MAX 1024
 
+/* Records seen in the error window before max_error_rate is judged. */
+#define KP_PROC_ERROR_WINDOW_MIN 20
+
 /* Where a version starts reading its inputs. */
 enum kp_proc_from { KP_FROM_EARLIEST, KP_FROM_LATEST, KP_FROM_TIME,
 		    KP_FROM_OFFSET };
@@ -53,6 +56,8 @@ struct kp_proc_def {
 	bool open_outputs;              /* created without outputs: emits to a
 					   new topic make it an output */
 	double max_error_rate;          /* pause past this fraction, 0..1 */
+	uint32_t error_window_min;      /* ... judged once this many records
+					   (>= 1) were seen in the window */
 	uint32_t time_budget_ms;        /* no progress this long: stopped */
 	uint64_t memory_limit;          /* bytes, 0 = none */
 	int64_t created_ms;             /* wall clock at creation */

@@ -75,7 +75,13 @@ void kp_proc_launch_reload(struct kp_proc *p);
 /* --watch: reloads when the live version's file changed (at most 2/s). */
 void kp_proc_watch_check(struct kp_proc *p, int64_t mono_ms);
 
-/* Updates the smoothed records/s of a replay in progress. */
+/*
+ * Updates the smoothed records/s of a replay in progress (never above its
+ * rate limit: what it measures over a second's edge is not faster).
+ */
 void kp_proc_replay_rate(struct kp_proc *p, int64_t mono_ms);
+
+/* rps, but at most limit when there is one (limit 0: no limit). */
+uint64_t kp_proc_rate_capped(uint64_t rps, uint64_t limit);
 
 #endif

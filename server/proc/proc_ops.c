@@ -191,18 +191,31 @@ int kp_proc_replay(struct kp_proc *p, const char *file, enum kp_proc_from from,
 	return 0;
 }
 
+uint64_t kp_proc_rate_capped(uint64_t rps, uint64_t limit)
+{
+	return limit > 0 && rps > limit ? limit : rps;
+}
+
 void kp_proc_replay_rate(struct kp_proc *p, int64_t mono)
 {
 	struct proc_version *b = p->building;
 	uint64_t done, rps;
 
-	if (b == NULL || mono - p->replay_last_ms < 1000)
+	if (b == NULL)
+		return;
+	if (p->replay_last_ms == 0 || b->processed < p->replay_last_processed) {
+		/* A replay resumed after a restart: measured from now on. */
+		p->replay_last_processed = b->processed;
+		p->replay_last_ms = mono;
+		return;
+	}
+	if (mono - p->replay_last_ms < 1000)
 		return;
 	done = b->processed - p->replay_last_processed;
 	rps = done * 1000 / (uint64_t)(mono - p->replay_last_ms);
-	p->replay_rate_rps = p->replay_rate_rps == 0
-				     ? rps
-				     : (p->replay_rate_rps + rps) / 2;
+	p->replay_rate_rps = kp_proc_rate_capped(
+		p->replay_rate_rps == 0 ? rps : (p->replay_rate_rps + rps) / 2,
+		b->rate);
 	p->replay_last_processed = b->processed;
 	p->replay_last_ms = mono;
 }

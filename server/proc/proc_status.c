@@ -77,10 +77,28 @@ static const char *proc_state(struct kp_proc *p)
 	return kp_pv_state_name(p->live->state);
 }
 
+/*
+ * The records/s a replay reports: the smoothed rate, or before the first
+ * whole second an estimate since it started (0 before 100 ms), never above
+ * its rate limit.
+ */
+static uint64_t replay_rps(const struct kp_proc *p,
+			   const struct proc_version *b)
+{
+	int64_t ms = kp_workers_now_ms() - p->replay_last_ms;
+	uint64_t rps = p->replay_rate_rps;
+
+	if (rps == 0 && p->replay_last_ms != 0 && ms >= 100 &&
+	    b->processed >= p->replay_last_processed)
+		rps = (b->processed - p->replay_last_processed) * 1000 /
+		      (uint64_t)ms;
+	return kp_proc_rate_capped(rps, b->rate);
+}
+
 static void pack_replay(struct kp_proc *p, struct kp_response *r)
 {
 	struct proc_version *b = p->building;
-	uint64_t to_go, eta = 0;
+	uint64_t to_go, eta = 0, rps;
 
 	kp_response_key(r, "replay");
 	if (b == NULL) {
@@ -88,23 +106,16 @@ static void pack_replay(struct kp_proc *p, struct kp_response *r)
 		return;
 	}
 	to_go = kp_pv_lag(b);
-	if (p->replay_rate_rps == 0) {
-		int64_t ms = kp_workers_now_ms() - p->replay_last_ms;
-
-		if (ms >= 100)
-			p->replay_rate_rps =
-				(b->processed - p->replay_last_processed) *
-				1000 / (uint64_t)ms;
-	}
-	if (p->replay_rate_rps > 0)
-		eta = to_go * 1000 / p->replay_rate_rps;
+	rps = replay_rps(p, b);
+	if (rps > 0)
+		eta = to_go * 1000 / rps;
 	msgpack_pack_map(&r->pk, 8);
 	kp_response_pair_u64(r, "version", b->number);
 	kp_response_pair_str(r, "state", kp_pv_state_name(b->state));
 	kp_response_pair_str(r, "reason", b->reason[0] ? b->reason : NULL);
 	kp_response_pair_u64(r, "records_done", b->processed);
 	kp_response_pair_u64(r, "records_to_go", to_go);
-	kp_response_pair_u64(r, "records_per_second", p->replay_rate_rps);
+	kp_response_pair_u64(r, "records_per_second", rps);
 	kp_response_pair_u64(r, "eta_ms", eta);
 	kp_response_pair_u64(r, "rate_limit", b->rate);
 }

@@ -76,9 +76,11 @@ static int add(struct side *s, const char *itopic, uint32_t ipart,
 	return 0;
 }
 
+/* Byte order, shorter first on a tie; either side may be (NULL, 0). */
 static int cmp_bytes(const char *a, size_t alen, const char *b, size_t blen)
 {
-	int c = memcmp(a, b, alen < blen ? alen : blen);
+	size_t n = alen < blen ? alen : blen;
+	int c = n > 0 ? memcmp(a, b, n) : 0;
 
 	if (c != 0)
 		return c;
@@ -113,10 +115,20 @@ static int cmp_sort(const void *pa, const void *pb)
 	return cmp_entry_in(sort_arena, pa, sort_arena, pb);
 }
 
+/* A side with no output has no items array: nothing to sort. */
 static void side_sort(struct side *s)
 {
+	if (s->count < 2)
+		return;
 	sort_arena = s->arena.data;
 	qsort(s->items, s->count, sizeof(*s->items), cmp_sort);
+}
+
+/* true when the two buffers hold the same bytes (either may be empty). */
+static bool same_bytes(const struct kp_buf *a, const struct kp_buf *b)
+{
+	return a->len == b->len &&
+	       (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
 }
 
 static void side_destroy(struct side *s)
@@ -279,10 +291,14 @@ static int collect_live(struct kp_proc *p, struct proc_version *s,
 
 static int collect_scratch(const struct proc_version *s, struct side *out)
 {
-	const char *p = s->captured.data, *end = p + s->captured.len;
+	const char *p, *end;
 	int rc = 0;
 
-	while (p != NULL && p + 24 <= end && rc == 0) {
+	if (s->captured.len == 0)
+		return 0;
+	p = s->captured.data;
+	end = p + s->captured.len;
+	while (p + 24 <= end && rc == 0) {
 		uint32_t index = kp_get_le32(p);
 		uint64_t offset = kp_get_le64(p + 4);
 		uint32_t tlen = kp_get_le32(p + 12), klen, vlen;
@@ -401,17 +417,26 @@ static int snap_next(struct snap *s, const char **key, uint32_t *klen,
 	return s->p <= s->end;
 }
 
-/* Compares two snapshots; on a difference packs it and returns 1. */
+/*
+ * Compares two snapshots (a 16-byte header, the entries, a 4-byte
+ * trailer); on a difference packs it and returns 1.
+ */
 static int view_difference(struct kp_response *r, const struct kp_buf *live,
 			   const struct kp_buf *replay)
 {
-	struct snap a = { live->data + 16, live->data + live->len - 4 };
-	struct snap b = { replay->data + 16, replay->data + replay->len - 4 };
+	struct snap a, b;
 	const char *ka = NULL, *va = NULL, *kb = NULL, *vb = NULL;
 	uint32_t kal = 0, val = 0, kbl = 0, vbl = 0;
-	int ha = snap_next(&a, &ka, &kal, &va, &val);
-	int hb = snap_next(&b, &kb, &kbl, &vb, &vbl);
+	int ha, hb;
 
+	if (live->len < 20 || replay->len < 20)
+		return 0;
+	a.p = live->data + 16;
+	a.end = live->data + live->len - 4;
+	b.p = replay->data + 16;
+	b.end = replay->data + replay->len - 4;
+	ha = snap_next(&a, &ka, &kal, &va, &val);
+	hb = snap_next(&b, &kb, &kbl, &vb, &vbl);
 	while (ha || hb) {
 		int c = !ha ? 1 : !hb ? -1 : cmp_bytes(ka, kal, kb, kbl);
 
@@ -465,9 +490,7 @@ void kp_proc_verify_finish(struct kp_proc *p, struct proc_version *scratch,
 	side_sort(&replay);
 	outputs_differ = first_difference(&live, &replay, &x, &y);
 	if (!outputs_differ && p->verify_view_valid)
-		view_differs = snap.len != p->verify_view.len ||
-			       memcmp(snap.data, p->verify_view.data,
-				      snap.len) != 0;
+		view_differs = !same_bytes(&snap, &p->verify_view);
 	kp_buf_reset(&slot->resp);
 	kp_response_begin(&r, &slot->resp, slot->id, 5);
 	kp_response_key(&r, "identical");

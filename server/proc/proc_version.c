@@ -21,8 +21,6 @@
 #define SLICE_MS 20
 #define CHECKPOINT_MS 1000
 #define CHECKPOINT_RECORDS 200000
-#define ERROR_WINDOW 100
-#define ERROR_WINDOW_MIN 20
 
 static const char *const role_names[] = { "building", "live", "retired",
 					  "scratch" };
@@ -450,6 +448,12 @@ static void run_batch(struct pv_job *job)
 			}
 			if (job->interrupted || job->out_of_memory)
 				break;
+			if (job->failed > 0 &&
+			    kp_limits_error_rate_exceeded(
+				    job->window_total + job->processed,
+				    job->window_errors + job->failed,
+				    job->window_min, job->max_error_rate))
+				return;
 			if ((job->processed & 63) == 0 &&
 			    kp_workers_now_ms() > deadline)
 				return;
@@ -529,27 +533,33 @@ static void set_failed(struct proc_version *v, const char *what,
 		     v->number, v->reason);
 }
 
+/*
+ * Counts a batch into the error window and pauses the live version (stops
+ * any other) past max_error_rate (proc_limits.h: judged from
+ * error_window_min records on; the worker ended the batch there).
+ */
 static void check_error_rate(struct proc_version *v, struct pv_job *job)
 {
 	char reason[KP_ERROR_MSG_MAX];
+	const struct kp_proc_def *def = &v->proc->def;
 	double rate;
-	double max = v->proc->def.max_error_rate;
 
 	v->window_total += job->processed;
 	v->window_errors += job->failed;
-	if (v->window_total < ERROR_WINDOW_MIN)
-		return;
-	rate = (double)v->window_errors / (double)v->window_total;
-	if (rate > max && v->window_errors > 0) {
+	if (kp_limits_error_rate_exceeded(v->window_total, v->window_errors,
+					  def->error_window_min,
+					  def->max_error_rate)) {
+		rate = (double)v->window_errors / (double)v->window_total;
 		snprintf(reason, sizeof(reason),
-			 "error rate %.0f%% over the last %u records exceeds max_error_rate %.0f%%; last error: %s",
-			 rate * 100, v->window_total, max * 100, v->last_error);
+			 "error rate %.0f%% over the last %llu records exceeds max_error_rate %.0f%%; last error: %s",
+			 rate * 100, (unsigned long long)v->window_total,
+			 def->max_error_rate * 100, v->last_error);
 		if (v->role == PV_LIVE)
 			v->owner->events.pause(v->proc, reason, NULL);
 		else
 			set_failed(v, "replay stopped", reason);
 	}
-	if (v->window_total >= ERROR_WINDOW)
+	if (kp_limits_error_window_full(v->window_total, def->error_window_min))
 		v->window_total = v->window_errors = 0;
 }
 
@@ -563,7 +573,7 @@ static void batch_done(struct proc_version *v, struct pv_job *job)
 	v->errors += job->failed;
 	v->dead_lettered += job->failed;
 	v->since_checkpoint += job->processed;
-	v->rate_window_count += job->processed;
+	kp_pace_spend(&v->pace, job->processed);
 	if (job->failed > 0)
 		snprintf(v->last_error, sizeof(v->last_error), "%s",
 			 job->last_error);
@@ -722,7 +732,7 @@ static bool start_batch(struct proc_version *v, uint32_t index)
 						c->partition);
 	struct kp_partition_stats st;
 	struct kp_error err;
-	uint64_t skip_to = 0;
+	uint64_t skip_to = 0, allowed;
 	int rc;
 
 	if (tp == NULL || c->offset >= c->stop)
@@ -755,11 +765,15 @@ static bool start_batch(struct proc_version *v, uint32_t index)
 	if (v->job.raw.len == 0)
 		return false;
 	v->job.cursor_index = index;
+	v->job.window_total = v->window_total;
+	v->job.window_errors = v->window_errors;
+	v->job.window_min = v->proc->def.error_window_min;
+	v->job.max_error_rate = v->proc->def.max_error_rate;
 	v->job.start_offset = c->offset;
 	v->job.stop_offset = c->stop;
-	if (v->rate > 0 && c->offset + (v->rate - v->rate_window_count) <
-				   v->job.stop_offset)
-		v->job.stop_offset = c->offset + (v->rate - v->rate_window_count);
+	allowed = kp_pace_allowance(&v->pace, v->rate);
+	if (allowed < v->job.stop_offset - c->offset)
+		v->job.stop_offset = c->offset + allowed;
 	job_submit(v, PV_JOB_BATCH);
 	return true;
 }
@@ -773,7 +787,7 @@ static bool may_run(const struct proc_version *v)
 		return false;
 	if (v->role == PV_LIVE && v->proc->def.paused)
 		return false;
-	if (v->rate > 0 && v->rate_window_count >= v->rate)
+	if (kp_pace_allowance(&v->pace, v->rate) == 0)
 		return false;
 	return true;
 }
@@ -854,7 +868,7 @@ uint64_t kp_pv_lag(struct proc_version *v)
 	return total;
 }
 
-/* ---- checkpoints, the watchdog, the rate window ----------------------- */
+/* ---- checkpoints, the watchdog ----------------------------------------- */
 
 /* true when every output partition holds its writes durably. */
 static bool outputs_durable(struct proc_version *v)
@@ -940,11 +954,7 @@ static void watchdog(struct proc_version *v, int64_t mono_now)
 void kp_pv_tick(struct proc_version *v, int64_t now_ms, int64_t mono_ms)
 {
 	watchdog(v, mono_ms);
+	kp_pace_refill(&v->pace, v->rate, mono_ms);
 	if (maybe_checkpoint(v, now_ms) == 0 && !v->busy)
 		kp_pv_kick(v);
-	if (v->rate > 0 && mono_ms - v->rate_window_ms >= 1000) {
-		v->rate_window_ms = mono_ms;
-		v->rate_window_count = 0;
-		kp_pv_kick(v);
-	}
 }

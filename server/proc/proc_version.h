@@ -26,6 +26,7 @@
 #include "proc_code.h"
 #include "proc_def.h"
 #include "proc_instance.h"
+#include "proc_limits.h"
 #include "view.h"
 #include "workers.h"
 #include "base/buf.h"
@@ -97,6 +98,11 @@ struct pv_job {
 	uint64_t start_offset;       /* batch: first offset to process */
 	uint64_t stop_offset;        /* batch: do not process from here */
 	uint64_t next_offset;        /* batch: after the last processed */
+	uint64_t window_total;       /* batch: records in the error window
+					before it (the version's) */
+	uint64_t window_errors;      /* batch: failures among them */
+	uint32_t window_min;         /* batch: error_window_min of the def */
+	double max_error_rate;       /* batch: max_error_rate of the def */
 	uint32_t processed;
 	uint32_t failed;
 	struct kp_buf dlq;           /* batch: dead letters */
@@ -120,8 +126,7 @@ struct proc_version {
 	uint32_t revision;           /* 1 + reloads */
 	int64_t created_ms;
 	uint64_t rate;               /* records/s for a replay; 0 = no limit */
-	int64_t rate_window_ms;      /* start of the current rate window */
-	uint64_t rate_window_count;  /* records processed in it */
+	struct kp_pace pace;         /* the credit of its rate */
 	uint32_t output_count;       /* logical outputs + the DLQ */
 	char outputs[KP_PROC_MAX_TOPICS + 1][201]; /* physical names */
 	const char *allowed[KP_PROC_MAX_TOPICS];   /* logical names for emit */
@@ -151,8 +156,8 @@ struct proc_version {
 	uint64_t since_checkpoint;
 	int64_t last_checkpoint_ms;
 	uint64_t replay_total;       /* records to process when the replay began */
-	uint32_t window_total;
-	uint32_t window_errors;
+	uint64_t window_total;       /* records in the error window */
+	uint64_t window_errors;      /* failures among them */
 	char last_error[KP_ERROR_MSG_MAX];
 	char reload_error[KP_ERROR_MSG_MAX]; /* last failed reload (watch) */
 	uint64_t reloads_ok;         /* reloads that took effect */
@@ -273,7 +278,7 @@ bool kp_pv_reads(const struct proc_version *v, const char *topic,
 /* Total lag of v's inputs, in records. */
 uint64_t kp_pv_lag(struct proc_version *v);
 
-/* Periodic: the watchdog, checkpoints and the replay rate window. */
+/* Periodic: the watchdog, checkpoints and the replay rate limit's credit. */
 void kp_pv_tick(struct proc_version *v, int64_t now_ms, int64_t mono_ms);
 
 /*

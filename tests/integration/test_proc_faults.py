@@ -128,10 +128,14 @@ class ProcFaultsTest(kh.ServerTest):
         recs = [{"user": "u", "i": i, "bad": i % 4 != 0} for i in range(200)]
         with s.client() as c:
             c.produce(topic, recs)
+        # The rate is judged once error_window_min records were seen: a
+        # window of the whole backlog, so that the pause comes after it and
+        # the resume below runs into good records only.
         self.create(s, name, kh.fixture("raise_on_bad.lua"), topic,
                     "--output", out, "--config", '{"output":"%s"}' % out,
-                    "--max-error-rate", "0.1")
+                    "--max-error-rate", "0.1", "--error-window-min", "200")
         st = kh.wait_proc(s, name, lambda st: st["state"] == "paused")
+        self.assertEqual(st["records_processed"], 200)
         self.assertIn("error rate", st["reason"])
         self.assertGreater(st["errors"], 0)
         self.assertEqual(st["errors"], st["dead_lettered"])

@@ -94,6 +94,39 @@ static void test_judge_running(void **state)
 	assert_string_equal(p.reason, "");
 }
 
+/* A rate above the replay's --rate is shown as the limit, ETA from it. */
+static void test_judge_rate_limit(void **state)
+{
+	struct kp_ctl_progress p;
+	uint64_t live;
+
+	(void)state;
+	assert_int_equal(judge("{\"version\":1,\"replay\":{\"version\":2,"
+			       "\"state\":\"running\",\"records_done\":400,"
+			       "\"records_to_go\":600,"
+			       "\"records_per_second\":1587,\"eta_ms\":378,"
+			       "\"rate_limit\":200}}", 2, &p, &live),
+			 KP_CTL_REPLAY_RUNNING);
+	assert_int_equal(p.rate_limit, 200);
+	assert_int_equal(p.rps, 200);
+	assert_int_equal(p.eta_ms, 3000);
+	/* Below the limit, or without one, the server's figures stand. */
+	assert_int_equal(judge("{\"version\":1,\"replay\":{\"version\":2,"
+			       "\"state\":\"running\",\"records_to_go\":600,"
+			       "\"records_per_second\":150,\"eta_ms\":4000,"
+			       "\"rate_limit\":200}}", 2, &p, &live),
+			 KP_CTL_REPLAY_RUNNING);
+	assert_int_equal(p.rps, 150);
+	assert_int_equal(p.eta_ms, 4000);
+	assert_int_equal(judge("{\"version\":1,\"replay\":{\"version\":2,"
+			       "\"state\":\"running\",\"records_to_go\":600,"
+			       "\"records_per_second\":1587,\"eta_ms\":378,"
+			       "\"rate_limit\":0}}", 2, &p, &live),
+			 KP_CTL_REPLAY_RUNNING);
+	assert_int_equal(p.rps, 1587);
+	assert_int_equal(p.eta_ms, 378);
+}
+
 static void test_judge_cut_over_failed_lost(void **state)
 {
 	struct kp_ctl_progress p;
@@ -217,6 +250,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_judge_running),
+		cmocka_unit_test(test_judge_rate_limit),
 		cmocka_unit_test(test_judge_cut_over_failed_lost),
 		cmocka_unit_test(test_progress_json),
 		cmocka_unit_test(test_duration),
