@@ -107,7 +107,8 @@ static double lag_seconds(struct kp_procs *ps, struct proc_version *v,
 static const char *version_state(const struct kp_proc *p,
 				 const struct proc_version *v)
 {
-	if (v->role == PV_LIVE && p->def.paused && v->state == PV_RUNNING)
+	if (((v->role == PV_LIVE && p->def.paused) || v->blocked[0]) &&
+	    v->state == PV_RUNNING)
 		return "paused";
 	return kp_pv_state_name(v->state);
 }
@@ -157,7 +158,7 @@ static size_t collect(struct kp_procs *ps, struct row **out)
 /* Per-version numbers: name, type, help, and how to read them. */
 enum vstat {
 	VS_PROCESSED, VS_ERRORS, VS_DEAD, VS_SUPPRESSED, VS_LAG, VS_VIEW_KEYS,
-	VS_VIEW_BYTES, VS_RELOAD_FAILED
+	VS_VIEW_BYTES, VS_RELOAD_FAILED, VS_BLOCKED, VS_PENDING
 };
 
 static const struct {
@@ -184,6 +185,13 @@ static const struct {
 	{ "kappa_processor_last_reload_failed", "gauge",
 	  "1 while the last reload of the version failed (the old code runs).",
 	  VS_RELOAD_FAILED },
+	{ "kappa_processor_output_blocked", "gauge",
+	  "1 while an output partition refuses the version's writes (a full "
+	  "disk, a failed fsync): it runs nothing and checkpoints nothing "
+	  "until they are written.", VS_BLOCKED },
+	{ "kappa_processor_outputs_pending", "gauge",
+	  "Output records kept for a refused write, not written yet.",
+	  VS_PENDING },
 };
 
 /* false when the version has no such number (a view that is gone). */
@@ -213,6 +221,15 @@ static bool vstat_value(const struct row *r, enum vstat which, uint64_t *out)
 			return false;
 		*out = which == VS_VIEW_KEYS ? kp_view_count(v->view)
 					     : kp_view_bytes(v->view);
+		break;
+	case VS_BLOCKED:
+		*out = v->blocked[0] != '\0' ? 1 : 0;
+		break;
+	case VS_PENDING:
+		*out = 0;
+		for (const struct pv_pending *pd = v->pending; pd != NULL;
+		     pd = pd->next)
+			*out += pd->count;
 		break;
 	default:
 		*out = v->reload_error[0] != '\0' ? 1 : 0;
@@ -437,6 +454,9 @@ size_t kp_proc_health(struct kp_procs *ps, struct kp_health_state *st,
 		} else if (paused_by_errors(p)) {
 			f.kind = "processor_paused";
 			f.detail = p->def.pause_reason;
+		} else if (v->blocked[0] != '\0') {
+			f.kind = "processor_paused";
+			f.detail = v->blocked;
 		}
 		if (f.kind != NULL) {
 			findings++;

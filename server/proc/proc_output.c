@@ -336,6 +336,103 @@ static int out_add(struct out_set *set, const char *physical, const char *key,
 				    value_len);
 }
 
+/* ---- refused writes: kept and retried ---------------------------------- */
+
+static void block(struct proc_version *v, const char *topic,
+		  uint32_t partition, const struct kp_error *err)
+{
+	if (v->blocked[0] == '\0') {
+		v->blocked_total++;
+		kp_log_error("proc", "processor %s v%u paused: output %s/%u cannot take writes (%s); it resumes once the partition does",
+			     v->proc->def.name, v->number, topic, partition,
+			     err->msg);
+	}
+	snprintf(v->blocked, sizeof(v->blocked),
+		 "output %s partition %u cannot take writes: %s; resumes by itself once it can",
+		 topic, partition, err->msg);
+}
+
+/* Keeps a finished batch (its bytes move into the list). */
+static int keep_pending(struct proc_version *v, struct kp_topic_partition *tp,
+			struct kp_buf *batch, uint32_t count)
+{
+	struct pv_pending *pd = kp_calloc(1, sizeof(*pd));
+
+	if (pd == NULL)
+		return -ENOMEM;
+	snprintf(pd->topic, sizeof(pd->topic), "%s", tp->topic->name);
+	pd->partition = tp->id;
+	pd->count = count;
+	pd->batch = *batch;
+	kp_buf_init(batch);
+	if (v->pending_tail != NULL)
+		v->pending_tail->next = pd;
+	else
+		v->pending = pd;
+	v->pending_tail = pd;
+	return 0;
+}
+
+static int append_one(struct proc_version *v, struct kp_topic_partition *tp,
+		      struct kp_buf *batch, uint32_t count, int64_t now,
+		      struct kp_error *err)
+{
+	uint64_t base;
+	int rc = kp_writer_append(&v->owner->store->writer, tp, batch->data,
+				  batch->len, now, &base, err);
+
+	if (rc == 0)
+		tp->records_appended += count;
+	return rc;
+}
+
+bool kp_pv_retry_pending(struct proc_version *v, int64_t now_ms)
+{
+	while (v->pending != NULL) {
+		struct pv_pending *pd = v->pending;
+		struct kp_topic_partition *tp =
+			kp_pv_find_tp(v->owner, pd->topic, pd->partition);
+		struct kp_error err;
+
+		if (tp == NULL) {
+			kp_log_error("proc", "processor %s v%u: output %s/%u is gone; %u records not written",
+				     v->proc->def.name, v->number, pd->topic,
+				     pd->partition, pd->count);
+		} else if (append_one(v, tp, &pd->batch, pd->count, now_ms,
+				      &err) != 0) {
+			block(v, pd->topic, pd->partition, &err);
+			return false;
+		}
+		v->pending = pd->next;
+		if (v->pending == NULL)
+			v->pending_tail = NULL;
+		kp_buf_destroy(&pd->batch);
+		kp_free(pd);
+	}
+	if (v->blocked[0] != '\0')
+		kp_log_info("proc", "processor %s v%u: its outputs take writes again; resuming",
+			    v->proc->def.name, v->number);
+	v->blocked[0] = '\0';
+	return true;
+}
+
+void kp_pv_drop_pending(struct proc_version *v)
+{
+	while (v->pending != NULL) {
+		struct pv_pending *pd = v->pending;
+
+		v->pending = pd->next;
+		kp_buf_destroy(&pd->batch);
+		kp_free(pd);
+	}
+	v->pending_tail = NULL;
+}
+
+/*
+ * Appends each partition's batch; from the first one refused on, the
+ * batches are kept for kp_pv_retry_pending, so that nothing is checkpointed
+ * past an output that is not written and the order per partition holds.
+ */
 static void out_flush(struct out_set *set, int64_t now)
 {
 	struct proc_version *v = set->v;
@@ -343,20 +440,19 @@ static void out_flush(struct out_set *set, int64_t now)
 	for (size_t i = 0; i < set->count; i++) {
 		struct out_batch *ob = &set->items[i];
 		struct kp_error err;
-		uint64_t base;
 
 		if (ob->count > 0) {
 			kp_batch_finish(&ob->b);
-			if (kp_writer_append(&v->owner->store->writer, ob->tp, ob->buf.data,
-					     ob->buf.len, now, &base,
-					     &err) != 0)
-				kp_log_error("proc",
-					     "processor %s v%u: cannot write to %s/%u: %s",
+			if (v->pending == NULL &&
+			    append_one(v, ob->tp, &ob->buf, ob->count, now,
+				       &err) != 0)
+				block(v, ob->tp->topic->name, ob->tp->id, &err);
+			if (v->blocked[0] != '\0' &&
+			    keep_pending(v, ob->tp, &ob->buf, ob->count) != 0)
+				kp_log_error("proc", "processor %s v%u: out of memory keeping %u outputs for %s/%u",
 					     v->proc->def.name, v->number,
-					     ob->tp->topic->name, ob->tp->id,
-					     err.msg);
-			else
-				ob->tp->records_appended += ob->count;
+					     ob->count, ob->tp->topic->name,
+					     ob->tp->id);
 		}
 		kp_buf_destroy(&ob->buf);
 	}

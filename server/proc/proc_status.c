@@ -72,7 +72,8 @@ static const char *proc_state(struct kp_proc *p)
 {
 	if (p->live == NULL)
 		return "failed";
-	if (p->def.paused && p->live->state == PV_RUNNING)
+	if ((p->def.paused || p->live->blocked[0]) &&
+	    p->live->state == PV_RUNNING)
 		return "paused";
 	return kp_pv_state_name(p->live->state);
 }
@@ -126,6 +127,7 @@ void kp_proc_pack_status(struct kp_proc *p, struct kp_response *r)
 	char dlq[256];
 	uint64_t lag = 0;
 	const char *reason = p->def.paused ? p->def.pause_reason
+			     : v && v->blocked[0] ? v->blocked
 			     : v && v->reason[0] ? v->reason : NULL;
 
 	kp_proc_def_dlq(&p->def, dlq, sizeof(dlq));

@@ -108,6 +108,7 @@ void kp_pv_free(struct proc_version *v)
 	kp_buf_destroy(&v->job.dlq);
 	kp_buf_destroy(&v->captured);
 	kp_checkpoint_destroy(&v->job.ckpt);
+	kp_pv_drop_pending(v);
 	kp_free(v);
 }
 
@@ -273,6 +274,9 @@ static bool mark_pending(const struct proc_version *v, const struct pv_mark *m)
 
 static int capture_checkpoint(struct proc_version *v, struct kp_checkpoint *ck)
 {
+	/* Never past an output that is not written: it would be lost. */
+	if (v->pending != NULL)
+		return -EAGAIN;
 	kp_checkpoint_destroy(ck);
 	memset(ck, 0, sizeof(*ck));
 	ck->version = v->number;
@@ -789,6 +793,8 @@ static bool may_run(const struct proc_version *v)
 		return false;
 	if (kp_pace_allowance(&v->pace, v->rate) == 0)
 		return false;
+	if (v->pending != NULL)
+		return false;
 	return true;
 }
 
@@ -955,6 +961,9 @@ void kp_pv_tick(struct proc_version *v, int64_t now_ms, int64_t mono_ms)
 {
 	watchdog(v, mono_ms);
 	kp_pace_refill(&v->pace, v->rate, mono_ms);
+	if (v->pending != NULL && !v->busy &&
+	    !kp_pv_retry_pending(v, now_ms))
+		return;
 	if (maybe_checkpoint(v, now_ms) == 0 && !v->busy)
 		kp_pv_kick(v);
 }

@@ -83,6 +83,18 @@ struct pv_mark {
 	uint64_t scan_from;    /* the checkpoint end `written` was found after */
 };
 
+/*
+ * An output batch that its partition refused (a full disk, a failed fsync):
+ * kept, in order, and appended again before the version runs anything else.
+ */
+struct pv_pending {
+	struct pv_pending *next;
+	char topic[201];       /* physical output topic */
+	uint32_t partition;
+	uint32_t count;        /* records in it */
+	struct kp_buf batch;   /* the finished batch */
+};
+
 enum pv_job_kind { PV_JOB_INIT, PV_JOB_BATCH, PV_JOB_CHECKPOINT, PV_JOB_RELOAD };
 
 struct pv_job {
@@ -165,6 +177,13 @@ struct proc_version {
 	int64_t interrupted_ms;      /* when the watchdog interrupted */
 	struct kp_buf captured;      /* scratch: emits kept for verify */
 	bool done;                   /* scratch: reached its stop offsets */
+	struct pv_pending *pending;  /* output batches not written yet, oldest
+					first (owned); while any is left the
+					version runs nothing and takes no
+					checkpoint */
+	struct pv_pending *pending_tail;
+	char blocked[KP_ERROR_MSG_MAX]; /* why pending is not empty, or "" */
+	uint64_t blocked_total;      /* times it was blocked by its outputs */
 };
 
 /* A logical processor: its definition and its versions (proc.c). */
@@ -329,6 +348,16 @@ int kp_pv_add_marks(struct proc_version *v, const char *topic,
  * topic that exists and is not its own fails the record (proc_output.c).
  */
 void kp_pv_emit_policy(struct proc_version *v);
+
+/*
+ * Appends the output batches v keeps for a refused write, oldest first,
+ * stopping at the first refusal (loop thread; proc_output.c). Returns true
+ * when none is left (v may run again).
+ */
+bool kp_pv_retry_pending(struct proc_version *v, int64_t now_ms);
+
+/* Frees the pending batches of v (the version is going away). */
+void kp_pv_drop_pending(struct proc_version *v);
 
 /*
  * Writes a finished batch job's emits and dead letters to v's outputs
