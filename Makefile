@@ -41,7 +41,8 @@ test-asan: build-asan
 # The fuzz target needs clang; skipped (with a note) when it is absent.
 fuzz: deps
 	@if command -v clang >/dev/null 2>&1; then \
-	  CC=clang cmake -S . -B $(FUZZ_BUILD) -DKAPPA_FUZZ=ON -DKAPPA_TESTS=ON >/dev/null && \
+	  CC=clang cmake -S . -B $(FUZZ_BUILD) -DKAPPA_FUZZ=ON -DKAPPA_TESTS=ON \
+	    -DKAPPA_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null && \
 	  cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_request && \
 	  cd $(FUZZ_BUILD) && ctest --output-on-failure -R '^fuzz\.'; \
 	else echo "clang not found: fuzz target skipped"; fi

@@ -44,7 +44,7 @@ int kp_checkpoint_save(const struct kp_checkpoint *c, struct kp_view *view,
 	if (rc != 0)
 		goto done;
 	msgpack_packer_init(&pk, &out, kp_buf_msgpack_write);
-	msgpack_pack_map(&pk, 7);
+	msgpack_pack_map(&pk, 8);
 	key(&pk, "version");
 	msgpack_pack_uint32(&pk, c->version);
 	key(&pk, "cursors");
@@ -69,6 +69,8 @@ int kp_checkpoint_save(const struct kp_checkpoint *c, struct kp_view *view,
 	msgpack_pack_uint64(&pk, c->errors);
 	key(&pk, "dead_lettered");
 	msgpack_pack_uint64(&pk, c->dead_lettered);
+	key(&pk, "steps_done");
+	msgpack_pack_uint64(&pk, c->steps_done);
 	key(&pk, "view");
 	msgpack_pack_bin_with_body(&pk, snap.data, snap.len);
 	snprintf(path, sizeof(path), "%s/checkpoint", dir);
@@ -139,6 +141,8 @@ static int decode(struct kp_checkpoint *c, struct kp_view *view,
 	    kp_field_uint(map, "dead_lettered", &c->dead_lettered, NULL) != 0)
 		return -1;
 	c->version = (uint32_t)version;
+	if (kp_field_uint(map, "steps_done", &c->steps_done, NULL) < 0)
+		return -1;
 	if (read_triples(map, "cursors", &items, sizeof(struct kp_ckpt_cursor),
 			 &c->cursor_count) != 0)
 		return -1;

@@ -38,6 +38,9 @@ struct kp_checkpoint {
 	uint64_t processed;             /* records processed, cumulative */
 	uint64_t errors;                /* records that raised */
 	uint64_t dead_lettered;         /* records sent to the DLQ */
+	uint64_t steps_done;            /* records of the version's steps file
+					   (proc_steps.h) the view reflects;
+					   0 in checkpoints written before it */
 };
 
 /* Frees the arrays of c. */

@@ -388,6 +388,17 @@ static int append_one(struct proc_version *v, struct kp_topic_partition *tp,
 
 bool kp_pv_retry_pending(struct proc_version *v, int64_t now_ms)
 {
+	if (v->step_pending) {
+		int rc = kp_pv_order_write_unwritten(v, &v->step_unwritten);
+
+		if (rc != 0) {
+			snprintf(v->blocked, sizeof(v->blocked),
+				 "cannot record the order of its inputs: %s; resumes by itself once it can",
+				 kp_error_text(rc));
+			return false;
+		}
+		v->step_pending = false;
+	}
 	while (v->pending != NULL) {
 		struct pv_pending *pd = v->pending;
 		struct kp_topic_partition *tp =
@@ -443,7 +454,7 @@ static void out_flush(struct out_set *set, int64_t now)
 
 		if (ob->count > 0) {
 			kp_batch_finish(&ob->b);
-			if (v->pending == NULL &&
+			if (v->pending == NULL && v->blocked[0] == '\0' &&
 			    append_one(v, ob->tp, &ob->buf, ob->count, now,
 				       &err) != 0)
 				block(v, ob->tp->topic->name, ob->tp->id, &err);

@@ -72,6 +72,7 @@ struct proc_version *kp_pv_new(struct kp_proc *p, struct kp_procs *ps,
 	v->number = n;
 	v->revision = 1;
 	v->inst = &v->insts[0];
+	v->steps.fd = -1;
 	snprintf(v->dir, sizeof(v->dir), "%s/v%u", p->dir, n);
 	kp_buf_init(&v->job.raw);
 	kp_buf_init(&v->job.dlq);
@@ -109,6 +110,7 @@ void kp_pv_free(struct proc_version *v)
 	kp_buf_destroy(&v->captured);
 	kp_checkpoint_destroy(&v->job.ckpt);
 	kp_pv_drop_pending(v);
+	kp_pv_order_close(v);
 	kp_free(v);
 }
 
@@ -119,225 +121,6 @@ void kp_pv_stop(struct proc_version *v)
 	v->inst_started = false;
 	kp_view_clear(v->view);
 	v->state = PV_STOPPED;
-}
-
-/* ---- positions -------------------------------------------------------- */
-
-uint64_t kp_pv_position(struct kp_topic_partition *tp, enum kp_proc_from from,
-			int64_t value)
-{
-	struct kp_partition_stats st;
-	uint64_t o;
-
-	kp_partition_stats(tp->log, &st);
-	switch (from) {
-	case KP_FROM_LATEST:
-		return st.visible_end;
-	case KP_FROM_TIME:
-		if (kp_partition_offset_for_time(tp->log, value, &o, NULL) == 0)
-			return o;
-		return st.start_offset;
-	case KP_FROM_OFFSET:
-		o = value < 0 ? 0 : (uint64_t)value;
-		if (o < st.start_offset)
-			return st.start_offset;
-		return o > st.visible_end ? st.visible_end : o;
-	default:
-		return st.start_offset;
-	}
-}
-
-static int build_cursors(struct proc_version *v, const struct kp_checkpoint *ck,
-			 enum kp_proc_from from, int64_t from_ts,
-			 const uint64_t *offset)
-{
-	struct kp_proc_def *def = &v->proc->def;
-	struct kp_catalog *cat = v->owner->store->catalog;
-	uint32_t n = 0;
-
-	for (uint32_t i = 0; i < def->input_count; i++) {
-		struct kp_topic *t = kp_catalog_find(cat, def->inputs[i],
-						     strlen(def->inputs[i]));
-
-		n += t ? t->config.partitions : 0;
-	}
-	for (uint32_t k = 0; ck && k < ck->cursor_count; k++)
-		n++;
-	v->cursors = kp_calloc(n ? n : 1, sizeof(*v->cursors));
-	if (v->cursors == NULL)
-		return -ENOMEM;
-	if (ck != NULL) {
-		/* A checkpoint names the physical inputs it was reading. */
-		for (uint32_t k = 0; k < ck->cursor_count; k++) {
-			struct pv_cursor *c = &v->cursors[v->cursor_count++];
-
-			snprintf(c->topic, sizeof(c->topic), "%s",
-				 ck->cursors[k].topic);
-			c->partition = ck->cursors[k].partition;
-			c->offset = ck->cursors[k].offset;
-			c->stop = UINT64_MAX;
-		}
-		return 0;
-	}
-	for (uint32_t i = 0; i < def->input_count; i++) {
-		struct kp_topic *t = kp_catalog_find(cat, def->inputs[i],
-						     strlen(def->inputs[i]));
-
-		for (uint32_t part = 0; t && part < t->config.partitions;
-		     part++) {
-			struct pv_cursor *c = &v->cursors[v->cursor_count++];
-
-			snprintf(c->topic, sizeof(c->topic), "%s", t->name);
-			c->partition = part;
-			c->offset = kp_pv_position(
-				&t->parts[part], from,
-				from == KP_FROM_OFFSET && offset
-					? (int64_t)*offset
-					: from_ts);
-			c->stop = UINT64_MAX;
-		}
-	}
-	return 0;
-}
-
-uint64_t kp_pv_written_end(struct kp_procs *ps, const char *topic,
-			    uint32_t part)
-{
-	struct kp_topic_partition *tp = kp_pv_find_tp(ps, topic, part);
-	struct kp_partition_stats st;
-
-	if (tp == NULL)
-		return 0;
-	kp_partition_stats(tp->log, &st);
-	return st.end_offset;
-}
-
-int kp_pv_build(struct proc_version *v, const struct kp_checkpoint *ck,
-		enum kp_proc_from from, int64_t from_ts, const uint64_t *offset)
-{
-	int rc = build_cursors(v, ck, from, from_ts, offset);
-
-	for (uint32_t i = 0; i < v->output_count && rc == 0; i++)
-		rc = kp_pv_add_marks(v, v->outputs[i], ck);
-	for (uint32_t i = 0; i < v->mark_count; i++) {
-		if (v->marks[i].suppress > 0)
-			kp_log_info("proc",
-				    "processor %s v%u: %llu outputs in %s/%u were written after its checkpoint; the replay will not write them again",
-				    v->proc->def.name, v->number,
-				    (unsigned long long)v->marks[i].suppress,
-				    v->marks[i].topic, v->marks[i].partition);
-	}
-	if (ck != NULL) {
-		v->processed = ck->processed;
-		v->errors = ck->errors;
-		v->dead_lettered = ck->dead_lettered;
-	}
-	return rc;
-}
-
-void kp_pv_set_cursors(struct proc_version *v, const struct kp_checkpoint *ck)
-{
-	for (uint32_t i = 0; i < v->cursor_count; i++) {
-		struct pv_cursor *c = &v->cursors[i];
-
-		for (uint32_t k = 0; k < ck->cursor_count; k++) {
-			if (ck->cursors[k].partition == c->partition &&
-			    strcmp(ck->cursors[k].topic, c->topic) == 0)
-				c->offset = ck->cursors[k].offset;
-		}
-	}
-}
-
-int kp_pv_load_checkpoint(struct proc_version *v, struct kp_checkpoint *ck,
-			  struct kp_error *err)
-{
-	return kp_checkpoint_load(ck, v->view, v->dir, err);
-}
-
-/* true while some input has not passed the outputs found already written. */
-static bool mark_pending(const struct proc_version *v, const struct pv_mark *m)
-{
-	for (uint32_t i = 0; i < m->written_count; i++) {
-		const struct pv_written *w = &m->written[i];
-
-		for (uint32_t k = 0; k < v->cursor_count; k++) {
-			const struct pv_cursor *c = &v->cursors[k];
-
-			if (c->partition == w->partition &&
-			    strcmp(c->topic, w->topic) == 0 &&
-			    c->offset <= w->upto)
-				return true;
-		}
-	}
-	return false;
-}
-
-static int capture_checkpoint(struct proc_version *v, struct kp_checkpoint *ck)
-{
-	/* Never past an output that is not written: it would be lost. */
-	if (v->pending != NULL)
-		return -EAGAIN;
-	kp_checkpoint_destroy(ck);
-	memset(ck, 0, sizeof(*ck));
-	ck->version = v->number;
-	ck->cursors = kp_calloc(v->cursor_count ? v->cursor_count : 1,
-				sizeof(*ck->cursors));
-	ck->marks = kp_calloc(v->mark_count ? v->mark_count : 1,
-			      sizeof(*ck->marks));
-	if (ck->cursors == NULL || ck->marks == NULL)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < v->cursor_count; i++) {
-		snprintf(ck->cursors[i].topic, sizeof(ck->cursors[i].topic),
-			 "%s", v->cursors[i].topic);
-		ck->cursors[i].partition = v->cursors[i].partition;
-		ck->cursors[i].offset = v->cursors[i].offset;
-	}
-	ck->cursor_count = v->cursor_count;
-	for (uint32_t i = 0; i < v->mark_count; i++) {
-		struct pv_mark *m = &v->marks[i];
-
-		snprintf(ck->marks[i].topic, sizeof(ck->marks[i].topic), "%s",
-			 m->topic);
-		ck->marks[i].partition = m->partition;
-		/*
-		 * While the replayed tail has not passed the outputs it found
-		 * written, the checkpoint keeps the end they were found after,
-		 * so that a crash now finds them again.
-		 */
-		if (mark_pending(v, m)) {
-			ck->marks[i].end = m->scan_from;
-		} else {
-			m->written_count = 0;
-			ck->marks[i].end = kp_pv_written_end(v->owner, m->topic,
-							     m->partition);
-		}
-	}
-	ck->mark_count = v->mark_count;
-	ck->processed = v->processed;
-	ck->errors = v->errors;
-	ck->dead_lettered = v->dead_lettered;
-	return 0;
-}
-
-int kp_pv_checkpoint_now(struct proc_version *v)
-{
-	struct kp_checkpoint ck;
-	int rc;
-
-	if (v->role == PV_SCRATCH || v->zombie)
-		return 0;
-	memset(&ck, 0, sizeof(ck));
-	rc = capture_checkpoint(v, &ck);
-	if (rc == 0 && mkdir(v->dir, 0755) != 0 && errno != EEXIST)
-		rc = -errno;
-	if (rc == 0)
-		rc = kp_checkpoint_save(&ck, v->view, v->dir);
-	kp_checkpoint_destroy(&ck);
-	if (rc == 0) {
-		v->since_checkpoint = 0;
-		v->last_checkpoint_ms = v->owner->now_ms();
-	}
-	return rc;
 }
 
 /* ---- the worker side --------------------------------------------------- */
@@ -518,9 +301,13 @@ static void on_job_run(struct kp_job *base)
 		break;
 	case PV_JOB_BATCH:
 		run_batch(job);
+		kp_pv_order_record(v, job);
 		break;
 	case PV_JOB_CHECKPOINT:
-		job->rc = kp_checkpoint_save(&job->ckpt, v->view, v->dir);
+		job->rc = kp_steps_sync(&v->steps);
+		if (job->rc == 0)
+			job->rc = kp_checkpoint_save(&job->ckpt, v->view,
+						     v->dir);
 		break;
 	case PV_JOB_RELOAD:
 		run_reload(job);
@@ -571,8 +358,18 @@ static void batch_done(struct proc_version *v, struct pv_job *job)
 {
 	struct pv_cursor *c = &v->cursors[job->cursor_index];
 
+	if (job->step_rc != 0) {
+		/* Its outputs wait until its step is recorded (proc_order.c). */
+		v->step_pending = true;
+		v->step_unwritten = job->step_unwritten;
+		snprintf(v->blocked, sizeof(v->blocked),
+			 "cannot record the order of its inputs: %s; resumes by itself once it can",
+			 kp_error_text(job->step_rc));
+		v->blocked_total++;
+	}
 	kp_pv_write_outputs(v, job);
 	c->offset = job->next_offset;
+	kp_pv_order_done(v, job);
 	v->processed += job->processed;
 	v->errors += job->failed;
 	v->dead_lettered += job->failed;
@@ -703,7 +500,7 @@ static void job_submit(struct proc_version *v, enum pv_job_kind kind)
 bool kp_pv_checkpoint_async(struct proc_version *v)
 {
 	if (v->busy || v->zombie || !v->inst_started || v->role == PV_SCRATCH ||
-	    capture_checkpoint(v, &v->job.ckpt) != 0)
+	    kp_pv_capture_checkpoint(v, &v->job.ckpt) != 0)
 		return false;
 	v->since_checkpoint = 0;
 	v->last_checkpoint_ms = v->owner->now_ms();
@@ -717,7 +514,7 @@ void kp_pv_start(struct proc_version *v, bool write_checkpoint)
 		return;
 	v->state = PV_STARTING;
 	v->job.write_checkpoint = write_checkpoint;
-	if (write_checkpoint && capture_checkpoint(v, &v->job.ckpt) != 0)
+	if (write_checkpoint && kp_pv_capture_checkpoint(v, &v->job.ckpt) != 0)
 		v->job.write_checkpoint = false;
 	job_submit(v, PV_JOB_INIT);
 }
@@ -729,7 +526,8 @@ void kp_pv_reload(struct proc_version *v, struct kp_proc_code *code)
 	job_submit(v, PV_JOB_RELOAD);
 }
 
-static bool start_batch(struct proc_version *v, uint32_t index)
+static bool start_batch(struct proc_version *v, uint32_t index,
+			uint64_t limit)
 {
 	struct pv_cursor *c = &v->cursors[index];
 	struct kp_topic_partition *tp = kp_pv_find_tp(v->owner, c->topic,
@@ -774,10 +572,11 @@ static bool start_batch(struct proc_version *v, uint32_t index)
 	v->job.window_min = v->proc->def.error_window_min;
 	v->job.max_error_rate = v->proc->def.max_error_rate;
 	v->job.start_offset = c->offset;
-	v->job.stop_offset = c->stop;
+	v->job.stop_offset = c->stop < limit ? c->stop : limit;
 	allowed = kp_pace_allowance(&v->pace, v->rate);
 	if (allowed < v->job.stop_offset - c->offset)
 		v->job.stop_offset = c->offset + allowed;
+	kp_pv_order_prepare(v, &v->job);
 	job_submit(v, PV_JOB_BATCH);
 	return true;
 }
@@ -793,7 +592,7 @@ static bool may_run(const struct proc_version *v)
 		return false;
 	if (kp_pace_allowance(&v->pace, v->rate) == 0)
 		return false;
-	if (v->pending != NULL)
+	if (v->pending != NULL || v->step_pending)
 		return false;
 	return true;
 }
@@ -817,6 +616,41 @@ static bool caught_up(struct proc_version *v)
 
 static int maybe_checkpoint(struct proc_version *v, int64_t now);
 
+/* true when a partition has no record at offset, not even an unsynced one. */
+static bool beyond_written(struct proc_version *v, uint32_t index)
+{
+	const struct pv_cursor *c = &v->cursors[index];
+	struct kp_topic_partition *tp = kp_pv_find_tp(v->owner, c->topic,
+						c->partition);
+	struct kp_partition_stats st;
+
+	if (tp == NULL)
+		return true;
+	kp_partition_stats(tp->log, &st);
+	return c->offset >= st.end_offset;
+}
+
+/*
+ * Runs the recorded step v must follow, if any (proc_order.c). Returns
+ * true when v follows a step, also while it waits for that step's records
+ * to become visible: it never chooses freely past a recorded step.
+ */
+static bool follow_step(struct proc_version *v)
+{
+	uint32_t index;
+	uint64_t stop;
+
+	while (kp_pv_order_next(v, &index, &stop)) {
+		if (start_batch(v, index, stop) || v->busy ||
+		    v->state != PV_RUNNING)
+			return true;
+		if (!beyond_written(v, index))
+			return true;
+		kp_pv_order_skip(v);
+	}
+	return false;
+}
+
 void kp_pv_kick(struct proc_version *v)
 {
 	if (!may_run(v))
@@ -828,10 +662,12 @@ void kp_pv_kick(struct proc_version *v)
 	 */
 	if (maybe_checkpoint(v, v->owner->now_ms()) != 0)
 		return;
+	if (follow_step(v))
+		return;
 	for (uint32_t i = 0; i < v->cursor_count; i++) {
 		uint32_t index = (v->rr + i) % v->cursor_count;
 
-		if (start_batch(v, index)) {
+		if (start_batch(v, index, UINT64_MAX)) {
 			v->rr = index + 1;
 			return;
 		}
@@ -913,7 +749,7 @@ static int maybe_checkpoint(struct proc_version *v, int64_t now)
 		return 0;
 	if (!outputs_durable(v))
 		return 2;
-	if (capture_checkpoint(v, &v->job.ckpt) != 0)
+	if (kp_pv_capture_checkpoint(v, &v->job.ckpt) != 0)
 		return 0;
 	v->since_checkpoint = 0;
 	v->last_checkpoint_ms = now;
@@ -961,7 +797,7 @@ void kp_pv_tick(struct proc_version *v, int64_t now_ms, int64_t mono_ms)
 {
 	watchdog(v, mono_ms);
 	kp_pace_refill(&v->pace, v->rate, mono_ms);
-	if (v->pending != NULL && !v->busy &&
+	if ((v->pending != NULL || v->step_pending) && !v->busy &&
 	    !kp_pv_retry_pending(v, now_ms))
 		return;
 	if (maybe_checkpoint(v, now_ms) == 0 && !v->busy)

@@ -27,6 +27,7 @@
 #include "proc_def.h"
 #include "proc_instance.h"
 #include "proc_limits.h"
+#include "proc_steps.h"
 #include "view.h"
 #include "workers.h"
 #include "base/buf.h"
@@ -123,6 +124,9 @@ struct pv_job {
 	bool out_of_memory;          /* a record hit the memory budget */
 	char last_error[KP_ERROR_MSG_MAX];
 	struct kp_proc_code *new_code; /* reload: the code to switch to */
+	bool record_step;            /* batch: append its step (proc_order.c) */
+	int step_rc;                 /* batch: 0, or why the append failed */
+	struct kp_step step_unwritten; /* batch: the step it could not append */
 };
 
 struct proc_version {
@@ -184,6 +188,20 @@ struct proc_version {
 	struct pv_pending *pending_tail;
 	char blocked[KP_ERROR_MSG_MAX]; /* why pending is not empty, or "" */
 	uint64_t blocked_total;      /* times it was blocked by its outputs */
+	bool step_pending;           /* step_unwritten must be appended before
+					the pending outputs */
+	struct kp_step step_unwritten;
+	/* the order across input partitions (proc_order.c) */
+	struct kp_steps_log steps;   /* its own steps file (several inputs) */
+	uint64_t steps_done;         /* steps of that file the view reflects */
+	struct kp_steps_queue own_steps; /* its steps past the checkpoint,
+					    followed first (recovery) */
+	struct kp_steps_queue follow; /* the live version's steps (replay,
+					 verify) */
+	char follow_path[4200];      /* their file, "" when none */
+	uint64_t follow_next;        /* next record of it to read */
+	bool order_ready;            /* follow_path was decided */
+	bool following_own;          /* the batch follows own_steps */
 };
 
 /* A logical processor: its definition and its versions (proc.c). */
@@ -277,6 +295,13 @@ void kp_pv_free(struct proc_version *v);
 int kp_pv_build(struct proc_version *v, const struct kp_checkpoint *ck,
 		enum kp_proc_from from, int64_t from_ts, const uint64_t *offset);
 
+/*
+ * Fills ck with v's positions, counters, output marks and steps done.
+ * Returns 0, -EAGAIN while v keeps outputs or a step it could not write
+ * (a checkpoint then would pass them), or -ENOMEM.
+ */
+int kp_pv_capture_checkpoint(struct proc_version *v, struct kp_checkpoint *ck);
+
 /* Loads v's checkpoint from its dir (1 when there is none). */
 int kp_pv_load_checkpoint(struct proc_version *v, struct kp_checkpoint *ck,
 			  struct kp_error *err);
@@ -349,10 +374,44 @@ int kp_pv_add_marks(struct proc_version *v, const char *topic,
  */
 void kp_pv_emit_policy(struct proc_version *v);
 
+/* ---- the order across input partitions (proc_order.c) --------------- */
+
 /*
- * Appends the output batches v keeps for a refused write, oldest first,
- * stopping at the first refusal (loop thread; proc_output.c). Returns true
- * when none is left (v may run again).
+ * At build: the version's own steps past the checkpoint ck (NULL: none),
+ * to follow before anything else. Returns 0 or -ENOMEM.
+ */
+int kp_pv_order_open(struct proc_version *v, const struct kp_checkpoint *ck);
+
+/*
+ * The step to follow next: true with the cursor index and the offset to
+ * stop at; false when v chooses freely.
+ */
+bool kp_pv_order_next(struct proc_version *v, uint32_t *index,
+		      uint64_t *stop);
+
+/* Drops the step kp_pv_order_next gave when its records are gone. */
+void kp_pv_order_skip(struct proc_version *v);
+
+/* Before a batch job is submitted (loop): whether it records its step. */
+void kp_pv_order_prepare(struct proc_version *v, struct pv_job *job);
+
+/* At the end of a batch job (worker): appends its step if it records it. */
+void kp_pv_order_record(struct proc_version *v, struct pv_job *job);
+
+/* After a batch (loop, cursor moved): counts the steps now done. */
+void kp_pv_order_done(struct proc_version *v, struct pv_job *job);
+
+/* Appends a step a batch could not append (loop, v idle). 0 or -errno. */
+int kp_pv_order_write_unwritten(struct proc_version *v,
+				const struct kp_step *s);
+
+/* Closes the steps file and frees the queues. */
+void kp_pv_order_close(struct proc_version *v);
+
+/*
+ * Appends what v keeps for a refused write, oldest first: a step it could
+ * not record, then its output batches; stops at the first refusal (loop
+ * thread; proc_output.c). Returns true when none is left (v may run).
  */
 bool kp_pv_retry_pending(struct proc_version *v, int64_t now_ms);
 
