@@ -352,6 +352,7 @@ static void do_reset(struct kp_proc *p)
 		v->marks[i].written_count = 0;
 	}
 	kp_view_clear(v->view);
+	kp_pv_order_reset(v);
 	v->since_checkpoint = 1;
 	kp_pv_checkpoint_now(v);
 	kp_log_info("proc", "processor %s v%u reset: view cleared, inputs rewound",

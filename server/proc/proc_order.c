@@ -18,6 +18,7 @@
 #include "proc_version.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #include "base/logging.h"
 
@@ -90,6 +91,23 @@ static const struct kp_step *head_to_follow(const struct proc_version *v,
 	return NULL;
 }
 
+/*
+ * The end of the run of steps from s on that continue the same cursor
+ * without a gap: one batch may cover them all (a live version under light
+ * load records many small steps; a replay need not take them one by one).
+ */
+static uint64_t run_end(const struct kp_steps_queue *q, const struct kp_step *s)
+{
+	uint64_t end = s->end;
+
+	for (size_t i = (size_t)(s - q->items) + 1; i < q->count; i++) {
+		if (q->items[i].cursor != s->cursor || q->items[i].start != end)
+			break;
+		end = q->items[i].end;
+	}
+	return end;
+}
+
 bool kp_pv_order_next(struct proc_version *v, uint32_t *index,
 		      uint64_t *stop)
 {
@@ -115,7 +133,7 @@ bool kp_pv_order_next(struct proc_version *v, uint32_t *index,
 	if (s == NULL)
 		return false;
 	*index = s->cursor;
-	*stop = s->end;
+	*stop = run_end(v->following_own ? &v->own_steps : &v->follow, s);
 	return true;
 }
 
@@ -182,4 +200,15 @@ void kp_pv_order_close(struct proc_version *v)
 	kp_steps_close(&v->steps);
 	kp_steps_queue_destroy(&v->own_steps);
 	kp_steps_queue_destroy(&v->follow);
+}
+
+void kp_pv_order_reset(struct proc_version *v)
+{
+	char path[4200];
+
+	kp_pv_order_close(v);
+	v->steps_done = 0;
+	v->order_ready = false;
+	kp_steps_path(v->dir, path, sizeof(path));
+	unlink(path);
 }

@@ -409,6 +409,12 @@ int kp_pv_order_write_unwritten(struct proc_version *v,
 void kp_pv_order_close(struct proc_version *v);
 
 /*
+ * An in-place reset rewound v: its recorded order starts again (the steps
+ * file is removed; the checkpoint written next says 0 steps).
+ */
+void kp_pv_order_reset(struct proc_version *v);
+
+/*
  * Appends what v keeps for a refused write, oldest first: a step it could
  * not record, then its output batches; stops at the first refusal (loop
  * thread; proc_output.c). Returns true when none is left (v may run).

@@ -100,6 +100,40 @@ class Order(H.ServerTest):
         self.assertEqual(cp.stdout.strip(), "identical")
         s.stop_ok(self)
 
+    def test_replay_after_reset_follows_the_new_order(self):
+        """After an in-place reset the recorded order starts again: a
+        replay gives each input the count of the run after the reset."""
+        s = self.new_server()
+        self.setup_pipeline(s)
+        i = 0
+        with s.client() as c:
+            for _ in range(6):
+                i = produce_unkeyed(c, "in", i, 200)
+        H.wait_lag0(s, "wc")
+        self.assertCtlOk(s.ctl("proc", "reset", "wc", "--to", "earliest",
+                               "--execute"))
+        with s.client() as c:
+            for _ in range(6):
+                i = produce_unkeyed(c, "in", i, 200)
+        H.wait_lag0(s, "wc")
+        sent = self.inputs(s)
+        # Before the reset each input got a count; after it, another.
+        outs = self.outputs(s, len(sent) + 1200)
+        after = {}
+        for r in outs:
+            after[(r["headers"]["partition"], r["headers"]["offset"])] = \
+                r["value"]["n"]
+        self.assertEqual(len(after), len(sent))
+        s.kill()
+        s.start()
+        H.wait_lag0(s, "wc")
+        self.assertCtlOk(s.ctl("proc", "replay", "wc", "--wait"))
+        replayed = self.by_input(self.outputs(s, len(sent), version=2))
+        diff = [k for k in sorted(after) if replayed.get(k) != after[k]]
+        self.assertEqual(diff[:5], [], "%d inputs got another count"
+                         % len(diff))
+        s.stop_ok(self)
+
     def test_kill_loop_then_verify_and_replay(self):
         s = self.new_server()
         self.setup_pipeline(s)
