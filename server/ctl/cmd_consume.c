@@ -29,6 +29,13 @@
  * start offsets are committed at once, so that the old generation's offsets
  * never stand for the new one.
  *
+ * --all-versions (a processor's logical output or dead-letter topic T):
+ * reads every version's topic once, in version order, "T.v1", "T.v2", ...
+ * (the versions proc_versions lists, of the processor whose outputs or dlq
+ * name T; a version without that topic is skipped), each from --from and
+ * to its end; records print as above, "topic" naming the version's topic
+ * and "provenance" its version. It takes neither --follow nor --group.
+ *
  * A fetch below the log start (retention removed the data) continues at the
  * start; a batch that failed its CRC (CORRUPT_BATCH) is reported, skipped
  * when the server says where reading can go on, and makes the status 1.
@@ -498,17 +505,175 @@ static void run(struct consumer *cs)
 	sigaction(SIGTERM, &old_term, NULL);
 }
 
+/* true when the status map st names topic among its outputs or as its dlq. */
+static int writes_topic(const msgpack_object *st, const char *topic)
+{
+	const msgpack_object *outs = kp_ctl_mp_get(st, "outputs");
+	size_t n = strlen(topic), len;
+	const char *p;
+
+	if (kp_ctl_mp_bytes(kp_ctl_mp_get(st, "dlq"), &p, &len) == 0 &&
+	    len == n && memcmp(p, topic, n) == 0)
+		return 1;
+	for (uint32_t i = 0; outs != NULL && outs->type == MSGPACK_OBJECT_ARRAY &&
+			     i < outs->via.array.size; i++) {
+		if (kp_ctl_mp_bytes(&outs->via.array.ptr[i], &p, &len) == 0 &&
+		    len == n && memcmp(p, topic, n) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * The name (kp_malloc'd) of the processor that writes topic, from
+ * proc_list on cs's connection. Returns 0, or prints why not and returns
+ * an exit status.
+ */
+static int writer_of(struct consumer *cs, char **name)
+{
+	const msgpack_object *procs, *st;
+	struct kp_error err;
+	const char *p;
+	size_t len;
+
+	if (kp_ctl_client_call(&cs->c, "proc_list", NULL, &cs->resp, &err) != 0)
+		return kp_ctl_fail(cs->ctx, "%s", err.msg);
+	procs = kp_ctl_mp_get(cs->resp.map, "procs");
+	for (uint32_t i = 0; procs != NULL && procs->type == MSGPACK_OBJECT_ARRAY &&
+			     i < procs->via.array.size; i++) {
+		st = &procs->via.array.ptr[i];
+		if (!writes_topic(st, cs->topic) ||
+		    kp_ctl_mp_bytes(kp_ctl_mp_get(st, "name"), &p, &len) != 0)
+			continue;
+		*name = kp_malloc(len + 1);
+		if (*name == NULL)
+			return kp_ctl_fail(cs->ctx, "out of memory");
+		memcpy(*name, p, len);
+		(*name)[len] = '\0';
+		return 0;
+	}
+	return kp_ctl_fail(cs->ctx, "--all-versions: %s is not an output or dead-letter topic of a processor",
+			   cs->topic);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The version numbers (kp_malloc'd, ascending) of the processor writing
+ * cs->topic. Returns 0, or prints the error and returns an exit status.
+ */
+static int version_numbers(struct consumer *cs, uint32_t **out, uint32_t *n)
+{
+	const msgpack_object *vs;
+	struct kp_error err;
+	uint64_t number;
+	char *name = NULL;
+	json_t *f;
+	int rc = writer_of(cs, &name);
+
+	if (rc != 0)
+		return rc;
+	f = json_pack("{ss}", "name", name);
+	kp_free(name);
+	if (f == NULL)
+		return kp_ctl_fail(cs->ctx, "out of memory");
+	rc = kp_ctl_client_call(&cs->c, "proc_versions", f, &cs->resp, &err);
+	json_decref(f);
+	if (rc != 0)
+		return kp_ctl_fail(cs->ctx, "%s", err.msg);
+	vs = kp_ctl_mp_get(cs->resp.map, "versions");
+	if (vs == NULL || vs->type != MSGPACK_OBJECT_ARRAY)
+		return kp_ctl_fail(cs->ctx, "proc_versions: response without versions");
+	*out = kp_calloc(vs->via.array.size + 1, sizeof(**out));
+	if (*out == NULL)
+		return kp_ctl_fail(cs->ctx, "out of memory");
+	*n = 0;
+	for (uint32_t i = 0; i < vs->via.array.size; i++) {
+		if (kp_ctl_mp_get_u64(&vs->via.array.ptr[i], "version",
+				      &number) == 0 && number <= UINT32_MAX)
+			(*out)[(*n)++] = (uint32_t)number;
+	}
+	qsort(*out, *n, sizeof(**out), cmp_u32);
+	return 0;
+}
+
+/* 1 when topic exists, 0 when not, or an error printed (negative). */
+static int topic_exists(struct consumer *cs, const char *topic)
+{
+	struct kp_error err;
+	json_t *f = json_pack("{ss}", "topic", topic);
+	int rc;
+
+	if (f == NULL) {
+		cs->status = kp_ctl_fail(cs->ctx, "out of memory");
+		return -1;
+	}
+	rc = kp_ctl_client_call(&cs->c, "topic_describe", f, &cs->resp, &err);
+	json_decref(f);
+	if (rc == KP_ENOTOPIC)
+		return 0;
+	if (rc != 0) {
+		cs->status = kp_ctl_fail(cs->ctx, "%s", err.msg);
+		return -1;
+	}
+	return 1;
+}
+
+/* --all-versions: every version's topic of cs->topic in turn, to its end. */
+static int consume_versions(struct consumer *cs, const char *partition,
+			    const struct kp_ctl_pos *from)
+{
+	const char *logical = cs->topic;
+	uint32_t *numbers = NULL, n = 0;
+	char name[256];
+	int rc = version_numbers(cs, &numbers, &n);
+
+	for (uint32_t i = 0; rc == 0 && i < n && !cs->fatal; i++) {
+		if (cs->has_count && cs->count_left == 0)
+			break;
+		snprintf(name, sizeof(name), "%s.v%u", logical, numbers[i]);
+		rc = topic_exists(cs, name);
+		if (rc <= 0) {
+			rc = rc < 0 ? KP_CTL_EXIT_FAIL : 0;
+			continue;
+		}
+		cs->topic = name;
+		cs->generation = 0;
+		cs->switched_to = 0;
+		kp_free(cs->parts);
+		cs->parts = NULL;
+		cs->nparts = 0;
+		rc = choose_partitions(cs, partition);
+		if (rc == 0)
+			rc = start_positions(cs, from);
+		if (rc == 0) {
+			run(cs);
+			rc = cs->status;
+		}
+	}
+	cs->topic = logical;
+	kp_free(numbers);
+	return rc;
+}
+
 int kp_ctl_cmd_consume(struct kp_ctl_ctx *ctx, int argc, char **argv)
 {
 	const char *partition = NULL, *from = NULL, *count = NULL, *pos[1];
 	struct consumer cs;
 	struct kp_ctl_pos start;
+	int all_versions = 0;
 	const struct kp_ctl_opt opts[] = {
 		{ "partition", &partition, NULL },
 		{ "from", &from, NULL },
 		{ "count", &count, NULL },
 		{ "follow", NULL, &cs.follow },
 		{ "group", &cs.group, NULL },
+		{ "all-versions", NULL, &all_versions },
 		{ NULL, NULL, NULL },
 	};
 	int npos, rc;
@@ -523,7 +688,11 @@ int kp_ctl_cmd_consume(struct kp_ctl_ctx *ctx, int argc, char **argv)
 	if (npos != 1)
 		return kp_ctl_usage(ctx, "kappactl consume TOPIC [--partition N]"
 					 " [--from earliest|latest|OFFSET|@TIME]"
-					 " [--count N] [--follow] [--group G]");
+					 " [--count N] [--follow] [--group G]"
+					 " [--all-versions]");
+	if (all_versions && (cs.follow || cs.group != NULL))
+		return kp_ctl_usage(ctx, "--all-versions reads each version once:"
+					 " it takes neither --follow nor --group");
 	cs.topic = pos[0];
 	if (count != NULL) {
 		if (kp_ctl_parse_u64(count, &cs.count_left) != 0)
@@ -534,11 +703,13 @@ int kp_ctl_cmd_consume(struct kp_ctl_ctx *ctx, int argc, char **argv)
 		return kp_ctl_usage(ctx, "--from is earliest, latest, an offset or"
 					 " @TIME, not '%s'", from);
 	rc = kp_ctl_connect(ctx, &cs.c);
-	if (rc == 0)
+	if (rc == 0 && all_versions)
+		rc = consume_versions(&cs, partition, from ? &start : NULL);
+	else if (rc == 0)
 		rc = choose_partitions(&cs, partition);
-	if (rc == 0)
+	if (rc == 0 && !all_versions)
 		rc = start_positions(&cs, from ? &start : NULL);
-	if (rc == 0) {
+	if (rc == 0 && !all_versions) {
 		run(&cs);
 		rc = cs.status;
 	}

@@ -283,7 +283,8 @@ struct proc_verb {
 static const struct proc_verb proc_verbs[] = {
 	{ "reload", kp_ctl_proc_reload },
 	{ "replay", kp_ctl_proc_replay },
-	{ "rollback", kp_ctl_proc_rollback },
+	{ "rollback", kp_ctl_proc_rollback_any },
+	{ "graph", kp_ctl_proc_graph },
 	{ "versions", kp_ctl_proc_versions },
 	{ "gc", kp_ctl_proc_gc },
 	{ "reset", kp_ctl_proc_reset },
@@ -300,7 +301,7 @@ int kp_ctl_cmd_proc(struct kp_ctl_ctx *ctx, int argc, char **argv)
 	if (argc < 1)
 		return kp_ctl_usage(ctx,
 				    "kappactl proc create|list|status|pause|resume|delete|"
-				    "reload|replay|rollback|versions|gc|reset|verify ...");
+				    "reload|replay|rollback|versions|gc|reset|verify|graph ...");
 	for (size_t i = 0; i < sizeof(proc_verbs) / sizeof(proc_verbs[0]); i++) {
 		if (strcmp(argv[0], proc_verbs[i].name) == 0)
 			return proc_verbs[i].run(ctx, argc - 1, argv + 1);

@@ -1,7 +1,8 @@
 /*
  * cmd_proc.h - what the `kappactl proc` verbs share across their files:
  * cmd_proc.c (create, list, status, pause, resume, delete and dispatch),
- * cmd_proc_version.c (reload, rollback, versions, gc, reset, verify) and
+ * cmd_proc_version.c (reload, rollback, versions, gc, reset, verify),
+ * cmd_pipeline.c (graph, rollback --cascade) and
  * cmd_replay.c (replay, with --wait).
  *
  * Each verb function takes argv with argv[0] the first word after the verb
@@ -55,5 +56,20 @@ int kp_ctl_proc_versions(struct kp_ctl_ctx *ctx, int argc, char **argv);
 int kp_ctl_proc_gc(struct kp_ctl_ctx *ctx, int argc, char **argv);
 int kp_ctl_proc_reset(struct kp_ctl_ctx *ctx, int argc, char **argv);
 int kp_ctl_proc_verify(struct kp_ctl_ctx *ctx, int argc, char **argv);
+
+/*
+ * Pipelines (cmd_pipeline.c): `proc graph`; `proc rollback`, which with
+ * --cascade rolls the chain back and otherwise is kp_ctl_proc_rollback.
+ */
+int kp_ctl_proc_graph(struct kp_ctl_ctx *ctx, int argc, char **argv);
+int kp_ctl_proc_rollback_any(struct kp_ctl_ctx *ctx, int argc, char **argv);
+
+/*
+ * Runs op with fields (stolen; NULL means out of memory) and prints the
+ * response's fields named in keys (NULL-terminated; absent ones left out)
+ * as one JSON object. Returns an exit status.
+ */
+int kp_ctl_proc_call_fields(struct kp_ctl_ctx *ctx, const char *op,
+			    json_t *fields, const char *const *keys);
 
 #endif

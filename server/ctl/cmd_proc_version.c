@@ -4,8 +4,10 @@
  * views").
  *
  * Output:
- *   reload, rollback   the status as one JSON object
- *   versions           one JSON object per version per line
+ *   reload, rollback   the status as one JSON object (rollback --to
+ *                      VERSION[.REVISION] picks where to go back to)
+ *   versions           one JSON object per version per line, each with
+ *                      its "revisions"
  *   gc                 {"removed":N}
  *   reset              the plan, one line per input partition:
  *                      {"topic","partition","current","new","executed"}
@@ -84,9 +86,54 @@ static int simple(struct kp_ctl_ctx *ctx, const char *verb, int argc,
 	return kp_ctl_proc_call(ctx, op, json_pack("{ss}", "name", name), print);
 }
 
+/* Parses VERSION[.REVISION] (each 1 or more) into *version, *revision. */
+static int parse_to(const char *s, uint64_t *version, uint64_t *revision)
+{
+	const char *dot = strchr(s, '.');
+	char head[32];
+
+	*revision = 0;
+	if (dot == NULL)
+		return kp_ctl_parse_u64(s, version) != 0 || *version == 0 ||
+		       *version > UINT32_MAX ? -1 : 0;
+	if ((size_t)(dot - s) >= sizeof(head))
+		return -1;
+	memcpy(head, s, (size_t)(dot - s));
+	head[dot - s] = '\0';
+	if (kp_ctl_parse_u64(head, version) != 0 || *version == 0 ||
+	    *version > UINT32_MAX ||
+	    kp_ctl_parse_u64(dot + 1, revision) != 0 || *revision == 0 ||
+	    *revision > UINT32_MAX)
+		return -1;
+	return 0;
+}
+
 int kp_ctl_proc_rollback(struct kp_ctl_ctx *ctx, int argc, char **argv)
 {
-	return simple(ctx, "rollback", argc, argv, "proc");
+	const char *name, *to = NULL;
+	const struct kp_ctl_opt opts[] = {
+		{ "to", &to, NULL },
+		{ NULL, NULL, NULL },
+	};
+	uint64_t version, revision;
+	json_t *f;
+	int rc = name_only(ctx, "rollback", argc, argv, opts,
+			   "[--to VERSION[.REVISION]]", &name);
+
+	if (rc != 0)
+		return rc;
+	if (to != NULL && parse_to(to, &version, &revision) != 0)
+		return kp_ctl_usage(ctx, "--to wants VERSION or VERSION.REVISION"
+				    " (numbers from 1, as proc versions lists"
+				    " them), not '%s'", to);
+	f = json_pack("{ss}", "name", name);
+	if (f != NULL && to != NULL)
+		json_object_set_new(f, "to_version",
+				    json_integer((json_int_t)version));
+	if (f != NULL && to != NULL && revision != 0)
+		json_object_set_new(f, "to_revision",
+				    json_integer((json_int_t)revision));
+	return kp_ctl_proc_call(ctx, "proc_rollback", f, "proc");
 }
 
 int kp_ctl_proc_versions(struct kp_ctl_ctx *ctx, int argc, char **argv)

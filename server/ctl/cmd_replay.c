@@ -1,10 +1,12 @@
 /*
  * cmd_replay.c - `kappactl proc replay NAME [--file PATH]
- * [--from earliest|OFFSET|@TIME] [--rate N] [--wait]`: starts version K+1
- * of a processor from history beside the live version K
- * (docs/PROTOCOL.md, proc_replay).
+ * [--from earliest|OFFSET|@TIME] [--rate N] [--cascade] [--wait]`: starts
+ * version K+1 of a processor from history beside the live version K
+ * (docs/PROTOCOL.md, proc_replay); with --cascade also of every processor
+ * downstream of it, all cut over together.
  *
- * Without --wait it prints {"version":K+1,"proc":STATUS}. With --wait it
+ * Without --wait it prints {"version":K+1,"proc":STATUS} (plus "cascade":
+ * [{"name","version"}] with --cascade). With --wait it
  * polls proc_status every KP_CTL_REPLAY_POLL_MS and shows progress until
  * the cut-over:
  *  - stderr a terminal: one bar line redrawn in place with \r
@@ -36,7 +38,7 @@
 
 #define REPLAY_USAGE                                                   \
 	"kappactl proc replay NAME [--file PATH]"                      \
-	" [--from earliest|OFFSET|@TIME] [--rate N] [--wait]"
+	" [--from earliest|OFFSET|@TIME] [--rate N] [--cascade] [--wait]"
 
 /* One --wait run. */
 struct waiter {
@@ -188,23 +190,28 @@ static int replay_fields(struct kp_ctl_ctx *ctx, json_t *f, const char *file,
 static int print_started(struct kp_ctl_ctx *ctx, const msgpack_object *map)
 {
 	const msgpack_object *proc = kp_ctl_mp_get(map, "proc");
+	const msgpack_object *cascade = kp_ctl_mp_get(map, "cascade");
 	uint64_t version;
+	json_t *out;
 
 	if (kp_ctl_mp_get_u64(map, "version", &version) != 0 || proc == NULL)
 		return kp_ctl_fail(ctx, "proc_replay: response without version");
-	return kp_ctl_print(ctx, json_pack("{sIso}", "version",
-					   (json_int_t)version, "proc",
-					   kp_ctl_mp_to_json(proc)));
+	out = json_pack("{sIso}", "version", (json_int_t)version, "proc",
+			kp_ctl_mp_to_json(proc));
+	if (out != NULL && cascade != NULL)
+		json_object_set_new(out, "cascade", kp_ctl_mp_to_json(cascade));
+	return kp_ctl_print(ctx, out);
 }
 
 int kp_ctl_proc_replay(struct kp_ctl_ctx *ctx, int argc, char **argv)
 {
 	const char *file = NULL, *from = NULL, *rate = NULL, *pos[1];
-	int wait = 0, npos, rc;
+	int wait = 0, cascade = 0, npos, rc;
 	const struct kp_ctl_opt opts[] = {
 		{ "file", &file, NULL },
 		{ "from", &from, NULL },
 		{ "rate", &rate, NULL },
+		{ "cascade", NULL, &cascade },
 		{ "wait", NULL, &wait },
 		{ NULL, NULL, NULL },
 	};
@@ -219,6 +226,8 @@ int kp_ctl_proc_replay(struct kp_ctl_ctx *ctx, int argc, char **argv)
 		rc = kp_ctl_fail(ctx, "out of memory");
 	if (rc == 0)
 		rc = replay_fields(ctx, f, file, from, rate);
+	if (rc == 0 && cascade)
+		json_object_set_new(f, "cascade", json_true());
 	if (rc == 0)
 		rc = kp_ctl_connect(ctx, &w.c);
 	if (rc != 0) {

@@ -468,7 +468,7 @@ int kp_handle_proc_replay(struct kp_server *s, struct kp_slot *slot,
 	uint32_t number;
 	struct kp_proc *p;
 	struct kp_response r;
-	bool given;
+	bool given, cascade = false;
 	int rc = find_proc(s, req, &p, err);
 
 	if (rc == 0)
@@ -477,9 +477,14 @@ int kp_handle_proc_replay(struct kp_server *s, struct kp_slot *slot,
 		rc = read_position(req, "from", &from, &value, err);
 	if (rc == 0 && kp_field_uint(req->map, "rate", &rate, err) < 0)
 		rc = KP_EBADREQUEST;
+	if (rc == 0 && kp_field_bool(req->map, "cascade", &cascade, err) < 0)
+		rc = KP_EBADREQUEST;
 	if (rc == 0 && from == KP_FROM_LATEST)
 		rc = kp_error_set(err, KP_EBADREQUEST,
 				  "a replay starts at earliest, an offset or a time");
+	if (rc == 0 && cascade)
+		return kp_handle_replay_cascade(slot, p, given ? file : NULL,
+						from, value, rate, err);
 	if (rc == 0)
 		rc = kp_proc_replay(p, given ? file : NULL, from, value, rate,
 				    &number, err);
@@ -493,10 +498,40 @@ int kp_handle_proc_replay(struct kp_server *s, struct kp_slot *slot,
 	return kp_response_finish(&r);
 }
 
+/* Reads an optional uint field of 1..UINT32_MAX into *out (0 when absent). */
+static int read_number(const struct kp_request *req, const char *field,
+		       uint32_t *out, struct kp_error *err)
+{
+	uint64_t n = 0;
+	int rc = kp_field_uint(req->map, field, &n, err);
+
+	*out = 0;
+	if (rc < 0)
+		return rc;
+	if (rc == 0 && (n == 0 || n > UINT32_MAX))
+		return kp_error_set(err, KP_EBADREQUEST,
+				    "field '%s' must be 1 or more", field);
+	*out = (uint32_t)n;
+	return 0;
+}
+
 int kp_handle_proc_rollback(struct kp_server *s, struct kp_slot *slot,
 			    const struct kp_request *req, struct kp_error *err)
 {
-	return status_after(s, slot, req, err, kp_proc_rollback);
+	uint32_t to_version, to_revision;
+	struct kp_proc *p;
+	int rc = find_proc(s, req, &p, err);
+
+	if (rc == 0)
+		rc = read_number(req, "to_version", &to_version, err);
+	if (rc == 0)
+		rc = read_number(req, "to_revision", &to_revision, err);
+	if (rc == 0 && to_revision != 0 && to_version == 0)
+		rc = kp_error_set(err, KP_EBADREQUEST,
+				  "field 'to_revision' needs 'to_version'");
+	if (rc != 0)
+		return rc;
+	return kp_proc_rollback(p, to_version, to_revision, slot, err);
 }
 
 int kp_handle_proc_versions(struct kp_server *s, struct kp_slot *slot,

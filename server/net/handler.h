@@ -16,8 +16,11 @@
 #include "server.h"
 #include "base/error.h"
 #include "log/topic.h"
+#include "proc/proc_def.h"
 #include "wire/proto.h"
 #include "wire/slot.h"
+
+struct kp_proc;
 
 /* Decodes and handles one frame body. */
 void kp_handle_frame(struct kp_server *s, struct kp_slot *slot,
@@ -83,6 +86,21 @@ int kp_handle_view_get(struct kp_server *s, struct kp_slot *slot,
 		       const struct kp_request *req, struct kp_error *err);
 int kp_handle_view_scan(struct kp_server *s, struct kp_slot *slot,
 			const struct kp_request *req, struct kp_error *err);
+
+/*
+ * Pipelines (handle_pipeline.c): proc_graph; proc_rollback, which with
+ * `cascade` rolls the chain back and otherwise is kp_handle_proc_rollback;
+ * and proc_replay with `cascade` (its fields read by the caller).
+ */
+int kp_handle_proc_graph(struct kp_server *s, struct kp_slot *slot,
+			 const struct kp_request *req, struct kp_error *err);
+int kp_handle_proc_rollback_any(struct kp_server *s, struct kp_slot *slot,
+				const struct kp_request *req,
+				struct kp_error *err);
+int kp_handle_replay_cascade(struct kp_slot *slot, struct kp_proc *p,
+			     const char *file, enum kp_proc_from from,
+			     int64_t value, uint64_t rate,
+			     struct kp_error *err);
 
 /*
  * Looks up the request's "topic" field and "partition" (default 0).

@@ -331,6 +331,9 @@ static void on_proc_finding(void *arg, const struct kp_proc_finding *f)
 	else if (strcmp(f->kind, "processor_paused") == 0)
 		snprintf(msg, sizeof(msg), "processor %s is paused: %s",
 			 f->processor, f->detail ? f->detail : "");
+	else if (strcmp(f->kind, "processor_stalled") == 0)
+		snprintf(msg, sizeof(msg), "processor %s is stalled: %s",
+			 f->processor, f->detail ? f->detail : "");
 	else
 		snprintf(msg, sizeof(msg), "processor %s is stopped: %s",
 			 f->processor, f->detail ? f->detail : "");

@@ -22,6 +22,7 @@
 #include "log/topic.h"
 #include "net/server.h"
 #include "proc/proc.h"
+#include "proc/proc_pipeline.h"
 #include "wire/proto.h"
 
 #ifndef KP_VERSION_STRING
@@ -313,6 +314,21 @@ static int proc_json(struct kp_buf *out, struct kp_proc *p,
 	return rc == 0 ? put(out, "}") : rc;
 }
 
+/* The pipeline graph (proc_graph's map), or an empty one without procs. */
+static int pipeline_json(struct kp_buf *out, struct kp_procs *ps,
+			 struct kp_buf *tmp)
+{
+	struct kp_response r;
+
+	if (ps == NULL)
+		return put(out, "{\"processors\":[],\"topics\":[],\"edges\":[]}");
+	packer_begin(&r, tmp);
+	kp_procs_pack_graph(ps, &r);
+	if (r.oom)
+		return -ENOMEM;
+	return kp_json_from_msgpack(out, tmp->data, tmp->len);
+}
+
 static int u64_array(struct kp_buf *out, const struct kp_partition_stats *st,
 		     uint32_t n, bool end)
 {
@@ -403,8 +419,12 @@ int kp_state_json(struct kp_server *s, int64_t started_ms, struct kp_buf *out)
 		if (rc == 0)
 			rc = proc_json(out, kp_procs_at(s->procs, i), &tmp);
 	}
+	if (rc == 0)
+		rc = put(out, "],\"pipeline\":");
+	if (rc == 0)
+		rc = pipeline_json(out, s->procs, &tmp);
 	kp_buf_destroy(&tmp);
 	if (rc == 0)
-		rc = put(out, "]}\n");
+		rc = put(out, "}\n");
 	return rc;
 }

@@ -1,7 +1,8 @@
 /*
  * state_json.h - a JSON snapshot of the server for the dashboard
  * (GET /api/state): topics, processors with their versions and replay
- * progress, and the server's clock. Loop thread only.
+ * progress, the pipeline they form, and the server's clock. Loop thread
+ * only.
  *
  * The body (one object; every string escaped, invalid UTF-8 replaced by
  * U+FFFD, so it is always valid JSON):
@@ -13,7 +14,9 @@
  *                "failed" (a partition stopped taking writes)}],
  *    "processors": [<the proc_status map of docs/PROTOCOL.md, with
  *                    "versions" the proc_versions array (each with its
- *                    role) and "version_count" the number of versions>]}
+ *                    role) and "version_count" the number of versions>],
+ *    "pipeline": <the proc_graph map of docs/PROTOCOL.md: processors,
+ *                 topics, edges>}
  *
  * Topics and processors are in name order.
  */

@@ -204,18 +204,7 @@ void kp_proc_def_add_version(struct kp_proc *p, struct proc_version *v,
 	dv->from = from;
 	dv->from_value = value;
 	dv->replay_total = v->replay_total;
-}
-
-static void def_update_code(struct kp_proc *p, struct proc_version *v)
-{
-	struct kp_proc_def_version *dv = kp_proc_def_version(&p->def, v->number);
-
-	if (dv == NULL)
-		return;
-	snprintf(dv->source, sizeof(dv->source), "%s", v->source);
-	snprintf(dv->code, sizeof(dv->code), "%s", v->code->loaded_path);
-	snprintf(dv->hash, sizeof(dv->hash), "%s", v->hash);
-	dv->revision = v->revision;
+	kp_proc_revision_first(p, dv);
 }
 
 void kp_proc_add_version(struct kp_proc *p, struct proc_version *v)
@@ -236,158 +225,10 @@ void kp_proc_remove_version(struct kp_proc *p, struct proc_version *v)
 	for (uint32_t i = 0; i < p->def.version_count; i++) {
 		if (p->def.versions[i].number != v->number)
 			p->def.versions[keep++] = p->def.versions[i];
+		else
+			kp_proc_def_version_destroy(&p->def.versions[i]);
 	}
 	p->def.version_count = keep;
-}
-
-/* ---- topics and aliases ----------------------------------------------- */
-
-static int ensure_topic(struct kp_procs *ps, const char *name,
-			const struct kp_topic *like, struct kp_error *err)
-{
-	struct kp_topic_config cfg;
-	struct kp_topic *t;
-
-	if (kp_catalog_find_physical(ps->store->catalog, name, strlen(name)) !=
-	    NULL)
-		return 0;
-	cfg = like != NULL ? like->config : ps->topic_defaults;
-	if (kp_store_create_topic(ps->store, name, strlen(name), &cfg, &t,
-				  err) != 0)
-		return err->code;
-	return 1;
-}
-
-/* The logical names of v's outputs, the DLQ last. */
-void kp_proc_logical_name(struct kp_proc *p, uint32_t i, char *out, size_t cap)
-{
-	if (i < p->def.output_count)
-		snprintf(out, cap, "%s", p->def.outputs[i]);
-	else
-		kp_proc_def_dlq(&p->def, out, cap);
-}
-
-/* Creates v's physical outputs, shaped like the live version's. */
-int kp_proc_ensure_outputs(struct kp_proc *p, struct proc_version *v,
-			  struct kp_error *err)
-{
-	struct kp_catalog *cat = p->owner->store->catalog;
-	int rc = 0;
-
-	for (uint32_t i = 0; i < v->output_count && rc == 0; i++) {
-		char logical[256];
-		struct kp_topic *like;
-
-		kp_proc_logical_name(p, i, logical, sizeof(logical));
-		like = kp_catalog_find(cat, logical, strlen(logical));
-		rc = ensure_topic(p->owner, v->outputs[i], like, err);
-		p->created[i] = rc == 1;
-		if (rc == 1)
-			rc = 0;
-	}
-	return rc;
-}
-
-static int open_output(struct kp_proc *p, const char *name, size_t len)
-{
-	uint32_t i = p->def.output_count;
-	char dlq[256];
-	struct kp_error err;
-
-	kp_proc_def_dlq(&p->def, dlq, sizeof(dlq));
-	if (!p->def.open_outputs || !kp_topic_name_valid(name, len) ||
-	    i >= KP_PROC_MAX_TOPICS ||
-	    (strlen(dlq) == len && memcmp(dlq, name, len) == 0) ||
-	    kp_catalog_name_taken(p->owner->store->catalog, name, len))
-		return -1;
-	memcpy(p->def.outputs[i], name, len);
-	p->def.outputs[i][len] = '\0';
-	p->def.output_count++;
-	for (uint32_t k = 0; k < p->version_count; k++) {
-		struct proc_version *u = p->versions[k];
-		struct kp_topic *like;
-
-		/* The DLQ stays the last output. */
-		memcpy(u->outputs[u->output_count], u->outputs[u->output_count - 1],
-		       sizeof(u->outputs[0]));
-		kp_pv_physical_name(p->def.outputs[i], u->number, u->outputs[i],
-				    sizeof(u->outputs[i]));
-		u->allowed[i] = p->def.outputs[i];
-		u->output_count++;
-		if (u->role == PV_RETIRED)
-			continue;
-		like = kp_catalog_find(p->owner->store->catalog,
-				       p->def.outputs[i],
-				       strlen(p->def.outputs[i]));
-		if (ensure_topic(p->owner, u->outputs[i], like, &err) < 0)
-			kp_log_error("proc", "processor %s: cannot create output %s: %s",
-				     p->def.name, u->outputs[i], err.msg);
-		kp_pv_add_marks(u, u->outputs[i], NULL);
-	}
-	kp_proc_save_def(p);
-	if (p->live != NULL)
-		kp_proc_point_aliases(p, p->live);
-	kp_log_info("proc", "processor %s: %s is now one of its outputs",
-		    p->def.name, p->def.outputs[i]);
-	return 0;
-}
-
-/* Undoes a create: the aliases it set and the topics it made. */
-static void undo_create(struct kp_proc *p, struct proc_version *v)
-{
-	struct kp_store *s = p->owner->store;
-	struct kp_error err;
-
-	for (uint32_t i = 0; i < v->output_count; i++) {
-		char logical[256], v1[270];
-		struct kp_topic *t;
-
-		kp_proc_logical_name(p, i, logical, sizeof(logical));
-		snprintf(v1, sizeof(v1), "%s.v1", logical);
-		kp_catalog_alias_remove(s->catalog, logical);
-		kp_catalog_alias_remove(s->catalog, v1);
-		t = kp_catalog_find_physical(s->catalog, v->outputs[i],
-					     strlen(v->outputs[i]));
-		if (p->created[i] && t != NULL)
-			kp_store_delete_topic(s, t, &err);
-	}
-}
-
-/*
- * Points the logical outputs at v (generation v->number); "<logical>.v1"
- * always names version 1's outputs, which live under the logical names.
- */
-int kp_proc_point_aliases(struct kp_proc *p, struct proc_version *v)
-{
-	struct kp_catalog *cat = p->owner->store->catalog;
-	int rc = 0;
-
-	for (uint32_t i = 0; i < v->output_count && rc == 0; i++) {
-		char logical[256], v1[256];
-
-		kp_proc_logical_name(p, i, logical, sizeof(logical));
-		snprintf(v1, sizeof(v1), "%s.v1", logical);
-		rc = kp_catalog_alias_set(cat, logical, v->outputs[i],
-					  v->number);
-		if (rc == 0)
-			rc = kp_catalog_alias_set(cat, v1, logical, 1);
-	}
-	return rc;
-}
-
-/* Answers parked fetches on v's outputs, so their readers come back now. */
-void kp_proc_wake_readers(struct kp_proc *p, struct proc_version *v)
-{
-	struct kp_catalog *cat = p->owner->store->catalog;
-
-	for (uint32_t i = 0; i < v->output_count; i++) {
-		struct kp_topic *t = kp_catalog_find_physical(
-			cat, v->outputs[i], strlen(v->outputs[i]));
-
-		for (uint32_t k = 0; t != NULL && k < t->config.partitions; k++)
-			kp_writer_flush_waits(&p->owner->store->writer,
-					      &t->parts[k], 0, NULL);
-	}
 }
 
 /* ---- answering requests ----------------------------------------------- */
@@ -442,7 +283,7 @@ void kp_proc_retire(struct kp_proc *p, struct proc_version *v)
 	kp_log_info("proc", "processor %s v%u retired", p->def.name, v->number);
 }
 
-static void cut_over(struct kp_proc *p)
+void kp_proc_cut_over(struct kp_proc *p)
 {
 	struct proc_version *b = p->building, *old = p->live;
 
@@ -484,14 +325,14 @@ static void on_caught_up(struct proc_version *v)
 		}
 		return;
 	}
-	if (v != p->building || v->busy)
+	if (v != p->building || v->busy || kp_pipeline_caught_up(v))
 		return;
 	/* Checkpoint the new version first (off the loop), then switch. */
 	if (v->since_checkpoint > 0 && kp_pv_checkpoint_async(v)) {
 		v->cut_when_idle = true;
 		return;
 	}
-	cut_over(p);
+	kp_proc_cut_over(p);
 }
 
 static void on_init_done(struct proc_version *v, int rc, const char *msg)
@@ -502,7 +343,7 @@ static void on_init_done(struct proc_version *v, int rc, const char *msg)
 		if (rc != 0) {
 			/* Nothing of a processor whose first init failed stays. */
 			kp_proc_answer(&p->create_slot, p, KP_EBADREQUEST, msg);
-			undo_create(p, v);
+			kp_proc_undo_create(p, v);
 			unlink_proc(p->owner, p);
 			kp_file_remove_tree(p->dir);
 			p->version_count = 0;
@@ -524,12 +365,7 @@ static void on_reload_done(struct proc_version *v, int rc, const char *msg)
 {
 	struct kp_proc *p = v->proc;
 
-	if (rc == 0) {
-		snprintf(v->source, sizeof(v->source), "%s", p->reload_source);
-		def_update_code(p, v);
-		snprintf(p->def.source, sizeof(p->def.source), "%s", v->source);
-		kp_proc_save_def(p);
-	}
+	kp_proc_revision_reloaded(p, v, rc);
 	kp_proc_answer(&p->reload_slot, p, rc == 0 ? 0 : KP_EBADREQUEST, msg);
 }
 
@@ -553,7 +389,7 @@ static void on_version_idle(struct proc_version *v)
 	if (v->cut_when_idle) {
 		v->cut_when_idle = false;
 		if (v == p->building) {
-			cut_over(p);
+			kp_proc_cut_over(p);
 			return;
 		}
 	}
@@ -653,7 +489,7 @@ int kp_procs_create(struct kp_procs *ps, struct kp_proc_def *def,
 		}
 	}
 	if (rc != 0) {
-		undo_create(p, v);
+		kp_proc_undo_create(p, v);
 		proc_free(p);
 		return rc;
 	}
@@ -758,7 +594,7 @@ int kp_procs_open(const struct kp_proc_env *env, struct kp_procs **out,
 	ps->events.reload_done = on_reload_done;
 	ps->events.freed = on_version_freed;
 	ps->events.pause = kp_proc_pause;
-	ps->events.open_output = open_output;
+	ps->events.open_output = kp_proc_open_output;
 	ps->store = env->store;
 	ps->now_ms = env->now_ms;
 	ps->topic_defaults = env->topic_defaults;
@@ -770,8 +606,15 @@ int kp_procs_open(const struct kp_proc_env *env, struct kp_procs **out,
 		return kp_error_set(err, -errno, "cannot create %s: %s",
 				    ps->dir, strerror(errno));
 	}
+	rc = kp_pipeline_open(ps, err);
+	if (rc != 0) {
+		kp_pipeline_close(ps);
+		kp_free(ps);
+		return rc;
+	}
 	rc = kp_workers_start(env->store->loop, env->workers, &ps->workers);
 	if (rc != 0) {
+		kp_pipeline_close(ps);
 		kp_free(ps);
 		return kp_error_set(err, rc, "cannot start workers: %s",
 				    kp_error_text(rc));
@@ -785,6 +628,7 @@ int kp_procs_open(const struct kp_proc_env *env, struct kp_procs **out,
 	}
 	if (d != NULL)
 		closedir(d);
+	kp_pipeline_started(ps);
 	*out = ps;
 	return 0;
 }
@@ -820,6 +664,7 @@ void kp_procs_close(struct kp_procs *ps)
 		kp_proc_answer(&p->pending_slot, p, KP_ESHUTDOWN, "server is stopping");
 		proc_free(p);
 	}
+	kp_pipeline_close(ps);
 	kp_free(ps->procs);
 	kp_free(ps);
 }
@@ -874,6 +719,7 @@ void kp_procs_tick(struct kp_procs *ps, int64_t now_ms)
 		kp_proc_watch_check(ps->procs[i], t.mono);
 		kp_proc_replay_rate(ps->procs[i], t.mono);
 	}
+	kp_pipeline_tick(ps);
 }
 
 /* ---- pause, resume, delete -------------------------------------------- */
@@ -918,26 +764,6 @@ int kp_proc_resume(struct kp_proc *p, struct kp_error *err)
 	kp_proc_save_def(p);
 	kp_pv_kick(v);
 	return 0;
-}
-
-/* Deletes the physical outputs of a version numbered 2 or more. */
-void kp_proc_drop_outputs(struct kp_proc *p, struct proc_version *v)
-{
-	struct kp_store *s = p->owner->store;
-	struct kp_error err;
-
-	for (uint32_t i = 0; i < v->output_count; i++) {
-		struct kp_topic *t = kp_catalog_find_physical(
-			s->catalog, v->outputs[i], strlen(v->outputs[i]));
-		char logical[256], alias[270];
-
-		kp_proc_logical_name(p, i, logical, sizeof(logical));
-		snprintf(alias, sizeof(alias), "%s.v%u", logical, v->number);
-		kp_catalog_alias_remove(s->catalog, alias);
-		/* Version 1's outputs are the logical names themselves. */
-		if (t != NULL && v != p->live)
-			kp_store_delete_topic(s, t, &err);
-	}
 }
 
 int kp_proc_delete(struct kp_proc *p, struct kp_error *err)

@@ -126,8 +126,23 @@ int kp_proc_replay(struct kp_proc *p, const char *file, enum kp_proc_from from,
 		   int64_t value, uint64_t rate, uint32_t *number,
 		   struct kp_error *err);
 
-/* Cuts back to the newest retired version. */
-int kp_proc_rollback(struct kp_proc *p, struct kp_error *err);
+/*
+ * Rollback. With to_version 0 it undoes the last change of the live code:
+ * back to the revision the live one was loaded over, or from a version's
+ * first revision to the version that was live when its replay began, at
+ * the revision that version ran last. Otherwise to version to_version at
+ * revision to_revision (0: the one it ran last). Within the live version
+ * the code is swapped between two batches as a reload does (the view
+ * carries over) and slot is answered then; another version becomes live
+ * with its own view, catching up from its checkpoint, and slot is answered
+ * now. Either way slot gets the status. The revision gone back to is
+ * recorded as the version's current one (persisted). Errors: KP_ENOTFOUND
+ * (no such version or revision), KP_ESTATE (nothing to roll back, already
+ * live, a replay or reload in progress, the version busy).
+ */
+int kp_proc_rollback(struct kp_proc *p, uint32_t to_version,
+		     uint32_t to_revision, struct kp_slot *slot,
+		     struct kp_error *err);
 
 /* Removes retired and failed versions; returns how many (or an error). */
 int kp_proc_gc(struct kp_proc *p, struct kp_error *err);

@@ -31,7 +31,17 @@ void kp_proc_def_init(struct kp_proc_def *def)
 
 void kp_proc_def_destroy(struct kp_proc_def *def)
 {
+	for (uint32_t i = 0; i < def->version_count; i++)
+		kp_proc_def_version_destroy(&def->versions[i]);
+	def->version_count = 0;
 	kp_buf_destroy(&def->config);
+}
+
+void kp_proc_def_version_destroy(struct kp_proc_def_version *dv)
+{
+	kp_free(dv->revisions);
+	dv->revisions = NULL;
+	dv->revision_count = 0;
 }
 
 void kp_proc_def_dlq(const struct kp_proc_def *def, char *out, size_t cap)
@@ -47,6 +57,59 @@ struct kp_proc_def_version *kp_proc_def_version(struct kp_proc_def *def,
 			return &def->versions[i];
 	}
 	return NULL;
+}
+
+struct kp_proc_def_revision *kp_proc_def_revision(
+	struct kp_proc_def_version *dv, uint32_t n)
+{
+	for (uint32_t i = 0; i < dv->revision_count; i++) {
+		if (dv->revisions[i].revision == n)
+			return &dv->revisions[i];
+	}
+	return NULL;
+}
+
+/* Drops the oldest revision but keep; what was loaded over it moves up. */
+static void drop_oldest(struct kp_proc_def_version *dv, uint32_t keep)
+{
+	struct kp_proc_def_revision gone;
+	uint32_t at = 0;
+
+	while (at < dv->revision_count && dv->revisions[at].revision == keep)
+		at++;
+	if (at == dv->revision_count)
+		return;
+	gone = dv->revisions[at];
+	memmove(&dv->revisions[at], &dv->revisions[at + 1],
+		(dv->revision_count - at - 1) * sizeof(*dv->revisions));
+	dv->revision_count--;
+	for (uint32_t i = 0; i < dv->revision_count; i++) {
+		if (dv->revisions[i].previous == gone.revision)
+			dv->revisions[i].previous = gone.previous;
+	}
+}
+
+int kp_proc_def_revision_note(struct kp_proc_def_version *dv,
+			      uint32_t previous, int64_t created_ms)
+{
+	struct kp_proc_def_revision *grown, *r;
+
+	if (dv->revision_count >= KP_PROC_MAX_REVISIONS)
+		drop_oldest(dv, previous);
+	grown = kp_realloc(dv->revisions,
+			   (dv->revision_count + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return -ENOMEM;
+	dv->revisions = grown;
+	r = &dv->revisions[dv->revision_count++];
+	memset(r, 0, sizeof(*r));
+	r->revision = dv->revision;
+	r->previous = previous;
+	r->created_ms = created_ms;
+	snprintf(r->hash, sizeof(r->hash), "%s", dv->hash);
+	snprintf(r->source, sizeof(r->source), "%s", dv->source);
+	snprintf(r->code, sizeof(r->code), "%s", dv->code);
+	return 0;
 }
 
 static void key(msgpack_packer *pk, const char *k)
@@ -75,10 +138,22 @@ static void pack_names(msgpack_packer *pk, const char *k, char names[][201],
 		msgpack_pack_str_with_body(pk, names[i], strlen(names[i]));
 }
 
+static void pack_revision(msgpack_packer *pk,
+			  const struct kp_proc_def_revision *r)
+{
+	msgpack_pack_map(pk, 6);
+	pack_i64(pk, "revision", r->revision);
+	pack_i64(pk, "previous", r->previous);
+	pack_str(pk, "hash", r->hash);
+	pack_str(pk, "source", r->source);
+	pack_str(pk, "code", r->code);
+	pack_i64(pk, "created_ms", r->created_ms);
+}
+
 static void pack_version(msgpack_packer *pk,
 			 const struct kp_proc_def_version *v)
 {
-	msgpack_pack_map(pk, 11);
+	msgpack_pack_map(pk, 13);
 	pack_i64(pk, "number", v->number);
 	pack_str(pk, "role", v->role);
 	pack_str(pk, "source", v->source);
@@ -90,6 +165,11 @@ static void pack_version(msgpack_packer *pk,
 	pack_i64(pk, "from", v->from);
 	pack_i64(pk, "from_value", v->from_value);
 	pack_i64(pk, "replay_total", (int64_t)v->replay_total);
+	pack_i64(pk, "previous_version", v->previous_version);
+	key(pk, "revisions");
+	msgpack_pack_array(pk, v->revision_count);
+	for (uint32_t i = 0; i < v->revision_count; i++)
+		pack_revision(pk, &v->revisions[i]);
 }
 
 int kp_proc_def_save(const struct kp_proc_def *def, const char *dir)
@@ -171,10 +251,61 @@ static int get_names(struct kp_mp_view map, const char *k, char names[][201],
 	return 0;
 }
 
+static int decode_revision(struct kp_mp_view map,
+			   struct kp_proc_def_revision *r)
+{
+	int64_t n, previous;
+
+	memset(r, 0, sizeof(*r));
+	if (get_i64(map, "revision", &n) != 0 || n < 1 || n > UINT32_MAX ||
+	    get_i64(map, "previous", &previous) != 0 || previous < 0 ||
+	    previous > UINT32_MAX ||
+	    get_str(map, "hash", r->hash, sizeof(r->hash)) != 0 ||
+	    get_str(map, "source", r->source, sizeof(r->source)) != 0 ||
+	    get_str(map, "code", r->code, sizeof(r->code)) != 0 ||
+	    get_i64(map, "created_ms", &r->created_ms) != 0)
+		return -1;
+	r->revision = (uint32_t)n;
+	r->previous = (uint32_t)previous;
+	return 0;
+}
+
+/*
+ * The revisions of v. A definition written before they were kept has
+ * none: its current code is then its one known revision.
+ */
+static int decode_revisions(struct kp_mp_view map,
+			    struct kp_proc_def_version *v)
+{
+	struct kp_mp_view item;
+	struct kp_mp_iter it;
+	int64_t previous = 0;
+	uint32_t n = 0;
+	int rc = kp_field_array(map, "revisions", &it, &n, NULL);
+
+	if (rc < 0 || n > KP_PROC_MAX_REVISIONS ||
+	    kp_field_int(map, "previous_version", &previous, NULL) < 0 ||
+	    previous < 0 || previous > UINT32_MAX)
+		return -1;
+	v->previous_version = (uint32_t)previous;
+	if (rc == 1 || n == 0)
+		return kp_proc_def_revision_note(v, 0, v->created_ms) ? -1 : 0;
+	v->revisions = kp_calloc(n, sizeof(*v->revisions));
+	if (v->revisions == NULL)
+		return -1;
+	while (kp_mp_array_next(&it, &item) == 1) {
+		if (decode_revision(item, &v->revisions[v->revision_count]) != 0)
+			return -1;
+		v->revision_count++;
+	}
+	return 0;
+}
+
 static int decode_version(struct kp_mp_view map, struct kp_proc_def_version *v)
 {
 	int64_t n, rev, rate, from, total;
 
+	memset(v, 0, sizeof(*v));
 	if (get_i64(map, "number", &n) != 0 ||
 	    get_str(map, "role", v->role, sizeof(v->role)) != 0 ||
 	    get_str(map, "source", v->source, sizeof(v->source)) != 0 ||
@@ -192,6 +323,10 @@ static int decode_version(struct kp_mp_view map, struct kp_proc_def_version *v)
 	v->rate = (uint64_t)rate;
 	v->from = (enum kp_proc_from)from;
 	v->replay_total = (uint64_t)total;
+	if (decode_revisions(map, v) != 0) {
+		kp_proc_def_version_destroy(v);
+		return -1;
+	}
 	return 0;
 }
 

@@ -3,6 +3,10 @@
  * settings, and its versions. Persisted as <data>/procs/<name>/proc.def
  * (one msgpack map, written tmp + fsync + rename), so processors, replays
  * in progress and retired versions survive restarts.
+ *
+ * Each version keeps its revisions: its first code and every hot reload
+ * (hash, file, content-addressed copy, time, and the revision that was live
+ * before it), so that any of them can be listed and run again.
  */
 #ifndef KP_PROC_DEF_H
 #define KP_PROC_DEF_H
@@ -18,6 +22,9 @@
 #define KP_PROC_MAX_VERSIONS 16
 #define KP_PROC_PATH_MAX 1024
 
+/* Revisions kept per version; past it the oldest (never the live one) go. */
+#define KP_PROC_MAX_REVISIONS 256
+
 /* Records seen in the error window before max_error_rate is judged. */
 #define KP_PROC_ERROR_WINDOW_MIN 20
 
@@ -25,19 +32,36 @@
 enum kp_proc_from { KP_FROM_EARLIEST, KP_FROM_LATEST, KP_FROM_TIME,
 		    KP_FROM_OFFSET };
 
+/* One revision of a version's code: its first load, or a hot reload. */
+struct kp_proc_def_revision {
+	uint32_t revision;              /* 1, 2, ... within its version */
+	uint32_t previous;              /* the revision live when it was
+					   loaded; 0 for the first */
+	char hash[17];                  /* code hash */
+	char source[KP_PROC_PATH_MAX];  /* the file it was loaded from */
+	char code[KP_PROC_PATH_MAX];    /* the content-addressed copy */
+	int64_t created_ms;             /* when it was loaded */
+};
+
 /* One version as persisted. */
 struct kp_proc_def_version {
 	uint32_t number;                /* 1, 2, ... */
 	char role[12];                  /* "building", "live", "retired" */
-	char source[KP_PROC_PATH_MAX];  /* the file it was loaded from */
-	char code[KP_PROC_PATH_MAX];    /* the content-addressed copy */
-	char hash[17];                  /* code hash */
-	uint32_t revision;              /* 1 + reloads */
+	char source[KP_PROC_PATH_MAX];  /* the file of its current revision */
+	char code[KP_PROC_PATH_MAX];    /* that revision's content-addressed
+					   copy */
+	char hash[17];                  /* that revision's code hash */
+	uint32_t revision;              /* its current revision: the one it
+					   runs (or ran last, retired) */
 	int64_t created_ms;
 	uint64_t rate;                  /* replay records/s, 0 = no limit */
 	enum kp_proc_from from;         /* where it started */
 	int64_t from_value;             /* ts or offset for TIME / OFFSET */
 	uint64_t replay_total;          /* records to go when it started */
+	uint32_t previous_version;      /* live when its replay began; 0 for
+					   none or not recorded */
+	struct kp_proc_def_revision *revisions; /* owned; ascending */
+	uint32_t revision_count;
 };
 
 struct kp_proc_def {
@@ -69,7 +93,7 @@ struct kp_proc_def {
 /* Initialises def with defaults (empty config map). */
 void kp_proc_def_init(struct kp_proc_def *def);
 
-/* Frees def's buffers. */
+/* Frees def's buffers (and its versions' revisions). */
 void kp_proc_def_destroy(struct kp_proc_def *def);
 
 /* Writes def to dir/proc.def atomically. Returns 0 or -errno. */
@@ -85,5 +109,22 @@ void kp_proc_def_dlq(const struct kp_proc_def *def, char *out, size_t cap);
 /* The persisted entry of version n, or NULL. */
 struct kp_proc_def_version *kp_proc_def_version(struct kp_proc_def *def,
 						uint32_t n);
+
+/* Frees the revisions of dv (the entry itself is the caller's). */
+void kp_proc_def_version_destroy(struct kp_proc_def_version *dv);
+
+/* Revision n of dv, or NULL. The pointer lasts until the next note. */
+struct kp_proc_def_revision *kp_proc_def_revision(
+	struct kp_proc_def_version *dv, uint32_t n);
+
+/*
+ * Appends dv's current code (revision, hash, source, code) to its
+ * revisions, loaded at created_ms over revision previous (0: none). At
+ * KP_PROC_MAX_REVISIONS the oldest revision other than previous is dropped
+ * first (a revision loaded over it then counts as loaded over what it was
+ * loaded over). Returns 0 or -ENOMEM.
+ */
+int kp_proc_def_revision_note(struct kp_proc_def_version *dv,
+			      uint32_t previous, int64_t created_ms);
 
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "proc.h"
+#include "proc_pipeline.h"
 #include "proc_version.h"
 #include "base/alloc.h"
 #include "log/batch.h"
@@ -367,6 +368,7 @@ void kp_proc_metrics_render(struct kp_procs *ps, struct kp_metrics_writer *w)
 	render_inputs(w, ps, rows, n, false);
 	render_inputs(w, ps, rows, n, true);
 	render_replays(w, rows, n);
+	kp_pipeline_metrics_render(ps, w);
 	kp_free(rows);
 }
 
@@ -439,6 +441,7 @@ size_t kp_proc_health(struct kp_procs *ps, struct kp_health_state *st,
 		struct kp_proc *p = kp_procs_at(ps, i);
 		struct proc_version *v = p->live;
 		struct kp_proc_finding f;
+		char stalled[KP_ERROR_MSG_MAX];
 		uint64_t lag;
 		double over;
 
@@ -457,6 +460,9 @@ size_t kp_proc_health(struct kp_procs *ps, struct kp_health_state *st,
 		} else if (v->blocked[0] != '\0') {
 			f.kind = "processor_paused";
 			f.detail = v->blocked;
+		} else if (kp_proc_stalled(p, stalled, sizeof(stalled))) {
+			f.kind = "processor_stalled";
+			f.detail = stalled;
 		}
 		if (f.kind != NULL) {
 			findings++;

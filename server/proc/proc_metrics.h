@@ -45,7 +45,8 @@ struct kp_lag_limits {
 
 /* One thing wrong with a processor. */
 struct kp_proc_finding {
-	const char *kind;       /* processor_lagging | _paused | _failed */
+	const char *kind;       /* processor_lagging | _paused | _failed |
+				   _stalled */
 	const char *processor;  /* borrowed */
 	uint32_t version;       /* 0 when it has no live version */
 	const char *detail;     /* the reason, borrowed; may be NULL */

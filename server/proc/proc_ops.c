@@ -1,7 +1,7 @@
 /*
  * proc_ops.c - operations on a processor's versions: hot reload and
- * --watch, blue/green replay, rollback, gc, in-place reset, and the entry
- * of verify (proc_verify.c does the comparing).
+ * --watch, blue/green replay, gc, in-place reset, and the entry of verify
+ * (proc_verify.c does the comparing; proc_revision.c does rollback).
  */
 #include "proc.h"
 
@@ -102,7 +102,7 @@ void kp_proc_watch_check(struct kp_proc *p, int64_t mono)
 	if (kp_proc_code_hash_file(v->source, hash) != 0)
 		return;
 	if (p->watch_hash[0] == '\0')
-		snprintf(p->watch_hash, sizeof(p->watch_hash), "%s", v->hash);
+		kp_proc_revision_watch_hash(p, v, p->watch_hash);
 	if (strcmp(hash, p->watch_hash) == 0)
 		return;
 	snprintf(p->watch_hash, sizeof(p->watch_hash), "%s", hash);
@@ -113,21 +113,7 @@ void kp_proc_watch_check(struct kp_proc *p, int64_t mono)
 			    p->def.name, err.msg);
 }
 
-/* ---- replay, rollback, gc --------------------------------------------- */
-
-static struct proc_version *newest_retired(struct kp_proc *p)
-{
-	struct proc_version *best = NULL;
-
-	for (uint32_t i = 0; i < p->version_count; i++) {
-		struct proc_version *v = p->versions[i];
-
-		if (v->role == PV_RETIRED && !v->zombie &&
-		    (best == NULL || v->number > best->number))
-			best = v;
-	}
-	return best;
-}
+/* ---- replay, gc (rollback: proc_revision.c) -------------------------- */
 
 /* Removes a version entirely: its topics (numbers >= 2), files, entry. */
 static void drop_version(struct kp_proc *p, struct proc_version *v)
@@ -178,6 +164,8 @@ int kp_proc_replay(struct kp_proc *p, const char *file, enum kp_proc_from from,
 	p->def.next_version++;
 	kp_proc_add_version(p, v);
 	kp_proc_def_add_version(p, v, from, value, "building");
+	kp_proc_def_version(&p->def, v->number)->previous_version =
+		p->live != NULL ? p->live->number : 0;
 	p->building = v;
 	p->replay_last_processed = 0;
 	p->replay_last_ms = kp_workers_now_ms();
@@ -218,54 +206,6 @@ void kp_proc_replay_rate(struct kp_proc *p, int64_t mono)
 		b->rate);
 	p->replay_last_processed = b->processed;
 	p->replay_last_ms = mono;
-}
-
-int kp_proc_rollback(struct kp_proc *p, struct kp_error *err)
-{
-	struct proc_version *k = newest_retired(p), *cur = p->live;
-	struct kp_checkpoint ck;
-	int have;
-
-	if (k == NULL)
-		return kp_error_set(err, KP_ESTATE,
-				    "processor %s has no retired version to roll back to",
-				    p->def.name);
-	if (p->building != NULL && p->building->state != PV_FAILED)
-		return kp_error_set(err, KP_ESTATE,
-				    "processor %s: replay v%u is running; wait for it or delete it with proc gc after it fails",
-				    p->def.name, p->building->number);
-	if (k->busy || k->retire_when_idle)
-		return kp_error_set(err, KP_ESTATE,
-				    "processor %s: v%u is still finishing its last batch; retry in a moment",
-				    p->def.name, k->number);
-	have = kp_pv_load_checkpoint(k, &ck, err);
-	if (have < 0)
-		return err->code;
-	if (have == 0)
-		kp_pv_set_cursors(k, &ck);
-	kp_checkpoint_destroy(&ck);
-	kp_proc_code_unref(k->code);
-	k->code = NULL;
-	if (kp_proc_code_load(kp_proc_def_version(&p->def, k->number)->code,
-			      NULL, &k->code, err) != 0)
-		return err->code;
-	k->role = PV_LIVE;
-	k->retire_when_idle = false;
-	p->live = k;
-	kp_proc_def_set_role(p, k->number, "live");
-	if (cur != NULL)
-		kp_proc_def_set_role(p, cur->number, "retired");
-	snprintf(p->def.source, sizeof(p->def.source), "%s", k->source);
-	kp_proc_save_def(p);
-	kp_proc_point_aliases(p, k);
-	if (cur != NULL) {
-		kp_proc_retire(p, cur);
-		kp_proc_wake_readers(p, cur);
-	}
-	kp_log_info("proc", "processor %s: rolled back from v%u to v%u",
-		    p->def.name, cur ? cur->number : 0, k->number);
-	kp_pv_start(k, false);
-	return 0;
 }
 
 int kp_proc_gc(struct kp_proc *p, struct kp_error *err)

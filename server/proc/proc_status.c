@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "proc_internal.h"
+#include "proc_pipeline.h"
 #include "proc_version.h"
 #include "workers.h"
 
@@ -45,7 +46,7 @@ void kp_pv_pack(struct proc_version *v, struct kp_response *r)
 {
 	uint64_t lag;
 
-	msgpack_pack_map(&r->pk, 14);
+	msgpack_pack_map(&r->pk, 16);
 	kp_response_pair_u64(r, "version", v->number);
 	kp_response_pair_str(r, "role", kp_pv_role_name(v->role));
 	kp_response_pair_str(r, "state", kp_pv_state_name(v->state));
@@ -64,6 +65,7 @@ void kp_pv_pack(struct proc_version *v, struct kp_response *r)
 	for (uint32_t i = 0; i < v->output_count; i++)
 		kp_response_str(r, v->outputs[i], strlen(v->outputs[i]));
 	kp_response_pair_u64(r, "rate", v->rate);
+	kp_proc_pack_revisions(v->proc, v, r);
 }
 
 /* ---- status ----------------------------------------------------------- */
@@ -124,14 +126,14 @@ static void pack_replay(struct kp_proc *p, struct kp_response *r)
 void kp_proc_pack_status(struct kp_proc *p, struct kp_response *r)
 {
 	struct proc_version *v = p->live;
-	char dlq[256];
+	char dlq[256], stalled[KP_ERROR_MSG_MAX];
 	uint64_t lag = 0;
 	const char *reason = p->def.paused ? p->def.pause_reason
 			     : v && v->blocked[0] ? v->blocked
 			     : v && v->reason[0] ? v->reason : NULL;
 
 	kp_proc_def_dlq(&p->def, dlq, sizeof(dlq));
-	msgpack_pack_map(&r->pk, 24);
+	msgpack_pack_map(&r->pk, 25);
 	kp_response_pair_str(r, "name", p->def.name);
 	kp_response_pair_str(r, "file", v ? v->source : p->def.source);
 	kp_response_pair_str(r, "lang", v && v->code ? v->code->lang : NULL);
@@ -171,6 +173,9 @@ void kp_proc_pack_status(struct kp_proc *p, struct kp_response *r)
 		 v && v->reload_error[0] ? v->reload_error : NULL);
 	kp_response_pair_u64(r, "versions", p->version_count);
 	pack_replay(p, r);
+	kp_response_pair_str(r, "stalled",
+			     kp_proc_stalled(p, stalled, sizeof(stalled))
+				     ? stalled : NULL);
 }
 
 void kp_proc_pack_versions(struct kp_proc *p, struct kp_response *r)

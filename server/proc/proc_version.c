@@ -427,11 +427,8 @@ static void reload_done(struct proc_version *v, struct pv_job *job)
 	v->reloads_ok++;
 	kp_proc_code_unref(v->code);
 	v->code = code;
-	v->revision++;
 	snprintf(v->hash, sizeof(v->hash), "%s", code->hash);
 	v->reload_error[0] = '\0';
-	kp_log_info("proc", "processor %s v%u reloaded: revision %u, code %s",
-		    v->proc->def.name, v->number, v->revision, v->hash);
 	v->owner->events.reload_done(v, 0, NULL);
 }
 

@@ -37,6 +37,7 @@
 #include "log/topic.h"
 #include "wire/proto.h"
 
+struct kp_pipeline;
 struct kp_proc;
 struct kp_procs;
 struct kp_topic_partition;
@@ -139,7 +140,8 @@ struct proc_version {
 	char dir[4096];              /* <proc dir>/v<number> */
 	char source[4096];           /* the file it was loaded from */
 	char hash[17];               /* code hash */
-	uint32_t revision;           /* 1 + reloads */
+	uint32_t revision;           /* the code's revision (numbered by the
+					reload_done event's handler) */
 	int64_t created_ms;
 	uint64_t rate;               /* records/s for a replay; 0 = no limit */
 	struct kp_pace pace;         /* the credit of its rate */
@@ -219,6 +221,8 @@ struct kp_proc {
 	struct kp_slot *reload_slot; /* answered when the reload ends */
 	struct kp_proc_code *reload_code; /* loaded, waiting for a batch end */
 	char reload_source[KP_PROC_PATH_MAX]; /* the file being reloaded */
+	uint32_t reload_revision;    /* a rollback's: the revision it goes back
+					to (0: a reload, a new revision) */
 	int pending;                 /* PENDING_* op waiting for live idle */
 	enum kp_proc_from pending_from; /* its position */
 	int64_t pending_value;
@@ -274,6 +278,8 @@ struct kp_procs {
 	size_t count;
 	size_t cap;
 	bool quiesced;
+	struct kp_pipeline *pipeline; /* owned: switch points of logical
+					 topics, cascades (proc_pipeline.h) */
 };
 
 

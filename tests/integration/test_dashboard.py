@@ -244,6 +244,14 @@ READ_PAGE = r"""
       percent: text('[data-testid="replay-percent"]', r),
       eta: text('[data-testid="replay-eta"]', r),
       detail: text('[data-testid="replay-detail"]', r) })),
+    pipeline: {
+      nodes: qa('[data-testid="pipeline-node"]').map(n => ({
+        kind: n.dataset.kind, name: n.dataset.name,
+        stalled: n.dataset.stalled,
+        w: n.getBBox().width, h: n.getBBox().height })),
+      links: qa('[data-testid="pipeline-link"]').map(l => ({
+        from: l.dataset.from, to: l.dataset.to,
+        length: l.getTotalLength() })) },
     lag: chart("chart-lag", "chart-lag"),
     tput: chart("chart-throughput", "chart-tput"),
   };
@@ -347,6 +355,10 @@ class DashboardBrowserTest(HttpTest):
             c.ok("proc_create", name="cbu",
                  file=kh.fixture("count_by_user.lua"), inputs=["events"],
                  outputs=["counts"])
+            # Downstream of cbu: reads its logical output (a pipeline).
+            c.ok("proc_create", name="cbu_top",
+                 file=kh.fixture("count_emit_offset.lua"), inputs=["counts"],
+                 outputs=["top"], config={"output": "top"})
             c.ok("proc_create", name="odd_one",
                  file=kh.fixture("raise_on_bad.lua"), inputs=["odd"],
                  outputs=["odd_out"], config={"output": "odd_out"})
@@ -370,7 +382,10 @@ class DashboardBrowserTest(HttpTest):
 
         # The JSON snapshot, strictly parsed.
         st = self.state(s)
-        self.assertEqual(sorted(st), ["processors", "server", "topics"])
+        self.assertEqual(sorted(st),
+                         ["pipeline", "processors", "server", "topics"])
+        self.assertEqual(st["pipeline"]["edges"],
+                         [{"from": "cbu", "to": "cbu_top", "topic": "counts"}])
         self.assertIsInstance(st["server"]["now_ms"], int)
         self.assertLessEqual(st["server"]["started_ms"],
                              st["server"]["now_ms"])
@@ -385,7 +400,7 @@ class DashboardBrowserTest(HttpTest):
         self.assertGreater(ev["bytes"], 0)
         self.assertGreaterEqual(ev["records_appended"], 3000)
         procs = {p["name"]: p for p in st["processors"]}
-        self.assertEqual(sorted(procs), ["cbu", "odd_one"])
+        self.assertEqual(sorted(procs), ["cbu", "cbu_top", "odd_one"])
         cbu = procs["cbu"]
         self.assertEqual(cbu["state"], "running")
         self.assertEqual(cbu["lang"], "lua")
@@ -399,6 +414,28 @@ class DashboardBrowserTest(HttpTest):
         odd = procs["odd_one"]
         self.assertIn("bad record " + NASTY.split("\u2028")[0],
                       odd["last_error"])
+
+        # The pipeline is drawn: topics and processors as boxes, arrows
+        # from what a processor reads to it and from it to what it writes.
+        def drawn(p):
+            nodes = {(n["kind"], n["name"]): n for n in p["pipeline"]["nodes"]}
+            links = {(l["from"], l["to"]): l for l in p["pipeline"]["links"]}
+            want_nodes = [("proc", "cbu"), ("proc", "cbu_top"),
+                          ("topic", "events"), ("topic", "counts"),
+                          ("topic", "top")]
+            want_links = [("topic:events", "proc:cbu"),
+                          ("proc:cbu", "topic:counts"),
+                          ("topic:counts", "proc:cbu_top"),
+                          ("proc:cbu_top", "topic:top")]
+            return (all(k in nodes and nodes[k]["w"] > 20 and
+                        nodes[k]["h"] > 10 for k in want_nodes) and
+                    all(k in links and links[k]["length"] > 10
+                        for k in want_links))
+
+        p = self.wait_page(browser, drawn, "the page to draw the pipeline")
+        self.assertTrue(all(n["stalled"] == "false"
+                            for n in p["pipeline"]["nodes"]
+                            if n["kind"] == "proc"), p["pipeline"])
 
         # ... and on the page the same message is text, not markup.
         p = self.page(browser)
