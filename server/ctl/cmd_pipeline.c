@@ -33,35 +33,21 @@ int kp_ctl_proc_graph(struct kp_ctl_ctx *ctx, int argc, char **argv)
 int kp_ctl_proc_call_fields(struct kp_ctl_ctx *ctx, const char *op,
 			    json_t *fields, const char *const *keys)
 {
-	struct kp_ctl_client c = { .fd = -1 };
+	struct kp_ctl_client c;
 	struct kp_ctl_resp resp;
-	struct kp_error err;
 	json_t *out;
-	int rc;
+	int rc = kp_ctl_proc_request(ctx, op, fields, &c, &resp);
 
-	if (fields == NULL)
-		return kp_ctl_fail(ctx, "out of memory");
-	rc = kp_ctl_connect(ctx, &c);
-	if (rc != 0) {
-		json_decref(fields);
+	if (rc != 0)
 		return rc;
-	}
-	kp_ctl_resp_init(&resp);
-	rc = kp_ctl_client_call(&c, op, fields, &resp, &err);
-	json_decref(fields);
-	if (rc != 0) {
-		rc = kp_ctl_fail(ctx, "%s", err.msg);
-	} else {
-		out = json_object();
-		for (size_t i = 0; out != NULL && keys[i] != NULL; i++) {
-			const msgpack_object *o = kp_ctl_mp_get(resp.map, keys[i]);
+	out = json_object();
+	for (size_t i = 0; out != NULL && keys[i] != NULL; i++) {
+		const msgpack_object *o = kp_ctl_mp_get(resp.map, keys[i]);
 
-			if (o != NULL)
-				json_object_set_new(out, keys[i],
-						    kp_ctl_mp_to_json(o));
-		}
-		rc = kp_ctl_print(ctx, out);
+		if (o != NULL)
+			json_object_set_new(out, keys[i], kp_ctl_mp_to_json(o));
 	}
+	rc = kp_ctl_print(ctx, out);
 	kp_ctl_resp_destroy(&resp);
 	kp_ctl_client_close(&c);
 	return rc;

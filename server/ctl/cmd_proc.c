@@ -22,27 +22,41 @@
 	" [--max-error-rate R] [--error-window-min N] [--time-budget-ms N]" \
 	" [--memory-limit BYTES] [--watch]"
 
-int kp_ctl_proc_call(struct kp_ctl_ctx *ctx, const char *op, json_t *fields,
-		     const char *print)
+int kp_ctl_proc_request(struct kp_ctl_ctx *ctx, const char *op,
+			json_t *fields, struct kp_ctl_client *c,
+			struct kp_ctl_resp *resp)
 {
-	struct kp_ctl_client c = { .fd = -1 };
-	struct kp_ctl_resp resp;
 	struct kp_error err;
 	int rc;
 
+	c->fd = -1;
 	if (fields == NULL)
 		return kp_ctl_fail(ctx, "out of memory");
-	rc = kp_ctl_connect(ctx, &c);
+	rc = kp_ctl_connect(ctx, c);
 	if (rc != 0) {
 		json_decref(fields);
 		return rc;
 	}
-	kp_ctl_resp_init(&resp);
-	rc = kp_ctl_client_call(&c, op, fields, &resp, &err);
+	kp_ctl_resp_init(resp);
+	rc = kp_ctl_client_call(c, op, fields, resp, &err);
 	json_decref(fields);
-	if (rc != 0) {
-		rc = kp_ctl_fail(ctx, "%s", err.msg);
-	} else if (print == NULL) {
+	if (rc == 0)
+		return 0;
+	kp_ctl_resp_destroy(resp);
+	kp_ctl_client_close(c);
+	return kp_ctl_fail(ctx, "%s", err.msg);
+}
+
+int kp_ctl_proc_call(struct kp_ctl_ctx *ctx, const char *op, json_t *fields,
+		     const char *print)
+{
+	struct kp_ctl_client c;
+	struct kp_ctl_resp resp;
+	int rc = kp_ctl_proc_request(ctx, op, fields, &c, &resp);
+
+	if (rc != 0)
+		return rc;
+	if (print == NULL) {
 		rc = 0;
 	} else if (kp_ctl_mp_get(resp.map, print) != NULL &&
 		   kp_ctl_mp_get(resp.map, print)->type == MSGPACK_OBJECT_ARRAY) {

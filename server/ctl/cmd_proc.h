@@ -24,6 +24,15 @@ enum {
 };
 
 /*
+ * Connects and runs op with fields (stolen). Returns 0 with *resp filled
+ * and *c open (the caller destroys and closes both), or an exit status
+ * after printing the error (nothing left open).
+ */
+int kp_ctl_proc_request(struct kp_ctl_ctx *ctx, const char *op,
+			json_t *fields, struct kp_ctl_client *c,
+			struct kp_ctl_resp *resp);
+
+/*
  * Connects, runs op with fields (stolen; NULL means out of memory) and
  * prints the result field `print` as one JSON line: each item of it on its
  * own line when it is an array, nothing when print is NULL. Returns an exit

@@ -18,7 +18,9 @@ def acked_values(client, topic):
     return [r["value"] for r in client.fetch_all(topic)]
 
 
-class FullDisk(H.ServerTest):
+class FaultTest(H.ServerTest):
+    """Servers with the kpfault shim, and scratch directories for its
+    flags."""
     class_server = False
 
     def tmpdir(self):
@@ -31,6 +33,9 @@ class FullDisk(H.ServerTest):
         if not os.path.exists(shim):
             self.fail("fault shim not built: %s" % shim)
         return H.new_fault_server(self, env=env, preload=shim)
+
+
+class FullDisk(FaultTest):
 
     def test_enospc_refuses_writes_then_recovers_without_restart(self):
         flag = os.path.join(self.tmpdir(), "nospace")
@@ -111,23 +116,14 @@ class FullDisk(H.ServerTest):
         s.stop_ok(self)
 
 
-class ProcessorOnFullDisk(H.ServerTest):
+class ProcessorOnFullDisk(FaultTest):
     """A processor whose output cannot be written pauses, says why, keeps
     its outputs, checkpoints nothing past them, and resumes by itself."""
-    class_server = False
 
     N = 3000
 
-    def tmpdir(self):
-        d = tempfile.mkdtemp(prefix="kappa-fault-")
-        self.addCleanup(shutil.rmtree, d, True)
-        return d
-
     def start(self, env):
-        shim = H.shim_path("kpfault")
-        if not os.path.exists(shim):
-            self.fail("fault shim not built: %s" % shim)
-        s = H.new_fault_server(self, env=env, preload=shim)
+        s = self.fault_server(env)
         with s.client() as c:
             c.ok("topic_create", topic="in", partitions=3)
             c.ok("topic_create", topic="out", partitions=2)
