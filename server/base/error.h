@@ -41,7 +41,9 @@
 	X(KP_EINUSE, -10021, "TOPIC_IN_USE", "a processor uses the topic")      \
 	X(KP_ENOTOWNER, -10022, "NOT_OWNER",                                    \
 	  "the topic is not this processor's")                                 \
-	X(KP_EBADTOPIC, -10023, "BAD_TOPIC_NAME", "not a valid topic name")
+	X(KP_EBADTOPIC, -10023, "BAD_TOPIC_NAME", "not a valid topic name")   \
+	X(KP_EDAMAGED, -10030, "STORE_DAMAGED",                                 \
+	  "a view store failed its checks")
 
 enum kp_error_code {
 #define KP_ERROR_ENUM(name, value, wire, text) name = value,

@@ -488,3 +488,84 @@ bool kp_mp_str_eq(struct kp_mp_view payload, const char *s)
 
 	return payload.len == n && (n == 0 || memcmp(payload.ptr, s, n) == 0);
 }
+
+size_t kp_mp_encode_int(char *p, int64_t v)
+{
+	unsigned char *u = (unsigned char *)p;
+	uint64_t x = (uint64_t)v;
+	size_t n;
+
+	if (v >= 0 && v < 128) {
+		u[0] = (unsigned char)v;
+		return 1;
+	}
+	if (v < 0 && v >= -32) {
+		u[0] = (unsigned char)(0xe0 | (v & 0x1f));
+		return 1;
+	}
+	if (v >= 0) {
+		if (v <= UINT8_MAX)
+			u[0] = 0xcc, n = 1;
+		else if (v <= UINT16_MAX)
+			u[0] = 0xcd, n = 2;
+		else if (v <= (int64_t)UINT32_MAX)
+			u[0] = 0xce, n = 4;
+		else
+			u[0] = 0xcf, n = 8;
+	} else {
+		if (v >= INT8_MIN)
+			u[0] = 0xd0, n = 1;
+		else if (v >= INT16_MIN)
+			u[0] = 0xd1, n = 2;
+		else if (v >= INT32_MIN)
+			u[0] = 0xd2, n = 4;
+		else
+			u[0] = 0xd3, n = 8;
+	}
+	for (size_t i = 0; i < n; i++)
+		u[1 + i] = (unsigned char)(x >> (8 * (n - 1 - i)));
+	return 1 + n;
+}
+
+int kp_mp_decode_int(const char *buf, size_t len, int64_t *out)
+{
+	const unsigned char *u = (const unsigned char *)buf;
+	uint64_t x = 0;
+	size_t n;
+	int is_signed;
+
+	if (len == 0)
+		return KP_EBADREQUEST;
+	if (u[0] < 0x80 || u[0] >= 0xe0) {
+		if (len != 1)
+			return KP_EBADREQUEST;
+		*out = (int8_t)u[0];
+		return 0;
+	}
+	switch (u[0]) {
+	case 0xcc: case 0xcd: case 0xce: case 0xcf:
+		n = (size_t)1 << (u[0] - 0xcc);
+		is_signed = 0;
+		break;
+	case 0xd0: case 0xd1: case 0xd2: case 0xd3:
+		n = (size_t)1 << (u[0] - 0xd0);
+		is_signed = 1;
+		break;
+	default:
+		return KP_EBADREQUEST;
+	}
+	if (len != 1 + n)
+		return KP_EBADREQUEST;
+	for (size_t i = 0; i < n; i++)
+		x = (x << 8) | u[1 + i];
+	if (is_signed) {
+		if (n < 8 && (x >> (8 * n - 1)) & 1)
+			x |= ~(uint64_t)0 << (8 * n);
+		*out = (int64_t)x;
+		return 0;
+	}
+	if (x > (uint64_t)INT64_MAX)
+		return KP_EBADREQUEST;
+	*out = (int64_t)x;
+	return 0;
+}

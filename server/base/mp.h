@@ -47,6 +47,19 @@ int kp_mp_skip(const char *buf, size_t len, size_t *size);
 /* Validates that buf holds exactly one object and nothing else. */
 int kp_mp_validate_one(const char *buf, size_t len, struct kp_mp_view *obj);
 
+/*
+ * Encodes v as the shortest msgpack integer at p (room for 9 bytes) and
+ * returns its length.
+ */
+size_t kp_mp_encode_int(char *p, int64_t v);
+
+/*
+ * Decodes buf, exactly one msgpack integer that fits int64. Returns 0, or
+ * KP_EBADREQUEST for anything else (another type, trailing bytes, a uint64
+ * above INT64_MAX).
+ */
+int kp_mp_decode_int(const char *buf, size_t len, int64_t *out);
+
 /* The type of a (validated) view. */
 enum kp_mp_type kp_mp_type(struct kp_mp_view v);
 

@@ -42,6 +42,8 @@ void kp_config_default(struct kp_config *cfg)
 	cfg->health_lag_records = 0;
 	cfg->health_lag_seconds = 60;
 	cfg->health_min_free_bytes = 0;
+	cfg->view_cache_bytes = 64u << 20;
+	cfg->view_max_bytes = 64ull << 30;
 	cfg->health_min_free_percent = 2;
 }
 
@@ -147,6 +149,8 @@ static const struct num_setting num_settings[] = {
 	NUM(error_window_min, 32, 1),
 	NUM(health_lag_records, 64, 0),
 	NUM(health_min_free_bytes, 64, 0),
+	NUM(view_cache_bytes, 64, 1u << 20),
+	NUM(view_max_bytes, 64, 16u << 20),
 };
 
 static int set_number(struct kp_config *cfg, const struct num_setting *s,

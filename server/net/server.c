@@ -134,6 +134,8 @@ static int open_procs(struct kp_server *s, struct kp_error *err)
 	env.store = &s->store;
 	env.data_dir = s->cfg.data;
 	env.workers = (int)s->cfg.workers;
+	env.view_cache_bytes = (size_t)s->cfg.view_cache_bytes;
+	env.view_max_bytes = s->cfg.view_max_bytes;
 	env.topic_defaults.partitions = 1;
 	env.topic_defaults.fsync_interval_ms = s->cfg.fsync_interval_ms;
 	env.topic_defaults.log = s->cfg.topic_defaults;

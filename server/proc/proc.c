@@ -117,14 +117,13 @@ static struct kp_proc *proc_alloc(struct kp_procs *ps)
 		return NULL;
 	p->owner = ps;
 	kp_proc_def_init(&p->def);
-	kp_buf_init(&p->verify_view);
 	return p;
 }
 
 static void proc_release(struct kp_proc *p)
 {
 	kp_proc_code_unref(p->reload_code);
-	kp_buf_destroy(&p->verify_view);
+	kp_view_snap_end(p->verify_snap);
 	kp_proc_def_destroy(&p->def);
 	kp_free(p);
 }
@@ -148,6 +147,9 @@ static void proc_free(struct kp_proc *p)
 {
 	if (p == NULL)
 		return;
+	/* The snapshot reads the live version's store: end it first. */
+	kp_view_snap_end(p->verify_snap);
+	p->verify_snap = NULL;
 	for (uint32_t i = 0; i < p->version_count; i++)
 		kp_proc_free_version(p, p->versions[i]);
 	p->version_count = 0;
@@ -531,15 +533,21 @@ static void open_version(struct kp_proc *p, struct kp_proc_def_version *dv)
 	else if (v->role == PV_BUILDING)
 		p->building = v;
 	have = kp_pv_load_checkpoint(v, &ck, &err);
-	if (have < 0)
-		kp_log_error("proc", "processor %s v%u: %s; starting it over",
-			     p->def.name, v->number, err.msg);
+	if (have < 0) {
+		/* Its view and positions cannot be trusted: it fails, visibly,
+		 * until `proc reset` rebuilds it from the log. */
+		kp_log_error("proc", "processor %s v%u: %s", p->def.name,
+			     v->number, err.msg);
+		if (v->view_error[0] == '\0')
+			snprintf(v->view_error, sizeof(v->view_error), "%s",
+				 err.msg);
+	}
 	if (kp_pv_build(v, have == 0 ? &ck : NULL, dv->from, dv->from_value,
 			&offset) != 0)
 		v->state = PV_FAILED;
 	kp_checkpoint_destroy(&ck);
 	if (v->role == PV_RETIRED) {
-		kp_view_clear(v->view);
+		kp_view_discard(v->view);
 		v->state = PV_STOPPED;
 		return;
 	}
@@ -598,6 +606,8 @@ int kp_procs_open(const struct kp_proc_env *env, struct kp_procs **out,
 	ps->store = env->store;
 	ps->now_ms = env->now_ms;
 	ps->topic_defaults = env->topic_defaults;
+	ps->view_cache_bytes = env->view_cache_bytes;
+	ps->view_max_bytes = env->view_max_bytes;
 	snprintf(ps->dir, sizeof(ps->dir), "%s/procs", env->data_dir);
 	snprintf(ps->code_dir, sizeof(ps->code_dir), "%s/code", env->data_dir);
 	if ((mkdir(ps->dir, 0755) != 0 && errno != EEXIST) ||
@@ -738,7 +748,9 @@ int kp_proc_pause(struct kp_proc *p, const char *reason, struct kp_error *err)
 	if (strcmp(reason, "paused by operator") != 0)
 		kp_log_warn("proc", "processor %s paused: %s", p->def.name,
 			    reason);
-	kp_proc_save_def(p);
+	if (kp_proc_save_def(p) != 0)
+		kp_log_error("proc", "processor %s: paused, but its definition could not be saved: after a restart it runs again",
+			     p->def.name);
 	return 0;
 }
 
@@ -757,11 +769,22 @@ int kp_proc_resume(struct kp_proc *p, struct kp_error *err)
 				    "processor %s is %s and cannot resume (%s)",
 				    p->def.name, kp_pv_state_name(v->state),
 				    v->reason);
-	p->def.paused = false;
+	if (p->def.paused) {
+		int rc;
+
+		p->def.paused = false;
+		rc = kp_proc_save_def(p);
+		if (rc != 0) {
+			/* Not resumed: a restart would pause it again. */
+			p->def.paused = true;
+			return kp_error_set(err, rc,
+					    "processor %s stays paused: its definition cannot be saved (%s)",
+					    p->def.name, kp_error_text(rc));
+		}
+	}
 	p->def.pause_reason[0] = '\0';
 	v->reason[0] = '\0';
 	v->window_total = v->window_errors = 0;
-	kp_proc_save_def(p);
 	kp_pv_kick(v);
 	return 0;
 }

@@ -40,6 +40,8 @@ struct kp_proc_env {
 	int workers;                  /* worker threads */
 	struct kp_topic_config topic_defaults; /* for the topics it creates */
 	int64_t (*now_ms)(void);      /* the wall clock, epoch ms */
+	size_t view_cache_bytes;      /* per view's table (0: the default) */
+	uint64_t view_max_bytes;      /* per view's store (0: the default) */
 };
 
 /*

@@ -1,16 +1,21 @@
 /*
- * proc_checkpoint.c - checkpoint files: a msgpack map holding positions,
- * counters and the view snapshot.
+ * proc_checkpoint.c - checkpoints: a msgpack map of positions and counters,
+ * committed as a meta record of the view's store together with the view's
+ * changed keys (view.h), so the two never disagree. Checkpoint files of
+ * older data directories (the map plus a "view" snapshot) are taken over
+ * on first load.
  */
 #include "proc_checkpoint.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <msgpack.h>
 
 #include "base/alloc.h"
+#include "base/logging.h"
 #include "base/fsutil.h"
 #include "base/mp.h"
 #include "log/topic.h"
@@ -30,54 +35,69 @@ static void key(msgpack_packer *pk, const char *k)
 	msgpack_pack_str_with_body(pk, k, strlen(k));
 }
 
-int kp_checkpoint_save(const struct kp_checkpoint *c, struct kp_view *view,
-		       const char *dir)
+/* Packs c's fields (everything but the view) as a msgpack map. */
+static void pack_fields(msgpack_packer *pk, const struct kp_checkpoint *c)
 {
-	struct kp_buf out, snap;
+	msgpack_pack_map(pk, 8);
+	key(pk, "at_ms");
+	msgpack_pack_int64(pk, c->at_ms);
+	key(pk, "version");
+	msgpack_pack_uint32(pk, c->version);
+	key(pk, "cursors");
+	msgpack_pack_array(pk, c->cursor_count);
+	for (uint32_t i = 0; i < c->cursor_count; i++) {
+		msgpack_pack_array(pk, 3);
+		key(pk, c->cursors[i].topic);
+		msgpack_pack_uint32(pk, c->cursors[i].partition);
+		msgpack_pack_uint64(pk, c->cursors[i].offset);
+	}
+	key(pk, "marks");
+	msgpack_pack_array(pk, c->mark_count);
+	for (uint32_t i = 0; i < c->mark_count; i++) {
+		msgpack_pack_array(pk, 3);
+		key(pk, c->marks[i].topic);
+		msgpack_pack_uint32(pk, c->marks[i].partition);
+		msgpack_pack_uint64(pk, c->marks[i].end);
+	}
+	key(pk, "processed");
+	msgpack_pack_uint64(pk, c->processed);
+	key(pk, "errors");
+	msgpack_pack_uint64(pk, c->errors);
+	key(pk, "dead_lettered");
+	msgpack_pack_uint64(pk, c->dead_lettered);
+	key(pk, "steps_done");
+	msgpack_pack_uint64(pk, c->steps_done);
+}
+
+/* The checkpoint file of views without a store (before format 2). */
+static void legacy_path(char *path, size_t cap, const char *dir)
+{
+	snprintf(path, cap, "%s/checkpoint", dir);
+}
+
+int kp_checkpoint_save(const struct kp_checkpoint *c, struct kp_view *view,
+		       const char *dir, struct kp_error *err)
+{
+	static const char *const names[] = { KP_CHECKPOINT_RECORD };
+	struct kp_buf out;
 	msgpack_packer pk;
 	char path[4200];
 	int rc;
 
+	if (!kp_view_stored(view))
+		return kp_error_set(err, -ENOTSUP,
+				    "the view has no store: nothing to checkpoint into");
 	kp_buf_init(&out);
-	kp_buf_init(&snap);
-	rc = kp_view_serialize(view, &snap);
-	if (rc != 0)
-		goto done;
 	msgpack_packer_init(&pk, &out, kp_buf_msgpack_write);
-	msgpack_pack_map(&pk, 8);
-	key(&pk, "version");
-	msgpack_pack_uint32(&pk, c->version);
-	key(&pk, "cursors");
-	msgpack_pack_array(&pk, c->cursor_count);
-	for (uint32_t i = 0; i < c->cursor_count; i++) {
-		msgpack_pack_array(&pk, 3);
-		key(&pk, c->cursors[i].topic);
-		msgpack_pack_uint32(&pk, c->cursors[i].partition);
-		msgpack_pack_uint64(&pk, c->cursors[i].offset);
-	}
-	key(&pk, "marks");
-	msgpack_pack_array(&pk, c->mark_count);
-	for (uint32_t i = 0; i < c->mark_count; i++) {
-		msgpack_pack_array(&pk, 3);
-		key(&pk, c->marks[i].topic);
-		msgpack_pack_uint32(&pk, c->marks[i].partition);
-		msgpack_pack_uint64(&pk, c->marks[i].end);
-	}
-	key(&pk, "processed");
-	msgpack_pack_uint64(&pk, c->processed);
-	key(&pk, "errors");
-	msgpack_pack_uint64(&pk, c->errors);
-	key(&pk, "dead_lettered");
-	msgpack_pack_uint64(&pk, c->dead_lettered);
-	key(&pk, "steps_done");
-	msgpack_pack_uint64(&pk, c->steps_done);
-	key(&pk, "view");
-	msgpack_pack_bin_with_body(&pk, snap.data, snap.len);
-	snprintf(path, sizeof(path), "%s/checkpoint", dir);
-	rc = kp_file_write_atomic(path, out.data, out.len);
-done:
-	kp_buf_destroy(&snap);
+	pack_fields(&pk, c);
+	rc = kp_view_commit(view, names, &out, 1, err);
 	kp_buf_destroy(&out);
+	if (rc == 0) {
+		/* A data directory's old checkpoint is taken over now. */
+		legacy_path(path, sizeof(path), dir);
+		if (unlink(path) == 0)
+			kp_file_fsync_dir(dir);
+	}
 	return rc;
 }
 
@@ -141,7 +161,8 @@ static int decode(struct kp_checkpoint *c, struct kp_view *view,
 	    kp_field_uint(map, "dead_lettered", &c->dead_lettered, NULL) != 0)
 		return -1;
 	c->version = (uint32_t)version;
-	if (kp_field_uint(map, "steps_done", &c->steps_done, NULL) < 0)
+	if (kp_field_uint(map, "steps_done", &c->steps_done, NULL) < 0 ||
+	    kp_field_int(map, "at_ms", &c->at_ms, NULL) < 0)
 		return -1;
 	if (read_triples(map, "cursors", &items, sizeof(struct kp_ckpt_cursor),
 			 &c->cursor_count) != 0)
@@ -151,22 +172,43 @@ static int decode(struct kp_checkpoint *c, struct kp_view *view,
 			 &c->mark_count) != 0)
 		return -1;
 	c->marks = items;
+	if (view == NULL)
+		return 0;
 	if (kp_field_raw(map, "view", &snap, NULL) != 0 ||
 	    kp_mp_read_bin(snap, &snap) != 0)
 		return -1;
 	return kp_view_load(view, snap.ptr, snap.len, err) == 0 ? 0 : -1;
 }
 
-int kp_checkpoint_load(struct kp_checkpoint *c, struct kp_view *view,
-		       const char *dir, struct kp_error *err)
+/* Decodes a checkpoint's bytes; with view, also its legacy snapshot. */
+static int decode_bytes(struct kp_checkpoint *c, struct kp_view *view,
+			const char *data, size_t len, const char *where,
+			struct kp_error *err)
+{
+	struct kp_mp_view map;
+
+	if (kp_mp_validate_one(data, len, &map) != 0 ||
+	    kp_mp_type(map) != KP_MP_MAP || decode(c, view, map, err) != 0) {
+		kp_checkpoint_destroy(c);
+		return kp_error_set(err, KP_EDAMAGED,
+				    "%s: damaged checkpoint; `kappactl proc reset` rebuilds it from the log",
+				    where);
+	}
+	return 0;
+}
+
+/*
+ * Takes over a checkpoint file written before views had a store: its view
+ * goes into the store with its positions, in one commit.
+ */
+static int migrate_legacy(struct kp_checkpoint *c, struct kp_view *view,
+			  const char *dir, struct kp_error *err)
 {
 	struct kp_buf data;
-	struct kp_mp_view map;
 	char path[4200];
 	int rc;
 
-	memset(c, 0, sizeof(*c));
-	snprintf(path, sizeof(path), "%s/checkpoint", dir);
+	legacy_path(path, sizeof(path), dir);
 	kp_buf_init(&data);
 	rc = kp_file_read(path, &data);
 	if (rc == -ENOENT) {
@@ -177,12 +219,37 @@ int kp_checkpoint_load(struct kp_checkpoint *c, struct kp_view *view,
 		kp_buf_destroy(&data);
 		return kp_error_set(err, rc, "%s: %s", path, kp_error_text(rc));
 	}
-	if (kp_mp_validate_one(data.data, data.len, &map) != 0 ||
-	    kp_mp_type(map) != KP_MP_MAP || decode(c, view, map, err) != 0) {
-		kp_checkpoint_destroy(c);
-		rc = kp_error_set(err, KP_ECORRUPT, "%s: damaged checkpoint",
-				  path);
-	}
+	rc = decode_bytes(c, view, data.data, data.len, path, err);
+	kp_buf_destroy(&data);
+	if (rc == 0)
+		rc = kp_checkpoint_save(c, view, dir, err);
+	if (rc == 0)
+		kp_log_info("proc", "%s: view and positions moved into the view store",
+			    path);
+	else
+		kp_view_discard(view);
+	return rc;
+}
+
+int kp_checkpoint_load(struct kp_checkpoint *c, struct kp_view *view,
+		       const char *dir, struct kp_error *err)
+{
+	struct kp_buf data;
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	kp_view_discard(view);
+	if (!kp_view_stored(view))
+		return 1;
+	kp_buf_init(&data);
+	rc = kp_view_meta(view, KP_CHECKPOINT_RECORD, &data);
+	if (rc == 1)
+		rc = decode_bytes(c, NULL, data.data, data.len, dir, err);
+	else if (rc == 0)
+		rc = migrate_legacy(c, view, dir, err);
+	else
+		rc = kp_error_set(err, rc, "%s: cannot read the checkpoint: %s",
+				  dir, kp_error_text(rc));
 	kp_buf_destroy(&data);
 	return rc;
 }

@@ -1,9 +1,10 @@
 /*
  * proc_checkpoint.h - a processor's checkpoint: its view and the input
- * offsets that view reflects, committed together in one file
- * (<data>/procs/<name>/checkpoint, tmp + fsync + rename), plus the end
- * offsets its outputs had at that moment, so that a restart can tell which
- * outputs of the replayed tail were already written (effectively once).
+ * offsets that view reflects, committed together in one transaction of the
+ * view's store (the record KP_CHECKPOINT_RECORD beside the view's changed
+ * keys), plus the end offsets its outputs had at that moment, so that a
+ * restart can tell which outputs of the replayed tail were already written
+ * (effectively once).
  */
 #ifndef KP_PROC_CHECKPOINT_H
 #define KP_PROC_CHECKPOINT_H
@@ -38,24 +39,33 @@ struct kp_checkpoint {
 	uint64_t processed;             /* records processed, cumulative */
 	uint64_t errors;                /* records that raised */
 	uint64_t dead_lettered;         /* records sent to the DLQ */
+	int64_t at_ms;                  /* when it was taken (epoch ms; 0 in
+					   checkpoints written before it) */
 	uint64_t steps_done;            /* records of the version's steps file
 					   (proc_steps.h) the view reflects;
 					   0 in checkpoints written before it */
 };
 
+/* The view store's meta record holding the checkpoint. */
+#define KP_CHECKPOINT_RECORD "checkpoint"
+
 /* Frees the arrays of c. */
 void kp_checkpoint_destroy(struct kp_checkpoint *c);
 
 /*
- * Writes c and a snapshot of view to dir/checkpoint atomically (fsync).
- * Worker thread or loop. Returns 0 or -errno.
+ * Commits view's changes with c (durable when it returns); dir is the
+ * version's directory, where an older checkpoint file is removed once
+ * taken over. The thread that changes the view. Returns 0, or the errors
+ * of kp_view_commit (-ENOSPC: nothing written, retry) with err.
  */
 int kp_checkpoint_save(const struct kp_checkpoint *c, struct kp_view *view,
-		       const char *dir);
+		       const char *dir, struct kp_error *err);
 
 /*
- * Reads dir/checkpoint into c (zeroed first) and view. Returns 0, 1 when
- * there is no checkpoint, or an error (KP_ECORRUPT) with err.
+ * Makes view its last commit again (kp_view_discard) and reads the
+ * checkpoint committed with it into c (zeroed first); an older data
+ * directory's dir/checkpoint file is moved into the store first. Returns
+ * 0, 1 when there is no checkpoint, or an error (KP_EDAMAGED) with err.
  */
 int kp_checkpoint_load(struct kp_checkpoint *c, struct kp_view *view,
 		       const char *dir, struct kp_error *err);

@@ -108,6 +108,8 @@ int kp_pv_build(struct proc_version *v, const struct kp_checkpoint *ck,
 {
 	int rc = build_cursors(v, ck, from, from_ts, offset);
 
+	if (ck != NULL)
+		v->checkpointed_ms = ck->at_ms;
 	if (rc == 0)
 		rc = kp_pv_order_open(v, ck);
 
@@ -145,6 +147,9 @@ void kp_pv_set_cursors(struct proc_version *v, const struct kp_checkpoint *ck)
 int kp_pv_load_checkpoint(struct proc_version *v, struct kp_checkpoint *ck,
 			  struct kp_error *err)
 {
+	memset(ck, 0, sizeof(*ck));
+	if (kp_pv_open_view(v) != 0)
+		return kp_error_set(err, KP_EDAMAGED, "%s", v->view_error);
 	return kp_checkpoint_load(ck, v->view, v->dir, err);
 }
 
@@ -208,6 +213,7 @@ int kp_pv_capture_checkpoint(struct proc_version *v, struct kp_checkpoint *ck)
 	}
 	ck->mark_count = v->mark_count;
 	ck->steps_done = v->steps_done;
+	ck->at_ms = v->owner->now_ms();
 	ck->processed = v->processed;
 	ck->errors = v->errors;
 	ck->dead_lettered = v->dead_lettered;
@@ -217,20 +223,28 @@ int kp_pv_capture_checkpoint(struct proc_version *v, struct kp_checkpoint *ck)
 int kp_pv_checkpoint_now(struct proc_version *v)
 {
 	struct kp_checkpoint ck;
+	struct kp_error err;
 	int rc;
 
 	if (v->role == PV_SCRATCH || v->zombie)
 		return 0;
+	if (v->busy || !kp_view_stored(v->view))
+		return -EBUSY;   /* its worker owns the view; or nothing to commit into */
 	memset(&ck, 0, sizeof(ck));
+	kp_error_clear(&err);
 	rc = kp_pv_capture_checkpoint(v, &ck);
 	if (rc == 0 && mkdir(v->dir, 0755) != 0 && errno != EEXIST)
 		rc = -errno;
 	if (rc == 0)
-		rc = kp_checkpoint_save(&ck, v->view, v->dir);
+		rc = kp_checkpoint_save(&ck, v->view, v->dir, &err);
 	kp_checkpoint_destroy(&ck);
 	if (rc == 0) {
 		v->since_checkpoint = 0;
 		v->last_checkpoint_ms = v->owner->now_ms();
+		v->checkpointed_ms = v->last_checkpoint_ms;
+	} else if (err.msg[0] != '\0') {
+		kp_log_error("proc", "processor %s v%u: checkpoint failed: %s",
+			     v->proc->def.name, v->number, err.msg);
 	}
 	return rc;
 }

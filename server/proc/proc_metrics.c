@@ -108,7 +108,8 @@ static double lag_seconds(struct kp_procs *ps, struct proc_version *v,
 static const char *version_state(const struct kp_proc *p,
 				 const struct proc_version *v)
 {
-	if (((v->role == PV_LIVE && p->def.paused) || v->blocked[0]) &&
+	if (((v->role == PV_LIVE && p->def.paused) || v->blocked[0] ||
+	     (v->checkpoint_error[0] && kp_view_cache_full(v->view))) &&
 	    v->state == PV_RUNNING)
 		return "paused";
 	return kp_pv_state_name(v->state);
@@ -159,7 +160,9 @@ static size_t collect(struct kp_procs *ps, struct row **out)
 /* Per-version numbers: name, type, help, and how to read them. */
 enum vstat {
 	VS_PROCESSED, VS_ERRORS, VS_DEAD, VS_SUPPRESSED, VS_LAG, VS_VIEW_KEYS,
-	VS_VIEW_BYTES, VS_RELOAD_FAILED, VS_BLOCKED, VS_PENDING
+	VS_VIEW_BYTES, VS_RELOAD_FAILED, VS_BLOCKED, VS_PENDING,
+	VS_VIEW_CACHE, VS_VIEW_DISK, VS_CKPT_FAILURES, VS_CKPT_FAILING,
+	VS_CKPT_MS
 };
 
 static const struct {
@@ -193,6 +196,19 @@ static const struct {
 	{ "kappa_processor_outputs_pending", "gauge",
 	  "Output records kept for a refused write, not written yet.",
 	  VS_PENDING },
+	{ "kappa_processor_view_cache_bytes", "gauge",
+	  "Memory of the view's table of changed keys (bounded by "
+	  "view_cache_bytes).", VS_VIEW_CACHE },
+	{ "kappa_processor_view_disk_bytes", "gauge",
+	  "Disk space of the view's store.", VS_VIEW_DISK },
+	{ "kappa_processor_checkpoint_failures_total", "counter",
+	  "Checkpoints that could not commit (retried every second).",
+	  VS_CKPT_FAILURES },
+	{ "kappa_processor_checkpoint_failing", "gauge",
+	  "1 while the version's last checkpoint failed (it waits once its "
+	  "view's changes fill view_cache_bytes).", VS_CKPT_FAILING },
+	{ "kappa_processor_checkpoint_duration_ms", "gauge",
+	  "How long the version's last checkpoint commit took.", VS_CKPT_MS },
 };
 
 /* false when the version has no such number (a view that is gone). */
@@ -225,6 +241,22 @@ static bool vstat_value(const struct row *r, enum vstat which, uint64_t *out)
 		break;
 	case VS_BLOCKED:
 		*out = v->blocked[0] != '\0' ? 1 : 0;
+		break;
+	case VS_VIEW_CACHE:
+		*out = kp_view_cache_used(v->view);
+		break;
+	case VS_VIEW_DISK:
+		*out = kp_view_disk_bytes(v->view);
+		break;
+	case VS_CKPT_FAILURES:
+		*out = v->checkpoint_failures;
+		break;
+	case VS_CKPT_FAILING:
+		*out = v->checkpoint_error[0] != '\0' ? 1 : 0;
+		break;
+	case VS_CKPT_MS:
+		*out = (uint64_t)(v->checkpoint_cost_ms > 0 ? v->checkpoint_cost_ms
+							    : 0);
 		break;
 	case VS_PENDING:
 		*out = 0;
@@ -460,6 +492,9 @@ size_t kp_proc_health(struct kp_procs *ps, struct kp_health_state *st,
 		} else if (v->blocked[0] != '\0') {
 			f.kind = "processor_paused";
 			f.detail = v->blocked;
+		} else if (v->checkpoint_error[0] != '\0') {
+			f.kind = "processor_checkpoint_failing";
+			f.detail = v->checkpoint_error;
 		} else if (kp_proc_stalled(p, stalled, sizeof(stalled))) {
 			f.kind = "processor_stalled";
 			f.detail = stalled;

@@ -291,8 +291,18 @@ static void do_reset(struct kp_proc *p)
 		v->marks[i].suppress = 0;
 		v->marks[i].written_count = 0;
 	}
-	kp_view_clear(v->view);
 	kp_pv_order_reset(v);
+	if (v->view_error[0] != '\0' || !v->inst_started) {
+		/* A damaged store: a new one, and the version starts again. */
+		kp_pv_recreate_view(v);
+		kp_log_info("proc", "processor %s v%u reset: view store rebuilt, inputs rewound",
+			    p->def.name, v->number);
+		answer_plan(p, &p->pending_slot, p->pending_from,
+			    p->pending_value, true);
+		kp_pv_start(v, true);
+		return;
+	}
+	kp_view_clear(v->view);
 	v->since_checkpoint = 1;
 	kp_pv_checkpoint_now(v);
 	kp_log_info("proc", "processor %s v%u reset: view cleared, inputs rewound",
@@ -320,7 +330,8 @@ int kp_proc_reset(struct kp_proc *p, enum kp_proc_from to, int64_t value,
 {
 	struct kp_slot *held = NULL;
 
-	if (p->live == NULL || !p->live->inst_started)
+	if (p->live == NULL || p->live->zombie ||
+	    (!p->live->inst_started && p->live->view_error[0] == '\0'))
 		return kp_error_set(err, KP_ESTATE,
 				    "processor %s has no running live version",
 				    p->def.name);

@@ -291,7 +291,7 @@ static int switch_version(struct kp_proc *p, struct proc_version *k,
 	kp_checkpoint_destroy(&ck);
 	rc = take_code(p, k, t->dv, t->rev, err);
 	if (rc != 0) {
-		kp_view_clear(k->view);
+		kp_view_discard(k->view);
 		return rc;
 	}
 	k->role = PV_LIVE;

@@ -70,11 +70,18 @@ void kp_pv_pack(struct proc_version *v, struct kp_response *r)
 
 /* ---- status ----------------------------------------------------------- */
 
+/* true when v waits for a checkpoint that keeps failing (view table full). */
+static bool checkpoint_blocked(struct proc_version *v)
+{
+	return v->checkpoint_error[0] != '\0' && kp_view_cache_full(v->view);
+}
+
 static const char *proc_state(struct kp_proc *p)
 {
 	if (p->live == NULL)
 		return "failed";
-	if ((p->def.paused || p->live->blocked[0]) &&
+	if ((p->def.paused || p->live->blocked[0] ||
+	     checkpoint_blocked(p->live)) &&
 	    p->live->state == PV_RUNNING)
 		return "paused";
 	return kp_pv_state_name(p->live->state);
@@ -123,17 +130,50 @@ static void pack_replay(struct kp_proc *p, struct kp_response *r)
 	kp_response_pair_u64(r, "rate_limit", b->rate);
 }
 
+/*
+ * checkpoint: {at_ms (0: none yet), duration_ms, failures, error}; and the
+ * view's memory and disk.
+ */
+static void pack_checkpoint(struct proc_version *v, struct kp_response *r)
+{
+	kp_response_key(r, "checkpoint");
+	if (v == NULL) {
+		msgpack_pack_nil(&r->pk);
+	} else {
+		msgpack_pack_map(&r->pk, 4);
+		kp_response_key(r, "at_ms");
+		msgpack_pack_int64(&r->pk, v->checkpointed_ms);
+		kp_response_key(r, "duration_ms");
+		msgpack_pack_int64(&r->pk, v->checkpoint_cost_ms);
+		kp_response_pair_u64(r, "failures", v->checkpoint_failures);
+		kp_response_pair_str(r, "error",
+				     v->checkpoint_error[0] ? v->checkpoint_error
+							    : NULL);
+	}
+	kp_response_pair_u64(r, "view_cache_bytes",
+			     v ? kp_view_cache_used(v->view) : 0);
+	kp_response_pair_u64(r, "view_disk_bytes",
+			     v ? kp_view_disk_bytes(v->view) : 0);
+}
+
 void kp_proc_pack_status(struct kp_proc *p, struct kp_response *r)
 {
 	struct proc_version *v = p->live;
-	char dlq[256], stalled[KP_ERROR_MSG_MAX];
+	char dlq[256], stalled[KP_ERROR_MSG_MAX], ckpt[KP_ERROR_MSG_MAX];
 	uint64_t lag = 0;
 	const char *reason = p->def.paused ? p->def.pause_reason
 			     : v && v->blocked[0] ? v->blocked
 			     : v && v->reason[0] ? v->reason : NULL;
 
+	if (v != NULL && checkpoint_blocked(v) && !p->def.paused &&
+	    !v->blocked[0]) {
+		snprintf(ckpt, sizeof(ckpt),
+			 "cannot checkpoint: %s; its view's changes fill view_cache_bytes, so it waits and resumes by itself once a checkpoint commits",
+			 v->checkpoint_error);
+		reason = ckpt;
+	}
 	kp_proc_def_dlq(&p->def, dlq, sizeof(dlq));
-	msgpack_pack_map(&r->pk, 25);
+	msgpack_pack_map(&r->pk, 28);
 	kp_response_pair_str(r, "name", p->def.name);
 	kp_response_pair_str(r, "file", v ? v->source : p->def.source);
 	kp_response_pair_str(r, "lang", v && v->code ? v->code->lang : NULL);
@@ -173,6 +213,7 @@ void kp_proc_pack_status(struct kp_proc *p, struct kp_response *r)
 		 v && v->reload_error[0] ? v->reload_error : NULL);
 	kp_response_pair_u64(r, "versions", p->version_count);
 	pack_replay(p, r);
+	pack_checkpoint(v, r);
 	kp_response_pair_str(r, "stalled",
 			     kp_proc_stalled(p, stalled, sizeof(stalled))
 				     ? stalled : NULL);

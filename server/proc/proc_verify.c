@@ -124,13 +124,6 @@ static void side_sort(struct side *s)
 	qsort(s->items, s->count, sizeof(*s->items), cmp_sort);
 }
 
-/* true when the two buffers hold the same bytes (either may be empty). */
-static bool same_bytes(const struct kp_buf *a, const struct kp_buf *b)
-{
-	return a->len == b->len &&
-	       (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
-}
-
 static void side_destroy(struct side *s)
 {
 	kp_buf_destroy(&s->arena);
@@ -207,10 +200,11 @@ void kp_proc_verify_start(struct kp_proc *p, enum kp_proc_from from,
 		p->reset_before[i] = c->offset;
 	}
 	s->cursor_count = live->cursor_count;
-	kp_buf_reset(&p->verify_view);
+	kp_view_snap_end(p->verify_snap);
+	p->verify_snap = NULL;
 	p->verify_view_valid = from_start && !to_set &&
-			       kp_view_serialize(live->view,
-						 &p->verify_view) == 0;
+			       kp_view_snap_begin(live->view,
+						  &p->verify_snap) == 0;
 	p->scratch = s;
 	kp_log_info("proc", "processor %s: verifying v%u in a scratch instance",
 		    p->def.name, live->number);
@@ -398,51 +392,88 @@ static int first_difference(const struct side *live, const struct side *replay,
 	return 0;
 }
 
-/* A view snapshot entry (view.c: u32 len, key, u32 len, value). */
-struct snap {
-	const char *p;
-	const char *end;
+/* One side of a view comparison: pages of a snapshot, read in turn. */
+struct view_side {
+	struct kp_view_snap *snap;
+	struct kp_buf page;      /* u32 key_len, u32 value_len, key, value */
+	size_t pos;
+	struct kp_buf last;      /* the last key of the page */
+	bool more;               /* pages follow this one */
+	bool started;
+	int err;
 };
 
-static int snap_next(struct snap *s, const char **key, uint32_t *klen,
+#define VIEW_PAGE 1024
+
+static int keep_entry(void *arg, const char *key, size_t key_len,
+		      const char *value, size_t value_len)
+{
+	struct view_side *s = arg;
+	char lens[8];
+
+	kp_put_le32(lens, (uint32_t)key_len);
+	kp_put_le32(lens + 4, (uint32_t)value_len);
+	if (kp_buf_append(&s->page, lens, 8) != 0 ||
+	    kp_buf_append(&s->page, key, key_len) != 0 ||
+	    kp_buf_append(&s->page, value, value_len) != 0) {
+		s->err = -ENOMEM;
+		return 1;
+	}
+	kp_buf_reset(&s->last);
+	kp_buf_append(&s->last, key, key_len);
+	return 0;
+}
+
+/* The side's next entry: 1, 0 at the end, or an error. */
+static int side_next(struct view_side *s, const char **key, uint32_t *klen,
 		     const char **value, uint32_t *vlen)
 {
-	if (s->p + 8 > s->end)
-		return 0;
-	*klen = kp_get_le32(s->p);
-	*key = s->p + 4;
-	*vlen = kp_get_le32(*key + *klen);
-	*value = *key + *klen + 4;
-	s->p = *value + *vlen;
-	return s->p <= s->end;
+	int rc;
+
+	if (s->pos >= s->page.len) {
+		if (s->started && !s->more)
+			return 0;
+		kp_buf_reset(&s->page);
+		s->pos = 0;
+		rc = kp_view_snap_page(s->snap, s->last.data, s->last.len,
+				       VIEW_PAGE, keep_entry, s, &s->more);
+		s->started = true;
+		if (rc < 0)
+			return rc;
+		if (s->err != 0)
+			return s->err;
+		if (s->page.len == 0)
+			return 0;
+	}
+	*klen = kp_get_le32(s->page.data + s->pos);
+	*vlen = kp_get_le32(s->page.data + s->pos + 4);
+	*key = s->page.data + s->pos + 8;
+	*value = *key + *klen;
+	s->pos += 8 + (size_t)*klen + *vlen;
+	return 1;
 }
 
 /*
- * Compares two snapshots (a 16-byte header, the entries, a 4-byte
- * trailer); on a difference packs it and returns 1.
+ * Compares two views in key order, a page at a time (so neither is held
+ * in memory); the first difference is packed into r. Returns 1 when they
+ * differ, 0 when equal, or an error.
  */
-static int view_difference(struct kp_response *r, const struct kp_buf *live,
-			   const struct kp_buf *replay)
+static int view_difference(struct kp_response *r, struct kp_view_snap *live,
+			   struct kp_view_snap *replay)
 {
-	struct snap a, b;
+	struct view_side a = { .snap = live }, b = { .snap = replay };
 	const char *ka = NULL, *va = NULL, *kb = NULL, *vb = NULL;
 	uint32_t kal = 0, val = 0, kbl = 0, vbl = 0;
-	int ha, hb;
+	int ha, hb, rc = 0;
 
-	if (live->len < 20 || replay->len < 20)
-		return 0;
-	a.p = live->data + 16;
-	a.end = live->data + live->len - 4;
-	b.p = replay->data + 16;
-	b.end = replay->data + replay->len - 4;
-	ha = snap_next(&a, &ka, &kal, &va, &val);
-	hb = snap_next(&b, &kb, &kbl, &vb, &vbl);
-	while (ha || hb) {
-		int c = !ha ? 1 : !hb ? -1 : cmp_bytes(ka, kal, kb, kbl);
+	ha = side_next(&a, &ka, &kal, &va, &val);
+	hb = side_next(&b, &kb, &kbl, &vb, &vbl);
+	while (ha > 0 || hb > 0) {
+		int c = ha <= 0 ? 1 : hb <= 0 ? -1 : cmp_bytes(ka, kal, kb, kbl);
 
 		if (c == 0 && cmp_bytes(va, val, vb, vbl) == 0) {
-			ha = snap_next(&a, &ka, &kal, &va, &val);
-			hb = snap_next(&b, &kb, &kbl, &vb, &vbl);
+			ha = side_next(&a, &ka, &kal, &va, &val);
+			hb = side_next(&b, &kb, &kbl, &vb, &vbl);
 			continue;
 		}
 		msgpack_pack_map(&r->pk, 4);
@@ -455,9 +486,37 @@ static int view_difference(struct kp_response *r, const struct kp_buf *live,
 			kp_response_str(r, kb, kbl);
 		pack_value(r, "live", c <= 0 ? va : NULL, val);
 		pack_value(r, "replay", c >= 0 ? vb : NULL, vbl);
-		return 1;
+		rc = 1;
+		break;
 	}
-	return 0;
+	if (rc == 0 && (ha < 0 || hb < 0))
+		rc = ha < 0 ? ha : hb;
+	kp_buf_destroy(&a.page);
+	kp_buf_destroy(&a.last);
+	kp_buf_destroy(&b.page);
+	kp_buf_destroy(&b.last);
+	return rc;
+}
+
+/*
+ * Compares the live view at verify start with the scratch's, packing the
+ * first difference into diff. Returns 1 when they differ, 0, or an error.
+ */
+static int compare_views(struct kp_proc *p, struct proc_version *scratch,
+			 struct kp_buf *diff)
+{
+	struct kp_view_snap *replay = NULL;
+	struct kp_response tmp;
+	int rc = kp_view_snap_begin(scratch->view, &replay);
+
+	if (rc != 0)
+		return rc;
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.out = diff;
+	msgpack_packer_init(&tmp.pk, diff, kp_buf_msgpack_write);
+	rc = view_difference(&tmp, p->verify_snap, replay);
+	kp_view_snap_end(replay);
+	return rc;
 }
 
 void kp_proc_verify_finish(struct kp_proc *p, struct proc_version *scratch,
@@ -466,21 +525,19 @@ void kp_proc_verify_finish(struct kp_proc *p, struct proc_version *scratch,
 	struct kp_slot *slot = *pslot;
 	struct side live, replay;
 	const struct entry *x = NULL, *y = NULL;
-	struct kp_buf snap;
+	struct kp_buf diff;
 	struct kp_response r;
 	int outputs_differ = 0, view_differs = 0, rc;
 
 	*pslot = NULL;
 	if (slot == NULL)
-		return;
+		goto end_snap;
 	memset(&live, 0, sizeof(live));
 	memset(&replay, 0, sizeof(replay));
-	kp_buf_init(&snap);
+	kp_buf_init(&diff);
 	rc = collect_live(p, scratch, p->reset_before, &live);
 	if (rc == 0)
 		rc = collect_scratch(scratch, &replay);
-	if (rc == 0 && p->verify_view_valid)
-		rc = kp_view_serialize(scratch->view, &snap);
 	if (rc != 0) {
 		*pslot = slot;
 		fail(pslot, rc, "out of memory while verifying");
@@ -489,8 +546,15 @@ void kp_proc_verify_finish(struct kp_proc *p, struct proc_version *scratch,
 	side_sort(&live);
 	side_sort(&replay);
 	outputs_differ = first_difference(&live, &replay, &x, &y);
-	if (!outputs_differ && p->verify_view_valid)
-		view_differs = !same_bytes(&snap, &p->verify_view);
+	if (!outputs_differ && p->verify_view_valid) {
+		view_differs = compare_views(p, scratch, &diff);
+		if (view_differs < 0) {
+			*pslot = slot;
+			fail(pslot, view_differs,
+			     "cannot read a view while verifying");
+			goto done;
+		}
+	}
 	kp_buf_reset(&slot->resp);
 	kp_response_begin(&r, &slot->resp, slot->id, 5);
 	kp_response_key(&r, "identical");
@@ -510,7 +574,9 @@ void kp_proc_verify_finish(struct kp_proc *p, struct proc_version *scratch,
 	kp_response_key(&r, "difference");
 	if (outputs_differ)
 		pack_output_diff(&r, &live, x, &replay, y);
-	else if (!view_differs || !view_difference(&r, &p->verify_view, &snap))
+	else if (view_differs)
+		kp_buf_append(&slot->resp, diff.data, diff.len);
+	else
 		msgpack_pack_nil(&r.pk);
 	kp_response_finish(&r);
 	kp_log_info("proc", "processor %s: verify of v%u: %s", p->def.name,
@@ -520,7 +586,10 @@ void kp_proc_verify_finish(struct kp_proc *p, struct proc_version *scratch,
 		kp_slot_ready(slot);
 	kp_slot_unref(slot);
 done:
-	kp_buf_destroy(&snap);
+	kp_buf_destroy(&diff);
 	side_destroy(&live);
 	side_destroy(&replay);
+end_snap:
+	kp_view_snap_end(p->verify_snap);
+	p->verify_snap = NULL;
 }

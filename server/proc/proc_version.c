@@ -10,8 +10,10 @@
 #include <sys/stat.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/logging.h"
 #include "base/mp.h"
+#include "view_store.h"
 #include "log/batch.h"
 #include "log/store.h"
 #include "log/writer.h"
@@ -19,8 +21,6 @@
 
 #define READ_BYTES (256 * 1024)
 #define SLICE_MS 20
-#define CHECKPOINT_MS 1000
-#define CHECKPOINT_RECORDS 200000
 
 static const char *const role_names[] = { "building", "live", "retired",
 					  "scratch" };
@@ -101,6 +101,12 @@ void kp_pv_free(struct proc_version *v)
 		kp_instance_stop(v->inst);
 	kp_proc_code_unref(v->code);
 	kp_view_delete(v->view);
+	if (v->role == PV_SCRATCH) {
+		char dir[4200];
+
+		kp_pv_view_dir(v, dir, sizeof(dir));
+		kp_vstore_remove(dir);
+	}
 	kp_free(v->cursors);
 	for (uint32_t i = 0; i < v->mark_count; i++)
 		kp_free(v->marks[i].written);
@@ -119,7 +125,7 @@ void kp_pv_stop(struct proc_version *v)
 	if (v->inst_started)
 		kp_instance_stop(v->inst);
 	v->inst_started = false;
-	kp_view_clear(v->view);
+	kp_view_discard(v->view);
 	v->state = PV_STOPPED;
 }
 
@@ -285,6 +291,11 @@ static void on_job_run(struct kp_job *base)
 	switch (job->kind) {
 	case PV_JOB_INIT:
 		kp_error_clear(&job->err);
+		if (v->view_error[0] != '\0') {
+			job->rc = kp_error_set(&job->err, KP_EDAMAGED, "%s",
+					       v->view_error);
+			break;
+		}
 		job->rc = kp_instance_start(
 			v->inst, v->code, def->name, v->view,
 			def->config.data, def->config.len,
@@ -296,19 +307,29 @@ static void on_job_run(struct kp_job *base)
 				job->rc = -errno;
 			else
 				job->rc = kp_checkpoint_save(&job->ckpt,
-							     v->view, v->dir);
+							     v->view, v->dir,
+							     &job->err);
 		}
 		break;
 	case PV_JOB_BATCH:
 		run_batch(job);
 		kp_pv_order_record(v, job);
 		break;
-	case PV_JOB_CHECKPOINT:
+	case PV_JOB_CHECKPOINT: {
+		int64_t t0 = kp_clock_mono_ms();
+
+		kp_error_clear(&job->err_ckpt);
 		job->rc = kp_steps_sync(&v->steps);
-		if (job->rc == 0)
+		if (job->rc != 0)
+			kp_error_set(&job->err_ckpt, job->rc,
+				     "cannot sync its steps file: %s",
+				     kp_error_text(job->rc));
+		else
 			job->rc = kp_checkpoint_save(&job->ckpt, v->view,
-						     v->dir);
+						     v->dir, &job->err_ckpt);
+		job->ckpt_ms = kp_clock_mono_ms() - t0;
 		break;
+	}
 	case PV_JOB_RELOAD:
 		run_reload(job);
 		break;
@@ -404,6 +425,8 @@ static void init_done(struct proc_version *v, struct pv_job *job)
 	}
 	v->inst_started = true;
 	v->last_checkpoint_ms = v->owner->now_ms();
+	if (job->write_checkpoint)
+		v->checkpointed_ms = v->last_checkpoint_ms;
 	v->state = PV_RUNNING;
 	v->owner->events.init_done(v, 0, NULL);
 }
@@ -432,6 +455,35 @@ static void reload_done(struct proc_version *v, struct pv_job *job)
 	v->owner->events.reload_done(v, 0, NULL);
 }
 
+/*
+ * A failed checkpoint is kept in checkpoint_error (status, /health,
+ * /metrics) and retried a second later; the version goes on meanwhile
+ * unless its view's table is full (maybe_checkpoint).
+ */
+static void checkpoint_done(struct proc_version *v, struct pv_job *job)
+{
+	kp_checkpoint_destroy(&job->ckpt);
+	v->checkpoint_cost_ms = job->ckpt_ms;
+	if (job->rc != 0) {
+		if (v->checkpoint_error[0] == '\0')
+			kp_log_error("proc", "processor %s v%u: checkpoint failed (retried every second): %s",
+				     v->proc->def.name, v->number,
+				     job->err_ckpt.msg);
+		snprintf(v->checkpoint_error, sizeof(v->checkpoint_error),
+			 "%s", job->err_ckpt.msg);
+		v->checkpoint_failures++;
+		/* Its records are still to be checkpointed. */
+		if (v->since_checkpoint == 0)
+			v->since_checkpoint = 1;
+		return;
+	}
+	if (v->checkpoint_error[0] != '\0')
+		kp_log_info("proc", "processor %s v%u: checkpoints are written again",
+			    v->proc->def.name, v->number);
+	v->checkpoint_error[0] = '\0';
+	v->checkpointed_ms = v->owner->now_ms();
+}
+
 static void on_job_done(struct kp_job *base)
 {
 	struct pv_job *job = (struct pv_job *)base;
@@ -457,11 +509,7 @@ static void on_job_done(struct kp_job *base)
 		batch_done(v, job);
 		break;
 	case PV_JOB_CHECKPOINT:
-		if (job->rc != 0)
-			kp_log_error("proc", "processor %s v%u: checkpoint failed: %s",
-				     v->proc->def.name, v->number,
-				     kp_error_text(job->rc));
-		kp_checkpoint_destroy(&job->ckpt);
+		checkpoint_done(v, job);
 		break;
 	case PV_JOB_RELOAD:
 		reload_done(v, job);
@@ -509,6 +557,7 @@ void kp_pv_start(struct proc_version *v, bool write_checkpoint)
 {
 	if (v->busy)
 		return;
+	kp_pv_open_view(v);   /* on failure, the init job reports it */
 	v->state = PV_STARTING;
 	v->job.write_checkpoint = write_checkpoint;
 	if (write_checkpoint && kp_pv_capture_checkpoint(v, &v->job.ckpt) != 0)
@@ -734,15 +783,17 @@ static bool outputs_durable(struct proc_version *v)
 /*
  * Starts a checkpoint job when one is due. Returns 0 when none is due (or
  * it cannot be taken), 1 when it was submitted, 2 when it is due but the
- * outputs it would claim are still being synced.
+ * outputs it would claim are still being synced, 3 when the last one
+ * failed and the view's table is full: nothing may run until one commits.
  */
 static int maybe_checkpoint(struct proc_version *v, int64_t now)
 {
 	if (v->busy || v->zombie || v->free_when_idle || !v->inst_started ||
 	    v->role == PV_SCRATCH || v->since_checkpoint == 0)
 		return 0;
-	if (now - v->last_checkpoint_ms < CHECKPOINT_MS &&
-	    v->since_checkpoint < CHECKPOINT_RECORDS)
+	if (v->checkpoint_error[0] != '\0' && now - v->last_checkpoint_ms < 1000)
+		return kp_view_cache_full(v->view) ? 3 : 0;
+	if (!kp_pv_checkpoint_due(v, now))
 		return 0;
 	if (!outputs_durable(v))
 		return 2;

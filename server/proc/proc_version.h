@@ -128,6 +128,8 @@ struct pv_job {
 	bool record_step;            /* batch: append its step (proc_order.c) */
 	int step_rc;                 /* batch: 0, or why the append failed */
 	struct kp_step step_unwritten; /* batch: the step it could not append */
+	struct kp_error err_ckpt;    /* checkpoint: why it failed */
+	int64_t ckpt_ms;             /* checkpoint: how long the commit took */
 };
 
 struct proc_version {
@@ -173,6 +175,11 @@ struct proc_version {
 	uint64_t emits_dropped;      /* emits whose topic no longer exists */
 	uint64_t since_checkpoint;
 	int64_t last_checkpoint_ms;
+	int64_t checkpoint_cost_ms;  /* how long the last commit took */
+	int64_t checkpointed_ms;     /* when the last one committed (epoch) */
+	char checkpoint_error[KP_ERROR_MSG_MAX]; /* the last failed one, or "" */
+	uint64_t checkpoint_failures; /* checkpoints that could not commit */
+	char view_error[KP_ERROR_MSG_MAX]; /* its store would not open, or "" */
 	uint64_t replay_total;       /* records to process when the replay began */
 	uint64_t window_total;       /* records in the error window */
 	uint64_t window_errors;      /* failures among them */
@@ -230,7 +237,7 @@ struct kp_proc {
 	int64_t pending_to;
 	struct kp_slot *pending_slot; /* answered when the op is done */
 	uint64_t reset_before[KP_PROC_MAX_TOPICS * 64]; /* plan of a reset */
-	struct kp_buf verify_view;   /* live view snapshot at verify start */
+	struct kp_view_snap *verify_snap; /* live view at verify start (owned) */
 	bool verify_view_valid;      /* the scratch started at the log start */
 	char watch_hash[17];         /* --watch: hash last seen of source */
 	int64_t watch_checked_ms;    /* --watch: when last looked at */
@@ -271,6 +278,8 @@ struct kp_procs {
 	struct kp_store *store;      /* borrowed: the log */
 	int64_t (*now_ms)(void);     /* the wall clock, epoch ms */
 	struct kp_topic_config topic_defaults; /* for topics it creates */
+	size_t view_cache_bytes;     /* per view (0: view.h's default) */
+	uint64_t view_max_bytes;     /* per view's store (0: the default) */
 	struct kp_workers *workers;
 	char dir[4096];              /* <data>/procs */
 	char code_dir[4096];         /* <data>/code */
@@ -307,6 +316,28 @@ int kp_pv_build(struct proc_version *v, const struct kp_checkpoint *ck,
  * (a checkpoint then would pass them), or -ENOMEM.
  */
 int kp_pv_capture_checkpoint(struct proc_version *v, struct kp_checkpoint *ck);
+
+/*
+ * Opens v's view store (proc_view.c) unless it is open: <v dir>/view, or
+ * for a verify's scratch version <proc dir>/verify (made empty first).
+ * On failure v->view_error says why and v keeps an empty view in memory,
+ * which makes its start fail with that reason. Returns 0 or the error.
+ */
+int kp_pv_open_view(struct proc_version *v);
+
+/* Removes v's view store and opens an empty one (a reset of a damaged
+ * store). Returns 0 or the error (in v->view_error). */
+int kp_pv_recreate_view(struct proc_version *v);
+
+/* The directory of v's view store. */
+void kp_pv_view_dir(const struct proc_version *v, char *out, size_t cap);
+
+/*
+ * true when v should checkpoint now: a second since the last one (longer
+ * when its commits are slow, so that they take at most a fifth of its
+ * time), or its view's table is at its budget.
+ */
+bool kp_pv_checkpoint_due(struct proc_version *v, int64_t now_ms);
 
 /* Loads v's checkpoint from its dir (1 when there is none). */
 int kp_pv_load_checkpoint(struct proc_version *v, struct kp_checkpoint *ck,

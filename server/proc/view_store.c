@@ -1,0 +1,525 @@
+/*
+ * view_store.c - LMDB under a view (view_store.h).
+ *
+ * Stored value layout: the value's bytes, then u32 CRC32C (little-endian)
+ * of the key's bytes followed by the value's bytes.
+ *
+ * Space before a commit: a transaction copies every page it touches to a
+ * free page (the free list of pages no reader needs, else the end of the
+ * file). A commit of n changes of b bytes into a file of p pages touches at
+ * most min(n, p) leaves plus their branches, and splits add about 2b/page
+ * more; twice that, beyond the pages in use, is preallocated.
+ */
+#include "view_store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/crc32c.h"
+#include "base/fsutil.h"
+
+#define FORMAT_NAME "format"
+#define FORMAT_VALUE "kappa-view 1"
+#define CRC_LEN 4
+#define READERS 2
+#define KEY_TAG 'k'   /* data keys are stored as KEY_TAG + key: LMDB has no
+			 empty keys, a view does */
+
+/* A cached read transaction, used by one thread at a time. */
+struct reader {
+	pthread_mutex_t lock;
+	MDB_txn *txn;          /* reset between uses; NULL until first use */
+};
+
+struct kp_vstore {
+	MDB_env *env;
+	MDB_dbi data;
+	MDB_dbi meta;
+	int fd;                /* the data file, for preallocation */
+	uint64_t max_bytes;
+	struct reader readers[READERS];
+	char dir[4096];
+};
+
+struct kp_vstore_snap {
+	struct kp_vstore *s;
+	MDB_txn *txn;
+};
+
+/* Maps an LMDB result to kappa's codes. */
+static int map_rc(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return 0;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID:
+	case MDB_VERSION_MISMATCH:
+	case MDB_PANIC:
+	case MDB_BAD_TXN:
+		return KP_EDAMAGED;
+	case MDB_MAP_FULL:
+		return KP_ETOOLARGE;
+	default:
+		return rc > 0 ? -rc : KP_EINTERNAL;
+	}
+}
+
+static int fail(struct kp_error *err, const struct kp_vstore *s, int rc,
+		const char *what)
+{
+	int code = map_rc(rc);
+
+	if (code == KP_EDAMAGED)
+		return kp_error_set(err, code,
+				    "view store %s is damaged (%s: %s); `kappactl proc reset` rebuilds it from the log",
+				    s->dir, what, mdb_strerror(rc));
+	return kp_error_set(err, code, "view store %s: %s: %s", s->dir, what,
+			    mdb_strerror(rc));
+}
+
+static uint32_t value_crc(const char *key, size_t key_len, const char *value,
+			  size_t value_len)
+{
+	return kp_crc32c(kp_crc32c(0, key, key_len), value, value_len);
+}
+
+/* Checks a stored value's CRC; on success sets *len to the value's length. */
+static int check_value(const MDB_val *k, const MDB_val *v, size_t *len)
+{
+	const char *p = v->mv_data;
+
+	if (v->mv_size < CRC_LEN)
+		return KP_EDAMAGED;
+	*len = v->mv_size - CRC_LEN;
+	if (kp_get_le32(p + *len) != value_crc(k->mv_data, k->mv_size, p, *len))
+		return KP_EDAMAGED;
+	return 0;
+}
+
+static int put_value(MDB_txn *txn, MDB_dbi dbi, const char *key,
+		     size_t key_len, const char *value, size_t value_len);
+
+/* true when a stored format record says FORMAT_VALUE. */
+static bool format_ok(const MDB_val *k, const MDB_val *v)
+{
+	size_t n;
+
+	return check_value(k, v, &n) == 0 && n == strlen(FORMAT_VALUE) &&
+	       memcmp(v->mv_data, FORMAT_VALUE, n) == 0;
+}
+
+/* The stored form of a view key, in buf (KP_VSTORE_MAX_KEY + 1 bytes). */
+static MDB_val stored_key(char *buf, const char *key, size_t key_len)
+{
+	MDB_val k = { key_len + 1, buf };
+
+	buf[0] = KEY_TAG;
+	memcpy(buf + 1, key, key_len);
+	return k;
+}
+
+/* Creates the tables and the format record, or checks them. */
+static int open_tables(struct kp_vstore *s, struct kp_error *err)
+{
+	MDB_txn *txn;
+	MDB_val k = { strlen(FORMAT_NAME), FORMAT_NAME }, v;
+	MDB_stat st;
+	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+
+	if (rc != 0)
+		return fail(err, s, rc, "begin");
+	rc = mdb_dbi_open(txn, "data", MDB_CREATE, &s->data);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta);
+	if (rc == 0)
+		rc = mdb_get(txn, s->meta, &k, &v);
+	if (rc == MDB_NOTFOUND && mdb_stat(txn, s->data, &st) == 0 &&
+	    st.ms_entries == 0) {
+		rc = put_value(txn, s->meta, FORMAT_NAME, strlen(FORMAT_NAME),
+			       FORMAT_VALUE, strlen(FORMAT_VALUE));
+		if (rc == 0)
+			rc = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+		return rc == 0 ? 0 : fail(err, s, rc, "create");
+	}
+	if (rc == 0 && !format_ok(&k, &v)) {
+		mdb_txn_abort(txn);
+		return kp_error_set(err, KP_EDAMAGED,
+				    "view store %s: its format record is not '%s' (damaged, or written by another version of kappa); `kappactl proc reset` rebuilds it from the log",
+				    s->dir, FORMAT_VALUE);
+	}
+	if (rc == MDB_NOTFOUND)
+		rc = MDB_CORRUPTED;
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return fail(err, s, rc, "open tables");
+	}
+	/* Committing keeps the table handles open for every later txn. */
+	rc = mdb_txn_commit(txn);
+	return rc == 0 ? 0 : fail(err, s, rc, "open tables");
+}
+
+int kp_vstore_open(struct kp_vstore **out, const char *dir,
+		   uint64_t max_bytes, struct kp_error *err)
+{
+	struct kp_vstore *s = kp_calloc(1, sizeof(*s));
+	int rc;
+
+	if (s == NULL)
+		return kp_error_set(err, -ENOMEM, "out of memory");
+	snprintf(s->dir, sizeof(s->dir), "%s", dir);
+	s->max_bytes = max_bytes ? max_bytes : KP_VSTORE_DEFAULT_MAX_BYTES;
+	s->fd = -1;
+	for (int i = 0; i < READERS; i++)
+		pthread_mutex_init(&s->readers[i].lock, NULL);
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+		rc = kp_error_set(err, -errno, "view store %s: %s", dir,
+				  strerror(errno));
+		goto fail;
+	}
+	rc = mdb_env_create(&s->env);
+	if (rc == 0)
+		rc = mdb_env_set_maxdbs(s->env, 2);
+	if (rc == 0)
+		rc = mdb_env_set_mapsize(s->env, (size_t)s->max_bytes);
+	if (rc == 0)
+		rc = mdb_env_set_maxreaders(s->env, 126);
+	if (rc == 0)
+		rc = mdb_env_open(s->env, dir,
+				  MDB_WRITEMAP | MDB_NOTLS | MDB_NORDAHEAD,
+				  0644);
+	if (rc != 0) {
+		rc = fail(err, s, rc, "open");
+		goto fail;
+	}
+	rc = mdb_env_get_fd(s->env, &s->fd);
+	if (rc == 0)
+		rc = open_tables(s, err);
+	else
+		rc = fail(err, s, rc, "open");
+	if (rc != 0)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	kp_vstore_close(s);
+	return rc;
+}
+
+void kp_vstore_close(struct kp_vstore *s)
+{
+	if (s == NULL)
+		return;
+	for (int i = 0; i < READERS; i++) {
+		if (s->readers[i].txn != NULL)
+			mdb_txn_abort(s->readers[i].txn);
+		pthread_mutex_destroy(&s->readers[i].lock);
+	}
+	if (s->env != NULL)
+		mdb_env_close(s->env);
+	kp_free(s);
+}
+
+int kp_vstore_remove(const char *dir)
+{
+	int rc = kp_file_remove_tree(dir);
+
+	return rc == -ENOENT ? 0 : rc;
+}
+
+/* Takes a free cached reader (the first when both are busy), renewed. */
+static int reader_begin(struct kp_vstore *s, struct reader **out)
+{
+	struct reader *r = NULL;
+	int rc;
+
+	for (int i = 0; i < READERS && r == NULL; i++) {
+		if (pthread_mutex_trylock(&s->readers[i].lock) == 0)
+			r = &s->readers[i];
+	}
+	if (r == NULL) {
+		r = &s->readers[0];
+		pthread_mutex_lock(&r->lock);
+	}
+	rc = r->txn == NULL ? mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn)
+			    : mdb_txn_renew(r->txn);
+	if (rc != 0) {
+		if (r->txn != NULL) {
+			mdb_txn_abort(r->txn);
+			r->txn = NULL;
+		}
+		pthread_mutex_unlock(&r->lock);
+		return map_rc(rc);
+	}
+	*out = r;
+	return 0;
+}
+
+static void reader_end(struct reader *r)
+{
+	mdb_txn_reset(r->txn);
+	pthread_mutex_unlock(&r->lock);
+}
+
+int kp_vstore_get(struct kp_vstore *s, const char *key, size_t key_len,
+		  struct kp_buf *out, size_t *len)
+{
+	char buf[KP_VSTORE_MAX_KEY + 1];
+	MDB_val k, v;
+	struct reader *r;
+	size_t n = 0;
+	int rc;
+
+	if (key_len > KP_VSTORE_MAX_KEY)
+		return 0;
+	k = stored_key(buf, key, key_len);
+	rc = reader_begin(s, &r);
+	if (rc != 0)
+		return rc;
+	rc = mdb_get(r->txn, s->data, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		rc = 0;
+	} else if (rc != 0) {
+		rc = map_rc(rc);
+	} else if ((rc = check_value(&k, &v, &n)) == 0) {
+		rc = 1;
+		if (out != NULL) {
+			kp_buf_reset(out);
+			if (kp_buf_append(out, v.mv_data, n) != 0)
+				rc = -ENOMEM;
+		}
+	}
+	reader_end(r);
+	if (len != NULL)
+		*len = n;
+	return rc;
+}
+
+/* The scan itself, in txn. */
+static int scan_txn(struct kp_vstore *s, MDB_txn *txn, const char *prefix,
+		    size_t prefix_len, const char *after, size_t after_len,
+		    kp_vstore_visit_fn visit, void *arg)
+{
+	char buf[KP_VSTORE_MAX_KEY + 1];
+	MDB_cursor *cur;
+	MDB_val k, v;
+	bool from_after = after != NULL && after_len > 0 &&
+			  (after_len >= prefix_len
+				   ? memcmp(after, prefix, prefix_len) >= 0
+				   : memcmp(after, prefix, after_len) > 0);
+	int rc;
+
+	if (prefix_len > KP_VSTORE_MAX_KEY)
+		return 0;
+	if (after_len > KP_VSTORE_MAX_KEY)
+		after_len = KP_VSTORE_MAX_KEY;
+	rc = mdb_cursor_open(txn, s->data, &cur);
+	if (rc != 0)
+		return map_rc(rc);
+	k = from_after ? stored_key(buf, after, after_len)
+		       : stored_key(buf, prefix, prefix_len);
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	if (rc == 0 && from_after && k.mv_size == after_len + 1 &&
+	    memcmp((char *)k.mv_data + 1, after, after_len) == 0)
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	while (rc == 0) {
+		const char *key = (const char *)k.mv_data + 1;
+		size_t n;
+
+		if (k.mv_size < prefix_len + 1 || *(char *)k.mv_data != KEY_TAG ||
+		    memcmp(key, prefix, prefix_len) != 0)
+			break;
+		rc = check_value(&k, &v, &n);
+		if (rc != 0)
+			break;
+		if (visit(arg, key, k.mv_size - 1, v.mv_data, n) != 0)
+			break;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	return rc == KP_EDAMAGED ? rc : map_rc(rc);
+}
+
+int kp_vstore_scan(struct kp_vstore *s, struct kp_vstore_snap *snap,
+		   const char *prefix, size_t prefix_len, const char *after,
+		   size_t after_len, kp_vstore_visit_fn visit, void *arg)
+{
+	struct reader *r;
+	int rc;
+
+	if (snap != NULL)
+		return scan_txn(s, snap->txn, prefix, prefix_len, after,
+				after_len, visit, arg);
+	rc = reader_begin(s, &r);
+	if (rc != 0)
+		return rc;
+	rc = scan_txn(s, r->txn, prefix, prefix_len, after, after_len, visit,
+		      arg);
+	reader_end(r);
+	return rc;
+}
+
+int kp_vstore_snap_begin(struct kp_vstore *s, struct kp_vstore_snap **out)
+{
+	struct kp_vstore_snap *snap = kp_calloc(1, sizeof(*snap));
+	int rc;
+
+	if (snap == NULL)
+		return -ENOMEM;
+	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &snap->txn);
+	if (rc != 0) {
+		kp_free(snap);
+		return map_rc(rc);
+	}
+	snap->s = s;
+	*out = snap;
+	return 0;
+}
+
+void kp_vstore_snap_end(struct kp_vstore_snap *snap)
+{
+	if (snap == NULL)
+		return;
+	mdb_txn_abort(snap->txn);
+	kp_free(snap);
+}
+
+int kp_vstore_meta_get(struct kp_vstore *s, const char *name,
+		       struct kp_buf *out)
+{
+	MDB_val k = { strlen(name), (void *)name }, v;
+	struct reader *r;
+	size_t n;
+	int rc = reader_begin(s, &r);
+
+	if (rc != 0)
+		return rc;
+	rc = mdb_get(r->txn, s->meta, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		rc = 0;
+	} else if (rc != 0) {
+		rc = map_rc(rc);
+	} else if ((rc = check_value(&k, &v, &n)) == 0) {
+		kp_buf_reset(out);
+		rc = kp_buf_append(out, v.mv_data, n) != 0 ? -ENOMEM : 1;
+	}
+	reader_end(r);
+	return rc;
+}
+
+/* Preallocates the file for the most pages c can make it use. */
+static int reserve_space(struct kp_vstore *s, const struct kp_vstore_commit *c,
+			 struct kp_error *err)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	uint64_t used, touched, extra, need;
+
+	if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0)
+		return 0;
+	used = (uint64_t)info.me_last_pgno + 1;
+	touched = c->change_count < used ? c->change_count : used;
+	extra = 2 * (touched + 2 * (uint64_t)c->change_bytes / st.ms_psize) +
+		256 + used / 64;
+	need = (used + extra) * st.ms_psize;
+	if (need > s->max_bytes)
+		need = s->max_bytes;
+	if (fallocate(s->fd, 0, 0, (off_t)need) == 0 || errno == EOPNOTSUPP)
+		return 0;
+	return kp_error_set(err, -errno,
+			    "view store %s: cannot reserve %llu MiB for a checkpoint: %s",
+			    s->dir, (unsigned long long)(need >> 20),
+			    strerror(errno));
+}
+
+static int put_value(MDB_txn *txn, MDB_dbi dbi, const char *key,
+		     size_t key_len, const char *value, size_t value_len)
+{
+	MDB_val k = { key_len, (void *)key };
+	MDB_val v = { value_len + CRC_LEN, NULL };
+	int rc = mdb_put(txn, dbi, &k, &v, MDB_RESERVE);
+
+	if (rc != 0)
+		return rc;
+	memcpy(v.mv_data, value, value_len);
+	kp_put_le32((char *)v.mv_data + value_len,
+		    value_crc(key, key_len, value, value_len));
+	return 0;
+}
+
+static int apply_changes(struct kp_vstore *s, MDB_txn *txn,
+			 const struct kp_vstore_commit *c)
+{
+	struct kp_vstore_change ch;
+	int rc = 0;
+
+	if (c->clear_first)
+		rc = mdb_drop(txn, s->data, 0);
+	while (rc == 0 && c->next(c->arg, &ch) == 1) {
+		char buf[KP_VSTORE_MAX_KEY + 1];
+		MDB_val k;
+
+		if (ch.key_len > KP_VSTORE_MAX_KEY)
+			return MDB_BAD_VALSIZE;
+		k = stored_key(buf, ch.key, ch.key_len);
+		if (ch.value != NULL) {
+			rc = put_value(txn, s->data, k.mv_data, k.mv_size,
+				       ch.value, ch.value_len);
+		} else {
+			rc = mdb_del(txn, s->data, &k, NULL);
+			if (rc == MDB_NOTFOUND)
+				rc = 0;
+		}
+	}
+	for (size_t i = 0; rc == 0 && i < c->meta_count; i++)
+		rc = put_value(txn, s->meta, c->meta_names[i],
+			       strlen(c->meta_names[i]), c->meta_values[i].data,
+			       c->meta_values[i].len);
+	return rc;
+}
+
+int kp_vstore_write(struct kp_vstore *s, const struct kp_vstore_commit *c,
+		    struct kp_error *err)
+{
+	MDB_txn *txn;
+	int rc = reserve_space(s, c, err);
+
+	if (rc != 0)
+		return rc;
+	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	if (rc != 0)
+		return fail(err, s, rc, "begin a checkpoint");
+	rc = apply_changes(s, txn, c);
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		if (rc == MDB_MAP_FULL)
+			return kp_error_set(err, KP_ETOOLARGE,
+					    "view store %s reached view_max_bytes (%llu MiB)",
+					    s->dir,
+					    (unsigned long long)(s->max_bytes >> 20));
+		return fail(err, s, rc, "write a checkpoint");
+	}
+	rc = mdb_txn_commit(txn);
+	return rc == 0 ? 0 : fail(err, s, rc, "commit a checkpoint");
+}
+
+uint64_t kp_vstore_disk_bytes(struct kp_vstore *s)
+{
+	struct stat st;
+
+	if (s->fd < 0 || fstat(s->fd, &st) != 0)
+		return 0;
+	return (uint64_t)st.st_blocks * 512;
+}

@@ -1,0 +1,76 @@
+/*
+ * view_table.h - the in-memory part of a view: an open-addressing hash
+ * table (linear probing, backward-shift deletion) of keys to values, with
+ * per-entry flags saying how each relates to the view's store.
+ *
+ * Not thread-safe by itself: view.c holds its lock around changes.
+ */
+#ifndef KP_VIEW_TABLE_H
+#define KP_VIEW_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VT_DIRTY 1u   /* changed since the last commit */
+#define VT_TOMB 2u    /* deleted (value_len 0); only kept while VT_BASE */
+#define VT_BASE 4u    /* the key is in the store's last commit */
+
+/* One key and its value, in one allocation: key bytes then value slot. */
+struct vt_entry {
+	uint64_t hash;       /* hash of the key */
+	uint32_t key_len;
+	uint32_t value_len;
+	uint32_t value_cap;  /* bytes of the value slot */
+	uint32_t base_len;   /* length of the stored value, with VT_BASE */
+	uint32_t flags;      /* VT_* */
+	char data[];         /* key_len key bytes, then value_cap value bytes */
+};
+
+/* A table of 2^n slots; NULL marks an empty slot. */
+struct vt_table {
+	struct vt_entry **slots;
+	size_t mask;         /* slot count - 1 */
+	size_t count;        /* entries */
+	size_t mem;          /* bytes the entries and slots take, about */
+};
+
+static inline char *vt_value(struct vt_entry *e)
+{
+	return e->data + e->key_len;
+}
+
+/* 64-bit hash of a key. */
+uint64_t vt_hash(const char *key, size_t len);
+
+/* Makes an empty table of slots (a power of two). 0 or -ENOMEM. */
+int vt_init(struct vt_table *t, size_t slots);
+
+/* Frees the entries and the slots. */
+void vt_free(struct vt_table *t);
+
+/* Frees every entry, keeping the slots' allocation small. */
+void vt_clear(struct vt_table *t);
+
+/* The slot holding key, or the empty slot where it would go. */
+size_t vt_find(const struct vt_table *t, uint64_t h, const char *key,
+	       size_t key_len);
+
+/*
+ * Inserts a key known to be absent (slot from vt_find) with a value and
+ * flags. Returns the entry, NULL on -ENOMEM.
+ */
+struct vt_entry *vt_insert(struct vt_table *t, size_t slot, uint64_t h,
+			   const char *key, size_t key_len, const char *value,
+			   size_t value_len, uint32_t flags);
+
+/* Sets the value of the entry at slot (it may move). 0 or -ENOMEM. */
+int vt_set(struct vt_table *t, size_t slot, const char *value,
+	   size_t value_len);
+
+/* Removes and frees the entry at slot. */
+void vt_remove_at(struct vt_table *t, size_t slot);
+
+/* Orders entries by key bytes (a qsort comparator over entry pointers). */
+int vt_entry_cmp(const void *a, const void *b);
+
+#endif
