@@ -429,27 +429,50 @@ static int collect_dirty(struct kp_view *v, struct dirty_list *d)
 	return 0;
 }
 
-/* After a commit: dirty entries become clean (tombstones go). */
+#define MARK_CHUNK 1024
+
+/*
+ * After a commit: dirty entries become clean (tombstones go), under the
+ * lock a chunk at a time so that readers never wait for long. When the
+ * table holds more than half its budget it is dropped whole instead (the
+ * store has every key now), swapped out in O(1) and freed unlocked.
+ */
 static void mark_committed(struct kp_view *v, const struct dirty_list *d)
 {
-	pthread_mutex_lock(&v->lock);
-	for (size_t i = 0; i < d->n; i++) {
-		struct vt_entry *e = d->items[i];
-		size_t slot = vt_find(&v->t, e->hash, e->data, e->key_len);
+	struct vt_table old = { 0 }, fresh;
+	bool drop = v->t.mem > v->cache_bytes / 2 && vt_init(&fresh, 0) == 0;
 
-		if (e->flags & VT_TOMB) {
-			vt_remove_at(&v->t, slot);
-			continue;
-		}
-		e->flags = VT_BASE;
-		e->base_len = e->value_len;
-	}
+	pthread_mutex_lock(&v->lock);
 	v->cleared = false;
 	v->stored_count = v->count;
 	v->stored_bytes = v->bytes;
-	if (v->t.mem > v->cache_bytes / 2)
-		vt_clear(&v->t);
+	if (drop) {
+		old = v->t;
+		v->t = fresh;
+	}
 	pthread_mutex_unlock(&v->lock);
+	if (drop) {
+		vt_free(&old);
+		return;
+	}
+	for (size_t i = 0; i < d->n; i += MARK_CHUNK) {
+		size_t end = i + MARK_CHUNK < d->n ? i + MARK_CHUNK : d->n;
+
+		pthread_mutex_lock(&v->lock);
+		for (size_t j = i; j < end; j++) {
+			struct vt_entry *e = d->items[j];
+
+			if (e->flags & VT_TOMB) {
+				vt_remove_at(&v->t, vt_find(&v->t, e->hash,
+							    e->data,
+							    e->key_len));
+				continue;
+			}
+			e->flags = VT_BASE;
+			e->base_len = e->value_len;
+		}
+		pthread_mutex_unlock(&v->lock);
+	}
 }
 
 int kp_view_commit(struct kp_view *v, const char *const *meta_names,
