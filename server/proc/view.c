@@ -9,8 +9,11 @@
  * tombstone until the commit, and the live count and bytes stay exact.
  *
  * A commit sorts the dirty entries, writes them and the caller's meta
- * records in one store transaction, then marks them clean; when the table
- * holds more than half its budget, the clean entries are dropped.
+ * records in one store transaction, then marks them clean. Clean entries
+ * stay (a working set that fits is read from memory) until the table
+ * reaches its budget; then they are evicted, the table rebuilt off the
+ * lock and swapped in. A commit is due once dirty entries take half the
+ * budget (kp_view_cache_full).
  *
  * The stats meta record: u64 count, u64 bytes (little-endian).
  */
@@ -192,11 +195,12 @@ static int set_locked(struct kp_view *v, const struct lookup *l, uint64_t h,
 		e = v->t.slots[l->slot];
 	} else {
 		e = vt_insert(&v->t, l->slot, h, key, key_len, value,
-			      value_len, l->present ? VT_BASE : 0);
+			      value_len, VT_DIRTY | (l->present ? VT_BASE : 0));
 		if (e == NULL)
 			return -ENOMEM;
-		e->base_len = (uint32_t)l->value_len;
 	}
+	if (!(e->flags & VT_DIRTY))
+		v->t.dirty++;
 	if (l->present) {
 		v->bytes = v->bytes + value_len - l->value_len;
 	} else {
@@ -219,8 +223,9 @@ static int del_locked(struct kp_view *v, const struct lookup *l, uint64_t h,
 			      VT_BASE | VT_TOMB | VT_DIRTY);
 		if (e == NULL)
 			return -ENOMEM;
-		e->base_len = (uint32_t)l->value_len;
 	} else if (e->flags & VT_BASE) {
+		if (!(e->flags & VT_DIRTY))
+			v->t.dirty++;
 		e->value_len = 0;
 		e->flags |= VT_TOMB | VT_DIRTY;
 	} else {
@@ -229,6 +234,25 @@ static int del_locked(struct kp_view *v, const struct lookup *l, uint64_t h,
 	v->count--;
 	v->bytes -= key_len + l->value_len;
 	return 0;
+}
+
+/*
+ * At its budget, the table lets its clean entries go (the writing thread,
+ * after a change): the dirty ones are indexed anew off the lock, swapped
+ * in under it, and the clean ones freed.
+ */
+static void trim(struct kp_view *v)
+{
+	struct vt_table fresh, old;
+
+	if (v->store == NULL || v->t.mem < v->cache_bytes ||
+	    v->t.dirty == v->t.count || vt_dirty_only(&v->t, &fresh) != 0)
+		return;
+	pthread_mutex_lock(&v->lock);
+	old = v->t;
+	v->t = fresh;
+	pthread_mutex_unlock(&v->lock);
+	vt_free_clean(&old);
 }
 
 int kp_view_put_prev(struct kp_view *v, const char *key, size_t key_len,
@@ -248,6 +272,8 @@ int kp_view_put_prev(struct kp_view *v, const char *key, size_t key_len,
 	pthread_mutex_lock(&v->lock);
 	rc = set_locked(v, &l, h, key, key_len, value, value_len);
 	pthread_mutex_unlock(&v->lock);
+	if (l.e == NULL)
+		trim(v);
 	return rc != 0 ? rc : l.present;
 }
 
@@ -286,6 +312,8 @@ int kp_view_incr_prev(struct kp_view *v, const char *key, size_t key_len,
 	pthread_mutex_unlock(&v->lock);
 	if (rc != 0)
 		return rc;
+	if (l.e == NULL)
+		trim(v);
 	*result = sum;
 	return l.present;
 }
@@ -315,6 +343,8 @@ int kp_view_del_prev(struct kp_view *v, const char *key, size_t key_len,
 	pthread_mutex_lock(&v->lock);
 	rc = del_locked(v, &l, h, key, key_len);
 	pthread_mutex_unlock(&v->lock);
+	if (l.e == NULL)
+		trim(v);
 	return rc != 0 ? rc : 1;
 }
 
@@ -355,7 +385,18 @@ size_t kp_view_cache_used(struct kp_view *v)
 
 bool kp_view_cache_full(struct kp_view *v)
 {
-	return v->store != NULL && kp_view_cache_used(v) >= v->cache_bytes;
+	size_t mem, count, dirty;
+
+	if (v->store == NULL)
+		return false;
+	pthread_mutex_lock(&v->lock);
+	mem = v->t.mem;
+	count = v->t.count;
+	dirty = v->t.dirty;
+	pthread_mutex_unlock(&v->lock);
+	/* Dirty entries' share of the table's memory, against half of it. */
+	return count > 0 && (double)mem * (double)dirty / (double)count >=
+				    (double)v->cache_bytes / 2;
 }
 
 uint64_t kp_view_disk_bytes(struct kp_view *v)
@@ -424,8 +465,7 @@ static int collect_dirty(struct kp_view *v, struct dirty_list *d)
 			d->bytes += e->key_len + (size_t)e->value_len;
 		}
 	}
-	if (d->n > 1)
-		qsort(d->items, d->n, sizeof(*d->items), vt_entry_cmp);
+	vt_sort(d->items, d->n);
 	return 0;
 }
 
@@ -440,7 +480,8 @@ static int collect_dirty(struct kp_view *v, struct dirty_list *d)
 static void mark_committed(struct kp_view *v, const struct dirty_list *d)
 {
 	struct vt_table old = { 0 }, fresh;
-	bool drop = v->t.mem > v->cache_bytes / 2 && vt_init(&fresh, 0) == 0;
+	bool drop = v->t.mem >= v->cache_bytes - v->cache_bytes / 8 &&
+		    vt_init(&fresh, 0) == 0;
 
 	pthread_mutex_lock(&v->lock);
 	v->cleared = false;
@@ -469,8 +510,9 @@ static void mark_committed(struct kp_view *v, const struct dirty_list *d)
 				continue;
 			}
 			e->flags = VT_BASE;
-			e->base_len = e->value_len;
 		}
+		if (end == d->n)
+			v->t.dirty = 0;
 		pthread_mutex_unlock(&v->lock);
 	}
 }

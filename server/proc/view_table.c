@@ -8,17 +8,25 @@
 #include "view_table.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
 
 #define MIN_VALUE_CAP 9   /* the longest msgpack integer */
 #define MIN_SLOTS 16
-#define MALLOC_OVERHEAD 16
 
+/* glibc's chunk for a request: 8 bytes of header, 16-byte granules. */
 static size_t entry_mem(const struct vt_entry *e)
 {
-	return sizeof(*e) + e->key_len + e->value_cap + MALLOC_OVERHEAD;
+	size_t n = sizeof(*e) + e->key_len + e->value_cap + 8;
+
+	return n < 32 ? 32 : (n + 15) & ~(size_t)15;
+}
+
+size_t vt_entry_mem(const struct vt_entry *e)
+{
+	return entry_mem(e);
 }
 
 uint64_t vt_hash(const char *key, size_t len)
@@ -54,6 +62,7 @@ int vt_init(struct vt_table *t, size_t slots)
 		return -ENOMEM;
 	t->mask = slots - 1;
 	t->count = 0;
+	t->dirty = 0;
 	t->mem = slots * sizeof(*t->slots);
 	return 0;
 }
@@ -67,6 +76,7 @@ void vt_free(struct vt_table *t)
 	kp_free(t->slots);
 	t->slots = NULL;
 	t->count = 0;
+	t->dirty = 0;
 	t->mem = 0;
 }
 
@@ -81,6 +91,7 @@ void vt_clear(struct vt_table *t)
 			t->slots[i] = NULL;
 		}
 		t->count = 0;
+		t->dirty = 0;
 		t->mem = (t->mask + 1) * sizeof(*t->slots);
 		return;
 	}
@@ -91,14 +102,15 @@ void vt_clear(struct vt_table *t)
 size_t vt_find(const struct vt_table *t, uint64_t h, const char *key,
 	       size_t key_len)
 {
-	size_t i = (size_t)h & t->mask;
+	uint32_t h32 = (uint32_t)h;
+	size_t i = (size_t)h32 & t->mask;
 
 	for (;;) {
 		const struct vt_entry *e = t->slots[i];
 
 		if (e == NULL)
 			return i;
-		if (e->hash == h && e->key_len == key_len &&
+		if (e->hash == h32 && e->key_len == key_len &&
 		    memcmp(e->data, key, key_len) == 0)
 			return i;
 		i = (i + 1) & t->mask;
@@ -142,7 +154,7 @@ struct vt_entry *vt_insert(struct vt_table *t, size_t slot, uint64_t h,
 	size_t cap = value_len < MIN_VALUE_CAP ? MIN_VALUE_CAP : value_len;
 	struct vt_entry *e;
 
-	if (key_len > UINT32_MAX || value_len > UINT32_MAX)
+	if (key_len > UINT16_MAX || value_len > UINT32_MAX)
 		return NULL;
 	if ((t->count + 1) * 4 > (t->mask + 1) * 3) {
 		if (grow(t) != 0)
@@ -152,18 +164,20 @@ struct vt_entry *vt_insert(struct vt_table *t, size_t slot, uint64_t h,
 	e = kp_malloc(sizeof(*e) + key_len + cap);
 	if (e == NULL)
 		return NULL;
-	e->hash = h;
-	e->key_len = (uint32_t)key_len;
+	e->hash = (uint32_t)h;
+	e->key_len = (uint16_t)key_len;
 	e->value_len = (uint32_t)value_len;
 	e->value_cap = (uint32_t)cap;
-	e->base_len = 0;
-	e->flags = flags;
+	e->flags = (uint8_t)flags;
+	e->pad = 0;
 	memcpy(e->data, key, key_len);
 	if (value_len > 0)
 		memcpy(vt_value(e), value, value_len);
 	t->slots[slot] = e;
 	t->count++;
-	t->mem += entry_mem(e) + 0;
+	if (flags & VT_DIRTY)
+		t->dirty++;
+	t->mem += entry_mem(e);
 	return e;
 }
 
@@ -195,6 +209,8 @@ void vt_remove_at(struct vt_table *t, size_t i)
 	size_t j = i;
 
 	t->mem -= entry_mem(t->slots[i]);
+	if (t->slots[i]->flags & VT_DIRTY)
+		t->dirty--;
 	t->count--;
 	kp_free(t->slots[i]);
 	t->slots[i] = NULL;
@@ -223,4 +239,79 @@ int vt_entry_cmp(const void *a, const void *b)
 	if (c != 0)
 		return c;
 	return (x->key_len > y->key_len) - (x->key_len < y->key_len);
+}
+
+int vt_dirty_only(const struct vt_table *t, struct vt_table *out)
+{
+	size_t slots = 16;
+
+	while (slots * 3 < t->dirty * 4 + 4)
+		slots *= 2;
+	if (vt_init(out, slots) != 0)
+		return -ENOMEM;
+	for (size_t i = 0; i <= t->mask; i++) {
+		struct vt_entry *e = t->slots[i];
+
+		if (e == NULL || !(e->flags & VT_DIRTY))
+			continue;
+		place(out, e);
+		out->count++;
+		out->dirty++;
+		out->mem += entry_mem(e);
+	}
+	return 0;
+}
+
+void vt_free_clean(struct vt_table *old)
+{
+	for (size_t i = 0; i <= old->mask; i++) {
+		struct vt_entry *e = old->slots[i];
+
+		if (e != NULL && !(e->flags & VT_DIRTY))
+			kp_free(e);
+	}
+	kp_free(old->slots);
+	old->slots = NULL;
+}
+
+/* An entry and the first 8 bytes of its key, big-endian: sorts as bytes. */
+struct sort_item {
+	uint64_t prefix;
+	struct vt_entry *e;
+};
+
+static int cmp_item(const void *a, const void *b)
+{
+	const struct sort_item *x = a, *y = b;
+
+	if (x->prefix != y->prefix)
+		return x->prefix < y->prefix ? -1 : 1;
+	return vt_entry_cmp(&x->e, &y->e);
+}
+
+int vt_sort(struct vt_entry **items, size_t n)
+{
+	struct sort_item *tmp;
+
+	if (n < 2)
+		return 0;
+	tmp = kp_malloc(n * sizeof(*tmp));
+	if (tmp == NULL) {
+		qsort(items, n, sizeof(*items), vt_entry_cmp);
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const unsigned char *k = (const unsigned char *)items[i]->data;
+		uint64_t p = 0;
+
+		for (size_t j = 0; j < 8; j++)
+			p = (p << 8) | (j < items[i]->key_len ? k[j] : 0);
+		tmp[i].prefix = p;
+		tmp[i].e = items[i];
+	}
+	qsort(tmp, n, sizeof(*tmp), cmp_item);
+	for (size_t i = 0; i < n; i++)
+		items[i] = tmp[i].e;
+	kp_free(tmp);
+	return 0;
 }

@@ -15,14 +15,18 @@
 #define VT_TOMB 2u    /* deleted (value_len 0); only kept while VT_BASE */
 #define VT_BASE 4u    /* the key is in the store's last commit */
 
-/* One key and its value, in one allocation: key bytes then value slot. */
+/*
+ * One key and its value, in one allocation: key bytes then value slot.
+ * 16 bytes of header: a view of a million small keys fits its table in
+ * the default 64 MiB.
+ */
 struct vt_entry {
-	uint64_t hash;       /* hash of the key */
-	uint32_t key_len;
+	uint32_t hash;       /* hash of the key (its low 32 bits) */
 	uint32_t value_len;
 	uint32_t value_cap;  /* bytes of the value slot */
-	uint32_t base_len;   /* length of the stored value, with VT_BASE */
-	uint32_t flags;      /* VT_* */
+	uint16_t key_len;    /* at most KP_VIEW_MAX_KEY */
+	uint8_t flags;       /* VT_* */
+	uint8_t pad;
 	char data[];         /* key_len key bytes, then value_cap value bytes */
 };
 
@@ -32,6 +36,7 @@ struct vt_table {
 	size_t mask;         /* slot count - 1 */
 	size_t count;        /* entries */
 	size_t mem;          /* bytes the entries and slots take, about */
+	size_t dirty;        /* entries with VT_DIRTY (kept by view.c) */
 };
 
 static inline char *vt_value(struct vt_entry *e)
@@ -51,9 +56,26 @@ void vt_free(struct vt_table *t);
 /* Frees every entry, keeping the slots' allocation small. */
 void vt_clear(struct vt_table *t);
 
+/*
+ * Builds into out a table holding only t's dirty entries (the same
+ * entries, not copies): the caller swaps it in, then frees the clean ones
+ * with vt_free_clean. 0 or -ENOMEM.
+ */
+int vt_dirty_only(const struct vt_table *t, struct vt_table *out);
+
+/* Frees the clean entries of a table swapped out by vt_dirty_only, and
+ * its slots (its dirty entries live on in the new table). */
+void vt_free_clean(struct vt_table *old);
+
+/* Bytes an entry takes in memory (its allocation, about). */
+size_t vt_entry_mem(const struct vt_entry *e);
+
 /* The slot holding key, or the empty slot where it would go. */
 size_t vt_find(const struct vt_table *t, uint64_t h, const char *key,
 	       size_t key_len);
+
+/* Sorts entries by key bytes, fast for many (compares 8-byte prefixes). */
+int vt_sort(struct vt_entry **items, size_t n);
 
 /*
  * Inserts a key known to be absent (slot from vt_find) with a value and

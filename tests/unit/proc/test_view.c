@@ -677,24 +677,47 @@ static void test_damaged_store(void **state)
 
 static void test_cache_budget(void **state)
 {
-	struct kp_view *v = new_stored(1 << 20);
+	enum { BUDGET = 1 << 20 };
+	struct kp_view *v = new_stored(BUDGET);
+	size_t most = 0;
+	bool evicted = false;
 	char key[32];
 	int64_t r;
+	int i;
 
 	(void)state;
-	for (int i = 0; !kp_view_cache_full(v); i++) {
+	/* Changes fill half the budget: a commit is due. */
+	for (i = 0; !kp_view_cache_full(v); i++) {
 		int n = snprintf(key, sizeof(key), "key-%d", i);
 
 		assert_true(i < 100000);
 		assert_int_equal(kp_view_incr(v, key, (size_t)n, 1, &r), 0);
 	}
-	assert_true(kp_view_cache_used(v) >= (1 << 20));
+	assert_true(kp_view_cache_used(v) >= BUDGET / 2);
 	commit(v);
-	/* Past half its budget, the table lets its clean keys go. */
-	assert_true(kp_view_cache_used(v) < 4096);
+	/* Committed keys stay in memory while they fit... */
 	assert_false(kp_view_cache_full(v));
+	assert_true(kp_view_cache_used(v) >= BUDGET / 2);
 	assert_int_equal(kp_view_incr(v, "key-7", 5, 1, &r), 0);
 	assert_int_equal(r, 2);
+	/* ...and go when new keys need the room: memory stays bounded. */
+	for (int j = 0; j < 20000; j++, i++) {
+		int n = snprintf(key, sizeof(key), "key-%d", i);
+		size_t used;
+
+		assert_int_equal(kp_view_incr(v, key, (size_t)n, 1, &r), 0);
+		used = kp_view_cache_used(v);
+		if (used < most)
+			evicted = true;
+		most = used > most ? used : most;
+		if (kp_view_cache_full(v))
+			commit(v);
+	}
+	assert_true(evicted);
+	assert_true(most <= BUDGET + BUDGET / 4);
+	assert_int_equal(kp_view_incr(v, "key-7", 5, 0, &r), 0);
+	assert_int_equal(r, 2);
+	assert_int_equal(kp_view_count(v), (size_t)i);
 	drop_view(v);
 }
 
