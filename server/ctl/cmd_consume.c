@@ -37,8 +37,10 @@
  * and "provenance" its version. It takes neither --follow nor --group.
  *
  * A fetch below the log start (retention removed the data) continues at the
- * start; a batch that failed its CRC (CORRUPT_BATCH) is reported, skipped
- * when the server says where reading can go on, and makes the status 1.
+ * start; a damaged batch (CORRUPT_BATCH) is skipped to the offset the
+ * server says reading goes on at, with one line on stderr
+ *   kappactl: skipped offsets 120-239 of orders/0: corrupt batch
+ * and reading goes on; the status at the end is then 1.
  */
 #include "cmd.h"
 
@@ -298,8 +300,9 @@ static void fetch_error(struct consumer *cs, struct part *p, int code,
 	}
 	if (code == KP_ECORRUPT &&
 	    kp_ctl_mp_get_u64(cs->resp.map, "offset", &at) == 0 && at > p->next) {
-		kp_ctl_fail(cs->ctx, "%s partition %u: %s; skipping to offset %llu",
-			    cs->topic, p->id, err->msg, (unsigned long long)at);
+		kp_ctl_fail(cs->ctx, "skipped offsets %llu-%llu of %s/%u: corrupt batch",
+			    (unsigned long long)p->next,
+			    (unsigned long long)(at - 1), cs->topic, p->id);
 		cs->status = KP_CTL_EXIT_FAIL;
 		p->next = at;
 		return;

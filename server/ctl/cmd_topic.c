@@ -14,7 +14,8 @@
 #define CREATE_USAGE                                                           \
 	"kappactl topic create NAME [--partitions N] [--fsync always|interval|never]" \
 	" [--fsync-interval-ms N] [--retention-ms N] [--retention-bytes N]"    \
-	" [--segment-bytes N] [--segment-ms N]"
+	" [--segment-bytes N] [--segment-ms N]"                                 \
+	" [--cleanup delete|compact|compact,delete] [--delete-retention-ms N]"
 
 /* Runs op with fields (stolen) and returns 0 with *resp filled, or fails. */
 static int call(struct kp_ctl_ctx *ctx, struct kp_ctl_client *c, const char *op,
@@ -58,7 +59,7 @@ static int topic_create(struct kp_ctl_ctx *ctx, struct kp_ctl_client *c,
 {
 	const char *partitions = NULL, *fsync = NULL, *fsync_ms = NULL,
 		   *ret_ms = NULL, *ret_bytes = NULL, *seg_bytes = NULL,
-		   *seg_ms = NULL, *pos[1];
+		   *seg_ms = NULL, *cleanup = NULL, *del_ms = NULL, *pos[1];
 	const struct kp_ctl_opt opts[] = {
 		{ "partitions", &partitions, NULL },
 		{ "fsync", &fsync, NULL },
@@ -67,6 +68,8 @@ static int topic_create(struct kp_ctl_ctx *ctx, struct kp_ctl_client *c,
 		{ "retention-bytes", &ret_bytes, NULL },
 		{ "segment-bytes", &seg_bytes, NULL },
 		{ "segment-ms", &seg_ms, NULL },
+		{ "cleanup", &cleanup, NULL },
+		{ "delete-retention-ms", &del_ms, NULL },
 		{ NULL, NULL, NULL },
 	};
 	struct kp_ctl_resp resp;
@@ -81,11 +84,18 @@ static int topic_create(struct kp_ctl_ctx *ctx, struct kp_ctl_client *c,
 	if (fsync != NULL && strcmp(fsync, "always") != 0 &&
 	    strcmp(fsync, "interval") != 0 && strcmp(fsync, "never") != 0)
 		return kp_ctl_usage(ctx, "--fsync is always, interval or never");
+	if (cleanup != NULL && strcmp(cleanup, "delete") != 0 &&
+	    strcmp(cleanup, "compact") != 0 &&
+	    strcmp(cleanup, "compact,delete") != 0 &&
+	    strcmp(cleanup, "delete,compact") != 0)
+		return kp_ctl_usage(ctx, "--cleanup is delete, compact or compact,delete");
 	f = json_pack("{ss}", "topic", pos[0]);
 	if (f == NULL)
 		return kp_ctl_fail(ctx, "out of memory");
 	if (fsync != NULL)
 		json_object_set_new(f, "fsync", json_string(fsync));
+	if (cleanup != NULL)
+		json_object_set_new(f, "cleanup", json_string(cleanup));
 	rc = add_number(ctx, f, "partitions", "partitions", partitions, 0);
 	if (rc == 0)
 		rc = add_number(ctx, f, "fsync-interval-ms", "fsync_interval_ms",
@@ -99,6 +109,9 @@ static int topic_create(struct kp_ctl_ctx *ctx, struct kp_ctl_client *c,
 		rc = add_number(ctx, f, "segment-bytes", "segment_bytes", seg_bytes, 0);
 	if (rc == 0)
 		rc = add_number(ctx, f, "segment-ms", "segment_ms", seg_ms, 0);
+	if (rc == 0)
+		rc = add_number(ctx, f, "delete-retention-ms",
+				"delete_retention_ms", del_ms, 0);
 	if (rc != 0) {
 		json_decref(f);
 		return rc;

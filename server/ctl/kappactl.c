@@ -21,6 +21,8 @@ static const char usage_text[] =
 "  topic create NAME [--partitions N] [--fsync always|interval|never]\n"
 "               [--fsync-interval-ms N] [--retention-ms N] [--retention-bytes N]\n"
 "               [--segment-bytes N] [--segment-ms N]\n"
+"               [--cleanup delete|compact|compact,delete]\n"
+"               [--delete-retention-ms N]\n"
 "                                    the topic's description\n"
 "  topic list                        one description per line\n"
 "  topic describe NAME               the topic's description\n"

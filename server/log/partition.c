@@ -21,13 +21,13 @@
 
 #include "batch.h"
 #include "producer.h"
+#include "reader.h"
 #include "recovery.h"
 #include "segment.h"
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/logging.h"
 
-#define READ_CHUNK (64u << 10)
 #define CKPT_EVERY_MS 1000
 
 struct kp_partition {
@@ -314,7 +314,7 @@ int kp_partition_producer_check(struct kp_partition *p, uint64_t pid,
 }
 
 static bool should_roll(const struct kp_partition *p, size_t len,
-			uint32_t count, int64_t now_ms)
+			uint64_t span, int64_t now_ms)
 {
 	const struct kp_segment *seg = active(p);
 
@@ -323,7 +323,7 @@ static bool should_roll(const struct kp_partition *p, size_t len,
 	return seg->size + len > p->cfg.segment_bytes ||
 	       seg->size + len > UINT32_MAX ||
 	       now_ms - seg->created_ms >= p->cfg.segment_ms ||
-	       p->end_offset + count - seg->base > UINT32_MAX;
+	       p->end_offset + span - seg->base > UINT32_MAX;
 }
 
 static int roll(struct kp_partition *p, int64_t now_ms, struct kp_error *err)
@@ -385,6 +385,7 @@ int kp_partition_append(struct kp_partition *p, char *batch, size_t len,
 			struct kp_error *err)
 {
 	struct kp_batch_header h;
+	uint64_t span;
 	int rc;
 
 	if (p->failed)
@@ -392,10 +393,8 @@ int kp_partition_append(struct kp_partition *p, char *batch, size_t len,
 	rc = kp_batch_header_decode(batch, len, &h);
 	if (rc != 0 || h.batch_len != len)
 		return kp_error_set(err, KP_ECORRUPT, "malformed batch");
-	if (!kp_batch_crc_ok(batch, &h))
-		return kp_error_set(err, KP_ECORRUPT,
-				    "batch failed its CRC check");
-	if (should_roll(p, len, h.count, now_ms)) {
+	span = (uint64_t)h.last_offset_delta + 1;
+	if (should_roll(p, len, span, now_ms)) {
 		rc = roll(p, now_ms, err);
 		if (rc != 0)
 			return rc;
@@ -421,11 +420,11 @@ int kp_partition_append(struct kp_partition *p, char *batch, size_t len,
 	if (p->full)
 		kp_log_info("partition", "%s takes writes again", p->dir);
 	p->full = false;
-	p->end_offset += h.count;
+	p->end_offset = kp_batch_next_offset(&h);
 	p->size_bytes += len;
 	update_visible(p);
 	if (kp_producer_update(&p->producers, h.producer_id, h.producer_seq,
-			       h.base_offset, h.count) != 0)
+			       h.base_offset, (uint32_t)span) != 0)
 		kp_log_warn("partition", "out of memory recording producer %"
 			    PRIu64 " of %s", h.producer_id, p->dir);
 	*base_offset = h.base_offset;
@@ -578,131 +577,19 @@ bool kp_partition_syncing(const struct kp_partition *p)
 	return p->syncing;
 }
 
-static size_t find_segment(const struct kp_partition *p, uint64_t offset)
+static void log_view(struct kp_partition *p, struct kp_log_view *lv)
 {
-	size_t lo = 0, hi = p->nsegs;
-
-	while (hi - lo > 1) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (p->segs[mid]->base <= offset)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/*
- * Positions r at the batch of seg holding offset (or the first after it).
- * Returns 0 with *h; 1 when there is none; KP_ECORRUPT (r->pos at the bad
- * header); -errno.
- */
-static int locate(struct kp_partition *p, struct kp_segment *seg,
-		  uint64_t offset, struct kp_segment_reader *r,
-		  struct kp_batch_header *h)
-{
-	int rc;
-
-	kp_segment_reader_init(r, seg, kp_segment_lookup(seg, offset),
-			       seg->size, &p->scratch, READ_CHUNK);
-	while ((rc = kp_segment_reader_next(r, h)) == 0) {
-		if (h->base_offset + h->count > offset ||
-		    h->base_offset > offset)
-			return 0;
-		kp_segment_reader_advance(r, h);
-	}
-	return rc == -EAGAIN ? KP_ECORRUPT : rc;
-}
-
-static void warn_bad(struct kp_segment *seg, uint64_t pos)
-{
-	if (seg->warned_pos == pos + 1)
-		return;
-	seg->warned_pos = pos + 1;
-	kp_log_warn("partition", "batch at position %" PRIu64 " of %s.log "
-		    "is corrupt (CRC or header check failed); not serving it",
-		    pos, seg->path);
-}
-
-/* The offset a reader may resume from after the bad batch at pos. */
-static uint64_t skip_after(struct kp_partition *p, struct kp_segment *seg,
-			   uint64_t pos, const struct kp_batch_header *h,
-			   uint64_t offset)
-{
-	struct kp_segment_reader r;
-	struct kp_batch_header next;
-
-	if (h != NULL && pos + h->batch_len <= seg->size) {
-		if (pos + h->batch_len == seg->size)
-			return seg->next_offset;
-		kp_segment_reader_init(&r, seg, pos + h->batch_len, seg->size,
-				       &p->scratch, KP_BATCH_HEADER_SIZE);
-		if (kp_segment_reader_next(&r, &next) == 0 &&
-		    next.base_offset > offset && next.base_offset < seg->next_offset)
-			return next.base_offset;
-	}
-	return 0;
-}
-
-/* Reads whole visible batches of seg from pos into out; see the caller. */
-static int read_window(struct kp_partition *p, struct kp_segment *seg,
-		       uint64_t pos, size_t want, uint64_t *expect,
-		       struct kp_buf *out, bool *more, uint64_t *bad_pos,
-		       struct kp_batch_header *bad, bool *bad_hdr)
-{
-	struct kp_batch_header h;
-	size_t off = 0;
-	char *data;
-	int rc;
-
-	*more = false;
-	if (want > seg->size - pos)
-		want = (size_t)(seg->size - pos);
-	rc = kp_buf_reserve(out, want);
-	if (rc != 0)
-		return rc;
-	data = out->data + out->len;
-	rc = kp_segment_pread(seg, data, want, pos);
-	if (rc != 0)
-		return rc;
-	for (;;) {
-		if (off == want) {
-			*more = pos + off == seg->size;
-			break;
-		}
-		rc = kp_batch_header_decode(data + off, want - off, &h);
-		if (rc == -EAGAIN && want - off >= KP_BATCH_HEADER_SIZE &&
-		    pos + off + h.batch_len <= seg->size)
-			break;
-		*bad_hdr = rc != 0;
-		if (rc != 0 || h.base_offset != *expect ||
-		    !kp_batch_crc_ok(data + off, &h)) {
-			*bad_pos = pos + off;
-			*bad = h;
-			rc = KP_ECORRUPT;
-			break;
-		}
-		if (h.base_offset >= p->visible_end)
-			break;
-		*expect = h.base_offset + h.count;
-		off += h.batch_len;
-	}
-	out->len += off;
-	return rc == KP_ECORRUPT ? rc : 0;
+	lv->segs = p->segs;
+	lv->n = p->nsegs;
+	lv->visible_end = p->visible_end;
+	lv->scratch = &p->scratch;
 }
 
 int kp_partition_read(struct kp_partition *p, uint64_t offset,
 		      size_t max_bytes, struct kp_buf *out, uint64_t *skip_to,
 		      struct kp_error *err)
 {
-	struct kp_segment_reader r;
-	struct kp_batch_header h, bad = { 0 };
-	size_t si, start_len = out->len, want;
-	struct kp_segment *seg;
-	uint64_t pos, expect, bad_pos = 0;
-	bool more, bad_hdr = false;
-	int rc;
+	struct kp_log_view lv;
 
 	if (skip_to != NULL)
 		*skip_to = 0;
@@ -712,117 +599,17 @@ int kp_partition_read(struct kp_partition *p, uint64_t offset,
 				    p->segs[0]->base, p->visible_end);
 	if (offset == p->visible_end)
 		return 0;
-	si = find_segment(p, offset);
-	seg = p->segs[si];
-	rc = locate(p, seg, offset, &r, &h);
-	if (rc == 1)
-		return kp_error_set(err, KP_EINTERNAL, "offset %" PRIu64
-				    " not found in %s.log", offset, seg->path);
-	if (rc == KP_ECORRUPT) {
-		warn_bad(seg, r.pos);
-		if (skip_to != NULL)
-			*skip_to = skip_after(p, seg, r.pos, NULL, offset);
-		return kp_error_set(err, KP_ECORRUPT, "corrupt batch at "
-				    "position %" PRIu64 " of %s.log", r.pos,
-				    seg->path);
-	}
-	if (rc != 0)
-		return kp_error_set(err, rc, "read of %s.log failed: %s",
-				    seg->path, kp_error_text(rc));
-	pos = r.pos;
-	expect = h.base_offset;
-	want = max_bytes > h.batch_len ? max_bytes : h.batch_len;
-	for (;;) {
-		rc = read_window(p, seg, pos, want, &expect, out, &more,
-				 &bad_pos, &bad, &bad_hdr);
-		if (rc == KP_ECORRUPT && out->len == start_len) {
-			warn_bad(seg, bad_pos);
-			if (skip_to != NULL)
-				*skip_to = skip_after(p, seg, bad_pos,
-						      bad_hdr ? NULL : &bad,
-						      offset);
-			return kp_error_set(err, KP_ECORRUPT, "corrupt batch "
-					    "at position %" PRIu64 " of %s.log",
-					    bad_pos, seg->path);
-		}
-		if (rc == KP_ECORRUPT) {
-			warn_bad(seg, bad_pos);
-			return 0;
-		}
-		if (rc != 0) {
-			out->len = start_len;
-			return kp_error_set(err, rc, "read of %s.log failed: %s",
-					    seg->path, kp_error_text(rc));
-		}
-		if (!more || ++si == p->nsegs ||
-		    out->len - start_len >= max_bytes ||
-		    p->segs[si]->base >= p->visible_end)
-			return 0;
-		seg = p->segs[si];
-		pos = 0;
-		expect = seg->base;
-		want = max_bytes - (out->len - start_len);
-	}
-}
-
-/* The first offset of seg at or after from whose record has ts >= ts. */
-static int find_time(struct kp_partition *p, struct kp_segment *seg,
-		     int64_t ts, uint64_t *offset)
-{
-	struct kp_segment_reader r;
-	struct kp_batch_header h;
-	struct kp_record rec;
-	const char *bytes;
-	size_t rpos;
-	uint32_t index;
-	int rc;
-
-	rc = locate(p, seg, kp_segment_time_lookup(seg, ts), &r, &h);
-	for (; rc == 0; rc = kp_segment_reader_next(&r, &h)) {
-		if (h.base_offset >= p->visible_end)
-			return 1;
-		if (h.max_ts >= ts) {
-			rc = kp_segment_reader_bytes(&r, &h, &bytes);
-			if (rc != 0)
-				return rc;
-			if (!kp_batch_crc_ok(bytes, &h)) {
-				*offset = h.base_offset;
-				return 0;
-			}
-			rpos = 0;
-			while (kp_batch_next(bytes, &h, &rpos, &index, &rec) ==
-			       1) {
-				if (rec.ts >= ts) {
-					*offset = rec.offset;
-					return 0;
-				}
-			}
-		}
-		kp_segment_reader_advance(&r, &h);
-	}
-	return rc == 1 || rc == -EAGAIN || rc == KP_ECORRUPT ? 1 : rc;
+	log_view(p, &lv);
+	return kp_reader_read(&lv, offset, max_bytes, out, skip_to, err);
 }
 
 int kp_partition_offset_for_time(struct kp_partition *p, int64_t ts,
 				 uint64_t *offset, struct kp_error *err)
 {
-	for (size_t i = 0; i < p->nsegs; i++) {
-		struct kp_segment *seg = p->segs[i];
-		int rc;
+	struct kp_log_view lv;
 
-		if (seg->base >= p->visible_end)
-			break;
-		if (seg->size == 0 || seg->max_ts < ts)
-			continue;
-		rc = find_time(p, seg, ts, offset);
-		if (rc == 0)
-			return 0;
-		if (rc < 0)
-			return kp_error_set(err, rc, "read of %s.log failed: %s",
-					    seg->path, kp_error_text(rc));
-	}
-	*offset = p->visible_end;
-	return 0;
+	log_view(p, &lv);
+	return kp_reader_offset_for_time(&lv, ts, offset, err);
 }
 
 int kp_partition_enforce_retention(struct kp_partition *p, int64_t now_ms)
@@ -864,4 +651,61 @@ void kp_partition_stats(const struct kp_partition *p,
 	st->duplicates = p->duplicates;
 	st->failed = p->failed;
 	st->full = p->full;
+}
+
+/* ---- for compaction (compact.h; store.c runs it) ------------------------ */
+
+size_t kp_partition_segment_count(const struct kp_partition *p)
+{
+	return p->nsegs;
+}
+
+struct kp_segment *kp_partition_segment_at(const struct kp_partition *p,
+					   size_t i)
+{
+	return p->segs[i];
+}
+
+int kp_partition_replace_segments(struct kp_partition *p, uint64_t base,
+				  size_t count, struct kp_segment *seg)
+{
+	uint64_t old = 0;
+	size_t i = 0;
+
+	while (i < p->nsegs && p->segs[i]->base != base)
+		i++;
+	if (count == 0 || i + count >= p->nsegs || seg->base != base)
+		return -EINVAL;
+	for (size_t k = i; k < i + count; k++) {
+		old += p->segs[k]->size;
+		kp_segment_close(p->segs[k]);
+	}
+	p->segs[i] = seg;
+	memmove(&p->segs[i + 1], &p->segs[i + count],
+		(p->nsegs - i - count) * sizeof(p->segs[0]));
+	p->nsegs -= count - 1;
+	p->size_bytes = p->size_bytes - old + seg->size;
+	return 0;
+}
+
+int kp_partition_write_recovery_point(struct kp_partition *p)
+{
+	struct kp_segment *seg = active(p);
+	struct kp_ckpt ck;
+
+	if (p->failed || p->syncing)
+		return -EAGAIN;
+	if (p->cfg.fsync == KP_FSYNC_NEVER) {
+		memset(&ck, 0, sizeof(ck));
+		ck.segment_base = seg->base;
+		ck.next_offset = seg->base;
+		ck.max_ts = INT64_MIN;
+		ck.created_ms = seg->created_ms;
+	} else {
+		if (p->durable_end != p->end_offset)
+			return -EAGAIN;
+		ckpt_of_active(p, &ck);
+	}
+	write_ckpt(p, &ck, false);
+	return 0;
 }

@@ -4,10 +4,10 @@
  * Files in the partition directory:
  *   <20-digit base offset>.log        batches (batch.h), appended
  *   <20-digit base offset>.index      sparse offset index: (u32 relative
- *                                     offset, u32 position) every
+ *                                     offset, u32 position, u32 crc) every
  *                                     index_interval_bytes of log
  *   <20-digit base offset>.timeindex  sparse time index: (i64 max ts so far,
- *                                     u32 relative offset)
+ *                                     u32 relative offset, u32 crc)
  *   recovery.ckpt                     recovery point: how far the log is
  *                                     known clean (written after an fsync),
  *                                     plus the producer-id snapshot, CRC'd
@@ -20,8 +20,10 @@
  *
  * Recovery at open scans only the tail of the last segment beyond the
  * recovery point: it truncates a torn tail and rebuilds a missing or damaged
- * index. Sealed segments are trusted at open and CRC-checked on every read;
- * a batch whose CRC fails is never served (KP_ECORRUPT, logged).
+ * index; segments of batch format 1 are first rewritten in format 2
+ * (migrate.h). Sealed segments are trusted at open and checked on every
+ * read: a batch whose header or records fail their CRC is never served
+ * (KP_ECORRUPT, logged, with the offset where reading goes on: reader.h).
  */
 #ifndef KP_PARTITION_H
 #define KP_PARTITION_H
@@ -71,6 +73,7 @@ struct kp_partition_stats {
 };
 
 struct kp_partition;
+struct kp_segment;
 struct kp_sync_job;
 
 /*
@@ -145,13 +148,16 @@ int kp_partition_sync_done(struct kp_partition *p, struct kp_sync_job *job,
 bool kp_partition_syncing(const struct kp_partition *p);
 
 /*
- * Reads whole visible batches starting with the one that holds offset,
- * appending their bytes to out, until max_bytes is reached (at least one
- * batch when any is visible). Every batch's CRC is checked: a bad first
- * batch returns KP_ECORRUPT with *skip_to set to the offset after it (or 0
- * if unknown); a bad later batch ends the read before it. Returns 0 (out
- * unchanged when offset == visible end), KP_EOFFSET when offset is below
- * the start or above the visible end.
+ * Reads whole visible batches starting with the one that holds offset (or
+ * the first after it: offsets may have gaps), appending their bytes to out,
+ * until max_bytes is reached (at least one batch when any is visible).
+ * Every batch is checked (header CRC, records' CRC, layout): when the one
+ * holding offset is damaged, returns KP_ECORRUPT with *skip_to set to the
+ * first offset of the next readable batch after it, or the visible end
+ * when none follows (always > offset, and itself readable); a damaged
+ * later batch ends the read before it. A batch cut by the end of a read
+ * window is not damage. Returns 0 (out unchanged when offset == visible
+ * end), KP_EOFFSET when offset is below the start or above the visible end.
  */
 int kp_partition_read(struct kp_partition *p, uint64_t offset,
 		      size_t max_bytes, struct kp_buf *out, uint64_t *skip_to,
@@ -179,5 +185,36 @@ void kp_partition_stats(const struct kp_partition *p,
  * an fdatasync of the job had failed. Tests only.
  */
 void kp_sync_job_inject_error(struct kp_sync_job *job, int error);
+
+/*
+ * For compaction (compact.h, run by store.c), loop thread: the segments,
+ * oldest first (the last is the active one; segment.h's fields are read
+ * only), valid until the next append, retention or replacement.
+ */
+size_t kp_partition_segment_count(const struct kp_partition *p);
+struct kp_segment *kp_partition_segment_at(const struct kp_partition *p,
+					   size_t i);
+
+/*
+ * Replaces the count sealed segments starting with the one at base by seg
+ * (which starts at base too and holds what they held, minus what
+ * compaction removed), taking ownership of seg and closing (not deleting:
+ * the compactor owns the files) the old ones. The active segment is never
+ * replaced. Returns 0, or -EINVAL (nothing changed) when the segments are
+ * not there.
+ */
+int kp_partition_replace_segments(struct kp_partition *p, uint64_t base,
+				  size_t count, struct kp_segment *seg);
+
+/*
+ * Writes a recovery point for the active segment now, so that the sealed
+ * segments before it count as clean at the next open (compaction rewrites
+ * only those: recovery checks the segments from the recovery point's on for
+ * contiguous offsets). With fsync=never it says nothing of the active
+ * segment's contents (position 0, as at a roll). Returns 0, or -EAGAIN
+ * when not everything written is durable yet, a sync job is in flight or
+ * the partition has failed.
+ */
+int kp_partition_write_recovery_point(struct kp_partition *p);
 
 #endif

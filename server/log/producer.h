@@ -2,7 +2,7 @@
  * producer.h - idempotent producer state of one partition.
  *
  * For every producer id the table remembers its last KP_PRODUCER_BATCHES
- * batches (sequence number, base offset, record count), so a retried batch
+ * batches (sequence number, base offset, offsets spanned), so a retried batch
  * is recognised and answered with the original offsets instead of being
  * written twice. The table is rebuilt at open from the snapshot kept in the
  * recovery point plus the batches scanned after it. Loop thread only.
@@ -18,7 +18,8 @@
 /* One remembered batch. */
 struct kp_producer_batch {
 	uint32_t seq;     /* producer sequence number of the batch */
-	uint32_t count;   /* records in the batch */
+	uint32_t count;   /* offsets it spans: last delta + 1 (its records,
+			     for a batch as produced) */
 	uint64_t base;    /* offset assigned to its first record */
 };
 
@@ -51,7 +52,7 @@ int kp_producer_check(const struct kp_producer_table *t, uint64_t pid,
 		      uint32_t seq, uint64_t *base, uint32_t *count);
 
 /*
- * Records batch seq of pid at base with count records, forgetting the
+ * Records batch seq of pid at base spanning count offsets, forgetting the
  * oldest beyond KP_PRODUCER_BATCHES. A seq that is not after the last one
  * remembered is ignored (replaying a tail twice is harmless). pid 0 is
  * ignored. Returns 0 or -ENOMEM.

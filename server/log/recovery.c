@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "migrate.h"
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/crc32c.h"
@@ -238,8 +239,8 @@ static bool batch_at(struct kp_segment *seg, uint64_t pos, uint64_t next,
 	if (pos + KP_BATCH_HEADER_SIZE > file_size ||
 	    kp_segment_pread(seg, hdr, sizeof(hdr), pos) != 0)
 		return false;
-	rc = kp_batch_header_decode(hdr, sizeof(hdr), &h);
-	return (rc == 0 || rc == -EAGAIN) && h.base_offset == next;
+	rc = kp_batch_header_read(hdr, &h);
+	return rc == 0 && h.base_offset == next;
 }
 
 /*
@@ -326,15 +327,15 @@ static int scan_tail(struct kp_segment *seg, const struct scan_start *s,
 		}
 		if (rc != 0)
 			break;
-		if (h.base_offset != next ||
-		    h.base_offset + h.count - seg->base > UINT32_MAX) {
+		if (h.base_offset < next ||
+		    kp_batch_next_offset(&h) - seg->base > UINT32_MAX) {
 			why = "offset out of sequence";
 			break;
 		}
 		rc = kp_segment_reader_bytes(&r, &h, &bytes);
 		if (rc != 0)
 			break;
-		if (!kp_batch_crc_ok(bytes, &h)) {
+		if (kp_batch_verify(bytes, &h) != 0) {
 			why = "CRC mismatch";
 			break;
 		}
@@ -344,10 +345,10 @@ static int scan_tail(struct kp_segment *seg, const struct scan_start *s,
 		if (rc == 0)
 			rc = kp_producer_update(producers, h.producer_id,
 						h.producer_seq, h.base_offset,
-						h.count);
+						h.last_offset_delta + 1);
 		if (rc != 0)
 			break;
-		next = h.base_offset + h.count;
+		next = kp_batch_next_offset(&h);
 		kp_segment_reader_advance(&r, &h);
 	}
 	kp_buf_destroy(&buf);
@@ -425,11 +426,11 @@ static bool sealed_tail_ok(struct kp_segment *seg, uint64_t pos, uint64_t next)
 			ok = r.pos == seg->size && next == seg->next_offset;
 			break;
 		}
-		if (rc != 0 || h.base_offset != next ||
+		if (rc != 0 || h.base_offset < next ||
 		    kp_segment_reader_bytes(&r, &h, &bytes) != 0 ||
-		    !kp_batch_crc_ok(bytes, &h))
+		    kp_batch_verify(bytes, &h) != 0)
 			break;
-		next = h.base_offset + h.count;
+		next = kp_batch_next_offset(&h);
 		kp_segment_reader_advance(&r, &h);
 	}
 	kp_buf_destroy(&buf);
@@ -489,6 +490,39 @@ static size_t check_unsynced(const char *dir, const struct kp_ckpt *ck,
 	return n;
 }
 
+/*
+ * Rewrites format-1 segments (migrate.h); a recovery point in one of them
+ * moves with it and is written again.
+ */
+static int migrate(const char *dir, const uint64_t *bases, size_t n,
+		   uint32_t interval, struct kp_ckpt *ck, bool ck_ok,
+		   const struct kp_producer_table *producers,
+		   struct kp_error *err)
+{
+	struct kp_migrate_mark mark;
+	int rc;
+
+	memset(&mark, 0, sizeof(mark));
+	mark.valid = ck_ok;
+	mark.segment_base = ck->segment_base;
+	mark.position = ck->position;
+	mark.next_offset = ck->next_offset;
+	rc = kp_migrate_segments(dir, bases, n, interval, &mark, err);
+	if (rc != 0 || !mark.moved)
+		return rc;
+	ck->position = mark.position;
+	ck->next_offset = mark.next_offset;
+	if (ck->position == 0)
+		ck->max_ts = INT64_MIN;
+	ck->index_entries = 0;
+	ck->time_entries = 0;
+	rc = kp_recovery_ckpt_write(dir, ck, producers, true);
+	if (rc != 0)
+		kp_log_warn("recovery", "cannot write the recovery point of %s "
+			    "after migrating it: %s", dir, kp_error_text(rc));
+	return 0;
+}
+
 int kp_recovery_run(const char *dir, uint32_t interval,
 		    struct kp_recovered *out,
 		    struct kp_producer_table *producers, struct kp_error *err)
@@ -502,6 +536,7 @@ int kp_recovery_run(const char *dir, uint32_t interval,
 	int rc;
 
 	memset(out, 0, sizeof(*out));
+	memset(&ck, 0, sizeof(ck));
 	if (mkdir(dir, 0755) == 0)
 		out->created = true;
 	else if (errno != EEXIST)
@@ -520,6 +555,9 @@ int kp_recovery_run(const char *dir, uint32_t interval,
 			     kp_error_text(rc));
 		goto fail;
 	}
+	rc = migrate(dir, bases, n, interval, &ck, ck_ok, producers, err);
+	if (rc != 0)
+		goto fail;
 	if (n == 0) {
 		uint64_t base = ck_ok ? ck.next_offset : 0;
 

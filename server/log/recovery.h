@@ -9,7 +9,9 @@
  * rebuilt when damaged) and only the last segment beyond the recovery point
  * is scanned: every batch's header, offset and CRC is checked, and the file
  * is cut at the first bad or short batch. So start-up time is bounded by
- * the segment size, not by the size of the log.
+ * the segment size, not by the size of the log. Before any of that,
+ * segments still in batch format 1 are rewritten in format 2 (migrate.h)
+ * and a recovery point inside one moves with it.
  */
 #ifndef KP_RECOVERY_H
 #define KP_RECOVERY_H

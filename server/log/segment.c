@@ -18,10 +18,12 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/crc32c.h"
 #include "base/error.h"
 #include "base/logging.h"
 
 #define PATH_EXTRA 16
+#define RESYNC_CHUNK (1u << 20)
 
 static void file_path(const struct kp_segment *seg, const char *ext,
 		      char *out, size_t cap)
@@ -117,6 +119,20 @@ static uint32_t time_rel(const struct kp_index *ix, size_t i)
 	return kp_get_le32(ix->data + i * KP_TIMEINDEX_ENTRY + 8);
 }
 
+/* Writes the CRC that ends an index entry of entry bytes. */
+static void entry_seal(char *e, size_t entry)
+{
+	kp_put_le32(e + entry - 4, kp_crc32c(0, e, entry - 4));
+}
+
+/* true when entry i of ix passes its CRC. */
+static bool entry_crc_ok(const struct kp_index *ix, size_t i, size_t entry)
+{
+	const char *e = ix->data + i * entry;
+
+	return kp_get_le32(e + entry - 4) == kp_crc32c(0, e, entry - 4);
+}
+
 static int push_time(struct kp_segment *seg, int64_t ts, uint32_t rel)
 {
 	char e[KP_TIMEINDEX_ENTRY];
@@ -125,6 +141,7 @@ static int push_time(struct kp_segment *seg, int64_t ts, uint32_t rel)
 		return 0;
 	kp_put_le64(e, (uint64_t)ts);
 	kp_put_le32(e + 8, rel);
+	entry_seal(e, KP_TIMEINDEX_ENTRY);
 	return index_push(&seg->time, KP_TIMEINDEX_ENTRY, e);
 }
 
@@ -141,6 +158,7 @@ static int index_batch(struct kp_segment *seg, uint64_t pos,
 		return 0;
 	kp_put_le32(e, rel);
 	kp_put_le32(e + 4, (uint32_t)pos);
+	entry_seal(e, KP_INDEX_ENTRY);
 	rc = index_push(&seg->index, KP_INDEX_ENTRY, e);
 	if (rc != 0)
 		return rc;
@@ -154,7 +172,7 @@ int kp_segment_note_batch(struct kp_segment *seg, uint64_t pos,
 	int rc = index_batch(seg, pos, h, &seg->max_ts);
 
 	seg->size = pos + h->batch_len;
-	seg->next_offset = h->base_offset + h->count;
+	seg->next_offset = kp_batch_next_offset(h);
 	return rc;
 }
 
@@ -274,7 +292,8 @@ static size_t valid_offset_prefix(const struct kp_index *ix, uint64_t size,
 	size_t i;
 
 	for (i = 0; i < ix->n; i++) {
-		if (off_pos(ix, i) >= size || off_rel(ix, i) >= span ||
+		if (!entry_crc_ok(ix, i, KP_INDEX_ENTRY) ||
+		    off_pos(ix, i) >= size || off_rel(ix, i) >= span ||
 		    off_pos(ix, i) == 0)
 			break;
 		if (i > 0 && (off_rel(ix, i) <= off_rel(ix, i - 1) ||
@@ -289,7 +308,8 @@ static size_t valid_time_prefix(const struct kp_index *ix, uint64_t span)
 	size_t i;
 
 	for (i = 0; i < ix->n; i++) {
-		if (time_rel(ix, i) >= span)
+		if (!entry_crc_ok(ix, i, KP_TIMEINDEX_ENTRY) ||
+		    time_rel(ix, i) >= span)
 			break;
 		if (i > 0 && (time_ts(ix, i) <= time_ts(ix, i - 1) ||
 			      time_rel(ix, i) < time_rel(ix, i - 1)))
@@ -354,39 +374,65 @@ static int write_whole(const struct kp_segment *seg, const char *ext,
 	return rc;
 }
 
-static int rebuild(struct kp_segment *seg, const char *why)
+/*
+ * Indexes the batches of seg from its start: a damaged stretch (a header
+ * that fails its checks, offsets out of order) is stepped over to the next
+ * valid batch. Returns 0 or -errno; *damaged counts the stretches.
+ */
+static int index_scan(struct kp_segment *seg, struct kp_buf *buf,
+		      int64_t *max_ts, int *damaged)
 {
 	struct kp_segment_reader r;
 	struct kp_batch_header h;
+	uint64_t span = seg->next_offset - seg->base, expect = seg->base;
+	uint64_t pos;
+	int rc;
+
+	kp_segment_reader_init(&r, seg, 0, seg->size, buf, 1 << 20);
+	while ((rc = kp_segment_reader_next(&r, &h)) != 1) {
+		if (rc == 0 && (h.base_offset < expect ||
+				kp_batch_next_offset(&h) - seg->base > span))
+			rc = KP_ECORRUPT;
+		if (rc == KP_ECORRUPT || rc == -EAGAIN) {
+			(*damaged)++;
+			kp_log_warn("recovery", "index rebuild of %s.log: the "
+				    "batch at position %" PRIu64 " is damaged; "
+				    "looking for the next valid one",
+				    seg->path, r.pos);
+			rc = kp_segment_resync(seg, r.pos + 1, expect, buf,
+					       &pos, &h);
+			if (rc != 0)
+				return rc == 1 ? 0 : rc;
+			kp_segment_reader_init(&r, seg, pos, seg->size, buf,
+					       1 << 20);
+			continue;
+		}
+		if (rc != 0)
+			return rc;
+		rc = index_batch(seg, r.pos, &h, max_ts);
+		if (rc != 0)
+			return rc;
+		expect = kp_batch_next_offset(&h);
+		kp_segment_reader_advance(&r, &h);
+	}
+	return 0;
+}
+
+static int rebuild(struct kp_segment *seg, const char *why)
+{
 	struct kp_buf buf;
 	int64_t max_ts = INT64_MIN;
 	uint64_t span = seg->next_offset - seg->base;
-	int rc;
+	int damaged = 0, rc;
 
 	index_free(&seg->index, KP_INDEX_ENTRY);
 	index_free(&seg->time, KP_TIMEINDEX_ENTRY);
 	seg->last_index_pos = 0;
 	kp_buf_init(&buf);
-	kp_segment_reader_init(&r, seg, 0, seg->size, &buf, 1 << 20);
-	while ((rc = kp_segment_reader_next(&r, &h)) == 0) {
-		if (h.base_offset < seg->base ||
-		    h.base_offset + h.count - seg->base > span) {
-			rc = KP_ECORRUPT;
-			break;
-		}
-		rc = index_batch(seg, r.pos, &h, &max_ts);
-		if (rc != 0)
-			break;
-		kp_segment_reader_advance(&r, &h);
-	}
+	rc = index_scan(seg, &buf, &max_ts, &damaged);
 	kp_buf_destroy(&buf);
-	if (rc < 0 && rc != -EAGAIN && rc != KP_ECORRUPT)
+	if (rc != 0)
 		return rc;
-	if (rc != 1)
-		kp_log_warn("recovery",
-			    "index rebuild of %s.log stopped at a bad batch at "
-			    "position %" PRIu64 " of %" PRIu64,
-			    seg->path, r.pos, seg->size);
 	if (seg->size > 0 && span > 0) {
 		rc = push_time(seg, max_ts, (uint32_t)(span - 1));
 		if (rc != 0)
@@ -402,8 +448,9 @@ static int rebuild(struct kp_segment *seg, const char *why)
 	seg->time.flushed = seg->time.n;
 	kp_log_warn("recovery",
 		    "rebuilt index of %s.log (%s): %zu offset and %zu time "
-		    "entries",
-		    seg->path, why, seg->index.n, seg->time.n);
+		    "entries%s",
+		    seg->path, why, seg->index.n, seg->time.n,
+		    damaged ? "; damaged batches are not indexed" : "");
 	return rc;
 }
 
@@ -443,7 +490,8 @@ static const char *cheap_check(struct kp_segment *seg)
 	rc = last_entry(seg, ".index", KP_INDEX_ENTRY, e, &n);
 	if (rc == -ENOENT)
 		return "offset index missing";
-	if (rc < 0)
+	if (rc < 0 || (rc == 0 && kp_get_le32(e + 8) !=
+					  kp_crc32c(0, e, 8)))
 		return "offset index damaged";
 	if (rc == 0 && (kp_get_le32(e + 4) >= seg->size ||
 			kp_get_le32(e) >= span))
@@ -451,7 +499,7 @@ static const char *cheap_check(struct kp_segment *seg)
 	rc = last_entry(seg, ".timeindex", KP_TIMEINDEX_ENTRY, e, &n);
 	if (rc == -ENOENT)
 		return "time index missing";
-	if (rc != 0)
+	if (rc != 0 || kp_get_le32(e + 12) != kp_crc32c(0, e, 12))
 		return "time index damaged";
 	if (kp_get_le32(e + 8) >= span)
 		return "time index points beyond the log";
@@ -661,31 +709,69 @@ static void ensure_loaded(struct kp_segment *seg)
 		why = "index file unreadable";
 	else if (valid_offset_prefix(&seg->index, seg->size, span) !=
 		 seg->index.n)
-		why = "offset index out of order";
+		why = "offset index damaged or out of order";
 	else if (valid_time_prefix(&seg->time, span) != seg->time.n)
-		why = "time index out of order";
+		why = "time index damaged or out of order";
 	if (why != NULL && rebuild(seg, why) != 0) {
 		index_free(&seg->index, KP_INDEX_ENTRY);
 		index_free(&seg->time, KP_TIMEINDEX_ENTRY);
 	}
 }
 
-uint64_t kp_segment_lookup(struct kp_segment *seg, uint64_t offset)
+/* Entries of the offset index with a relative offset <= rel. */
+static size_t entries_upto(const struct kp_index *ix, uint64_t rel)
 {
-	uint64_t rel = offset - seg->base;
-	size_t lo = 0, hi;
+	size_t lo = 0, hi = ix->n;
 
-	ensure_loaded(seg);
-	hi = seg->index.n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (off_rel(&seg->index, mid) <= rel)
+		if (off_rel(ix, mid) <= rel)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo == 0 ? 0 : off_pos(&seg->index, lo - 1);
+	return lo;
+}
+
+/*
+ * true when offset index entry i points at the start of a valid batch with
+ * the entry's offset. An entry at a batch that has since been damaged
+ * fails too: the rebuilt index leaves damaged batches out.
+ */
+static bool entry_ok(struct kp_segment *seg, size_t i)
+{
+	char hdr[KP_BATCH_HEADER_SIZE];
+	struct kp_batch_header h;
+	uint64_t pos = off_pos(&seg->index, i);
+
+	return pos + KP_BATCH_HEADER_SIZE <= seg->size &&
+	       kp_segment_pread(seg, hdr, sizeof(hdr), pos) == 0 &&
+	       kp_batch_header_read(hdr, &h) == 0 &&
+	       h.base_offset == seg->base + off_rel(&seg->index, i);
+}
+
+uint64_t kp_segment_lookup(struct kp_segment *seg, uint64_t offset)
+{
+	uint64_t rel = offset - seg->base;
+
+	ensure_loaded(seg);
+	for (int attempt = 0;; attempt++) {
+		size_t i = entries_upto(&seg->index, rel);
+
+		if (i == 0)
+			return 0;
+		if (entry_ok(seg, i - 1))
+			return off_pos(&seg->index, i - 1);
+		if (attempt > 0 ||
+		    rebuild(seg, "an offset entry does not point at a valid "
+			    "batch with its offset") != 0) {
+			kp_log_warn("recovery", "ignoring the offset index of "
+				    "%s.log", seg->path);
+			index_free(&seg->index, KP_INDEX_ENTRY);
+			return 0;
+		}
+	}
 }
 
 uint64_t kp_segment_time_lookup(struct kp_segment *seg, int64_t ts)
@@ -703,6 +789,50 @@ uint64_t kp_segment_time_lookup(struct kp_segment *seg, int64_t ts)
 			hi = mid;
 	}
 	return lo == 0 ? seg->base : seg->base + time_rel(&seg->time, lo - 1);
+}
+
+/* true when the valid header h at pos could be a batch of seg. */
+static bool plausible(const struct kp_segment *seg, uint64_t pos,
+		      const struct kp_batch_header *h, uint64_t min_offset)
+{
+	return h->base_offset >= min_offset && h->base_offset >= seg->base &&
+	       kp_batch_next_offset(h) <= seg->next_offset &&
+	       h->batch_len <= seg->size - pos;
+}
+
+int kp_segment_resync(struct kp_segment *seg, uint64_t from,
+		      uint64_t min_offset, struct kp_buf *buf, uint64_t *pos,
+		      struct kp_batch_header *h)
+{
+	const size_t overlap = KP_BATCH_HEADER_SIZE - 1;
+	uint64_t at = from;
+	int rc;
+
+	while (at < seg->size && seg->size - at >= KP_BATCH_HEADER_SIZE) {
+		size_t want = RESYNC_CHUNK + overlap, i = 0;
+
+		if (want > seg->size - at)
+			want = (size_t)(seg->size - at);
+		kp_buf_reset(buf);
+		rc = kp_buf_reserve(buf, want);
+		if (rc == 0)
+			rc = kp_segment_pread(seg, buf->data, want, at);
+		if (rc != 0)
+			return rc;
+		while (i + KP_BATCH_HEADER_SIZE <= want) {
+			size_t j = i + kp_batch_find(buf->data + i, want - i, h);
+
+			if (j == want)
+				break;
+			if (plausible(seg, at + j, h, min_offset)) {
+				*pos = at + j;
+				return 0;
+			}
+			i = j + 1;
+		}
+		at += want - overlap;
+	}
+	return 1;
 }
 
 void kp_segment_reader_init(struct kp_segment_reader *r,

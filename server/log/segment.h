@@ -9,10 +9,16 @@
  * lazily, on the first lookup, and rebuilt by scanning the log when they
  * are missing or damaged.
  *
- * Index entry formats, little-endian:
- *   .index      u32 relative offset, u32 position of that batch
+ * Index entry formats, little-endian, each entry ending in the CRC32C of
+ * the bytes before it in the entry:
+ *   .index      u32 relative offset, u32 position of the batch with that
+ *               base offset, u32 crc
  *   .timeindex  i64 largest ts up to and including the batch at rel,
- *               u32 relative offset
+ *               u32 relative offset, u32 crc
+ * An index is damaged when an entry fails its CRC, entries are out of
+ * order, point past the log, or (checked on each lookup) an offset entry's
+ * position does not hold a batch with that offset; a damaged index is
+ * rebuilt from the log, with a log line saying why.
  */
 #ifndef KP_SEGMENT_H
 #define KP_SEGMENT_H
@@ -24,8 +30,8 @@
 #include "batch.h"
 #include "base/buf.h"
 
-#define KP_INDEX_ENTRY 8
-#define KP_TIMEINDEX_ENTRY 12
+#define KP_INDEX_ENTRY 12
+#define KP_TIMEINDEX_ENTRY 16
 
 /* One sparse index, held as the bytes of its file. */
 struct kp_index {
@@ -126,7 +132,10 @@ int kp_segment_seal(struct kp_segment *seg);
 /*
  * Position of the indexed batch nearest at or below offset (0 when none):
  * scanning from there finds offset. Maps a sealed segment's index on first
- * use and rebuilds it if the full check fails.
+ * use and rebuilds it if the full check fails. The entry used is checked
+ * against the log: when its position does not start a valid batch with
+ * its offset (a wrong index, or a batch damaged since), the index is
+ * rebuilt from the log (damaged batches left out) and used again.
  */
 uint64_t kp_segment_lookup(struct kp_segment *seg, uint64_t offset);
 
@@ -135,6 +144,18 @@ uint64_t kp_segment_lookup(struct kp_segment *seg, uint64_t offset);
  * scanning from there finds it (base when unknown).
  */
 uint64_t kp_segment_time_lookup(struct kp_segment *seg, int64_t ts);
+
+/*
+ * Finds the first position at or after from where a batch with a valid
+ * header starts (kp_batch_header_read) that is plausible here: base offset
+ * at least min_offset and at least seg->base, its offsets below
+ * seg->next_offset, its bytes within seg->size. Scans for the magic through
+ * buf (scratch, reset). Returns 0 with *pos and *h; 1 when there is none;
+ * -errno.
+ */
+int kp_segment_resync(struct kp_segment *seg, uint64_t from,
+		      uint64_t min_offset, struct kp_buf *buf, uint64_t *pos,
+		      struct kp_batch_header *h);
 
 /* pread of exactly len bytes at pos. Returns 0, -EIO on a short file, -errno. */
 int kp_segment_pread(const struct kp_segment *seg, void *buf, size_t len,

@@ -1,17 +1,35 @@
 /*
  * store.c - the log's service on the loop: opening, topic creation and
- * deletion, group saves on worker threads, and the log's periodic work.
+ * deletion, group saves on worker threads, and the log's periodic work:
+ * fsync=interval, retention and compaction.
+ *
+ * Compaction of a partition (compact.h) is one run at a time in the whole
+ * store, so that it takes at most one of libuv's worker threads from the
+ * sync jobs: the tick picks a due partition, hands its sealed, durable
+ * segments to a job that rewrites them on a worker; back on the loop the
+ * new segments are renamed into place and swapped into the partition in
+ * the same callback (every reader runs on the loop, so none sees half a
+ * swap); a second, short worker step deletes the replaced files and the
+ * manifest. Retention skips a partition while it is compacted, and a
+ * deleted topic is released only once its run is over.
  */
 #include "store.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "segment.h"
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/fsutil.h"
 #include "base/logging.h"
 #include "wire/slot.h"
+
+/* How often the tick looks for a partition due for compaction. */
+#define COMPACT_CHECK_MS 250
 
 /* A save of groups.db running on a worker thread. */
 struct groups_save {
@@ -173,7 +191,7 @@ static void release_topic(struct kp_store *st, struct kp_topic *t)
 static bool topic_busy(const struct kp_topic *t)
 {
 	for (uint32_t p = 0; p < t->config.partitions; p++) {
-		if (kp_writer_busy(&t->parts[p]))
+		if (kp_writer_busy(&t->parts[p]) || t->parts[p].compact.running)
 			return true;
 	}
 	return false;
@@ -267,7 +285,12 @@ static void sync_interval_topics(struct kp_store *st, int64_t now)
 
 static void retention_one(struct kp_topic_partition *tp, int64_t now)
 {
-	int removed = kp_partition_enforce_retention(tp->log, now);
+	int removed;
+
+	if (tp->topic->config.cleanup == KP_CLEANUP_COMPACT ||
+	    tp->compact.running)
+		return;
+	removed = kp_partition_enforce_retention(tp->log, now);
 
 	if (removed > 0)
 		kp_log_info("retention",
@@ -288,6 +311,304 @@ static void retention_all(struct kp_store *st, int64_t now)
 	}
 }
 
+/* ---- compaction --------------------------------------------------------- */
+
+/* A compaction run of one partition: the job, then its completion. */
+struct compact_run {
+	uv_work_t work;                 /* data is this struct */
+	struct kp_store *st;            /* borrowed */
+	struct kp_topic_partition *tp;  /* the partition it compacts */
+	struct kp_compact_job *job;     /* owned */
+	bool finishing;                 /* second step: kp_compact_finish */
+};
+
+/*
+ * true when segment i of p is sealed and on disk (or, with fsync=never,
+ * sealed): a run may read it.
+ */
+static bool compactable(struct kp_partition *p, size_t i,
+			const struct kp_partition_stats *ps,
+			enum kp_fsync_mode mode)
+{
+	const struct kp_segment *seg, *next;
+
+	if (i + 1 >= kp_partition_segment_count(p))
+		return false;
+	seg = kp_partition_segment_at(p, i);
+	next = kp_partition_segment_at(p, i + 1);
+	if (mode == KP_FSYNC_NEVER)
+		return true;
+	return !seg->unsynced && next->base <= ps->durable_end;
+}
+
+/* Bytes of tp's compactable segments, and of those not yet compacted. */
+static void compactable_bytes(struct kp_topic_partition *tp, uint64_t *dirty,
+			      uint64_t *total)
+{
+	struct kp_partition_stats ps;
+	enum kp_fsync_mode mode = tp->topic->config.log.fsync;
+
+	*dirty = 0;
+	*total = 0;
+	kp_partition_stats(tp->log, &ps);
+	for (size_t i = 0; compactable(tp->log, i, &ps, mode); i++) {
+		const struct kp_segment *seg = kp_partition_segment_at(tp->log, i);
+		const struct kp_segment *next =
+			kp_partition_segment_at(tp->log, i + 1);
+
+		*total += seg->size;
+		if (next->base > tp->compact.clean_end)
+			*dirty += seg->size;
+	}
+}
+
+static struct kp_compact_job *compact_job_for(struct kp_store *st,
+					      struct kp_topic_partition *tp,
+					      int64_t now)
+{
+	const struct kp_topic_config *c = &tp->topic->config;
+	struct kp_compact_settings set;
+	struct kp_partition_stats ps;
+	struct kp_compact_job *job;
+	char dir[4200];
+
+	memset(&set, 0, sizeof(set));
+	set.now_ms = now;
+	set.delete_retention_ms = c->delete_retention_ms;
+	set.segment_bytes = c->log.segment_bytes;
+	set.index_interval = c->log.index_interval_bytes;
+	set.clean_end = tp->compact.clean_end;
+	set.delay_ms = st->compact_delay_ms;
+	set.stall = st->compact_stall[0] ? st->compact_stall : NULL;
+	snprintf(dir, sizeof(dir), "%s/%u", tp->topic->dir, tp->id);
+	job = kp_compact_job_new(dir, &set);
+	if (job == NULL)
+		return NULL;
+	kp_partition_stats(tp->log, &ps);
+	for (size_t i = 0; compactable(tp->log, i, &ps, c->log.fsync); i++) {
+		if (kp_compact_job_add(job, kp_partition_segment_at(tp->log, i),
+				       kp_partition_segment_at(tp->log, i + 1)
+					       ->base) != 0) {
+			kp_compact_job_delete(job);
+			return NULL;
+		}
+	}
+	return job;
+}
+
+/*
+ * true when the sources of every new segment of the job are still the
+ * segments of tp (nothing else changes sealed segments; checked anyway
+ * before a file is renamed).
+ */
+static bool sources_still_there(struct kp_topic_partition *tp,
+				const struct kp_compact_job *job)
+{
+	size_t n = kp_partition_segment_count(tp->log), i = 0;
+
+	for (size_t k = 0; k < job->nout; k++) {
+		const struct kp_compact_output *o = &job->out[k];
+
+		while (i < n && kp_partition_segment_at(tp->log, i)->base <
+					o->base)
+			i++;
+		if (i + o->count >= n)
+			return false;
+		for (size_t j = 0; j < o->count; j++) {
+			if (kp_partition_segment_at(tp->log, i + j)->base !=
+			    job->src[o->first + j].base)
+				return false;
+		}
+		if (kp_partition_segment_at(tp->log, i + o->count)->base !=
+		    o->end)
+			return false;
+	}
+	return true;
+}
+
+/* Renames the new segments into place and swaps them into tp. */
+static int compact_install(struct kp_topic_partition *tp,
+			   struct kp_compact_job *job)
+{
+	if (!sources_still_there(tp, job))
+		return kp_error_set(&job->err, KP_ESTATE, "the segments of %s "
+				    "changed during its compaction", job->dir);
+	for (size_t k = 0; k < job->nout; k++) {
+		struct kp_segment *seg;
+		int rc = kp_compact_install(job, k, &seg);
+
+		if (rc != 0)
+			return kp_error_set(&job->err, rc, "cannot move the "
+					    "compacted segment %020" PRIu64
+					    " of %s into place: %s (a restart "
+					    "completes it)", job->out[k].base,
+					    job->dir, kp_error_text(rc));
+		rc = kp_partition_replace_segments(tp->log, job->out[k].base,
+						   job->out[k].count, seg);
+		if (rc != 0) {
+			kp_segment_close(seg);
+			return kp_error_set(&job->err, rc, "cannot swap the "
+					    "compacted segment %020" PRIu64
+					    " into %s", job->out[k].base,
+					    job->dir);
+		}
+	}
+	return 0;
+}
+
+static void compact_settle(struct kp_topic_partition *tp,
+			   const struct kp_compact_job *job, int64_t now)
+{
+	struct kp_compact_state *s = &tp->compact;
+
+	if (job->rc == -ECANCELED)
+		return;
+	if (job->rc != 0) {
+		uint32_t shift = s->failures < 6 ? s->failures : 6;
+
+		kp_log_warn("compact", "topic %s partition %u: %s",
+			    tp->topic->name, tp->id, job->err.msg);
+		s->failures++;
+		s->retry_ms = job->manifest ? INT64_MAX
+					    : now + ((int64_t)KP_COMPACT_RETRY_MS
+						     << shift);
+		return;
+	}
+	s->failures = 0;
+	s->runs++;
+	s->records_removed += job->records_removed;
+	if (job->bytes_before > job->bytes_after)
+		s->bytes_removed += job->bytes_before - job->bytes_after;
+	s->clean_end = job->scanned_end;
+	s->tombstone_due_ms = job->tombstone_due_ms;
+	s->last_run_ms = now;
+	if (job->nout > 0)
+		kp_log_info("compact", "topic %s partition %u: %zu segments "
+			    "now %zu: removed %" PRIu64 " records, %" PRIu64
+			    " -> %" PRIu64 " bytes", tp->topic->name, tp->id,
+			    job->nsrc, job->nout, job->records_removed,
+			    job->bytes_before, job->bytes_after);
+	s->needs_ckpt = job->blocked &&
+			kp_partition_write_recovery_point(tp->log) != 0;
+}
+
+static void on_compact_work(uv_work_t *req)
+{
+	struct compact_run *run = req->data;
+
+	if (run->finishing)
+		kp_compact_finish(run->job);
+	else
+		kp_compact_run(run->job);
+}
+
+static void on_compact_done(uv_work_t *req, int status)
+{
+	struct compact_run *run = req->data;
+	struct kp_store *st = run->st;
+	struct kp_topic_partition *tp = run->tp;
+	struct kp_compact_job *job = run->job;
+
+	(void)status;
+	if (!run->finishing && !tp->topic->deleted && job->rc == 0 &&
+	    job->nout > 0) {
+		job->rc = compact_install(tp, job);
+		if (job->rc == 0) {
+			run->finishing = true;
+			uv_queue_work(st->loop, &run->work, on_compact_work,
+				      on_compact_done);
+			return;
+		}
+	}
+	tp->compact.running = false;
+	st->compact_job = NULL;
+	st->jobs_in_flight--;
+	if (!tp->topic->deleted)
+		compact_settle(tp, job, kp_clock_now_ms());
+	kp_compact_job_delete(job);
+	kp_free(run);
+	if (tp->topic->deleted)
+		reap_topics(st);
+}
+
+static void compact_start(struct kp_store *st, struct kp_topic_partition *tp,
+			  int64_t now)
+{
+	struct compact_run *run = kp_calloc(1, sizeof(*run));
+
+	if (run == NULL)
+		return;
+	run->job = compact_job_for(st, tp, now);
+	if (run->job == NULL) {
+		kp_free(run);
+		tp->compact.retry_ms = now + KP_COMPACT_RETRY_MS;
+		return;
+	}
+	run->work.data = run;
+	run->st = st;
+	run->tp = tp;
+	tp->compact.running = true;
+	st->compact_job = run->job;
+	st->jobs_in_flight++;
+	uv_queue_work(st->loop, &run->work, on_compact_work, on_compact_done);
+}
+
+/* true when it started a run for tp. */
+static bool compact_maybe(struct kp_store *st, struct kp_topic_partition *tp,
+			  int64_t now)
+{
+	struct kp_compact_state *s = &tp->compact;
+	struct kp_partition_stats ps;
+	uint64_t dirty, all;
+
+	if (!kp_cleanup_compacts(tp->topic->config.cleanup))
+		return false;
+	kp_partition_stats(tp->log, &ps);
+	if (s->seen_end_ms == 0 || ps.end_offset != s->seen_end) {
+		s->seen_end = ps.end_offset;
+		s->seen_end_ms = now;
+	}
+	if (s->needs_ckpt && !s->running &&
+	    kp_partition_write_recovery_point(tp->log) == 0)
+		s->needs_ckpt = false;
+	compactable_bytes(tp, &dirty, &all);
+	if (!kp_compact_due(&tp->compact, dirty, all, now))
+		return false;
+	compact_start(st, tp, now);
+	return true;
+}
+
+/*
+ * Starts a run for the first due partition, in catalog order from the one
+ * after the partition of the last run (round robin).
+ */
+static void compact_tick(struct kp_store *st, int64_t now)
+{
+	size_t start = st->compact_next;
+
+	if (st->stopping || st->compact_job != NULL ||
+	    now - st->last_compact_check_ms < COMPACT_CHECK_MS)
+		return;
+	st->last_compact_check_ms = now;
+	for (int pass = 0; pass < 2; pass++) {
+		size_t seen = 0;
+
+		for (size_t i = 0; i < kp_catalog_count(st->catalog); i++) {
+			struct kp_topic *t = kp_catalog_at(st->catalog, i);
+
+			for (uint32_t p = 0; p < t->config.partitions;
+			     p++, seen++) {
+				if ((pass == 0) != (seen >= start))
+					continue;
+				if (compact_maybe(st, &t->parts[p], now)) {
+					st->compact_next = seen + 1;
+					return;
+				}
+			}
+		}
+	}
+}
+
 void kp_store_tick(struct kp_store *st, int64_t now_ms)
 {
 	sync_interval_topics(st, now_ms);
@@ -301,10 +622,14 @@ void kp_store_tick(struct kp_store *st, int64_t now_ms)
 		st->last_retention_ms = now_ms;
 		retention_all(st, now_ms);
 	}
+	compact_tick(st, now_ms);
 }
 
 void kp_store_sync_all(struct kp_store *st)
 {
+	st->stopping = true;
+	if (st->compact_job != NULL)
+		atomic_store(&st->compact_job->cancel, true);
 	each_partition(st, kp_writer_sync);
 }
 
@@ -325,6 +650,19 @@ bool kp_store_busy(const struct kp_store *st)
 
 /* ---- open and close ----------------------------------------------------- */
 
+/* Compaction's test knobs, from the environment (README, "Compaction"). */
+static void test_knobs(struct kp_store *st)
+{
+	const char *delay = getenv("KAPPA_TEST_COMPACT_DELAY_MS");
+	const char *stall = getenv("KAPPA_TEST_COMPACT_STALL");
+
+	if (delay != NULL)
+		st->compact_delay_ms = (uint32_t)strtoul(delay, NULL, 10);
+	if (stall != NULL)
+		snprintf(st->compact_stall, sizeof(st->compact_stall), "%s",
+			 stall);
+}
+
 int kp_store_open(struct kp_store *st, uv_loop_t *loop, const char *data_dir,
 		  uint32_t retention_check_ms, int64_t now_ms,
 		  struct kp_error *err)
@@ -338,6 +676,7 @@ int kp_store_open(struct kp_store *st, uv_loop_t *loop, const char *data_dir,
 	st->writer.on_deleted_idle_arg = st;
 	st->retention_check_ms = retention_check_ms;
 	st->last_retention_ms = now_ms;
+	test_knobs(st);
 	rc = kp_catalog_open(data_dir, &st->catalog, err);
 	for (size_t i = 0; rc == 0 && i < kp_catalog_count(st->catalog); i++)
 		rc = topic_attach(kp_catalog_at(st->catalog, i), err);

@@ -48,6 +48,14 @@ struct kp_store {
 	struct kp_group_waiter *group_waiters;
 	struct kp_topic **doomed;     /* deleted topics awaiting release */
 	size_t doomed_count;
+	/* compaction (compact.h): one run at a time in the whole store */
+	struct kp_compact_job *compact_job; /* the run in flight, or NULL */
+	size_t compact_next;          /* where the next search for a due
+					 partition starts (round robin) */
+	int64_t last_compact_check_ms; /* when partitions were last checked */
+	bool stopping;                /* a stop began: no new runs */
+	uint32_t compact_delay_ms;    /* test knob: KAPPA_TEST_COMPACT_DELAY_MS */
+	char compact_stall[16];       /* test knob: KAPPA_TEST_COMPACT_STALL */
 };
 
 /*
@@ -91,11 +99,16 @@ void kp_store_save_groups(struct kp_store *st, struct kp_slot *slot);
 
 /*
  * Periodic work at now_ms (wall clock): fsync=interval syncs, syncs that
- * could not start, group saves that failed (once a second), retention.
+ * could not start, group saves that failed (once a second), retention, and
+ * the start of a compaction run for a partition that is due (one run at a
+ * time: its rewrite on a worker thread, the swap on the loop).
  */
 void kp_store_tick(struct kp_store *st, int64_t now_ms);
 
-/* Starts a sync of every partition with unsynced data (a stop). */
+/*
+ * Starts a sync of every partition with unsynced data (a stop): also
+ * cancels a compaction run in progress and starts no more.
+ */
 void kp_store_sync_all(struct kp_store *st);
 
 /* Answers every parked fetch now (a stop). */

@@ -89,13 +89,16 @@ static int config_write(const struct kp_topic *t)
 	n = snprintf(text, sizeof(text),
 		     "partitions = %u\nfsync = %s\nfsync_interval_ms = %u\n"
 		     "segment_bytes = %llu\nsegment_ms = %lld\n"
-		     "retention_ms = %lld\nretention_bytes = %lld\n",
+		     "retention_ms = %lld\nretention_bytes = %lld\n"
+		     "cleanup = %s\ndelete_retention_ms = %lld\n",
 		     c->partitions, kp_fsync_mode_name(c->log.fsync),
 		     c->fsync_interval_ms,
 		     (unsigned long long)c->log.segment_bytes,
 		     (long long)c->log.segment_ms,
 		     (long long)c->log.retention_ms,
-		     (long long)c->log.retention_bytes);
+		     (long long)c->log.retention_bytes,
+		     kp_cleanup_name(c->cleanup),
+		     (long long)c->delete_retention_ms);
 	return kp_file_write_atomic(path, text, (size_t)n);
 }
 
@@ -107,6 +110,8 @@ static int config_apply(struct kp_topic_config *c, const char *key,
 
 	if (strcmp(key, "fsync") == 0)
 		return kp_fsync_mode_parse(value, &c->log.fsync);
+	if (strcmp(key, "cleanup") == 0)
+		return kp_cleanup_parse(value, strlen(value), &c->cleanup);
 	errno = 0;
 	v = strtoll(value, &end, 10);
 	if (errno != 0 || *end != '\0' || end == value)
@@ -123,6 +128,8 @@ static int config_apply(struct kp_topic_config *c, const char *key,
 		c->log.retention_ms = v;
 	else if (strcmp(key, "retention_bytes") == 0 && v >= -1)
 		c->log.retention_bytes = v;
+	else if (strcmp(key, "delete_retention_ms") == 0 && v >= 1)
+		c->delete_retention_ms = v;
 	else
 		return -1;
 	return 0;
@@ -144,6 +151,8 @@ static int config_read(const char *dir, struct kp_topic_config *c,
 	kp_partition_config_default(&c->log);
 	c->partitions = 1;
 	c->fsync_interval_ms = 1000;
+	c->cleanup = KP_CLEANUP_DELETE;
+	c->delete_retention_ms = KP_DELETE_RETENTION_DEFAULT_MS;
 	while (fgets(line, sizeof(line), f) != NULL) {
 		char key[64], value[256];
 
@@ -196,7 +205,10 @@ static int open_partitions(struct kp_topic *t, struct kp_error *err)
 		tp->topic = t;
 		tp->id = i;
 		snprintf(path, sizeof(path), "%s/%u", t->dir, i);
-		rc = kp_partition_open(path, &t->config.log, &tp->log, err);
+		rc = kp_compact_recover(path, err);
+		if (rc == 0)
+			rc = kp_partition_open(path, &t->config.log, &tp->log,
+					       err);
 		if (rc != 0)
 			return rc;
 	}
@@ -556,6 +568,8 @@ int kp_catalog_create(struct kp_catalog *cat, const char *name, size_t len,
 				    (int)len, name);
 	}
 	t->config = *cfg;
+	if (t->config.delete_retention_ms <= 0)
+		t->config.delete_retention_ms = KP_DELETE_RETENTION_DEFAULT_MS;
 	rc = create_files(cat, t, err);
 	if (rc == 0 && catalog_insert(cat, t) != 0)
 		rc = kp_error_set(err, -ENOMEM, "out of memory");
@@ -567,9 +581,10 @@ int kp_catalog_create(struct kp_catalog *cat, const char *name, size_t len,
 		kp_file_remove_tree(dir);
 		return rc;
 	}
-	kp_log_info("catalog", "created topic %s (%u partitions, fsync=%s)",
-		    t->name, cfg->partitions,
-		    kp_fsync_mode_name(cfg->log.fsync));
+	kp_log_info("catalog", "created topic %s (%u partitions, fsync=%s, "
+		    "cleanup=%s)", t->name, cfg->partitions,
+		    kp_fsync_mode_name(cfg->log.fsync),
+		    kp_cleanup_name(cfg->cleanup));
 	*out = t;
 	return 0;
 }

@@ -3,7 +3,9 @@
  * their open partitions.
  *
  * Layout under the data directory:
- *   topics/<name>/topic.conf      settings, `key = value` lines
+ *   topics/<name>/topic.conf      settings, `key = value` lines (a file
+ *                                 without the newer keys, such as cleanup,
+ *                                 reads with their defaults)
  *   topics/<name>/<partition>/    one partition (partition.h)
  *
  * A topic's settings are written (tmp + fsync + rename) before its
@@ -19,17 +21,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "compact.h"
 #include "partition.h"
 #include "base/error.h"
 
 #define KP_NAME_MAX 200
 #define KP_MAX_PARTITIONS 1024
 
-/* A topic's settings, as created and as described. */
+/*
+ * A topic's settings, as created and as described. A zeroed cleanup is
+ * "delete"; a delete_retention_ms of 0 means the default
+ * (KP_DELETE_RETENTION_DEFAULT_MS), filled in at creation.
+ */
 struct kp_topic_config {
 	uint32_t partitions;             /* 1..KP_MAX_PARTITIONS */
 	uint32_t fsync_interval_ms;      /* with fsync=interval */
 	struct kp_partition_config log;  /* fsync, segments, retention */
+	enum kp_cleanup cleanup;         /* retention, compaction or both */
+	int64_t delete_retention_ms;     /* compaction keeps tombstones this
+					    long (ms, >= 1) */
 };
 
 struct kp_topic;
@@ -44,6 +54,7 @@ struct kp_topic_partition {
 	uint32_t id;                     /* partition number */
 	void *writer_state;              /* owned by writer.c */
 	uint64_t records_appended;       /* since start, for metrics */
+	struct kp_compact_state compact; /* compaction bookkeeping (store.c) */
 };
 
 struct kp_topic {

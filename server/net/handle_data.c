@@ -385,7 +385,11 @@ int kp_handle_produce(struct kp_server *s, struct kp_slot *slot,
 	return rc;
 }
 
-/* Counts the records at or after offset in a run of raw batches. */
+/*
+ * Counts the records at or after offset in a run of raw batches: whole
+ * batches by their count, the one straddling offset by its records'
+ * offsets (offsets may have gaps).
+ */
 static uint32_t count_records(const struct kp_buf *raw, uint64_t offset)
 {
 	uint32_t n = 0;
@@ -393,15 +397,20 @@ static uint32_t count_records(const struct kp_buf *raw, uint64_t offset)
 
 	while (pos < raw->len) {
 		struct kp_batch_header h;
+		struct kp_record rec;
+		size_t rpos = 0;
+		uint32_t index = 0;
 
 		if (kp_batch_header_decode(raw->data + pos, raw->len - pos,
 					   &h) != 0)
 			break;
-		if (h.base_offset + h.count > offset)
-			n += h.base_offset >= offset
-				     ? h.count
-				     : (uint32_t)(h.base_offset + h.count -
-						  offset);
+		if (h.base_offset >= offset) {
+			n += h.count;
+		} else if (kp_batch_next_offset(&h) > offset) {
+			while (kp_batch_next(raw->data + pos, &h, &rpos, &index,
+					     &rec) == 1)
+				n += rec.offset >= offset;
+		}
 		pos += h.batch_len;
 	}
 	return n;
@@ -473,6 +482,10 @@ static void reply_out_of_range(struct kp_slot *slot,
 	kp_response_finish(&r);
 }
 
+/*
+ * CORRUPT_BATCH with "offset": where reading goes on, the first offset of
+ * the next readable batch (or the end offset when none follows).
+ */
 static void reply_corrupt(struct kp_slot *slot, uint64_t skip_to,
 			  const char *message)
 {
@@ -480,11 +493,9 @@ static void reply_corrupt(struct kp_slot *slot, uint64_t skip_to,
 
 	kp_buf_reset(&slot->resp);
 	kp_response_begin_error(&r, &slot->resp, slot->id, KP_ECORRUPT,
-				message, skip_to > 0 ? 1 : 0);
-	if (skip_to > 0) {
-		kp_response_key(&r, "offset");
-		msgpack_pack_uint64(&r.pk, skip_to);
-	}
+				message, 1);
+	kp_response_key(&r, "offset");
+	msgpack_pack_uint64(&r.pk, skip_to);
 	kp_response_finish(&r);
 }
 

@@ -4,11 +4,62 @@
 #include "handler.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "config.h"
 #include "log/writer.h"
 #include "proc/proc.h"
+
+/*
+ * true for the name of a dead-letter topic ("<proc>.dlq" or a version's
+ * "<proc>.dlq.vN"): every dead letter is a failure to look at, so they are
+ * never compacted by key.
+ */
+static bool dead_letter_name(const char *name, size_t len)
+{
+	size_t i = len;
+
+	if (len >= 4 && memcmp(name + len - 4, ".dlq", 4) == 0)
+		return true;
+	while (i > 0 && name[i - 1] >= '0' && name[i - 1] <= '9')
+		i--;
+	return i < len && i >= 6 && memcmp(name + i - 6, ".dlq.v", 6) == 0;
+}
+
+/* cleanup and delete_retention_ms (PROTOCOL.md, topic_create). */
+static int read_cleanup(const struct kp_request *req,
+			struct kp_topic_config *cfg, struct kp_error *err)
+{
+	struct kp_mp_view cleanup, name;
+	int64_t i;
+	int rc;
+
+	cfg->cleanup = KP_CLEANUP_DELETE;
+	cfg->delete_retention_ms = KP_DELETE_RETENTION_DEFAULT_MS;
+	rc = kp_field_str(req->map, "cleanup", &cleanup, err);
+	if (rc < 0)
+		return rc;
+	if (rc == 0 &&
+	    kp_cleanup_parse(cleanup.ptr, cleanup.len, &cfg->cleanup) != 0)
+		return kp_error_set(err, KP_EBADREQUEST,
+				    "field 'cleanup' must be delete, compact or compact,delete");
+	rc = kp_field_int(req->map, "delete_retention_ms", &i, err);
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
+		if (i < 1)
+			return kp_error_set(err, KP_EBADREQUEST,
+					    "field 'delete_retention_ms' must be >= 1");
+		cfg->delete_retention_ms = i;
+	}
+	if (kp_cleanup_compacts(cfg->cleanup) &&
+	    kp_field_str(req->map, "topic", &name, NULL) == 0 &&
+	    dead_letter_name(name.ptr, name.len))
+		return kp_error_set(err, KP_EBADREQUEST,
+				    "a dead-letter topic cannot be compacted: each dead letter is kept, whatever its key");
+	return 0;
+}
 
 static int read_settings(struct kp_server *s, const struct kp_request *req,
 			 struct kp_topic_config *cfg, struct kp_error *err)
@@ -90,7 +141,7 @@ static int read_settings(struct kp_server *s, const struct kp_request *req,
 					    "field 'retention_bytes' must be -1 (keep all) or >= 0");
 		cfg->log.retention_bytes = i;
 	}
-	return 0;
+	return read_cleanup(req, cfg, err);
 }
 
 static int reply_topic(struct kp_slot *slot, struct kp_topic *t)

@@ -153,9 +153,10 @@ void kp_handler_pack_topic(struct kp_response *r, struct kp_topic *t)
 {
 	const struct kp_topic_config *c = &t->config;
 	const char *fsync = kp_fsync_mode_name(c->log.fsync);
+	const char *cleanup = kp_cleanup_name(c->cleanup);
 	msgpack_packer *pk = &r->pk;
 
-	msgpack_pack_map(pk, 9);
+	msgpack_pack_map(pk, 11);
 	kp_response_key(r, "name");
 	kp_response_str(r, t->name, strlen(t->name));
 	kp_response_key(r, "partitions");
@@ -172,6 +173,10 @@ void kp_handler_pack_topic(struct kp_response *r, struct kp_topic *t)
 	msgpack_pack_uint64(pk, c->log.segment_bytes);
 	kp_response_key(r, "segment_ms");
 	msgpack_pack_int64(pk, c->log.segment_ms);
+	kp_response_key(r, "cleanup");
+	kp_response_str(r, cleanup, strlen(cleanup));
+	kp_response_key(r, "delete_retention_ms");
+	msgpack_pack_int64(pk, c->delete_retention_ms);
 	kp_response_key(r, "partition_stats");
 	msgpack_pack_array(pk, c->partitions);
 	for (uint32_t i = 0; i < c->partitions; i++) {

@@ -25,7 +25,7 @@
 
 enum part_stat {
 	PS_END, PS_START, PS_BYTES, PS_SEGMENTS, PS_APPENDED, PS_DUPS, PS_FAILED,
-	PS_FULL
+	PS_FULL, PS_COMPACT_RUNS, PS_COMPACT_REMOVED
 };
 
 static const struct {
@@ -51,6 +51,13 @@ static const struct {
 	{ "kappa_log_no_space", "gauge",
 	  "1 while writes to the partition are refused for lack of disk space "
 	  "(they resume by themselves once there is space).", PS_FULL },
+	{ "kappa_compaction_runs_total", "counter",
+	  "Compaction runs of the partition completed since the server "
+	  "started.", PS_COMPACT_RUNS },
+	{ "kappa_compaction_records_removed_total", "counter",
+	  "Records compaction removed from the partition since the server "
+	  "started (superseded by a later record of their key, or tombstones "
+	  "past delete_retention_ms).", PS_COMPACT_REMOVED },
 };
 
 static uint64_t stat_value(const struct kp_topic_partition *tp,
@@ -72,6 +79,10 @@ static uint64_t stat_value(const struct kp_topic_partition *tp,
 		return st->duplicates;
 	case PS_FULL:
 		return st->full ? 1 : 0;
+	case PS_COMPACT_RUNS:
+		return tp->compact.runs;
+	case PS_COMPACT_REMOVED:
+		return tp->compact.records_removed;
 	default:
 		return st->failed ? 1 : 0;
 	}

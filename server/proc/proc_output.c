@@ -217,6 +217,9 @@ static struct out_batch *out_for(struct out_set *set,
 
 		if (grown == NULL)
 			return NULL;
+		/* Each builder points at its own buffer, which just moved. */
+		for (size_t i = 0; i < set->count; i++)
+			grown[i].b.out = &grown[i].buf;
 		set->items = grown;
 		set->cap = cap;
 	}

@@ -7,8 +7,9 @@
  * Space before a commit: a transaction copies every page it touches to a
  * free page (the free list of pages no reader needs, else the end of the
  * file). A commit of n changes of b bytes into a file of p pages touches at
- * most min(n, p) leaves plus their branches, and splits add about 2b/page
- * more; twice that, beyond the pages in use, is preallocated.
+ * most min(n, p) leaves plus (fewer than half as many) branches, and
+ * splits add about 2b/page more; 1.5 times the first and twice the second,
+ * beyond the pages in use, are preallocated.
  */
 #include "view_store.h"
 
@@ -431,8 +432,8 @@ static int reserve_space(struct kp_vstore *s, const struct kp_vstore_commit *c,
 		return 0;
 	used = (uint64_t)info.me_last_pgno + 1;
 	touched = c->change_count < used ? c->change_count : used;
-	extra = 2 * (touched + 2 * (uint64_t)c->change_bytes / st.ms_psize) +
-		256 + used / 64;
+	extra = touched + touched / 2 +
+		4 * (uint64_t)c->change_bytes / st.ms_psize + 256 + used / 64;
 	need = (used + extra) * st.ms_psize;
 	if (need > s->max_bytes)
 		need = s->max_bytes;

@@ -182,6 +182,36 @@ class ProcRegressions(H.ServerTest):
         self.assertEqual(sorted(cnt), list(range(n)))
         s.stop_ok(self)
 
+    def test_outputs_to_many_partitions_in_one_batch(self):
+        """Bug: a batch emitting to more than 8 output partitions grew the
+        array of per-partition builders while each held a pointer into
+        it: the builders then wrote through freed memory."""
+        s = self.new_server()
+        code = self.write_code(s, "fan.lua", """
+local M = {}
+function M.process(ctx, rec)
+  for i = 1, 4 do
+    ctx:emit("wide", { i = rec.value.i, n = i }, rec.value.i .. "-" .. i)
+  end
+end
+return M
+""")
+        with s.client() as c:
+            c.ok("topic_create", topic="in", partitions=1)
+            c.ok("topic_create", topic="wide", partitions=16)
+            c.ok("proc_create", name="fan", file=code, inputs=["in"],
+                 outputs=["wide"])
+            c.produce("in", [{"i": i} for i in range(300)])
+            H.wait_lag0(s, "fan")
+            got = []
+            for part in range(16):
+                got += [(r["value"]["i"], r["value"]["n"])
+                        for r in c.fetch_all("wide", partition=part)]
+        self.assertEqual(sorted(got),
+                         [(i, n) for i in range(300) for n in range(1, 5)])
+        self.assertEqual(s.sanitizer_reports(), [], s.log_tail())
+        s.stop_ok(self)
+
     def test_processor_with_backlog_checkpoints_while_catching_up(self):
         """Bug: a processor with a backlog was never idle at a tick, so it
         never checkpointed until it caught up: a crash during a long
