@@ -18,7 +18,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,49 +33,21 @@
 #include "log/compact_map.h"
 #include "log/partition.h"
 #include "log/segment.h"
+#include "support_dir.h"
 
 #define MAX_RECORDS 4096
 #define TOMBSTONE "\xc0"
 #define HOUR_MS (3600LL * 1000)
 
 /* A fresh directory per test, removed afterwards. */
-struct fixture {
-	char dir[600];     /* partition directory (not yet created) */
-	char root[512];    /* mkdtemp'd parent */
-};
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	const char *tmp = getenv("KP_TEST_TMP");
-
-	if (tmp == NULL)
-		tmp = "/tmp";
-	mkdir(tmp, 0755);
-	snprintf(f->root, sizeof(f->root), "%s/compact-XXXXXX", tmp);
-	if (mkdtemp(f->root) == NULL)
-		return -1;
-	snprintf(f->dir, sizeof(f->dir), "%s/p0", f->root);
-	*state = f;
-	return 0;
+	return kp_test_dir_setup(state, "compact");
 }
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-
-	nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(f);
-	return 0;
+	return kp_test_dir_teardown(state);
 }
 
 /* ---- a model of what was written ----------------------------------------- */

@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +33,7 @@
 #include "log/migrate.h"
 #include "log/producer.h"
 #include "log/recovery.h"
+#include "support_dir.h"
 
 #define VALUE_LEN 40
 #define PER_BATCH 4
@@ -42,44 +42,18 @@
 #define PER_SEGMENT (PER_BATCH * BATCHES)
 #define END (PER_SEGMENT * SEGMENTS)
 
-struct fixture {
-	char dir[600];
-	char root[512];
-};
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	const char *tmp = getenv("KP_TEST_TMP");
+	int rc = kp_test_dir_setup(state, "migrate");
 
-	if (tmp == NULL)
-		tmp = "/tmp";
-	mkdir(tmp, 0755);
-	snprintf(f->root, sizeof(f->root), "%s/migrate-XXXXXX", tmp);
-	if (mkdtemp(f->root) == NULL)
-		return -1;
-	snprintf(f->dir, sizeof(f->dir), "%s/p0", f->root);
-	mkdir(f->dir, 0755);
-	*state = f;
-	return 0;
+	if (rc == 0)
+		mkdir(((struct fixture *)*state)->dir, 0755);
+	return rc;
 }
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-
-	nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(f);
-	return 0;
+	return kp_test_dir_teardown(state);
 }
 
 static void value_of(uint64_t offset, char *v)

@@ -16,7 +16,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -30,47 +29,19 @@
 #include "base/error.h"
 #include "log/batch.h"
 #include "log/partition.h"
+#include "support_dir.h"
 
 #define VALUE_LEN 84
 
 /* A fresh directory per test, removed afterwards. */
-struct fixture {
-	char dir[600];     /* partition directory (not yet created) */
-	char root[512];    /* mkdtemp'd parent */
-};
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	const char *tmp = getenv("KP_TEST_TMP");
-
-	if (tmp == NULL)
-		tmp = "/tmp";
-	mkdir(tmp, 0755);
-	snprintf(f->root, sizeof(f->root), "%s/partition-XXXXXX", tmp);
-	if (mkdtemp(f->root) == NULL)
-		return -1;
-	snprintf(f->dir, sizeof(f->dir), "%s/p0", f->root);
-	*state = f;
-	return 0;
+	return kp_test_dir_setup(state, "partition");
 }
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-
-	nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(f);
-	return 0;
+	return kp_test_dir_teardown(state);
 }
 
 static void config(struct kp_partition_config *cfg, uint64_t segment_bytes,
@@ -661,7 +632,7 @@ static void test_torn_tail_at_every_byte(void **state)
 	last_batch(path, &pos, &len);
 	assert_true(len > 200);
 	for (uint64_t cut = pos; cut < pos + len; cut++) {
-		nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		kp_test_rmtree(f->dir);
 		p = open_ok(f->dir, &cfg);
 		append(p, 0, 2, 0, 9, 0);
 		append(p, 2, 2, 0, 9, 1);
@@ -731,7 +702,7 @@ static void test_crash_torn_tail_after_recovery_point(void **state)
 	config(&cfg, 1 << 20, KP_FSYNC_NEVER);
 	seg_path(f->dir, 0, ".log", path, sizeof(path));
 	for (uint64_t k = 0;; k += 13) {
-		nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		kp_test_rmtree(f->dir);
 		crash_after(f->dir, &cfg, 20, 2);
 		last_batch(path, &pos, &len);
 		if (k >= len)
@@ -741,7 +712,7 @@ static void test_crash_torn_tail_after_recovery_point(void **state)
 		check_torn(f->dir, &cfg, 84, 5, 21);
 	}
 	/* A crash with nothing torn keeps everything. */
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	kp_test_rmtree(f->dir);
 	crash_after(f->dir, &cfg, 20, 2);
 	check_torn(f->dir, &cfg, 88, 5, 22);
 }
@@ -810,7 +781,7 @@ static void test_crash_torn_rolled_segment(void **state)
 	check_kept(f->dir, &cfg, keep, (uint32_t)(keep / 4));
 	assert_int_not_equal(access(later, F_OK), 0);
 	/* Nothing torn: everything written before the crash stays. */
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	kp_test_rmtree(f->dir);
 	crash_after(f->dir, &cfg, 2, 6);
 	check_kept(f->dir, &cfg, 32, 8);
 }

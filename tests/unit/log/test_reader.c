@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,48 +29,20 @@
 #include "base/logging.h"
 #include "log/batch.h"
 #include "log/partition.h"
+#include "support_dir.h"
 
 #define VALUE_LEN 60
 #define MAX_OFFSETS 4096
 
-struct fixture {
-	char dir[600];
-	char root[512];
-};
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	const char *tmp = getenv("KP_TEST_TMP");
-
-	if (tmp == NULL)
-		tmp = "/tmp";
-	mkdir(tmp, 0755);
-	snprintf(f->root, sizeof(f->root), "%s/reader-XXXXXX", tmp);
-	if (mkdtemp(f->root) == NULL)
-		return -1;
-	snprintf(f->dir, sizeof(f->dir), "%s/p0", f->root);
-	*state = f;
-	return 0;
+	return kp_test_dir_setup(state, "reader");
 }
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-
 	kp_log_set_level(KP_LOG_INFO);
-	nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(f);
-	return 0;
+	return kp_test_dir_teardown(state);
 }
 
 static void config(struct kp_partition_config *cfg, uint64_t segment_bytes)
@@ -396,7 +367,7 @@ static void test_skips_across_segments(void **state)
 			    !(o >= l0.base[l0.n - 1] && o < l1.base[1]));
 	kp_partition_close(p);
 	/* Damage in the partition's very last batch: skip to the end. */
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	kp_test_rmtree(f->dir);
 	p = open_ok(f->dir, &cfg);
 	end = append_at(p, 0, NULL, 4, 0, 0);
 	end = append_at(p, end, NULL, 4, 0, 0);
@@ -733,7 +704,7 @@ static void test_resync_across_chunk_boundary(void **state)
 	for (int64_t d = -80; d <= 80; d += 9) {
 		uint64_t len = (1u << 20) + (uint64_t)d;
 
-		nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		kp_test_rmtree(f->dir);
 		p = open_ok(f->dir, &cfg);
 		kp_buf_reset(&buf);
 		assert_int_equal(kp_batch_begin(&b, &buf, 0, 0), 0);
