@@ -29,6 +29,13 @@
 
 #define STATS_NAME "stats"
 #define MAX_META 8
+/*
+ * Of view_cache_bytes: clean entries go when the table reaches TRIM_AT,
+ * a commit is due when dirty ones take COMMIT_AT; a commit's sorted list
+ * (16 bytes per dirty key) fits in what is left.
+ */
+#define TRIM_AT(budget) ((budget) / 20 * 17)
+#define COMMIT_AT(budget) ((budget) / 20 * 13)
 
 /* A key's state before a change. */
 struct lookup {
@@ -237,6 +244,28 @@ static int del_locked(struct kp_view *v, const struct lookup *l, uint64_t h,
 }
 
 /*
+ * Before an insert that would make the table grow: the bigger slot array
+ * is built without the lock (only this thread changes the table) and
+ * swapped in under it, so readers never wait for a rehash. l's slot is
+ * found again in the new array.
+ */
+static void make_room(struct kp_view *v, struct lookup *l, uint64_t h,
+		      const char *key, size_t key_len)
+{
+	struct vt_entry **slots, **old;
+	size_t mask;
+
+	if (l->e != NULL || !vt_full(&v->t) ||
+	    vt_grown_slots(&v->t, &slots, &mask) != 0)
+		return;   /* (on -ENOMEM the insert grows, or fails, itself) */
+	pthread_mutex_lock(&v->lock);
+	old = vt_adopt_slots(&v->t, slots, mask);
+	pthread_mutex_unlock(&v->lock);
+	kp_free(old);
+	l->slot = vt_find(&v->t, h, key, key_len);
+}
+
+/*
  * At its budget, the table lets its clean entries go (the writing thread,
  * after a change): the dirty ones are indexed anew off the lock, swapped
  * in under it, and the clean ones freed.
@@ -245,7 +274,7 @@ static void trim(struct kp_view *v)
 {
 	struct vt_table fresh, old;
 
-	if (v->store == NULL || v->t.mem < v->cache_bytes ||
+	if (v->store == NULL || v->t.mem < TRIM_AT(v->cache_bytes) ||
 	    v->t.dirty == v->t.count || vt_dirty_only(&v->t, &fresh) != 0)
 		return;
 	pthread_mutex_lock(&v->lock);
@@ -269,6 +298,7 @@ int kp_view_put_prev(struct kp_view *v, const char *key, size_t key_len,
 		rc = save_prev(&l, prev);
 	if (rc != 0)
 		return rc;
+	make_room(v, &l, h, key, key_len);
 	pthread_mutex_lock(&v->lock);
 	rc = set_locked(v, &l, h, key, key_len, value, value_len);
 	pthread_mutex_unlock(&v->lock);
@@ -306,6 +336,7 @@ int kp_view_incr_prev(struct kp_view *v, const char *key, size_t key_len,
 		rc = save_prev(&l, prev);
 	if (rc != 0)
 		return rc;
+	make_room(v, &l, h, key, key_len);
 	pthread_mutex_lock(&v->lock);
 	rc = set_locked(v, &l, h, key, key_len, enc,
 			kp_mp_encode_int(enc, sum));
@@ -340,6 +371,7 @@ int kp_view_del_prev(struct kp_view *v, const char *key, size_t key_len,
 		rc = save_prev(&l, prev);
 	if (rc != 0 || !l.present)
 		return rc;
+	make_room(v, &l, h, key, key_len);
 	pthread_mutex_lock(&v->lock);
 	rc = del_locked(v, &l, h, key, key_len);
 	pthread_mutex_unlock(&v->lock);
@@ -395,12 +427,12 @@ bool kp_view_cache_full(struct kp_view *v)
 	dirty = v->t.dirty;
 	pthread_mutex_unlock(&v->lock);
 	/*
-	 * Dirty entries' share of the table's memory, against three quarters
-	 * of the budget: fewer, larger commits touch each store page fewer
-	 * times (a B-tree rewrites whole pages), and clean entries make room.
+	 * Dirty entries' share of the table's memory, against COMMIT_AT:
+	 * fewer, larger commits touch each store page fewer times (a B-tree
+	 * rewrites whole pages), and clean entries make room.
 	 */
 	return count > 0 && (double)mem * (double)dirty / (double)count >=
-				    (double)v->cache_bytes * 0.75;
+				    (double)COMMIT_AT(v->cache_bytes);
 }
 
 uint64_t kp_view_disk_bytes(struct kp_view *v)
@@ -484,7 +516,7 @@ static int collect_dirty(struct kp_view *v, struct dirty_list *d)
 static void mark_committed(struct kp_view *v, const struct dirty_list *d)
 {
 	struct vt_table old = { 0 }, fresh;
-	bool drop = v->t.mem >= v->cache_bytes - v->cache_bytes / 8 &&
+	bool drop = v->t.mem >= TRIM_AT(v->cache_bytes) &&
 		    vt_init(&fresh, 0) == 0;
 
 	pthread_mutex_lock(&v->lock);

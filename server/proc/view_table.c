@@ -127,6 +127,40 @@ static void place(struct vt_table *t, struct vt_entry *e)
 	t->slots[i] = e;
 }
 
+bool vt_full(const struct vt_table *t)
+{
+	return (t->count + 1) * 4 > (t->mask + 1) * 3;
+}
+
+int vt_grown_slots(const struct vt_table *t, struct vt_entry ***slots,
+		   size_t *mask)
+{
+	struct vt_table tmp;
+
+	tmp.slots = kp_calloc((t->mask + 1) * 2, sizeof(*tmp.slots));
+	if (tmp.slots == NULL)
+		return -ENOMEM;
+	tmp.mask = (t->mask + 1) * 2 - 1;
+	for (size_t i = 0; i <= t->mask; i++) {
+		if (t->slots[i] != NULL)
+			place(&tmp, t->slots[i]);
+	}
+	*slots = tmp.slots;
+	*mask = tmp.mask;
+	return 0;
+}
+
+struct vt_entry **vt_adopt_slots(struct vt_table *t, struct vt_entry **slots,
+				 size_t mask)
+{
+	struct vt_entry **old = t->slots;
+
+	t->mem += (mask - t->mask) * sizeof(*slots);
+	t->slots = slots;
+	t->mask = mask;
+	return old;
+}
+
 static int grow(struct vt_table *t)
 {
 	size_t slots = (t->mask + 1) * 2;

@@ -8,6 +8,7 @@
 #ifndef KP_VIEW_TABLE_H
 #define KP_VIEW_TABLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -77,9 +78,25 @@ size_t vt_find(const struct vt_table *t, uint64_t h, const char *key,
 /* Sorts entries by key bytes, fast for many (compares 8-byte prefixes). */
 int vt_sort(struct vt_entry **items, size_t n);
 
+/* true when the next insert would make t grow (vt_grown_slots first). */
+bool vt_full(const struct vt_table *t);
+
+/*
+ * Builds t's slots at twice the size with every entry placed, reading t
+ * only (so a writer can do it without the lock readers take), into *slots
+ * and *mask. 0 or -ENOMEM.
+ */
+int vt_grown_slots(const struct vt_table *t, struct vt_entry ***slots,
+		   size_t *mask);
+
+/* Installs slots from vt_grown_slots (O(1)); returns the old array to free. */
+struct vt_entry **vt_adopt_slots(struct vt_table *t, struct vt_entry **slots,
+				 size_t mask);
+
 /*
  * Inserts a key known to be absent (slot from vt_find) with a value and
- * flags. Returns the entry, NULL on -ENOMEM.
+ * flags (growing t first when full: callers that must not rehash under a
+ * lock grow it beforehand). Returns the entry, NULL on -ENOMEM.
  */
 struct vt_entry *vt_insert(struct vt_table *t, size_t slot, uint64_t h,
 			   const char *key, size_t key_len, const char *value,
