@@ -1,8 +1,9 @@
 /*
  * bench.h - shared pieces of kappa-bench: the clock, a blocking protocol
  * client (bench_client.c), the kappad child process (bench_server.c), the
- * peers measured in the same run (bench_peer.c) and the processor scenarios
- * with their "no server" floor (bench_proc.c).
+ * peers measured in the same run (bench_peer.c), the processor scenarios
+ * with their "no server" floor (bench_proc.c), the version scenarios
+ * (bench_versions.c) and the view scenarios (bench_views.c).
  *
  * Access pattern: one thread per connection, blocking sockets, requests
  * pipelined by the caller; nothing here is shared between threads.
@@ -277,5 +278,36 @@ struct kp_bench_versions_opts {
  * kappad under root; prints its lines.
  */
 void kp_bench_versions(const struct kp_bench_versions_opts *o);
+
+/* ---- view scenarios (bench_views.c) ---- */
+
+/* Most key counts --views-keys takes. */
+#define KP_BENCH_MAX_VIEW_KEYS 8
+
+struct kp_bench_views_opts {
+	const char *kappad;          /* the server binary */
+	const char *root;            /* absolute scratch directory */
+	uint64_t records;            /* N per count run (multiple of batch) */
+	uint64_t keys[KP_BENCH_MAX_VIEW_KEYS]; /* key counts K; keys[0] is
+						  the peer of the others, the
+						  last gets scenarios 2-3 */
+	size_t key_count;            /* entries of keys, >= 1 */
+	uint64_t compact_records;    /* records of the compaction scenario */
+	uint32_t runs;               /* rounds; figures are their medians */
+	uint32_t batch, inflight;    /* for producing */
+	bool json;                   /* one JSON object per line */
+	struct kp_bench_server *srv; /* the kappad child (killed on exit) */
+};
+
+/*
+ * The view scenarios: count-by-key throughput for each key count (ratio to
+ * keys[0]), kappad's anonymous memory and the view's disk size at the last
+ * count, the time from exec to the first view_get after SIGKILL (against
+ * a processor with an empty view over as much log), view_get latency idle
+ * and while the processor works, and a compacted topic's size and view
+ * against an uncompacted copy. Each kappad is started under root and its
+ * directory removed after it; prints its lines once all rounds are done.
+ */
+void kp_bench_views(const struct kp_bench_views_opts *o);
 
 #endif

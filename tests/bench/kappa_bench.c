@@ -8,8 +8,11 @@
  * against a msgpack-c + hash map loop and a Redis Function. With --versions
  * (or --versions-only) it also runs the version scenarios (bench_versions.c):
  * the pause a hot reload causes, replay throughput, and produce latency and
- * live lag while a replay runs. docs/BENCHMARKS.md explains the scenarios
- * and gives figures.
+ * live lag while a replay runs. With --views (or --views-only) it also runs
+ * the view scenarios (bench_views.c): count-by-key throughput as the view
+ * outgrows memory, kappad's memory, restart time, view_get latency, and a
+ * compacted topic. docs/BENCHMARKS.md explains the scenarios and gives
+ * figures.
  */
 #include "bench.h"
 
@@ -42,6 +45,11 @@ struct options {
 	bool versions;              /* --versions: add the version scenarios */
 	bool versions_only;         /* --versions-only: run only them */
 	uint32_t reloads;           /* --reloads, 0 for the default */
+	bool views;                 /* --views: add the view scenarios */
+	bool views_only;            /* --views-only: run only them */
+	uint64_t views_records;     /* --views-records, 0 for the default */
+	const char *views_keys;     /* --views-keys LIST, NULL for the default */
+	uint32_t runs;              /* --runs (view scenarios), 0: 1 */
 };
 
 /* One line of output: a kappa scenario and its peer, or a peer alone. */
@@ -210,6 +218,9 @@ static void usage(void)
 	     "                   [--proc | --proc-only] [--plugin-dir DIR] "
 	     "[--proc-records N]\n"
 	     "                   [--versions | --versions-only] [--reloads N]\n"
+	     "                   [--views | --views-only] [--views-records N]"
+	     " [--views-keys LIST]\n"
+	     "                   [--runs N]\n"
 	     "defaults: --kappad build/kappad --data-root /tmp --batch 500 "
 	     "--inflight 16;\n"
 	     "--records: 2000000 for fsync=never, 200000 for fsync=always\n"
@@ -223,7 +234,17 @@ static void usage(void)
 	     "--versions: also run the version scenarios (reload pause, "
 	     "replay throughput,\n"
 	     "  produce latency during a replay); --versions-only: only them\n"
-	     "--reloads: hot reloads in the reload scenario (default 50)");
+	     "--reloads: hot reloads in the reload scenario (default 50)\n"
+	     "--views: also run the view scenarios (count by key, memory, "
+	     "restart,\n"
+	     "  view_get latency, compaction); --views-only: only them\n"
+	     "--views-records: records per count run (default 10000000, "
+	     "--quick 200000)\n"
+	     "--views-keys: key counts, comma-separated, the first the peer "
+	     "of the others\n"
+	     "  (default 1000,1000000,10000000; --quick 1000,100000)\n"
+	     "--runs: rounds of the view scenarios, figures are medians "
+	     "(default 1)");
 }
 
 static uint64_t parse_u64(const char *name, const char *s, uint64_t max)
@@ -260,6 +281,10 @@ static void parse_args(int argc, char **argv)
 			opt.versions = true;
 		} else if (strcmp(a, "--versions-only") == 0) {
 			opt.versions_only = true;
+		} else if (strcmp(a, "--views") == 0) {
+			opt.views = true;
+		} else if (strcmp(a, "--views-only") == 0) {
+			opt.views_only = true;
 		} else if (v == NULL) {
 			kp_bench_die("unknown argument '%s' or it needs a "
 				     "value (see --help)", a);
@@ -272,6 +297,13 @@ static void parse_args(int argc, char **argv)
 		} else if (strcmp(a, "--proc-records") == 0) {
 			opt.proc_records =
 				parse_u64(a, argv[++i], 1000000000000ull);
+		} else if (strcmp(a, "--views-records") == 0) {
+			opt.views_records =
+				parse_u64(a, argv[++i], 1000000000000ull);
+		} else if (strcmp(a, "--views-keys") == 0) {
+			opt.views_keys = argv[++i];
+		} else if (strcmp(a, "--runs") == 0) {
+			opt.runs = (uint32_t)parse_u64(a, argv[++i], 64);
 		} else if (strcmp(a, "--reloads") == 0) {
 			opt.reloads = (uint32_t)parse_u64(a, argv[++i], 10000);
 		} else if (strcmp(a, "--redis-server") == 0) {
@@ -631,6 +663,54 @@ static void versions_rows(void)
 	kp_bench_versions(&o);
 }
 
+/* Parses --views-keys (comma-separated) into o->keys; dies when invalid. */
+static void parse_keys(const char *list, struct kp_bench_views_opts *o)
+{
+	char buf[256], *save = NULL;
+
+	if (strlen(list) >= sizeof(buf))
+		kp_bench_die("--views-keys: list too long");
+	snprintf(buf, sizeof(buf), "%s", list);
+	o->key_count = 0;
+	for (char *t = strtok_r(buf, ",", &save); t != NULL;
+	     t = strtok_r(NULL, ",", &save)) {
+		if (o->key_count == KP_BENCH_MAX_VIEW_KEYS)
+			kp_bench_die("--views-keys: at most %d counts",
+				     KP_BENCH_MAX_VIEW_KEYS);
+		o->keys[o->key_count++] =
+			parse_u64("--views-keys", t, 4000000000ull);
+	}
+	if (o->key_count == 0)
+		kp_bench_die("--views-keys: no key count in '%s'", list);
+}
+
+/* The view scenarios: count by key, memory, restart, latency, compaction. */
+static void views_rows(void)
+{
+	char root[PATH_MAX];
+	struct kp_bench_views_opts o;
+	uint64_t n = opt.views_records ? opt.views_records
+				       : opt.quick ? 200000 : 10000000;
+
+	if (realpath(scratch, root) == NULL)
+		kp_bench_die("realpath %s: %s", scratch, strerror(errno));
+	memset(&o, 0, sizeof(o));
+	o.kappad = opt.kappad;
+	o.root = root;
+	o.records = (n + opt.batch - 1) / opt.batch * opt.batch;
+	parse_keys(opt.views_keys ? opt.views_keys
+		   : opt.quick    ? "1000,100000"
+				  : "1000,1000000,10000000",
+		   &o);
+	o.compact_records = opt.quick ? 100000 : 1000000;
+	o.runs = opt.runs ? opt.runs : 1;
+	o.batch = opt.batch;
+	o.inflight = opt.inflight;
+	o.json = opt.json;
+	o.srv = &srv;
+	kp_bench_views(&o);
+}
+
 int main(int argc, char **argv)
 {
 	char file[600];
@@ -640,7 +720,7 @@ int main(int argc, char **argv)
 	bool log_rows;
 
 	parse_args(argc, argv);
-	log_rows = !opt.proc_only && !opt.versions_only;
+	log_rows = !opt.proc_only && !opt.versions_only && !opt.views_only;
 	n_never = opt.records ? opt.records : opt.quick ? 100000 : 2000000;
 	n_always = opt.records ? opt.records : opt.quick ? 10000 : 200000;
 	if (opt.redis == NULL)
@@ -684,5 +764,7 @@ int main(int argc, char **argv)
 		proc_rows();
 	if (opt.versions || opt.versions_only)
 		versions_rows();
+	if (opt.views || opt.views_only)
+		views_rows();
 	return 0;
 }
