@@ -30,6 +30,7 @@
  * producer, reader or latency probe, each used in its own phase.
  */
 #include "bench.h"
+#include "bench_views.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,21 +45,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#define VIEW_CACHE_BYTES (64ull << 20)   /* kappad's view_cache_bytes */
-#define RSS_SLACK_BYTES (64ull << 20)    /* the bound: cache + this */
 #define TOPIC "events"
 #define PROC "views"
 #define POLL_NS 2000000ull               /* proc_status while processing */
-#define RSS_EVERY_NS 50000000ull         /* RssAnon sample period */
 #define STATUS_EVERY_NS 10000000ull      /* proc_status in the busy window */
 #define IDLE_GETS 10000                  /* view_gets of the idle window */
-#define PROBE_EVERY_NS 200000ull         /* one view_get per 200 us */
 #define BUSY_MAX_NS 60000000000ull       /* longest busy window */
 #define WAIT_MAX_NS 1800000000000ull     /* give up on a processor */
 #define ANSWER_MAX_NS 300000000000ull    /* give up on a restart */
-#define RESTARTS 3                       /* restarts per kappad, median */
-#define COMPACT_KEYS 1000
-#define COMPACT_SEGMENT_BYTES 65536u
 #define COMPACT_WAIT_NS 120000000000ull
 #define SCAN_PAGE 100
 #define MAX_KEY 512              /* longest view key kept */
@@ -71,42 +65,6 @@ static const char lua_latest[] =
 	"ctx.state:put(rec.key, rec.value) end return M\n";
 static const char lua_none[] =
 	"local M={} function M.process(ctx, rec) end return M\n";
-
-/* What one count run measured. */
-struct count_run {
-	double rps;                  /* records/s from proc_create to lag 0 */
-	double seconds;
-	uint64_t rss_max, rss_end;   /* RssAnon bytes, shown for the last K */
-	uint64_t rss_before;         /* RssAnon after producing, before it */
-	uint64_t disk, view_keys, view_bytes;
-	uint64_t ckpts, ckpt_ms_sum, ckpt_ms_max; /* checkpoints seen */
-};
-
-/* What RESTARTS restarts of one kappad took (ms): medians and range. */
-struct restarts {
-	double ms, lo, hi;           /* exec to the first answered view_get */
-	double listen_ms;            /* exec to the first connect (median) */
-	bool ckpt_seen;              /* a checkpoint came before the kill */
-};
-
-/* One round: every K, then restart and latency at the last. */
-struct round {
-	struct count_run count[KP_BENCH_MAX_VIEW_KEYS];
-	double restart_ms, empty_ms; /* exec to first answered view_get */
-	struct restarts view, empty; /* the same, with range and listen */
-	double idle_p50, idle_p99, busy_p50, busy_p99; /* us */
-	double idle_max, busy_max;   /* us */
-	size_t idle_n, busy_n;
-	double busy_rps;             /* the N/2 records of the busy window */
-};
-
-struct compact_result {
-	char why[200];               /* non-empty: skipped, and why */
-	uint64_t left, keys_left, superseded, bound;
-	double bytes_per_record, seconds;
-	size_t pages;                /* view_scan pages compared */
-	uint64_t processed_c, processed_u;
-};
 
 /* A proc_status, the fields these scenarios read. */
 struct status {
@@ -153,7 +111,7 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* Median of v[0..n-1] (reorders v); *lo and *hi get the range. */
-static double median(double *v, size_t n, double *lo, double *hi)
+double kp_views_median(double *v, size_t n, double *lo, double *hi)
 {
 	qsort(v, n, sizeof(*v), cmp_double);
 	*lo = v[0];
@@ -162,17 +120,6 @@ static double median(double *v, size_t n, double *lo, double *hi)
 }
 
 /* "1000", "100k", "10M": a key count for names. */
-static const char *fmt_count(uint64_t k, char *buf, size_t size)
-{
-	if (k >= 1000000 && k % 1000000 == 0)
-		snprintf(buf, size, "%lluM", (unsigned long long)(k / 1000000));
-	else if (k > 1000 && k % 1000 == 0)
-		snprintf(buf, size, "%lluk", (unsigned long long)(k / 1000));
-	else
-		snprintf(buf, size, "%llu", (unsigned long long)k);
-	return buf;
-}
-
 /* RssAnon of pid in bytes, from /proc/PID/status (threads share it). */
 static uint64_t rss_anon(pid_t pid)
 {
@@ -314,68 +261,6 @@ static void produce_keyed(int port, const char *topic, uint64_t first,
 			     (unsigned long long)count);
 	msgpack_sbuffer_destroy(&sb);
 	kp_bench_conn_close(&c);
-}
-
-/* ---- output ----------------------------------------------------------- */
-
-static void print_header(void)
-{
-	if (!vo->json)
-		printf("%-34s %10s %-7s %-30s %10s %6s\n", "scenario", "value",
-		       "unit", "peer (same run)", "peer", "ratio");
-}
-
-/* Replaces characters that would need escaping in JSON. */
-static void json_safe(char *s)
-{
-	for (; *s != '\0'; s++)
-		if (*s == '"' || *s == '\\' || (unsigned char)*s < 0x20)
-			*s = '\'';
-}
-
-/* One line: kappa's figure, its peer (peer == NULL: none), the ratio. */
-static void line(const char *name, double value, const char *unit,
-		 const char *peer, double peer_value, const char *note)
-{
-	double ratio = peer != NULL && peer_value > 0 ? value / peer_value : 0;
-	char n[400];
-
-	snprintf(n, sizeof(n), "%s", note ? note : "");
-	if (vo->json) {
-		json_safe(n);
-		printf("{\"scenario\":\"%s\",\"value\":%.3f,\"unit\":\"%s\","
-		       "\"peer\":\"%s\",\"peer_value\":%.3f,\"ratio\":%.3f,"
-		       "\"note\":\"%s\"}\n",
-		       name, value, unit, peer ? peer : "", peer ? peer_value : 0,
-		       ratio, n);
-	} else if (peer != NULL) {
-		printf("%-34s %10.*f %-7s %-30s %10.*f %6.2f%s%s\n", name,
-		       value < 100 ? 2 : 0, value, unit, peer,
-		       peer_value < 100 ? 2 : 0, peer_value, ratio,
-		       n[0] ? "  " : "", n);
-	} else {
-		printf("%-34s %10.*f %-7s %-30s %10s %6s%s%s\n", name,
-		       value < 100 ? 2 : 0, value, unit, "-", "-", "-",
-		       n[0] ? "  " : "", n);
-	}
-	fflush(stdout);
-}
-
-/* A line that could not be measured. */
-static void skipped(const char *name, const char *why)
-{
-	char n[300];
-
-	snprintf(n, sizeof(n), "skipped: %s", why);
-	if (vo->json) {
-		json_safe(n);
-		printf("{\"scenario\":\"%s\",\"skipped\":true,\"note\":\"%s\"}\n",
-		       name, n);
-	} else {
-		printf("%-34s %10s %-7s %-30s %10s %6s  %s\n", name, "-", "-",
-		       "-", "-", "-", n);
-	}
-	fflush(stdout);
 }
 
 /* Progress on stderr: a full run is quiet for minutes otherwise. */
@@ -900,8 +785,8 @@ static void checkpoint_and_restart(const struct status *st, const char *key,
 	close_conn(&c, &sb);
 	for (int i = 0; i < RESTARTS; i++)
 		ms[i] = restart_to_answer(key, want_found, &listen[i]);
-	out->listen_ms = median(listen, RESTARTS, &lo, &hi);
-	out->ms = median(ms, RESTARTS, &out->lo, &out->hi);
+	out->listen_ms = kp_views_median(listen, RESTARTS, &lo, &hi);
+	out->ms = kp_views_median(ms, RESTARTS, &out->lo, &out->hi);
 	progress("restart (%s): %.1f ms [%.1f-%.1f] to the first view_get, "
 		 "listening after %.1f ms", want_found ? "view" : "empty view",
 		 out->ms, out->lo, out->hi, out->listen_ms);
@@ -1205,208 +1090,6 @@ static void compact_scenario(struct compact_result *r)
 	stop_and_remove();
 }
 
-/* ---- the report -------------------------------------------------------- */
-
-/* Median over the rounds of the double at byte offset off of a round. */
-static double med_of(const struct round *rs, size_t off, double *lo,
-		     double *hi)
-{
-	double v[64];
-	uint32_t n = vo->runs < 64 ? vo->runs : 64;
-
-	for (uint32_t i = 0; i < n; i++)
-		memcpy(&v[i], (const char *)&rs[i] + off, sizeof(v[i]));
-	return median(v, n, lo, hi);
-}
-
-/* "[lo-hi] over R runs; " when there is more than one run. */
-static const char *range(double lo, double hi, int digits, char *buf,
-			 size_t size)
-{
-	buf[0] = '\0';
-	if (vo->runs > 1)
-		snprintf(buf, size, "[%.*f-%.*f] over %u runs; ", digits, lo,
-			 digits, hi, vo->runs);
-	return buf;
-}
-
-static const char *met(bool ok)
-{
-	return ok ? "met" : "NOT MET";
-}
-
-/* "C checkpoints, T ms (P % of the time)" of the last round's run k. */
-static const char *ckpt_note(const struct round *rs, size_t k, char *buf,
-			     size_t size)
-{
-	const struct count_run *c = &rs[vo->runs - 1].count[k];
-
-	snprintf(buf, size, "%llu checkpoints, %llu ms (%.0f %% of the time, "
-		 "longest %llu ms)", (unsigned long long)c->ckpts,
-		 (unsigned long long)c->ckpt_ms_sum,
-		 c->seconds > 0 ? c->ckpt_ms_sum / (c->seconds * 10) : 0,
-		 (unsigned long long)c->ckpt_ms_max);
-	return buf;
-}
-
-/* The count lines: records/s per K against keys[0] of the same round. */
-static void report_counts(const struct round *rs)
-{
-	char name[64], kb[16], k0[16], peer[64], note[300], rg[80], ck[120];
-	double v[64], lo, hi, base, ratio, rps;
-	uint32_t n = vo->runs < 64 ? vo->runs : 64;
-
-	for (uint32_t i = 0; i < n; i++)
-		v[i] = rs[i].count[0].rps;
-	base = median(v, n, &lo, &hi);
-	fmt_count(vo->keys[0], k0, sizeof(k0));
-	snprintf(name, sizeof(name), "count K=%s", k0);
-	snprintf(note, sizeof(note), "%s%llu records, the peer of the other "
-		 "K; %s", range(lo / 1e6, hi / 1e6, 3, rg, sizeof(rg)),
-		 (unsigned long long)vo->records,
-		 ckpt_note(rs, 0, ck, sizeof(ck)));
-	line(name, base / 1e6, "M rec/s", NULL, 0, note);
-	snprintf(peer, sizeof(peer), "count K=%s", k0);
-	for (size_t k = 1; k < vo->key_count; k++) {
-		double target = vo->keys[k] > 1000000 ? 0.5 : 0.7;
-
-		for (uint32_t i = 0; i < n; i++)
-			v[i] = rs[i].count[k].rps / rs[i].count[0].rps;
-		ratio = median(v, n, &lo, &hi);
-		for (uint32_t i = 0; i < n; i++)
-			v[i] = rs[i].count[k].rps;
-		rps = median(v, n, &lo, &hi);
-		snprintf(name, sizeof(name), "count K=%s",
-			 fmt_count(vo->keys[k], kb, sizeof(kb)));
-		snprintf(note, sizeof(note), "%smedian same-run ratio %.2f, "
-			 "target >= %.1f: %s; %s",
-			 range(lo / 1e6, hi / 1e6, 3, rg, sizeof(rg)), ratio,
-			 target, met(ratio >= target),
-			 ckpt_note(rs, k, ck, sizeof(ck)));
-		line(name, rps / 1e6, "M rec/s", peer, base / 1e6, note);
-	}
-}
-
-/* MiB of a uint64_t field (byte offset off) of count[k], median of rounds. */
-static double med_mib(const struct round *rs, size_t k, size_t off,
-		      double *lo, double *hi)
-{
-	double v[64];
-	uint32_t n = vo->runs < 64 ? vo->runs : 64;
-	uint64_t b;
-
-	for (uint32_t i = 0; i < n; i++) {
-		memcpy(&b, (const char *)&rs[i].count[k] + off, sizeof(b));
-		v[i] = b / 1048576.0;
-	}
-	return median(v, n, lo, hi);
-}
-
-/* RssAnon and disk at the last K (medians of the rounds). */
-static void report_memory(const struct round *rs)
-{
-	size_t k = vo->key_count - 1;
-	const struct count_run *c = &rs[vo->runs - 1].count[k];
-	double bound = (VIEW_CACHE_BYTES + RSS_SLACK_BYTES) / 1048576.0;
-	double lo, hi, v, before;
-	char name[64], kb[16], note[300], rg[80];
-
-	fmt_count(vo->keys[k], kb, sizeof(kb));
-	snprintf(name, sizeof(name), "K=%s RssAnon max while counting", kb);
-	before = med_mib(rs, k, offsetof(struct count_run, rss_before), &lo,
-			 &hi);
-	v = med_mib(rs, k, offsetof(struct count_run, rss_max), &lo, &hi);
-	snprintf(note, sizeof(note), "%ssampled every %llu ms; %.1f MiB "
-		 "before the processor (after producing); target <= 1: %s",
-		 range(lo, hi, 1, rg, sizeof(rg)),
-		 (unsigned long long)(RSS_EVERY_NS / 1000000), before,
-		 met(v <= bound));
-	line(name, v, "MiB", "view_cache_bytes + 64 MiB", bound, note);
-	snprintf(name, sizeof(name), "K=%s RssAnon at lag 0", kb);
-	v = med_mib(rs, k, offsetof(struct count_run, rss_end), &lo, &hi);
-	snprintf(note, sizeof(note), "%starget <= 1: %s",
-		 range(lo, hi, 1, rg, sizeof(rg)), met(v <= bound));
-	line(name, v, "MiB", "view_cache_bytes + 64 MiB", bound, note);
-	snprintf(name, sizeof(name), "K=%s view on disk", kb);
-	v = med_mib(rs, k, offsetof(struct count_run, disk), &lo, &hi);
-	snprintf(note, sizeof(note), "%safter a checkpoint and the restart; "
-		 "%llu keys, view_bytes %.1f MiB (keys + values)",
-		 range(lo, hi, 0, rg, sizeof(rg)),
-		 (unsigned long long)c->view_keys, c->view_bytes / 1048576.0);
-	line(name, v, "MiB", NULL, 0, note);
-}
-
-static void report_restart(const struct round *rs)
-{
-	char note[300], rg[80];
-	const struct round *last = &rs[vo->runs - 1];
-	double lo, hi, v[64], ratio, ms, peer;
-	uint32_t n = vo->runs < 64 ? vo->runs : 64;
-
-	for (uint32_t i = 0; i < n; i++)
-		v[i] = rs[i].restart_ms / rs[i].empty_ms;
-	ratio = median(v, n, &lo, &hi);
-	peer = med_of(rs, offsetof(struct round, empty_ms), &lo, &hi);
-	ms = med_of(rs, offsetof(struct round, restart_ms), &lo, &hi);
-	snprintf(note, sizeof(note), "%smedian of %d restarts each [%.1f-%.1f "
-		 "/ %.1f-%.1f], the first after the checkpoint %s lag 0; "
-		 "listening after %.1f / %.1f ms; target <= 3: %s",
-		 range(lo, hi, 1, rg, sizeof(rg)), RESTARTS, last->view.lo,
-		 last->view.hi, last->empty.lo, last->empty.hi,
-		 last->view.ckpt_seen && last->empty.ckpt_seen ? "after"
-							       : "(none new) at",
-		 last->view.listen_ms, last->empty.listen_ms, met(ratio <= 3));
-	line("restart: exec to first view_get", ms, "ms",
-	     "empty view, as much log", peer, note);
-}
-
-static void report_latency(const struct round *rs)
-{
-	const struct round *last = &rs[vo->runs - 1];
-	char note[300], rg[80];
-	double lo, hi, p50b, p50i, p99b, p99i, rps;
-
-	p50b = med_of(rs, offsetof(struct round, busy_p50), &lo, &hi);
-	p50i = med_of(rs, offsetof(struct round, idle_p50), &lo, &hi);
-	p99i = med_of(rs, offsetof(struct round, idle_p99), &lo, &hi);
-	rps = med_of(rs, offsetof(struct round, busy_rps), &lo, &hi);
-	p99b = med_of(rs, offsetof(struct round, busy_p99), &lo, &hi);
-	snprintf(note, sizeof(note), "one get per %llu us; %zu busy "
-		 "(processor at %.3f M rec/s over %llu new records), %zu idle",
-		 (unsigned long long)(PROBE_EVERY_NS / 1000), last->busy_n,
-		 rps / 1e6, (unsigned long long)(vo->records / 2),
-		 last->idle_n);
-	line("view_get p50 busy", p50b, "us", "idle", p50i, note);
-	snprintf(note, sizeof(note), "%smax %.1f ms busy, %.1f ms idle; "
-		 "target <= 2: %s", range(lo, hi, 0, rg, sizeof(rg)),
-		 last->busy_max / 1e3, last->idle_max / 1e3,
-		 met(p99b <= 2 * p99i));
-	line("view_get p99 busy", p99b, "us", "idle", p99i, note);
-}
-
-static void report_compact(const struct compact_result *r)
-{
-	char note[400], peer[64];
-
-	if (r->why[0] != '\0') {
-		skipped("compact: records left", r->why);
-		return;
-	}
-	snprintf(peer, sizeof(peer), "bound %d + active segment", COMPACT_KEYS);
-	snprintf(note, sizeof(note), "of %llu (%.1f B/rec, segments %u B; "
-		 "%llu keys, %llu superseded, %.1f s); latest-value views "
-		 "equal over %zu pages (%llu vs %llu records processed); "
-		 "target <= 1: %s",
-		 (unsigned long long)vo->compact_records, r->bytes_per_record,
-		 COMPACT_SEGMENT_BYTES, (unsigned long long)r->keys_left,
-		 (unsigned long long)r->superseded, r->seconds, r->pages,
-		 (unsigned long long)r->processed_c,
-		 (unsigned long long)r->processed_u,
-		 met(r->left <= r->bound));
-	line("compact: records left", (double)r->left, "records", peer,
-	     (double)r->bound, note);
-}
-
 /* ---- entry ------------------------------------------------------------- */
 
 static void write_sources(void)
@@ -1449,11 +1132,6 @@ void kp_bench_views(const struct kp_bench_views_opts *o)
 		empty_run(run, o->keys[last], &rs[run]);
 	}
 	compact_scenario(&cr);
-	print_header();
-	report_counts(rs);
-	report_memory(rs);
-	report_restart(rs);
-	report_latency(rs);
-	report_compact(&cr);
+	kp_views_report(o, rs, &cr);
 	free(rs);
 }
