@@ -203,10 +203,16 @@ return M
                  outputs=["wide"])
             c.produce("in", [{"i": i} for i in range(300)])
             H.wait_lag0(s, "fan")
-            got = []
-            for part in range(16):
-                got += [(r["value"]["i"], r["value"]["n"])
-                        for r in c.fetch_all("wide", partition=part)]
+
+            def outputs():
+                got = []
+                for part in range(16):
+                    got += [(r["value"]["i"], r["value"]["n"])
+                            for r in c.fetch_all("wide", partition=part)]
+                return got if len(got) >= 1200 else None
+
+            # Visible once their fsync is done, a moment after lag 0.
+            got = H.wait_for(outputs, 30, "1200 outputs")
         self.assertEqual(sorted(got),
                          [(i, n) for i in range(300) for n in range(1, 5)])
         self.assertEqual(s.sanitizer_reports(), [], s.log_tail())
