@@ -471,6 +471,11 @@ struct dirty_list {
 	size_t bytes;
 };
 
+static void rewind_changes(void *arg)
+{
+	((struct dirty_list *)arg)->next = 0;
+}
+
 static int next_change(void *arg, struct kp_vstore_change *c)
 {
 	struct dirty_list *d = arg;
@@ -583,6 +588,7 @@ int kp_view_commit(struct kp_view *v, const char *const *meta_names,
 	memset(&c, 0, sizeof(c));
 	c.clear_first = v->cleared;
 	c.next = next_change;
+	c.rewind = rewind_changes;
 	c.arg = &d;
 	c.change_count = d.n;
 	c.change_bytes = d.bytes;

@@ -4,6 +4,14 @@
  * Stored value layout: the value's bytes, then u32 CRC32C (little-endian)
  * of the key's bytes followed by the value's bytes.
  *
+ * The map is exactly the file, and the file is allocated whole
+ * (fallocate): LMDB writes mapped pages (MDB_WRITEMAP), and a write to a
+ * page with no block behind it on a full disk would be a SIGBUS, so no
+ * page of the map may lack one. Beyond the map LMDB answers MDB_MAP_FULL,
+ * cleanly. The map grows before a commit, under map_lock taken for
+ * writing (LMDB remaps only with no transaction active in the process);
+ * every read holds it for reading.
+ *
  * Space before a commit: a transaction copies every page it touches to a
  * free page (the free list of pages no reader needs, else the end of the
  * file). A commit of n changes of b bytes into a file of p pages touches at
@@ -30,6 +38,9 @@
 #define FORMAT_VALUE "kappa-view 1"
 #define CRC_LEN 4
 #define READERS 2
+#define MAP_MIN (4ull << 20)
+#define MAP_STEP (1ull << 20)
+#define GROW_TRIES 200         /* of 1 ms, waiting for reads to end */
 #define KEY_TAG 'k'   /* data keys are stored as KEY_TAG + key: LMDB has no
 			 empty keys, a view does */
 
@@ -45,6 +56,8 @@ struct kp_vstore {
 	MDB_dbi meta;
 	int fd;                /* the data file, for preallocation */
 	uint64_t max_bytes;
+	uint64_t map_bytes;    /* the map and the file: all allocated */
+	pthread_rwlock_t map_lock; /* reads: shared; growing the map: owned */
 	struct reader readers[READERS];
 	char dir[4096];
 };
@@ -170,6 +183,45 @@ static int open_tables(struct kp_vstore *s, struct kp_error *err)
 	return rc == 0 ? 0 : fail(err, s, rc, "open tables");
 }
 
+/*
+ * The map to open with: the blocks the file has (LMDB raises it to what
+ * the data needs), rounded up to MAP_STEP; MAP_MIN for a new store.
+ */
+static uint64_t initial_map(const char *dir)
+{
+	char path[4200];
+	struct stat st;
+	uint64_t n = 0;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	if (stat(path, &st) == 0)
+		n = (uint64_t)st.st_blocks * 512;
+	n = (n + MAP_STEP - 1) / MAP_STEP * MAP_STEP;
+	return n < MAP_MIN ? MAP_MIN : n;
+}
+
+/* Gives every page of the map a block on disk. */
+static int allocate_to(struct kp_vstore *s, uint64_t bytes,
+		       struct kp_error *err)
+{
+	if (fallocate(s->fd, 0, 0, (off_t)bytes) == 0 || errno == EOPNOTSUPP)
+		return 0;
+	return kp_error_set(err, -errno,
+			    "view store %s: cannot reserve %llu MiB: %s", s->dir,
+			    (unsigned long long)(bytes >> 20), strerror(errno));
+}
+
+/* After open: the map LMDB chose, allocated whole. */
+static int allocate_map(struct kp_vstore *s, struct kp_error *err)
+{
+	MDB_envinfo info;
+
+	if (mdb_env_info(s->env, &info) != 0)
+		return kp_error_set(err, KP_EINTERNAL, "mdb_env_info failed");
+	s->map_bytes = info.me_mapsize;
+	return allocate_to(s, s->map_bytes, err);
+}
+
 int kp_vstore_open(struct kp_vstore **out, const char *dir,
 		   uint64_t max_bytes, struct kp_error *err)
 {
@@ -181,6 +233,7 @@ int kp_vstore_open(struct kp_vstore **out, const char *dir,
 	snprintf(s->dir, sizeof(s->dir), "%s", dir);
 	s->max_bytes = max_bytes ? max_bytes : KP_VSTORE_DEFAULT_MAX_BYTES;
 	s->fd = -1;
+	pthread_rwlock_init(&s->map_lock, NULL);
 	for (int i = 0; i < READERS; i++)
 		pthread_mutex_init(&s->readers[i].lock, NULL);
 	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
@@ -192,7 +245,7 @@ int kp_vstore_open(struct kp_vstore **out, const char *dir,
 	if (rc == 0)
 		rc = mdb_env_set_maxdbs(s->env, 2);
 	if (rc == 0)
-		rc = mdb_env_set_mapsize(s->env, (size_t)s->max_bytes);
+		rc = mdb_env_set_mapsize(s->env, (size_t)initial_map(dir));
 	if (rc == 0)
 		rc = mdb_env_set_maxreaders(s->env, 126);
 	if (rc == 0)
@@ -205,9 +258,11 @@ int kp_vstore_open(struct kp_vstore **out, const char *dir,
 	}
 	rc = mdb_env_get_fd(s->env, &s->fd);
 	if (rc == 0)
-		rc = open_tables(s, err);
+		rc = allocate_map(s, err);
 	else
 		rc = fail(err, s, rc, "open");
+	if (rc == 0)
+		rc = open_tables(s, err);
 	if (rc != 0)
 		goto fail;
 	*out = s;
@@ -228,6 +283,7 @@ void kp_vstore_close(struct kp_vstore *s)
 	}
 	if (s->env != NULL)
 		mdb_env_close(s->env);
+	pthread_rwlock_destroy(&s->map_lock);
 	kp_free(s);
 }
 
@@ -252,6 +308,7 @@ static int reader_begin(struct kp_vstore *s, struct reader **out)
 		r = &s->readers[0];
 		pthread_mutex_lock(&r->lock);
 	}
+	pthread_rwlock_rdlock(&s->map_lock);
 	rc = r->txn == NULL ? mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn)
 			    : mdb_txn_renew(r->txn);
 	if (rc != 0) {
@@ -259,6 +316,7 @@ static int reader_begin(struct kp_vstore *s, struct reader **out)
 			mdb_txn_abort(r->txn);
 			r->txn = NULL;
 		}
+		pthread_rwlock_unlock(&s->map_lock);
 		pthread_mutex_unlock(&r->lock);
 		return map_rc(rc);
 	}
@@ -266,9 +324,10 @@ static int reader_begin(struct kp_vstore *s, struct reader **out)
 	return 0;
 }
 
-static void reader_end(struct reader *r)
+static void reader_end(struct kp_vstore *s, struct reader *r)
 {
 	mdb_txn_reset(r->txn);
+	pthread_rwlock_unlock(&s->map_lock);
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -300,7 +359,7 @@ int kp_vstore_get(struct kp_vstore *s, const char *key, size_t key_len,
 				rc = -ENOMEM;
 		}
 	}
-	reader_end(r);
+	reader_end(s, r);
 	if (len != NULL)
 		*len = n;
 	return rc;
@@ -368,7 +427,7 @@ int kp_vstore_scan(struct kp_vstore *s, struct kp_vstore_snap *snap,
 		return rc;
 	rc = scan_txn(s, r->txn, prefix, prefix_len, after, after_len, visit,
 		      arg);
-	reader_end(r);
+	reader_end(s, r);
 	return rc;
 }
 
@@ -379,8 +438,10 @@ int kp_vstore_snap_begin(struct kp_vstore *s, struct kp_vstore_snap **out)
 
 	if (snap == NULL)
 		return -ENOMEM;
+	pthread_rwlock_rdlock(&s->map_lock);
 	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &snap->txn);
 	if (rc != 0) {
+		pthread_rwlock_unlock(&s->map_lock);
 		kp_free(snap);
 		return map_rc(rc);
 	}
@@ -394,6 +455,7 @@ void kp_vstore_snap_end(struct kp_vstore_snap *snap)
 	if (snap == NULL)
 		return;
 	mdb_txn_abort(snap->txn);
+	pthread_rwlock_unlock(&snap->s->map_lock);
 	kp_free(snap);
 }
 
@@ -416,11 +478,48 @@ int kp_vstore_meta_get(struct kp_vstore *s, const char *name,
 		kp_buf_reset(out);
 		rc = kp_buf_append(out, v.mv_data, n) != 0 ? -ENOMEM : 1;
 	}
-	reader_end(r);
+	reader_end(s, r);
 	return rc;
 }
 
-/* Preallocates the file for the most pages c can make it use. */
+/*
+ * Grows the map (and the file, allocated first) to at least bytes. Waits
+ * up to GROW_TRIES ms for reads to end; a snapshot held longer (a verify)
+ * makes it fail with -EBUSY, and the checkpoint is retried.
+ */
+static int grow_map(struct kp_vstore *s, uint64_t bytes, struct kp_error *err)
+{
+	uint64_t n = s->map_bytes + s->map_bytes / 2;
+	int rc, tries = 0;
+
+	if (n < bytes)
+		n = bytes;
+	n = (n + MAP_STEP - 1) / MAP_STEP * MAP_STEP;
+	if (n > s->max_bytes)
+		n = s->max_bytes;
+	if (n <= s->map_bytes)
+		return kp_error_set(err, KP_ETOOLARGE,
+				    "view store %s reached view_max_bytes (%llu MiB)",
+				    s->dir,
+				    (unsigned long long)(s->max_bytes >> 20));
+	rc = allocate_to(s, n, err);
+	if (rc != 0)
+		return rc;
+	while (pthread_rwlock_trywrlock(&s->map_lock) != 0) {
+		if (++tries == GROW_TRIES)
+			return kp_error_set(err, -EBUSY,
+					    "view store %s: a long read (a verify's snapshot) holds it; its map grows once that ends",
+					    s->dir);
+		usleep(1000);
+	}
+	rc = mdb_env_set_mapsize(s->env, (size_t)n);
+	if (rc == 0)
+		s->map_bytes = n;
+	pthread_rwlock_unlock(&s->map_lock);
+	return rc == 0 ? 0 : fail(err, s, rc, "grow the map");
+}
+
+/* Makes the map hold the most pages c can make the file use. */
 static int reserve_space(struct kp_vstore *s, const struct kp_vstore_commit *c,
 			 struct kp_error *err)
 {
@@ -437,12 +536,7 @@ static int reserve_space(struct kp_vstore *s, const struct kp_vstore_commit *c,
 	need = (used + extra) * st.ms_psize;
 	if (need > s->max_bytes)
 		need = s->max_bytes;
-	if (fallocate(s->fd, 0, 0, (off_t)need) == 0 || errno == EOPNOTSUPP)
-		return 0;
-	return kp_error_set(err, -errno,
-			    "view store %s: cannot reserve %llu MiB for a checkpoint: %s",
-			    s->dir, (unsigned long long)(need >> 20),
-			    strerror(errno));
+	return need <= s->map_bytes ? 0 : grow_map(s, need, err);
 }
 
 static int put_value(MDB_txn *txn, MDB_dbi dbi, const char *key,
@@ -497,23 +591,28 @@ int kp_vstore_write(struct kp_vstore *s, const struct kp_vstore_commit *c,
 	MDB_txn *txn;
 	int rc = reserve_space(s, c, err);
 
-	if (rc != 0)
-		return rc;
-	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-	if (rc != 0)
-		return fail(err, s, rc, "begin a checkpoint");
-	rc = apply_changes(s, txn, c);
-	if (rc != 0) {
+	for (int attempt = 0; rc == 0; attempt++) {
+		rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+		if (rc != 0)
+			return fail(err, s, rc, "begin a checkpoint");
+		if (attempt > 0)
+			c->rewind(c->arg);
+		rc = apply_changes(s, txn, c);
+		if (rc == 0) {
+			rc = mdb_txn_commit(txn);
+			return rc == 0 ? 0 : fail(err, s, rc, "commit a checkpoint");
+		}
 		mdb_txn_abort(txn);
-		if (rc == MDB_MAP_FULL)
-			return kp_error_set(err, KP_ETOOLARGE,
-					    "view store %s reached view_max_bytes (%llu MiB)",
-					    s->dir,
-					    (unsigned long long)(s->max_bytes >> 20));
-		return fail(err, s, rc, "write a checkpoint");
+		if (rc != MDB_MAP_FULL)
+			return fail(err, s, rc, "write a checkpoint");
+		/* More than the estimate: a bigger map, then again. */
+		rc = attempt < 3 ? grow_map(s, s->map_bytes * 2, err)
+				 : kp_error_set(err, KP_ETOOLARGE,
+						"view store %s: a checkpoint does not fit %llu MiB",
+						s->dir,
+						(unsigned long long)(s->map_bytes >> 20));
 	}
-	rc = mdb_txn_commit(txn);
-	return rc == 0 ? 0 : fail(err, s, rc, "commit a checkpoint");
+	return rc;
 }
 
 uint64_t kp_vstore_disk_bytes(struct kp_vstore *s)

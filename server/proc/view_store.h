@@ -11,9 +11,11 @@
  * run of changes and the meta records, durable when it returns. Reads
  * never block that writer (LMDB's readers see the last commit). The file is
  * mapped with MDB_WRITEMAP, so written pages are file pages, never the
- * process's anonymous memory; before each commit the file is preallocated
- * (posix_fallocate) for the most pages it can touch, so a full disk fails
- * the commit with -ENOSPC instead of faulting on a mapped page.
+ * process's anonymous memory. The map is exactly the file, allocated whole
+ * (fallocate), and grows before a commit for the most pages it can touch:
+ * a full disk fails the commit with -ENOSPC (nothing written) instead of
+ * faulting on a mapped page, and a commit past the map gets MDB_MAP_FULL,
+ * a bigger map and another try.
  *
  * Thread-safety: one committing thread at a time; reads from any thread
  * (two cached read transactions, then fresh ones).
@@ -101,6 +103,7 @@ typedef int (*kp_vstore_next_fn)(void *arg, struct kp_vstore_change *c);
 struct kp_vstore_commit {
 	bool clear_first;          /* empty "data" before the changes */
 	kp_vstore_next_fn next;    /* the changes, in key order */
+	void (*rewind)(void *arg); /* next starts again from the first */
 	void *arg;
 	size_t change_count;       /* how many next gives (for space) */
 	size_t change_bytes;       /* their keys and values */

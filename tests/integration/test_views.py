@@ -299,7 +299,7 @@ class ViewsTest(kh.ServerTest):
         self.addCleanup(lambda: (s.stop() if s.alive() else None))
         s.start()
         self.start_counter(s)
-        recs = keyed(40000, 40000, seed=3)
+        recs = keyed(120000, 120000, seed=3)
         self.produce(s, "in", recs[:10000])
         kh.wait_lag0(s, "cnt", timeout=60)
         # The rest waits in the log while the processor is paused; then
