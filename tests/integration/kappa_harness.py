@@ -502,6 +502,13 @@ class ServerTest(unittest.TestCase):
         return s
 
     # -- assertions a user would make
+    def write_code(self, server, name, text):
+        """Writes a processor's source into server's directory; its path."""
+        path = os.path.join(server.root, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
     def assertCtlOk(self, cp, msg=""):
         self.assertEqual(cp.returncode, 0, "%s kappactl %s failed: stderr=%r"
                          % (msg, " ".join(cp.args[1:]), cp.stderr))

@@ -50,12 +50,6 @@ return M
 class Issue9Regressions(H.ServerTest):
     class_server = False
 
-    def write_code(self, server, name, text):
-        path = os.path.join(server.root, name)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
-
     def assertNoSanitizerReports(self, server):
         self.assertTrue(server.alive(), "kappad died:\n%s" % server.log_tail())
         self.assertEqual(server.sanitizer_reports(), [], server.log_tail())

@@ -42,12 +42,6 @@ def _cpu_busy(pid, window=0.2):
 class ProcRegressions(H.ServerTest):
     class_server = False
 
-    def write_code(self, server, name, text):
-        path = os.path.join(server.root, name)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
-
     def outputs(self, client, topic="out"):
         return client.fetch_all(topic)
 

@@ -57,12 +57,6 @@ def expected_counts(recs):
 class ViewsTest(kh.ServerTest):
     class_server = False
 
-    def write_code(self, server, name, text):
-        path = os.path.join(server.root, name)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
-
     def produce(self, s, topic, recs, batch=2000):
         with s.client() as c:
             for i in range(0, len(recs), batch):

@@ -20,6 +20,7 @@
 #include "base/error.h"
 #include "proc/proc_host.h"
 #include "proc/view.h"
+#include "support_view.h"
 
 struct fixture {
 	struct kp_view *view;
@@ -53,25 +54,10 @@ static int teardown(void **state)
 }
 
 /* The view's snapshot bytes, to compare whole states. */
-static int dump_entry(void *arg, const char *key, size_t key_len,
-		      const char *value, size_t value_len)
-{
-	struct kp_buf *out = arg;
-	char lens[8];
-
-	kp_put_le32(lens, (uint32_t)key_len);
-	kp_put_le32(lens + 4, (uint32_t)value_len);
-	kp_buf_append(out, lens, 8);
-	kp_buf_append(out, key, key_len);
-	kp_buf_append(out, value, value_len);
-	return 0;
-}
-
 /* Every key and value of the view in key order, to compare whole states. */
 static void snapshot(struct kp_view *v, struct kp_buf *out)
 {
-	kp_buf_reset(out);
-	assert_true(kp_view_scan(v, "", 0, 0, dump_entry, out) >= 0);
+	assert_int_equal(kp_test_view_dump(v, out), 0);
 }
 
 static void test_host_table(void **state)

@@ -23,6 +23,7 @@
 #include "proc/proc_host.h"
 #include "proc/proc_instance.h"
 #include "proc/view.h"
+#include "support_view.h"
 
 struct fixture {
 	struct kp_proc_code *count_by_user;
@@ -91,25 +92,10 @@ static const struct kp_proc_record *user_rec(struct rec_buf *b,
 	return &b->rec;
 }
 
-static int dump_entry(void *arg, const char *key, size_t key_len,
-		      const char *value, size_t value_len)
-{
-	struct kp_buf *out = arg;
-	char lens[8];
-
-	kp_put_le32(lens, (uint32_t)key_len);
-	kp_put_le32(lens + 4, (uint32_t)value_len);
-	kp_buf_append(out, lens, 8);
-	kp_buf_append(out, key, key_len);
-	kp_buf_append(out, value, value_len);
-	return 0;
-}
-
 /* Every key and value of the view in key order, to compare whole states. */
 static void snapshot(struct kp_view *v, struct kp_buf *out)
 {
-	kp_buf_reset(out);
-	assert_true(kp_view_scan(v, "", 0, 0, dump_entry, out) >= 0);
+	assert_int_equal(kp_test_view_dump(v, out), 0);
 }
 
 static void expect_count(struct kp_view *v, const char *key, int64_t want)
