@@ -76,12 +76,11 @@ static void legacy_path(char *path, size_t cap, const char *dir)
 }
 
 int kp_checkpoint_save(const struct kp_checkpoint *c, struct kp_view *view,
-		       const char *dir, struct kp_error *err)
+		       struct kp_error *err)
 {
 	static const char *const names[] = { KP_CHECKPOINT_RECORD };
 	struct kp_buf out;
 	msgpack_packer pk;
-	char path[4200];
 	int rc;
 
 	if (!kp_view_stored(view))
@@ -92,12 +91,6 @@ int kp_checkpoint_save(const struct kp_checkpoint *c, struct kp_view *view,
 	pack_fields(&pk, c);
 	rc = kp_view_commit(view, names, &out, 1, err);
 	kp_buf_destroy(&out);
-	if (rc == 0) {
-		/* A data directory's old checkpoint is taken over now. */
-		legacy_path(path, sizeof(path), dir);
-		if (unlink(path) == 0)
-			kp_file_fsync_dir(dir);
-	}
 	return rc;
 }
 
@@ -222,13 +215,17 @@ static int migrate_legacy(struct kp_checkpoint *c, struct kp_view *view,
 	rc = decode_bytes(c, view, data.data, data.len, path, err);
 	kp_buf_destroy(&data);
 	if (rc == 0)
-		rc = kp_checkpoint_save(c, view, dir, err);
-	if (rc == 0)
-		kp_log_info("proc", "%s: view and positions moved into the view store",
-			    path);
-	else
+		rc = kp_checkpoint_save(c, view, err);
+	if (rc != 0) {
 		kp_view_discard(view);
-	return rc;
+		return rc;
+	}
+	/* Taken over: the old file goes (a crash before reads it again). */
+	if (unlink(path) == 0)
+		kp_file_fsync_dir(dir);
+	kp_log_info("proc", "%s: view and positions moved into the view store",
+		    path);
+	return 0;
 }
 
 int kp_checkpoint_load(struct kp_checkpoint *c, struct kp_view *view,

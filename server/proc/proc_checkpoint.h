@@ -53,13 +53,12 @@ struct kp_checkpoint {
 void kp_checkpoint_destroy(struct kp_checkpoint *c);
 
 /*
- * Commits view's changes with c (durable when it returns); dir is the
- * version's directory, where an older checkpoint file is removed once
- * taken over. The thread that changes the view. Returns 0, or the errors
- * of kp_view_commit (-ENOSPC: nothing written, retry) with err.
+ * Commits view's changes with c (durable when it returns). The thread that
+ * changes the view. Returns 0, or the errors of kp_view_commit (-ENOSPC:
+ * nothing written, retry) with err.
  */
 int kp_checkpoint_save(const struct kp_checkpoint *c, struct kp_view *view,
-		       const char *dir, struct kp_error *err);
+		       struct kp_error *err);
 
 /*
  * Makes view its last commit again (kp_view_discard) and reads the

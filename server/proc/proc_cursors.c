@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "base/alloc.h"
 #include "base/logging.h"
@@ -233,10 +232,8 @@ int kp_pv_checkpoint_now(struct proc_version *v)
 	memset(&ck, 0, sizeof(ck));
 	kp_error_clear(&err);
 	rc = kp_pv_capture_checkpoint(v, &ck);
-	if (rc == 0 && mkdir(v->dir, 0755) != 0 && errno != EEXIST)
-		rc = -errno;
 	if (rc == 0)
-		rc = kp_checkpoint_save(&ck, v->view, v->dir, &err);
+		rc = kp_checkpoint_save(&ck, v->view, &err);
 	kp_checkpoint_destroy(&ck);
 	if (rc == 0) {
 		v->since_checkpoint = 0;

@@ -109,7 +109,7 @@ static const char *version_state(const struct kp_proc *p,
 				 const struct proc_version *v)
 {
 	if (((v->role == PV_LIVE && p->def.paused) || v->blocked[0] ||
-	     (v->checkpoint_error[0] && kp_view_cache_full(v->view))) &&
+	     kp_pv_checkpoint_blocked(v)) &&
 	    v->state == PV_RUNNING)
 		return "paused";
 	return kp_pv_state_name(v->state);

@@ -70,18 +70,12 @@ void kp_pv_pack(struct proc_version *v, struct kp_response *r)
 
 /* ---- status ----------------------------------------------------------- */
 
-/* true when v waits for a checkpoint that keeps failing (view table full). */
-static bool checkpoint_blocked(struct proc_version *v)
-{
-	return v->checkpoint_error[0] != '\0' && kp_view_cache_full(v->view);
-}
-
 static const char *proc_state(struct kp_proc *p)
 {
 	if (p->live == NULL)
 		return "failed";
 	if ((p->def.paused || p->live->blocked[0] ||
-	     checkpoint_blocked(p->live)) &&
+	     kp_pv_checkpoint_blocked(p->live)) &&
 	    p->live->state == PV_RUNNING)
 		return "paused";
 	return kp_pv_state_name(p->live->state);
@@ -165,7 +159,7 @@ void kp_proc_pack_status(struct kp_proc *p, struct kp_response *r)
 			     : v && v->blocked[0] ? v->blocked
 			     : v && v->reason[0] ? v->reason : NULL;
 
-	if (v != NULL && checkpoint_blocked(v) && !p->def.paused &&
+	if (v != NULL && kp_pv_checkpoint_blocked(v) && !p->def.paused &&
 	    !v->blocked[0]) {
 		snprintf(ckpt, sizeof(ckpt),
 			 "cannot checkpoint: %s; its view's changes fill view_cache_bytes, so it waits and resumes by itself once a checkpoint commits",

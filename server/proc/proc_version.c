@@ -7,13 +7,12 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/fsutil.h"
 #include "base/logging.h"
 #include "base/mp.h"
-#include "view_store.h"
 #include "log/batch.h"
 #include "log/store.h"
 #include "log/writer.h"
@@ -105,7 +104,7 @@ void kp_pv_free(struct proc_version *v)
 		char dir[4200];
 
 		kp_pv_view_dir(v, dir, sizeof(dir));
-		kp_vstore_remove(dir);
+		kp_file_remove_tree(dir);
 	}
 	kp_free(v->cursors);
 	for (uint32_t i = 0; i < v->mark_count; i++)
@@ -302,14 +301,9 @@ static void on_job_run(struct kp_job *base)
 			def->open_outputs ? NULL : v->allowed,
 			def->output_count, (size_t)def->memory_limit,
 			&job->err);
-		if (job->rc == 0 && job->write_checkpoint) {
-			if (mkdir(v->dir, 0755) != 0 && errno != EEXIST)
-				job->rc = -errno;
-			else
-				job->rc = kp_checkpoint_save(&job->ckpt,
-							     v->view, v->dir,
-							     &job->err);
-		}
+		if (job->rc == 0 && job->write_checkpoint)
+			job->rc = kp_checkpoint_save(&job->ckpt, v->view,
+						     &job->err);
 		break;
 	case PV_JOB_BATCH:
 		run_batch(job);
@@ -326,7 +320,7 @@ static void on_job_run(struct kp_job *base)
 				     kp_error_text(job->rc));
 		else
 			job->rc = kp_checkpoint_save(&job->ckpt, v->view,
-						     v->dir, &job->err_ckpt);
+						     &job->err_ckpt);
 		job->ckpt_ms = kp_clock_mono_ms() - t0;
 		break;
 	}
@@ -792,7 +786,7 @@ static int maybe_checkpoint(struct proc_version *v, int64_t now)
 	    v->role == PV_SCRATCH || v->since_checkpoint == 0)
 		return 0;
 	if (v->checkpoint_error[0] != '\0' && now - v->last_checkpoint_ms < 1000)
-		return kp_view_cache_full(v->view) ? 3 : 0;
+		return kp_pv_checkpoint_blocked(v) ? 3 : 0;
 	if (!kp_pv_checkpoint_due(v, now))
 		return 0;
 	if (!outputs_durable(v))

@@ -339,6 +339,12 @@ void kp_pv_view_dir(const struct proc_version *v, char *out, size_t cap);
  */
 bool kp_pv_checkpoint_due(struct proc_version *v, int64_t now_ms);
 
+/*
+ * true when v runs nothing until a checkpoint commits: the last one
+ * failed and its view's table is full (status and metrics say "paused").
+ */
+bool kp_pv_checkpoint_blocked(const struct proc_version *v);
+
 /* Loads v's checkpoint from its dir (1 when there is none). */
 int kp_pv_load_checkpoint(struct proc_version *v, struct kp_checkpoint *ck,
 			  struct kp_error *err);

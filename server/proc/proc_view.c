@@ -9,8 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/fsutil.h"
 #include "base/logging.h"
-#include "view_store.h"
 
 #define CHECKPOINT_MS 1000
 #define COMMIT_SHARE 5   /* commits take at most 1/COMMIT_SHARE of the time */
@@ -46,7 +46,7 @@ int kp_pv_open_view(struct proc_version *v)
 	kp_pv_view_dir(v, dir, sizeof(dir));
 	rc = make_dirs(v);
 	if (rc == 0 && v->role == PV_SCRATCH)
-		rc = kp_vstore_remove(dir);
+		rc = kp_file_remove_tree(dir);
 	if (rc != 0)
 		kp_error_set(&err, rc, "cannot create %s: %s", dir,
 			     kp_error_text(rc));
@@ -76,7 +76,7 @@ int kp_pv_recreate_view(struct proc_version *v)
 	kp_view_delete(v->view);
 	v->view = fresh;
 	kp_pv_view_dir(v, dir, sizeof(dir));
-	rc = kp_vstore_remove(dir);
+	rc = kp_file_remove_tree(dir);
 	if (rc != 0) {
 		snprintf(v->view_error, sizeof(v->view_error),
 			 "cannot remove the damaged view store %s: %s", dir,
@@ -86,6 +86,11 @@ int kp_pv_recreate_view(struct proc_version *v)
 	kp_log_warn("proc", "processor %s v%u: view store %s removed; the view is rebuilt from the log",
 		    v->proc->def.name, v->number, dir);
 	return kp_pv_open_view(v);
+}
+
+bool kp_pv_checkpoint_blocked(const struct proc_version *v)
+{
+	return v->checkpoint_error[0] != '\0' && kp_view_cache_full(v->view);
 }
 
 bool kp_pv_checkpoint_due(struct proc_version *v, int64_t now_ms)

@@ -27,6 +27,9 @@
 #include "base/alloc.h"
 #include "base/mp.h"
 
+_Static_assert(KP_VIEW_MAX_KEY == KP_VSTORE_MAX_KEY,
+	       "a view holds what its store can");
+
 #define STATS_NAME "stats"
 #define MAX_META 8
 /*

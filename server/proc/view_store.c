@@ -287,13 +287,6 @@ void kp_vstore_close(struct kp_vstore *s)
 	kp_free(s);
 }
 
-int kp_vstore_remove(const char *dir)
-{
-	int rc = kp_file_remove_tree(dir);
-
-	return rc == -ENOENT ? 0 : rc;
-}
-
 /* Takes a free cached reader (the first when both are busy), renewed. */
 static int reader_begin(struct kp_vstore *s, struct reader **out)
 {

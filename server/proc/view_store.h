@@ -50,9 +50,6 @@ int kp_vstore_open(struct kp_vstore **out, const char *dir,
 /* Closes the store. NULL is a no-op. */
 void kp_vstore_close(struct kp_vstore *s);
 
-/* Removes a store's files and directory (absent is fine). 0 or -errno. */
-int kp_vstore_remove(const char *dir);
-
 /*
  * Looks key up in the last commit. With out, its value replaces out's
  * contents; *len (may be NULL) gets its length. Returns 1 found, 0

@@ -34,12 +34,7 @@ int kp_test_dir_teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	kp_test_rmtree(f->root);
+	kp_file_remove_tree(f->root);
 	free(f);
 	return 0;
-}
-
-void kp_test_rmtree(const char *path)
-{
-	kp_file_remove_tree(path);
 }

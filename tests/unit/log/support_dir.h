@@ -6,6 +6,8 @@
 #ifndef KP_TEST_SUPPORT_DIR_H
 #define KP_TEST_SUPPORT_DIR_H
 
+#include "base/fsutil.h"   /* kp_file_remove_tree, for what tests make */
+
 struct fixture {
 	char dir[600];     /* <root>/p0, the partition directory (not created) */
 	char root[512];    /* mkdtemp'd parent */
@@ -16,8 +18,5 @@ int kp_test_dir_setup(void **state, const char *tag);
 
 /* cmocka teardown: removes the root and frees the fixture. */
 int kp_test_dir_teardown(void **state);
-
-/* Removes path and everything under it (absent is fine). */
-void kp_test_rmtree(const char *path);
 
 #endif

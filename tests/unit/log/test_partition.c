@@ -632,7 +632,7 @@ static void test_torn_tail_at_every_byte(void **state)
 	last_batch(path, &pos, &len);
 	assert_true(len > 200);
 	for (uint64_t cut = pos; cut < pos + len; cut++) {
-		kp_test_rmtree(f->dir);
+		kp_file_remove_tree(f->dir);
 		p = open_ok(f->dir, &cfg);
 		append(p, 0, 2, 0, 9, 0);
 		append(p, 2, 2, 0, 9, 1);
@@ -702,7 +702,7 @@ static void test_crash_torn_tail_after_recovery_point(void **state)
 	config(&cfg, 1 << 20, KP_FSYNC_NEVER);
 	seg_path(f->dir, 0, ".log", path, sizeof(path));
 	for (uint64_t k = 0;; k += 13) {
-		kp_test_rmtree(f->dir);
+		kp_file_remove_tree(f->dir);
 		crash_after(f->dir, &cfg, 20, 2);
 		last_batch(path, &pos, &len);
 		if (k >= len)
@@ -712,7 +712,7 @@ static void test_crash_torn_tail_after_recovery_point(void **state)
 		check_torn(f->dir, &cfg, 84, 5, 21);
 	}
 	/* A crash with nothing torn keeps everything. */
-	kp_test_rmtree(f->dir);
+	kp_file_remove_tree(f->dir);
 	crash_after(f->dir, &cfg, 20, 2);
 	check_torn(f->dir, &cfg, 88, 5, 22);
 }
@@ -781,7 +781,7 @@ static void test_crash_torn_rolled_segment(void **state)
 	check_kept(f->dir, &cfg, keep, (uint32_t)(keep / 4));
 	assert_int_not_equal(access(later, F_OK), 0);
 	/* Nothing torn: everything written before the crash stays. */
-	kp_test_rmtree(f->dir);
+	kp_file_remove_tree(f->dir);
 	crash_after(f->dir, &cfg, 2, 6);
 	check_kept(f->dir, &cfg, 32, 8);
 }

@@ -367,7 +367,7 @@ static void test_skips_across_segments(void **state)
 			    !(o >= l0.base[l0.n - 1] && o < l1.base[1]));
 	kp_partition_close(p);
 	/* Damage in the partition's very last batch: skip to the end. */
-	kp_test_rmtree(f->dir);
+	kp_file_remove_tree(f->dir);
 	p = open_ok(f->dir, &cfg);
 	end = append_at(p, 0, NULL, 4, 0, 0);
 	end = append_at(p, end, NULL, 4, 0, 0);
@@ -704,7 +704,7 @@ static void test_resync_across_chunk_boundary(void **state)
 	for (int64_t d = -80; d <= 80; d += 9) {
 		uint64_t len = (1u << 20) + (uint64_t)d;
 
-		kp_test_rmtree(f->dir);
+		kp_file_remove_tree(f->dir);
 		p = open_ok(f->dir, &cfg);
 		kp_buf_reset(&buf);
 		assert_int_equal(kp_batch_begin(&b, &buf, 0, 0), 0);
