@@ -1,11 +1,13 @@
 /*
  * kappad.c - the server program: parse settings, then wire the layers
  * together: the protocol server (net/) with its request dispatcher, and the
- * HTTP listener (obs/) on top of it.
+ * HTTP listener (obs/) on top of it. Run with --worker, it is a
+ * processor's worker process instead (proc/wk_main.h).
  */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <uv.h>
 
@@ -14,6 +16,7 @@
 #include "net/handler.h"
 #include "net/server.h"
 #include "obs/http.h"
+#include "proc/wk_main.h"
 
 static void on_server_stop(void *arg)
 {
@@ -29,6 +32,9 @@ int main(int argc, char **argv)
 	uv_loop_t *loop = uv_default_loop();
 	int rc;
 
+	/* A processor's worker process (started by kappad itself). */
+	if (argc > 1 && strcmp(argv[1], KP_WORKER_ARG) == 0)
+		return kp_worker_main(argc, argv);
 	signal(SIGPIPE, SIG_IGN);
 	kp_config_default(&cfg);
 	rc = kp_config_parse_args(&cfg, argc, argv, &err);

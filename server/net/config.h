@@ -34,7 +34,7 @@ struct kp_config {
 	uint64_t max_inflight_bytes;      /* per connection, before back-pressure */
 	uint64_t max_inflight_total_bytes; /* all connections together */
 	uint32_t retention_check_ms;      /* how often retention runs */
-	uint32_t workers;                 /* processor worker threads */
+	uint32_t workers;                 /* accepted, ignored: processors run in worker processes */
 	uint64_t view_cache_bytes;        /* per view: its in-memory table */
 	uint64_t view_max_bytes;          /* per view: its store's largest size */
 	uint32_t error_window_min;        /* proc_create's default: records

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "proc/proc.h"
 
 static int read_name(const struct kp_request *req, const char *field,
@@ -299,138 +300,61 @@ int kp_handle_proc_delete(struct kp_server *s, struct kp_slot *slot,
 	return rc != 0 ? rc : kp_handler_ok(slot);
 }
 
-#define VIEW_GET_MAX_KEYS 10000
-#define VIEW_SCAN_MAX 100000
-
-static void pack_found(struct kp_response *r, int found,
-		       const struct kp_buf *value)
-{
-	kp_response_key(r, "found");
-	if (found)
-		msgpack_pack_true(&r->pk);
-	else
-		msgpack_pack_false(&r->pk);
-	kp_response_key(r, "value");
-	if (found)
-		msgpack_pack_bin_body(&r->pk, value->data, value->len);
-	else
-		msgpack_pack_nil(&r->pk);
-}
-
-static int view_error(int rc, struct kp_error *err)
-{
-	if (rc == KP_EDAMAGED)
-		return kp_error_set(err, rc,
-				    "the view store is damaged; `kappactl proc reset` rebuilds it from the log");
-	return kp_error_set(err, rc, "cannot read the view: %s",
-			    kp_error_text(rc));
-}
-
-/* view_get with `keys`: one {key, found, value} per key, in order. */
-static int view_get_many(struct kp_view *view, struct kp_slot *slot,
-			 struct kp_mp_iter *it, uint32_t n,
-			 struct kp_error *err)
-{
-	struct kp_mp_view key;
-	struct kp_response r;
-	struct kp_buf value;
-	int rc = 0;
-
-	if (n > VIEW_GET_MAX_KEYS)
-		return kp_error_set(err, KP_EBADREQUEST,
-				    "field 'keys' has %u keys; at most %d per request",
-				    n, VIEW_GET_MAX_KEYS);
-	kp_buf_init(&value);
-	kp_response_begin(&r, &slot->resp, slot->id, 1);
-	kp_response_key(&r, "items");
-	msgpack_pack_array(&r.pk, n);
-	while (rc == 0 && kp_mp_array_next(it, &key) == 1) {
-		int found;
-
-		if (kp_mp_read_str(key, &key) != 0 &&
-		    kp_mp_read_bin(key, &key) != 0) {
-			rc = kp_error_set(err, KP_EBADREQUEST,
-					  "field 'keys' holds a value that is not a str or bin");
-			break;
-		}
-		found = kp_view_get(view, key.ptr, key.len, &value);
-		if (found < 0) {
-			rc = view_error(found, err);
-			break;
-		}
-		msgpack_pack_map(&r.pk, 3);
-		kp_response_key(&r, "key");
-		kp_response_str(&r, key.ptr, key.len);
-		pack_found(&r, found, &value);
-	}
-	kp_buf_destroy(&value);
-	if (rc != 0) {
-		kp_buf_reset(&slot->resp);
-		return rc;
-	}
-	return kp_response_finish(&r);
-}
-
 int kp_handle_view_get(struct kp_server *s, struct kp_slot *slot,
 		       const struct kp_request *req, struct kp_error *err)
 {
 	struct kp_proc *p;
 	struct kp_mp_view key;
-	struct kp_mp_iter keys;
-	struct kp_response r;
-	struct kp_buf value;
-	uint32_t n;
-	int rc = find_proc(s, req, &p, err), found;
+	struct kp_mp_iter it;
+	struct kp_vq_key *keys;
+	uint32_t n = 0, i = 0;
+	int rc = find_proc(s, req, &p, err);
 
 	if (rc != 0)
 		return rc;
-	if (kp_proc_view(p) == NULL)
-		return kp_error_set(err, KP_ESTATE,
-				    "processor has no live version to answer from");
-	rc = kp_field_array(req->map, "keys", &keys, &n, err);
+	rc = kp_field_array(req->map, "keys", &it, &n, err);
 	if (rc < 0)
 		return rc;
-	if (rc == 0)
-		return view_get_many(kp_proc_view(p), slot, &keys, n, err);
-	rc = kp_field_bytes(req->map, "key", &key, err);
-	if (rc < 0)
-		return rc;
-	if (rc == 1)
-		return kp_error_set(err, KP_EBADREQUEST,
-				    "field 'key' (or 'keys') is required");
-	kp_buf_init(&value);
-	found = kp_view_get(kp_proc_view(p), key.ptr, key.len, &value);
-	if (found < 0) {
-		kp_buf_destroy(&value);
-		return view_error(found, err);
+	if (rc == 1) {
+		rc = kp_field_bytes(req->map, "key", &key, err);
+		if (rc < 0)
+			return rc;
+		if (rc == 1)
+			return kp_error_set(err, KP_EBADREQUEST,
+					    "field 'key' (or 'keys') is required");
+		return kp_proc_view_get(p, slot,
+					&(struct kp_vq_key){ key.ptr, key.len },
+					1, false, err);
 	}
-	kp_response_begin(&r, &slot->resp, slot->id, 2);
-	pack_found(&r, found, &value);
-	kp_buf_destroy(&value);
-	return kp_response_finish(&r);
-}
+	if (n > KP_VIEW_GET_MAX_KEYS)
+		return kp_error_set(err, KP_EBADREQUEST,
+				    "field 'keys' has %u keys; at most %d per request",
+				    n, KP_VIEW_GET_MAX_KEYS);
+	if (n == 0) {
+		struct kp_response r;
 
-/* Packs scanned items and remembers the last key. */
-struct scan_ctx {
-	struct kp_response *r;
-	uint32_t count;
-	struct kp_buf last;
-};
-
-static int visit_item(void *arg, const char *key, size_t key_len,
-		      const char *value, size_t value_len)
-{
-	struct scan_ctx *ctx = arg;
-
-	ctx->count++;
-	msgpack_pack_map(&ctx->r->pk, 2);
-	kp_response_key(ctx->r, "key");
-	kp_response_str(ctx->r, key, key_len);
-	kp_response_key(ctx->r, "value");
-	msgpack_pack_bin_body(&ctx->r->pk, value, value_len);
-	kp_buf_reset(&ctx->last);
-	kp_buf_append(&ctx->last, key, key_len);
-	return 0;
+		kp_response_begin(&r, &slot->resp, slot->id, 1);
+		kp_response_key(&r, "items");
+		msgpack_pack_array(&r.pk, 0);
+		return kp_response_finish(&r);
+	}
+	keys = kp_calloc(n, sizeof(*keys));
+	if (keys == NULL)
+		return kp_error_set(err, -ENOMEM, "out of memory");
+	while (kp_mp_array_next(&it, &key) == 1 && i < n) {
+		if (kp_mp_read_str(key, &key) != 0 &&
+		    kp_mp_read_bin(key, &key) != 0) {
+			kp_free(keys);
+			return kp_error_set(err, KP_EBADREQUEST,
+					    "field 'keys' holds a value that is not a str or bin");
+		}
+		keys[i].ptr = key.ptr;
+		keys[i].len = key.len;
+		i++;
+	}
+	rc = kp_proc_view_get(p, slot, keys, i, true, err);
+	kp_free(keys);
+	return rc;
 }
 
 int kp_handle_view_scan(struct kp_server *s, struct kp_slot *slot,
@@ -438,54 +362,21 @@ int kp_handle_view_scan(struct kp_server *s, struct kp_slot *slot,
 {
 	struct kp_proc *p;
 	struct kp_mp_view prefix = { "", 0 }, after = { "", 0 };
-	struct kp_response r, side;
-	struct kp_buf items;
-	struct scan_ctx ctx;
 	uint64_t limit = 1000;
-	bool more = false;
 	int rc = find_proc(s, req, &p, err);
 
 	if (rc != 0)
 		return rc;
-	if (kp_proc_view(p) == NULL)
-		return kp_error_set(err, KP_ESTATE,
-				    "processor has no live version to answer from");
 	if (kp_field_bytes(req->map, "prefix", &prefix, err) < 0 ||
 	    kp_field_bytes(req->map, "after", &after, err) < 0 ||
 	    kp_field_uint(req->map, "limit", &limit, err) < 0)
 		return KP_EBADREQUEST;
-	if (limit == 0 || limit > VIEW_SCAN_MAX)
+	if (limit == 0 || limit > KP_VIEW_SCAN_MAX)
 		return kp_error_set(err, KP_EBADREQUEST,
 				    "field 'limit' must be 1..%d (page on with 'after')",
-				    VIEW_SCAN_MAX);
-	/* Items go to a side buffer first: their count precedes them. */
-	kp_buf_init(&items);
-	memset(&ctx, 0, sizeof(ctx));
-	kp_buf_init(&ctx.last);
-	side.out = &items;
-	side.oom = 0;
-	side.start = 0;
-	msgpack_packer_init(&side.pk, &items, kp_buf_msgpack_write);
-	ctx.r = &side;
-	rc = kp_view_scan_page(kp_proc_view(p), prefix.ptr, prefix.len,
-			       after.ptr, after.len, (size_t)limit, visit_item,
-			       &ctx, &more);
-	if (rc < 0) {
-		kp_buf_destroy(&items);
-		kp_buf_destroy(&ctx.last);
-		return view_error(rc, err);
-	}
-	kp_response_begin(&r, &slot->resp, slot->id, more ? 2 : 1);
-	kp_response_key(&r, "items");
-	msgpack_pack_array(&r.pk, ctx.count);
-	msgpack_pack_bin_body(&r.pk, items.data, items.len);
-	if (more) {
-		kp_response_key(&r, "next");
-		kp_response_str(&r, ctx.last.data, ctx.last.len);
-	}
-	kp_buf_destroy(&items);
-	kp_buf_destroy(&ctx.last);
-	return kp_response_finish(&r);
+				    KP_VIEW_SCAN_MAX);
+	return kp_proc_view_scan(p, slot, prefix.ptr, prefix.len, after.ptr,
+				 after.len, (uint32_t)limit, err);
 }
 
 /* Reads an optional "file": an absolute path on the server. */

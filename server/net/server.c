@@ -14,6 +14,9 @@
 
 #define TICK_MS 50
 #define DRAIN_TIMEOUT_MS 10000
+/* Processors get this long to finish their job and commit; a worker still
+ * busy then is killed, so SIGTERM stops the server within seconds. */
+#define PROC_DRAIN_MS 2500
 
 static void on_connection(uv_stream_t *listener, int status)
 {
@@ -74,9 +77,10 @@ void kp_server_stop(struct kp_server *s)
 static void drain_check(struct kp_server *s, int64_t now)
 {
 	bool timed_out = now - s->stop_started_ms > DRAIN_TIMEOUT_MS;
+	bool procs_done = kp_procs_idle(s->procs) ||
+			  now - s->stop_started_ms > PROC_DRAIN_MS;
 
-	if ((kp_store_busy(&s->store) || !kp_procs_idle(s->procs)) &&
-	    !timed_out)
+	if ((kp_store_busy(&s->store) || !procs_done) && !timed_out)
 		return;
 	if (!kp_conns_close_idle(&s->conns, timed_out) ||
 	    kp_store_busy(&s->store))
@@ -133,7 +137,6 @@ static int open_procs(struct kp_server *s, struct kp_error *err)
 	memset(&env, 0, sizeof(env));
 	env.store = &s->store;
 	env.data_dir = s->cfg.data;
-	env.workers = (int)s->cfg.workers;
 	env.view_cache_bytes = (size_t)s->cfg.view_cache_bytes;
 	env.view_max_bytes = s->cfg.view_max_bytes;
 	env.topic_defaults.partitions = 1;

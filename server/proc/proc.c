@@ -14,7 +14,7 @@
 #include "proc_internal.h"
 #include "proc_verify.h"
 #include "proc_version.h"
-#include "workers.h"
+#include "base/clock.h"
 #include "base/alloc.h"
 #include "base/fsutil.h"
 #include "base/logging.h"
@@ -102,13 +102,6 @@ struct kp_proc *kp_procs_at(struct kp_procs *ps, size_t i)
 	return ps->procs[i];
 }
 
-struct kp_view *kp_proc_view(struct kp_proc *p)
-{
-	if (p->live == NULL || p->live->zombie)
-		return NULL;
-	return p->live->view;
-}
-
 static struct kp_proc *proc_alloc(struct kp_procs *ps)
 {
 	struct kp_proc *p = kp_calloc(1, sizeof(*p));
@@ -123,19 +116,15 @@ static struct kp_proc *proc_alloc(struct kp_procs *ps)
 static void proc_release(struct kp_proc *p)
 {
 	kp_proc_code_unref(p->reload_code);
-	kp_view_snap_end(p->verify_snap);
+	kp_proc_verify_drop_snapshot(p);
 	kp_proc_def_destroy(&p->def);
 	kp_free(p);
 }
 
 void kp_proc_free_version(struct kp_proc *p, struct proc_version *v)
 {
-	if (v->busy) {
-		v->free_when_idle = true;
-		p->pending_frees++;
-	} else {
-		kp_pv_free(v);
-	}
+	(void)p;
+	kp_pv_free(v);   /* a busy worker is killed: nothing of v runs on */
 }
 
 /*
@@ -148,8 +137,7 @@ static void proc_free(struct kp_proc *p)
 	if (p == NULL)
 		return;
 	/* The snapshot reads the live version's store: end it first. */
-	kp_view_snap_end(p->verify_snap);
-	p->verify_snap = NULL;
+	kp_proc_verify_drop_snapshot(p);
 	for (uint32_t i = 0; i < p->version_count; i++)
 		kp_proc_free_version(p, p->versions[i]);
 	p->version_count = 0;
@@ -319,12 +307,19 @@ static void on_caught_up(struct proc_version *v)
 	struct kp_proc *p = v->proc;
 
 	if (v->role == PV_SCRATCH) {
-		if (!v->done) {
-			v->done = true;
-			kp_proc_verify_finish(p, v, &p->pending_slot);
-			p->scratch = NULL;
-			kp_pv_free(v);
+		if (v->done || v->busy)
+			return;
+		/* Its view is its worker's: committed first, to be read. */
+		if (p->verify_view_valid && !v->committed && v->wk != NULL) {
+			v->committed = true;
+			if (kp_pv_checkpoint_async(v))
+				return;
 		}
+		v->done = true;
+		kp_pv_worker_release(v, 0);
+		kp_proc_verify_finish(p, v, &p->pending_slot);
+		p->scratch = NULL;
+		kp_pv_free(v);
 		return;
 	}
 	if (v != p->building || v->busy || kp_pipeline_caught_up(v))
@@ -412,7 +407,7 @@ static void on_version_idle(struct proc_version *v)
 int kp_proc_load_code(struct kp_proc *p, struct proc_version *v,
 		     const char *file, struct kp_error *err)
 {
-	int rc = kp_proc_code_load(file, p->owner->code_dir, &v->code, err);
+	int rc = kp_proc_code_stage(file, p->owner->code_dir, &v->code, err);
 
 	if (rc != 0)
 		return rc;
@@ -547,11 +542,12 @@ static void open_version(struct kp_proc *p, struct kp_proc_def_version *dv)
 		v->state = PV_FAILED;
 	kp_checkpoint_destroy(&ck);
 	if (v->role == PV_RETIRED) {
-		kp_view_discard(v->view);
+		if (v->view != NULL)
+			kp_view_discard(v->view);
 		v->state = PV_STOPPED;
 		return;
 	}
-	if (kp_proc_code_load(dv->code, NULL, &v->code, &err) != 0) {
+	if (kp_proc_code_stage(dv->code, NULL, &v->code, &err) != 0) {
 		v->state = PV_FAILED;
 		snprintf(v->reason, sizeof(v->reason), "cannot load code: %s",
 			 err.msg);
@@ -622,13 +618,7 @@ int kp_procs_open(const struct kp_proc_env *env, struct kp_procs **out,
 		kp_free(ps);
 		return rc;
 	}
-	rc = kp_workers_start(env->store->loop, env->workers, &ps->workers);
-	if (rc != 0) {
-		kp_pipeline_close(ps);
-		kp_free(ps);
-		return kp_error_set(err, rc, "cannot start workers: %s",
-				    kp_error_text(rc));
-	}
+	ps->loop = env->store->loop;
 	d = opendir(ps->dir);
 	while (d != NULL && (e = readdir(d)) != NULL) {
 		if (e->d_name[0] == '.' ||
@@ -649,24 +639,44 @@ void kp_procs_quiesce(struct kp_procs *ps)
 		ps->quiesced = true;
 }
 
-bool kp_procs_idle(const struct kp_procs *ps)
+/* Draining: a running version commits what it did, once between jobs. */
+static bool busy(struct proc_version *v)
 {
-	return ps == NULL || kp_workers_pending(ps->workers) == 0;
+	if (!v->busy && v->since_checkpoint > 0 && v->pending == NULL)
+		kp_pv_checkpoint_async(v);
+	return v->busy;
+}
+
+bool kp_procs_idle(struct kp_procs *ps)
+{
+	if (ps == NULL)
+		return true;
+	for (size_t i = 0; i < ps->count; i++) {
+		struct kp_proc *p = ps->procs[i];
+
+		for (uint32_t k = 0; k < p->version_count; k++)
+			if (busy(p->versions[k]))
+				return false;
+		if (p->scratch != NULL && busy(p->scratch))
+			return false;
+	}
+	return true;
 }
 
 void kp_procs_close(struct kp_procs *ps)
 {
 	if (ps == NULL)
 		return;
-	kp_workers_stop(ps->workers);
 	for (size_t i = 0; i < ps->count; i++) {
 		struct kp_proc *p = ps->procs[i];
 
 		for (uint32_t k = 0; k < p->version_count; k++) {
 			struct proc_version *v = p->versions[k];
 
-			if (!v->zombie && v->inst_started &&
-			    v->since_checkpoint > 0)
+			/* Versions that never got a worker commit here;
+			 * running ones committed while the server drained. */
+			if (v->wk == NULL && v->view != NULL &&
+			    v->inst_started && v->since_checkpoint > 0)
 				kp_pv_checkpoint_now(v);
 		}
 		kp_proc_answer(&p->create_slot, p, KP_ESHUTDOWN, "server is stopping");
@@ -719,10 +729,10 @@ static void tick_one(struct proc_version *v, void *arg)
 	kp_pv_tick(v, t->now, t->mono);
 }
 
-
 void kp_procs_tick(struct kp_procs *ps, int64_t now_ms)
 {
-	struct tick_args t = { now_ms, kp_workers_now_ms() };
+	struct tick_args t = { now_ms, kp_clock_mono_ms() };
+
 
 	for (size_t i = 0; i < ps->count; i++) {
 		each_version(ps->procs[i], tick_one, &t);
@@ -764,6 +774,14 @@ int kp_proc_resume(struct kp_proc *p, struct kp_error *err)
 				    p->def.name);
 	if (v->state == PV_FAILED && v->inst_started && !v->zombie)
 		v->state = PV_RUNNING;
+	if (v->state == PV_FAILED && v->wk == NULL && !v->busy &&
+	    v->view_error[0] == '\0') {
+		/* Its worker is gone: a new one from its checkpoint. */
+		kp_log_info("proc", "processor %s v%u resumed: starting again from its checkpoint",
+			    p->def.name, v->number);
+		kp_pv_start(v, false);
+		return 0;
+	}
 	if (v->state != PV_RUNNING)
 		return kp_error_set(err, KP_ESTATE,
 				    "processor %s is %s and cannot resume (%s)",

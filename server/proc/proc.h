@@ -24,6 +24,7 @@
 
 #include "proc_def.h"
 #include "view.h"
+#include "view_query.h"
 #include "base/error.h"
 #include "log/store.h"
 #include "log/topic.h"
@@ -37,7 +38,6 @@ struct kp_proc;
 struct kp_proc_env {
 	struct kp_store *store;       /* borrowed: topics, writes, deletion */
 	const char *data_dir;         /* <data>: procs/ and code/ go under it */
-	int workers;                  /* worker threads */
 	struct kp_topic_config topic_defaults; /* for the topics it creates */
 	int64_t (*now_ms)(void);      /* the wall clock, epoch ms */
 	size_t view_cache_bytes;      /* per view's table (0: the default) */
@@ -54,8 +54,12 @@ int kp_procs_open(const struct kp_proc_env *env, struct kp_procs **out,
 /* Stops scheduling new work (shutdown). Jobs in flight finish. */
 void kp_procs_quiesce(struct kp_procs *ps);
 
-/* true when no processor job is queued or running. */
-bool kp_procs_idle(const struct kp_procs *ps);
+/*
+ * Draining (after kp_procs_quiesce): starts the last checkpoint of every
+ * version that is between jobs and has something to commit; true when no
+ * job runs any more.
+ */
+bool kp_procs_idle(struct kp_procs *ps);
 
 /* Writes final checkpoints, stops every instance, frees. NULL: no-op. */
 void kp_procs_close(struct kp_procs *ps);
@@ -99,8 +103,23 @@ int kp_proc_resume(struct kp_proc *p, struct kp_error *err);
 /* Deletes a processor, its versions' views and topics of versions >= 2. */
 int kp_proc_delete(struct kp_proc *p, struct kp_error *err);
 
-/* The live version's view (for queries), or NULL. */
-struct kp_view *kp_proc_view(struct kp_proc *p);
+struct kp_slot;
+
+/*
+ * Answers a view_get of keys (n >= 1; many: the request gave `keys`) into
+ * slot from the live version's view: at once when kappad holds the view
+ * (the version has no worker; its last checkpoint), else when the
+ * version's worker process answers (a wait on slot; live state). Returns
+ * 0 or an error with err.
+ */
+int kp_proc_view_get(struct kp_proc *p, struct kp_slot *slot,
+		     const struct kp_vq_key *keys, uint32_t n, bool many,
+		     struct kp_error *err);
+
+/* A page of view_scan (docs/PROTOCOL.md), answered as kp_proc_view_get. */
+int kp_proc_view_scan(struct kp_proc *p, struct kp_slot *slot,
+		      const char *prefix, size_t prefix_len, const char *after,
+		      size_t after_len, uint32_t limit, struct kp_error *err);
 
 /* Packs the status map of p (PROTOCOL.md, proc_status). */
 void kp_proc_pack_status(struct kp_proc *p, struct kp_response *r);

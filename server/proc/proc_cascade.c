@@ -14,7 +14,7 @@
 #include "proc.h"
 #include "proc_internal.h"
 #include "proc_version.h"
-#include "workers.h"
+#include "base/clock.h"
 #include "base/alloc.h"
 #include "base/fsutil.h"
 #include "base/logging.h"
@@ -263,7 +263,7 @@ static int start_downstream(struct kp_proc *q, struct kp_proc **m,
 		q->live != NULL ? q->live->number : 0;
 	q->building = v;
 	q->replay_last_processed = 0;
-	q->replay_last_ms = kp_workers_now_ms();
+	q->replay_last_ms = kp_clock_mono_ms();
 	q->replay_rate_rps = 0;
 	kp_proc_save_def(q);
 	kp_log_info("proc", "processor %s: replay v%u started in the cascade of %s, reading %s's new outputs",

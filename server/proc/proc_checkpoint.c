@@ -94,6 +94,15 @@ int kp_checkpoint_save(const struct kp_checkpoint *c, struct kp_view *view,
 	return rc;
 }
 
+int kp_checkpoint_encode(const struct kp_checkpoint *c, struct kp_buf *out)
+{
+	msgpack_packer pk;
+
+	msgpack_packer_init(&pk, out, kp_buf_msgpack_write);
+	pack_fields(&pk, c);
+	return 0;
+}
+
 /* Reads an array of [topic, partition, number] triples. */
 static int read_triples(struct kp_mp_view map, const char *field,
 			void **items, size_t item_size, uint32_t *count)
@@ -188,6 +197,15 @@ static int decode_bytes(struct kp_checkpoint *c, struct kp_view *view,
 				    where);
 	}
 	return 0;
+}
+
+int kp_checkpoint_decode(struct kp_checkpoint *c, const char *data, size_t len)
+{
+	struct kp_error err;
+
+	memset(c, 0, sizeof(*c));
+	return decode_bytes(c, NULL, data, len, "checkpoint", &err) == 0 ? 0
+									: -1;
 }
 
 /*

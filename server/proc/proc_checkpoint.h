@@ -60,6 +60,12 @@ void kp_checkpoint_destroy(struct kp_checkpoint *c);
 int kp_checkpoint_save(const struct kp_checkpoint *c, struct kp_view *view,
 		       struct kp_error *err);
 
+/* Appends c as the msgpack map a checkpoint record holds. Returns 0. */
+int kp_checkpoint_encode(const struct kp_checkpoint *c, struct kp_buf *out);
+
+/* Decodes what kp_checkpoint_encode wrote into c. Returns 0 or -1. */
+int kp_checkpoint_decode(struct kp_checkpoint *c, const char *data, size_t len);
+
 /*
  * Makes view its last commit again (kp_view_discard) and reads the
  * checkpoint committed with it into c (zeroed first); an older data

@@ -10,6 +10,8 @@
  */
 #include "proc_code.h"
 
+#include <stdbool.h>
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -246,7 +248,7 @@ static int in_place_path(struct kp_proc_code *code, struct kp_error *err)
 }
 
 static int load_so(struct kp_proc_code *code, const char *code_dir,
-		   struct kp_error *err)
+		   bool open, struct kp_error *err)
 {
 	kp_proc_entry_fn entry;
 	char *data = NULL;
@@ -268,7 +270,7 @@ static int load_so(struct kp_proc_code *code, const char *code_dir,
 		rc = in_place_path(code, err);
 	}
 	kp_free(data);
-	if (rc != 0)
+	if (rc != 0 || !open)
 		return rc;
 	code->dl = dlopen(code->loaded_path, RTLD_NOW | RTLD_LOCAL);
 	if (code->dl == NULL)
@@ -288,7 +290,7 @@ static int load_so(struct kp_proc_code *code, const char *code_dir,
  * restarts too) whatever happens to the file afterwards.
  */
 static int load_lua(struct kp_proc_code *code, const char *code_dir,
-		    struct kp_error *err)
+		    bool open, struct kp_error *err)
 {
 	const char *base = strrchr(code->path, '/');
 	char *data = NULL, name[4200];
@@ -309,7 +311,7 @@ static int load_lua(struct kp_proc_code *code, const char *code_dir,
 		snprintf(code->loaded_path, sizeof(code->loaded_path), "%s",
 			 code->path);
 	kp_free(data);
-	if (rc != 0)
+	if (rc != 0 || !open)
 		return rc;
 	return take_descriptor(code, kp_lua_processor(), err);
 }
@@ -328,8 +330,8 @@ static void code_free(struct kp_proc_code *code)
 	kp_free(code);
 }
 
-int kp_proc_code_load(const char *path, const char *code_dir,
-		      struct kp_proc_code **out, struct kp_error *err)
+static int load(const char *path, const char *code_dir, bool open,
+		struct kp_proc_code **out, struct kp_error *err)
 {
 	struct kp_proc_code *code;
 	int rc;
@@ -348,10 +350,10 @@ int kp_proc_code_load(const char *path, const char *code_dir,
 	code->refs = 1;
 	if (has_suffix(path, ".so")) {
 		memcpy(code->lang, "c", 2);
-		rc = load_so(code, code_dir, err);
+		rc = load_so(code, code_dir, open, err);
 	} else {
 		memcpy(code->lang, "lua", 4);
-		rc = load_lua(code, code_dir, err);
+		rc = load_lua(code, code_dir, open, err);
 	}
 	if (rc != 0) {
 		code_free(code);
@@ -359,6 +361,18 @@ int kp_proc_code_load(const char *path, const char *code_dir,
 	}
 	*out = code;
 	return 0;
+}
+
+int kp_proc_code_load(const char *path, const char *code_dir,
+		      struct kp_proc_code **out, struct kp_error *err)
+{
+	return load(path, code_dir, true, out, err);
+}
+
+int kp_proc_code_stage(const char *path, const char *code_dir,
+		       struct kp_proc_code **out, struct kp_error *err)
+{
+	return load(path, code_dir, false, out, err);
 }
 
 void kp_proc_code_ref(struct kp_proc_code *code)

@@ -43,6 +43,15 @@ struct kp_proc_code {
 int kp_proc_code_load(const char *path, const char *code_dir,
 		      struct kp_proc_code **out, struct kp_error *err);
 
+/*
+ * As kp_proc_code_load, but the code is only copied and hashed, never
+ * opened: kappad stages code this way and its worker process loads the
+ * copy (loaded_path), so nothing of a plugin ever runs inside kappad.
+ * desc stays zeroed.
+ */
+int kp_proc_code_stage(const char *path, const char *code_dir,
+		       struct kp_proc_code **out, struct kp_error *err);
+
 /* Takes / drops a reference (the last one unloads). NULL is a no-op. */
 void kp_proc_code_ref(struct kp_proc_code *code);
 void kp_proc_code_unref(struct kp_proc_code *code);

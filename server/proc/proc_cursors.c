@@ -152,6 +152,42 @@ int kp_pv_load_checkpoint(struct proc_version *v, struct kp_checkpoint *ck,
 	return kp_checkpoint_load(ck, v->view, v->dir, err);
 }
 
+int kp_pv_rewind(struct proc_version *v, struct kp_error *err)
+{
+	struct kp_checkpoint ck;
+	int have = kp_pv_load_checkpoint(v, &ck, err);
+	int rc;
+
+	if (have != 0) {
+		kp_checkpoint_destroy(&ck);
+		return have < 0 ? err->code
+				: kp_error_set(err, KP_ESTATE,
+					       "it has no checkpoint to go back to; `kappactl proc reset` starts it again");
+	}
+	kp_free(v->cursors);
+	v->cursors = NULL;
+	v->cursor_count = 0;
+	for (uint32_t i = 0; i < v->mark_count; i++)
+		kp_free(v->marks[i].written);
+	kp_free(v->marks);
+	v->marks = NULL;
+	v->mark_count = 0;
+	kp_pv_drop_pending(v);
+	v->pending = NULL;
+	v->step_pending = false;
+	v->blocked[0] = '\0';
+	kp_pv_order_close(v);
+	v->order_ready = false;
+	v->since_checkpoint = 0;
+	v->window_total = v->window_errors = 0;
+	rc = kp_pv_build(v, &ck, KP_FROM_EARLIEST, 0, NULL);
+	kp_checkpoint_destroy(&ck);
+	if (rc != 0)
+		return kp_error_set(err, rc, "cannot rebuild its positions: %s",
+				    kp_error_text(rc));
+	return 0;
+}
+
 /* true while some input has not passed the outputs found already written. */
 static bool mark_pending(const struct proc_version *v, const struct pv_mark *m)
 {
@@ -227,7 +263,8 @@ int kp_pv_checkpoint_now(struct proc_version *v)
 
 	if (v->role == PV_SCRATCH || v->zombie)
 		return 0;
-	if (v->busy || !kp_view_stored(v->view))
+	if (v->busy || v->wk != NULL || v->view == NULL ||
+	    !kp_view_stored(v->view))
 		return -EBUSY;   /* its worker owns the view; or nothing to commit into */
 	memset(&ck, 0, sizeof(ck));
 	kp_error_clear(&err);

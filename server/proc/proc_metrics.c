@@ -162,7 +162,7 @@ enum vstat {
 	VS_PROCESSED, VS_ERRORS, VS_DEAD, VS_SUPPRESSED, VS_LAG, VS_VIEW_KEYS,
 	VS_VIEW_BYTES, VS_RELOAD_FAILED, VS_BLOCKED, VS_PENDING,
 	VS_VIEW_CACHE, VS_VIEW_DISK, VS_CKPT_FAILURES, VS_CKPT_FAILING,
-	VS_CKPT_MS
+	VS_CKPT_MS, VS_WORKER_FAILURES, VS_WORKER_RSS
 };
 
 static const struct {
@@ -209,6 +209,12 @@ static const struct {
 	  "view's changes fill view_cache_bytes).", VS_CKPT_FAILING },
 	{ "kappa_processor_checkpoint_duration_ms", "gauge",
 	  "How long the version's last checkpoint commit took.", VS_CKPT_MS },
+	{ "kappa_processor_worker_failures_total", "counter",
+	  "Worker processes of the version that died (a crash) or were killed "
+	  "(time budget, memory limit).", VS_WORKER_FAILURES },
+	{ "kappa_processor_worker_rss_anon_bytes", "gauge",
+	  "Anonymous memory (RssAnon) of the version's worker process, 0 when "
+	  "it has none.", VS_WORKER_RSS },
 };
 
 /* false when the version has no such number (a view that is gone). */
@@ -233,20 +239,25 @@ static bool vstat_value(const struct row *r, enum vstat which, uint64_t *out)
 		*out = r->lag_records;
 		break;
 	case VS_VIEW_KEYS:
+		*out = kp_pv_view_stats(v).keys;
+		break;
 	case VS_VIEW_BYTES:
-		if (v->view == NULL)
-			return false;
-		*out = which == VS_VIEW_KEYS ? kp_view_count(v->view)
-					     : kp_view_bytes(v->view);
+		*out = kp_pv_view_stats(v).bytes;
 		break;
 	case VS_BLOCKED:
 		*out = v->blocked[0] != '\0' ? 1 : 0;
 		break;
 	case VS_VIEW_CACHE:
-		*out = kp_view_cache_used(v->view);
+		*out = kp_pv_view_stats(v).cache_used;
 		break;
 	case VS_VIEW_DISK:
-		*out = kp_view_disk_bytes(v->view);
+		*out = kp_pv_view_stats(v).disk_bytes;
+		break;
+	case VS_WORKER_FAILURES:
+		*out = v->worker_failures;
+		break;
+	case VS_WORKER_RSS:
+		*out = v->wk != NULL ? v->rss_anon : 0;
 		break;
 	case VS_CKPT_FAILURES:
 		*out = v->checkpoint_failures;

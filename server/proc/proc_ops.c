@@ -12,7 +12,7 @@
 #include "proc_internal.h"
 #include "proc_verify.h"
 #include "proc_version.h"
-#include "workers.h"
+#include "base/clock.h"
 #include "base/alloc.h"
 #include "base/fsutil.h"
 #include "base/logging.h"
@@ -49,7 +49,7 @@ static int start_reload(struct kp_proc *p, const char *file,
 		return kp_error_set(err, KP_ESTATE,
 				    "a reload of %s is already in progress",
 				    p->def.name);
-	rc = kp_proc_code_load(file, p->owner->code_dir, &p->reload_code, err);
+	rc = kp_proc_code_stage(file, p->owner->code_dir, &p->reload_code, err);
 	if (rc != 0) {
 		snprintf(v->reload_error, sizeof(v->reload_error), "%s",
 			 err->msg);
@@ -168,7 +168,7 @@ int kp_proc_replay(struct kp_proc *p, const char *file, enum kp_proc_from from,
 		p->live != NULL ? p->live->number : 0;
 	p->building = v;
 	p->replay_last_processed = 0;
-	p->replay_last_ms = kp_workers_now_ms();
+	p->replay_last_ms = kp_clock_mono_ms();
 	p->replay_rate_rps = 0;
 	kp_proc_save_def(p);
 	kp_log_info("proc", "processor %s: replay v%u started (%llu records to go)",
@@ -292,24 +292,18 @@ static void do_reset(struct kp_proc *p)
 		v->marks[i].written_count = 0;
 	}
 	kp_pv_order_reset(v);
-	if (v->view_error[0] != '\0' || !v->inst_started) {
-		/* A damaged store: a new one, and the version starts again. */
-		kp_pv_recreate_view(v);
-		kp_log_info("proc", "processor %s v%u reset: view store rebuilt, inputs rewound",
-			    p->def.name, v->number);
-		answer_plan(p, &p->pending_slot, p->pending_from,
-			    p->pending_value, true);
-		kp_pv_start(v, true);
-		return;
-	}
-	kp_view_clear(v->view);
-	v->since_checkpoint = 1;
-	kp_pv_checkpoint_now(v);
+	/*
+	 * A new, empty store and a fresh worker: the version starts again
+	 * from the rewound cursors (also the way out of a damaged store).
+	 */
+	kp_pv_worker_release(v, 0);
+	v->inst_started = false;
+	kp_pv_recreate_view(v);
 	kp_log_info("proc", "processor %s v%u reset: view cleared, inputs rewound",
 		    p->def.name, v->number);
 	answer_plan(p, &p->pending_slot, p->pending_from, p->pending_value,
 		    true);
-	kp_pv_kick(v);
+	kp_pv_start(v, true);
 }
 
 void kp_proc_run_pending(struct kp_proc *p)

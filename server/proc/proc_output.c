@@ -474,31 +474,17 @@ static void out_flush(struct out_set *set, int64_t now)
 	kp_buf_destroy(&set->headers);
 }
 
-/* An emit to a topic that is not an output yet: only a new topic. */
-static int claim_topic(void *arg, const char *topic, size_t len)
+int kp_pv_claim_topic(struct proc_version *v, const char *topic, size_t len)
 {
-	struct proc_version *v = arg;
-
 	return kp_catalog_name_taken(v->owner->store->catalog, topic, len)
 		       ? KP_ENOTOWNER
 		       : 0;
 }
 
-void kp_pv_emit_policy(struct proc_version *v)
-{
-	struct kp_sink *sink = &v->inst->sink;
-
-	if (!v->proc->def.open_outputs)
-		return;
-	sink->owned = (const char *const *)v->allowed;
-	sink->owned_count = v->proc->def.output_count;
-	sink->claim = claim_topic;
-	sink->claim_arg = v;
-}
-
 void kp_pv_write_outputs(struct proc_version *v, struct pv_job *job)
 {
 	struct out_set set;
+	struct kp_sink emits;
 	struct kp_emit e;
 	size_t pos = 0;
 	const char *dlq;
@@ -507,7 +493,10 @@ void kp_pv_write_outputs(struct proc_version *v, struct pv_job *job)
 	set.v = v;
 	set.input = &v->cursors[job->cursor_index];
 	kp_buf_init(&set.headers);
-	while (kp_sink_next_emit(&v->inst->sink, &pos, &e) == 1) {
+	kp_sink_init(&emits, NULL, "", NULL, 0);
+	kp_buf_destroy(&emits.emits);
+	emits.emits = job->emits;     /* borrowed: iterated, not freed */
+	while (kp_sink_next_emit(&emits, &pos, &e) == 1) {
 		const char *physical = physical_output(v, e.topic, e.topic_len);
 
 		if (physical == NULL && v->role != PV_SCRATCH &&
@@ -547,7 +536,10 @@ void kp_pv_write_outputs(struct proc_version *v, struct pv_job *job)
 		pos = (size_t)(p + 4 + vlen - job->dlq.data);
 	}
 	out_flush(&set, v->owner->now_ms());
-	kp_sink_clear_emits(&v->inst->sink);
+	kp_buf_init(&emits.emits);
+	kp_sink_destroy(&emits);
+	kp_buf_reset(&job->emits);
+	job->emit_count = 0;
 	kp_buf_reset(&job->dlq);
 	job->dlq_count = 0;
 }

@@ -258,7 +258,7 @@ static int take_code(struct kp_proc *p, struct proc_version *k,
 		     struct kp_error *err)
 {
 	struct kp_proc_code *code;
-	int rc = kp_proc_code_load(rev->code, NULL, &code, err);
+	int rc = kp_proc_code_stage(rev->code, NULL, &code, err);
 
 	if (rc != 0)
 		return rc;
@@ -291,7 +291,8 @@ static int switch_version(struct kp_proc *p, struct proc_version *k,
 	kp_checkpoint_destroy(&ck);
 	rc = take_code(p, k, t->dv, t->rev, err);
 	if (rc != 0) {
-		kp_view_discard(k->view);
+		if (k->view != NULL)
+			kp_view_discard(k->view);
 		return rc;
 	}
 	k->role = PV_LIVE;
@@ -339,7 +340,7 @@ static int swap_revision(struct kp_proc *p, struct proc_version *v,
 		kp_proc_answer(&held, p, 0, NULL);
 		return 0;
 	}
-	rc = kp_proc_code_load(t->rev->code, NULL, &p->reload_code, err);
+	rc = kp_proc_code_stage(t->rev->code, NULL, &p->reload_code, err);
 	if (rc != 0)
 		return rc;
 	snprintf(p->reload_source, sizeof(p->reload_source), "%s",

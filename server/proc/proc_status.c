@@ -9,7 +9,7 @@
 #include "proc_internal.h"
 #include "proc_pipeline.h"
 #include "proc_version.h"
-#include "workers.h"
+#include "base/clock.h"
 
 /* ---- one version ------------------------------------------------------ */
 
@@ -89,7 +89,7 @@ static const char *proc_state(struct kp_proc *p)
 static uint64_t replay_rps(const struct kp_proc *p,
 			   const struct proc_version *b)
 {
-	int64_t ms = kp_workers_now_ms() - p->replay_last_ms;
+	int64_t ms = kp_clock_mono_ms() - p->replay_last_ms;
 	uint64_t rps = p->replay_rate_rps;
 
 	if (rps == 0 && p->replay_last_ms != 0 && ms >= 100 &&
@@ -145,9 +145,28 @@ static void pack_checkpoint(struct proc_version *v, struct kp_response *r)
 							    : NULL);
 	}
 	kp_response_pair_u64(r, "view_cache_bytes",
-			     v ? kp_view_cache_used(v->view) : 0);
+			     v ? kp_pv_view_stats(v).cache_used : 0);
 	kp_response_pair_u64(r, "view_disk_bytes",
-			     v ? kp_view_disk_bytes(v->view) : 0);
+			     v ? kp_pv_view_stats(v).disk_bytes : 0);
+}
+
+/*
+ * worker: {pid (0: none), rss_anon_bytes, failures, last_failure}: the
+ * live version's worker process and the ones that died or were killed.
+ */
+static void pack_worker(struct proc_version *v, struct kp_response *r)
+{
+	kp_response_key(r, "worker");
+	if (v == NULL) {
+		msgpack_pack_nil(&r->pk);
+		return;
+	}
+	msgpack_pack_map(&r->pk, 4);
+	kp_response_pair_u64(r, "pid", (uint64_t)kp_pv_worker_pid(v));
+	kp_response_pair_u64(r, "rss_anon_bytes", v->wk ? v->rss_anon : 0);
+	kp_response_pair_u64(r, "failures", v->worker_failures);
+	kp_response_pair_str(r, "last_failure",
+			     v->worker_failure[0] ? v->worker_failure : NULL);
 }
 
 void kp_proc_pack_status(struct kp_proc *p, struct kp_response *r)
@@ -167,7 +186,7 @@ void kp_proc_pack_status(struct kp_proc *p, struct kp_response *r)
 		reason = ckpt;
 	}
 	kp_proc_def_dlq(&p->def, dlq, sizeof(dlq));
-	msgpack_pack_map(&r->pk, 28);
+	msgpack_pack_map(&r->pk, 29);
 	kp_response_pair_str(r, "name", p->def.name);
 	kp_response_pair_str(r, "file", v ? v->source : p->def.source);
 	kp_response_pair_str(r, "lang", v && v->code ? v->code->lang : NULL);
@@ -194,8 +213,8 @@ void kp_proc_pack_status(struct kp_proc *p, struct kp_response *r)
 	kp_response_pair_u64(r, "dead_lettered", v ? v->dead_lettered : 0);
 	kp_response_pair_u64(r, "duplicates_suppressed", v ? v->suppressed : 0);
 	kp_response_pair_str(r, "last_error", v && v->last_error[0] ? v->last_error : NULL);
-	kp_response_pair_u64(r, "view_keys", kp_proc_view(p) ? kp_view_count(kp_proc_view(p)) : 0);
-	kp_response_pair_u64(r, "view_bytes", kp_proc_view(p) ? kp_view_bytes(kp_proc_view(p)) : 0);
+	kp_response_pair_u64(r, "view_keys", v ? kp_pv_view_stats(v).keys : 0);
+	kp_response_pair_u64(r, "view_bytes", v ? kp_pv_view_stats(v).bytes : 0);
 	kp_response_key(r, "created_ms");
 	msgpack_pack_int64(&r->pk, p->def.created_ms);
 	kp_response_key(r, "watch");
@@ -208,6 +227,7 @@ void kp_proc_pack_status(struct kp_proc *p, struct kp_response *r)
 	kp_response_pair_u64(r, "versions", p->version_count);
 	pack_replay(p, r);
 	pack_checkpoint(v, r);
+	pack_worker(v, r);
 	kp_response_pair_str(r, "stalled",
 			     kp_proc_stalled(p, stalled, sizeof(stalled))
 				     ? stalled : NULL);

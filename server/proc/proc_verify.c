@@ -154,12 +154,71 @@ static void fail(struct kp_slot **pslot, int code, const char *message)
 	kp_slot_unref(slot);
 }
 
+void kp_proc_verify_drop_snapshot(struct kp_proc *p)
+{
+	kp_view_snap_end(p->verify_snap);
+	p->verify_snap = NULL;
+	kp_view_delete(p->verify_view);
+	p->verify_view = NULL;
+}
+
+/*
+ * Opens view's store (not v->view: a second handle for reading) in dir.
+ * Returns 0 or an error.
+ */
+static int open_store(struct kp_proc *p, const char *dir, struct kp_view **out)
+{
+	struct kp_error err;
+
+	kp_error_clear(&err);
+	if (kp_view_open(out, dir, p->owner->view_cache_bytes,
+			 p->owner->view_max_bytes, &err) != 0) {
+		kp_log_warn("proc", "processor %s: verify cannot open %s: %s",
+			    p->def.name, dir, err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The live view as it is now, held for the comparison: from kappad's
+ * handle when the version has no worker, else from its store, which the
+ * worker committed just before (kp_proc_verify_start).
+ */
+static int snapshot_live(struct kp_proc *p, struct proc_version *live)
+{
+	char dir[4200];
+
+	if (live->wk == NULL) {
+		if (live->view == NULL && kp_pv_open_view(live) != 0)
+			return -1;
+		return kp_view_snap_begin(live->view, &p->verify_snap);
+	}
+	kp_pv_view_dir(live, dir, sizeof(dir));
+	if (open_store(p, dir, &p->verify_view) != 0)
+		return -1;
+	return kp_view_snap_begin(p->verify_view, &p->verify_snap);
+}
+
 void kp_proc_verify_start(struct kp_proc *p, enum kp_proc_from from,
 			  int64_t value, bool to_set, int64_t to_ts,
 			  struct kp_slot **pslot)
 {
 	struct proc_version *live = p->live, *s;
 	bool from_start = from == KP_FROM_EARLIEST;
+
+	/* The live view is compared as committed: commit it first. */
+	if (from_start && !to_set && live->wk != NULL &&
+	    live->since_checkpoint > 0) {
+		if (live->checkpoint_error[0] != '\0') {
+			fail(pslot, KP_ESTATE, "cannot verify the view: its checkpoints fail");
+			return;
+		}
+		if (kp_pv_checkpoint_async(live)) {
+			p->pending = PENDING_VERIFY;   /* again once it is done */
+			return;
+		}
+	}
 
 	if (live->cursor_count > KP_PROC_MAX_TOPICS * 64) {
 		fail(pslot, KP_ETOOLARGE, "too many input partitions");
@@ -200,11 +259,9 @@ void kp_proc_verify_start(struct kp_proc *p, enum kp_proc_from from,
 		p->reset_before[i] = c->offset;
 	}
 	s->cursor_count = live->cursor_count;
-	kp_view_snap_end(p->verify_snap);
-	p->verify_snap = NULL;
+	kp_proc_verify_drop_snapshot(p);
 	p->verify_view_valid = from_start && !to_set &&
-			       kp_view_snap_begin(live->view,
-						  &p->verify_snap) == 0;
+			       snapshot_live(p, live) == 0;
 	p->scratch = s;
 	kp_log_info("proc", "processor %s: verifying v%u in a scratch instance",
 		    p->def.name, live->number);
@@ -506,16 +563,26 @@ static int compare_views(struct kp_proc *p, struct proc_version *scratch,
 			 struct kp_buf *diff)
 {
 	struct kp_view_snap *replay = NULL;
+	struct kp_view *store = NULL;
 	struct kp_response tmp;
-	int rc = kp_view_snap_begin(scratch->view, &replay);
+	char dir[4200];
+	int rc;
 
-	if (rc != 0)
+	/* Its worker committed it and is gone: read the store it left. */
+	kp_pv_view_dir(scratch, dir, sizeof(dir));
+	if (scratch->view == NULL && open_store(p, dir, &store) != 0)
+		return -EIO;
+	rc = kp_view_snap_begin(store != NULL ? store : scratch->view, &replay);
+	if (rc != 0) {
+		kp_view_delete(store);
 		return rc;
+	}
 	memset(&tmp, 0, sizeof(tmp));
 	tmp.out = diff;
 	msgpack_packer_init(&tmp.pk, diff, kp_buf_msgpack_write);
 	rc = view_difference(&tmp, p->verify_snap, replay);
 	kp_view_snap_end(replay);
+	kp_view_delete(store);
 	return rc;
 }
 
@@ -590,6 +657,5 @@ done:
 	side_destroy(&live);
 	side_destroy(&replay);
 end_snap:
-	kp_view_snap_end(p->verify_snap);
-	p->verify_snap = NULL;
+	kp_proc_verify_drop_snapshot(p);
 }

@@ -19,7 +19,7 @@
 #include "wire/slot.h"
 
 #define READ_BYTES (256 * 1024)
-#define SLICE_MS 20
+#define STOP_GRACE_MS 2000   /* a stopping worker's fini, then it is killed */
 
 static const char *const role_names[] = { "building", "live", "retired",
 					  "scratch" };
@@ -75,6 +75,7 @@ struct proc_version *kp_pv_new(struct kp_proc *p, struct kp_procs *ps,
 	snprintf(v->dir, sizeof(v->dir), "%s/v%u", p->dir, n);
 	kp_buf_init(&v->job.raw);
 	kp_buf_init(&v->job.dlq);
+	kp_buf_init(&v->job.emits);
 	kp_buf_init(&v->captured);
 	for (uint32_t i = 0; i < p->def.output_count; i++) {
 		kp_pv_physical_name(p->def.outputs[i], n, v->outputs[i],
@@ -94,10 +95,9 @@ struct proc_version *kp_pv_new(struct kp_proc *p, struct kp_procs *ps,
 
 void kp_pv_free(struct proc_version *v)
 {
-	if (v == NULL || v->zombie)
+	if (v == NULL)
 		return;
-	if (v->inst_started)
-		kp_instance_stop(v->inst);
+	kp_pv_worker_release(v, v->busy ? 0 : STOP_GRACE_MS);
 	kp_proc_code_unref(v->code);
 	kp_view_delete(v->view);
 	if (v->role == PV_SCRATCH) {
@@ -112,6 +112,8 @@ void kp_pv_free(struct proc_version *v)
 	kp_free(v->marks);
 	kp_buf_destroy(&v->job.raw);
 	kp_buf_destroy(&v->job.dlq);
+	kp_buf_destroy(&v->job.emits);
+	kp_proc_code_unref(v->job.new_code);
 	kp_buf_destroy(&v->captured);
 	kp_checkpoint_destroy(&v->job.ckpt);
 	kp_pv_drop_pending(v);
@@ -121,217 +123,15 @@ void kp_pv_free(struct proc_version *v)
 
 void kp_pv_stop(struct proc_version *v)
 {
-	if (v->inst_started)
-		kp_instance_stop(v->inst);
+	kp_pv_worker_release(v, STOP_GRACE_MS);
 	v->inst_started = false;
-	kp_view_discard(v->view);
+	if (v->view != NULL)
+		kp_view_discard(v->view);
 	v->state = PV_STOPPED;
 }
 
-/* ---- the worker side --------------------------------------------------- */
-
-/*
- * A dead letter in job->dlq: i64 ts, u64 offset, u32 key_len (UINT32_MAX =
- * none), key, u32 value_len, value (a msgpack map describing the failure).
- */
-static void dlq_add(struct pv_job *job, const struct kp_proc_record *rec,
-		    const char *error)
-{
-	struct kp_buf value;
-	msgpack_packer pk;
-	char num[8];
-
-	kp_buf_init(&value);
-	msgpack_packer_init(&pk, &value, kp_buf_msgpack_write);
-	msgpack_pack_map(&pk, 6);
-	msgpack_pack_str_with_body(&pk, "error", 5);
-	msgpack_pack_str_with_body(&pk, error, strlen(error));
-	msgpack_pack_str_with_body(&pk, "topic", 5);
-	msgpack_pack_str_with_body(&pk, rec->topic, strlen(rec->topic));
-	msgpack_pack_str_with_body(&pk, "partition", 9);
-	msgpack_pack_uint32(&pk, rec->partition);
-	msgpack_pack_str_with_body(&pk, "offset", 6);
-	msgpack_pack_uint64(&pk, rec->offset);
-	msgpack_pack_str_with_body(&pk, "ts", 2);
-	msgpack_pack_int64(&pk, rec->ts);
-	msgpack_pack_str_with_body(&pk, "value", 5);
-	msgpack_pack_bin_body(&pk, rec->value, rec->value_len);
-	kp_put_le64(num, (uint64_t)rec->ts);
-	kp_buf_append(&job->dlq, num, 8);
-	kp_put_le64(num, rec->offset);
-	kp_buf_append(&job->dlq, num, 8);
-	kp_put_le32(num, rec->key ? (uint32_t)rec->key_len : UINT32_MAX);
-	kp_buf_append(&job->dlq, num, 4);
-	if (rec->key)
-		kp_buf_append(&job->dlq, rec->key, rec->key_len);
-	kp_put_le32(num, (uint32_t)value.len);
-	kp_buf_append(&job->dlq, num, 4);
-	kp_buf_append(&job->dlq, value.data, value.len);
-	job->dlq_count++;
-	kp_buf_destroy(&value);
-}
-
-static void record_failed(struct pv_job *job, const struct kp_proc_record *rec,
-			  const struct kp_error *err)
-{
-	job->failed++;
-	snprintf(job->last_error, sizeof(job->last_error), "%s", err->msg);
-	dlq_add(job, rec, err->msg);
-	if (strstr(err->msg, "interrupted") != NULL)
-		job->interrupted = true;
-	if (strstr(err->msg, "not enough memory") != NULL)
-		job->out_of_memory = true;
-}
-
-static void run_batch(struct pv_job *job)
-{
-	struct proc_version *v = job->v;
-	const struct pv_cursor *c = &v->cursors[job->cursor_index];
-	int64_t deadline = kp_workers_now_ms() + SLICE_MS;
-	int64_t beat = 0, now, slack_ms;
-	struct timespec ts;
-	size_t pos = 0;
-
-	/*
-	 * The heartbeat after each record reads the coarse clock (a few ns,
-	 * where the precise one costs ~35 ns here) plus its resolution, so
-	 * that it never looks older than the record's end; stored on change.
-	 */
-	clock_getres(CLOCK_MONOTONIC_COARSE, &ts);
-	slack_ms = (int64_t)ts.tv_sec * 1000 + (ts.tv_nsec + 999999) / 1000000;
-	job->next_offset = job->start_offset;
-	while (pos < job->raw.len && !job->interrupted && !job->out_of_memory) {
-		struct kp_batch_header h;
-		struct kp_record rec;
-		size_t rpos = 0;
-		uint32_t index = 0;
-
-		if (kp_batch_header_decode(job->raw.data + pos,
-					   job->raw.len - pos, &h) != 0)
-			break;
-		while (kp_batch_next(job->raw.data + pos, &h, &rpos, &index,
-				     &rec) == 1) {
-			struct kp_proc_record pr;
-			struct kp_error err;
-
-			if (rec.offset < job->start_offset)
-				continue;
-			if (rec.offset >= job->stop_offset)
-				return;
-			pr.topic = c->topic;
-			pr.partition = c->partition;
-			pr.offset = rec.offset;
-			pr.ts = rec.ts;
-			pr.key = rec.key;
-			pr.key_len = rec.key_len;
-			pr.value = rec.value;
-			pr.value_len = rec.value_len;
-			kp_error_clear(&err);
-			if (kp_instance_process(v->inst, &pr, &err) != 0)
-				record_failed(job, &pr, &err);
-			job->processed++;
-			job->next_offset = rec.offset + 1;
-			clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-			now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
-			      slack_ms;
-			if (now != beat) {
-				beat = now;
-				atomic_store(&job->base.heartbeat_ms, now);
-			}
-			if (job->interrupted || job->out_of_memory)
-				break;
-			if (job->failed > 0 &&
-			    kp_limits_error_rate_exceeded(
-				    job->window_total + job->processed,
-				    job->window_errors + job->failed,
-				    job->window_min, job->max_error_rate))
-				return;
-			if ((job->processed & 63) == 0 &&
-			    kp_workers_now_ms() > deadline)
-				return;
-		}
-		pos += h.batch_len;
-	}
-}
-
-/*
- * Starts the new code in the spare instance slot (in place: the processor
- * and its host services keep pointers into the instance) and switches to
- * it only when its init succeeded; the old one is stopped then.
- */
-static void run_reload(struct pv_job *job)
-{
-	struct proc_version *v = job->v;
-	struct kp_instance *fresh = v->inst == &v->insts[0] ? &v->insts[1]
-							    : &v->insts[0];
-	struct kp_proc_def *def = &v->proc->def;
-
-	memset(fresh, 0, sizeof(*fresh));
-	kp_error_clear(&job->err);
-	job->rc = kp_instance_start(fresh, job->new_code, def->name, v->view,
-				    def->config.data, def->config.len,
-				    def->open_outputs ? NULL : v->allowed,
-				    def->output_count,
-				    (size_t)def->memory_limit, &job->err);
-	if (job->rc != 0)
-		return;
-	if (v->inst_started)
-		kp_instance_stop(v->inst);
-	v->inst = fresh;
-	v->inst_started = true;
-}
-
-static void on_job_run(struct kp_job *base)
-{
-	struct pv_job *job = (struct pv_job *)base;
-	struct proc_version *v = job->v;
-	struct kp_proc_def *def = &v->proc->def;
-
-	switch (job->kind) {
-	case PV_JOB_INIT:
-		kp_error_clear(&job->err);
-		if (v->view_error[0] != '\0') {
-			job->rc = kp_error_set(&job->err, KP_EDAMAGED, "%s",
-					       v->view_error);
-			break;
-		}
-		job->rc = kp_instance_start(
-			v->inst, v->code, def->name, v->view,
-			def->config.data, def->config.len,
-			def->open_outputs ? NULL : v->allowed,
-			def->output_count, (size_t)def->memory_limit,
-			&job->err);
-		if (job->rc == 0 && job->write_checkpoint)
-			job->rc = kp_checkpoint_save(&job->ckpt, v->view,
-						     &job->err);
-		break;
-	case PV_JOB_BATCH:
-		run_batch(job);
-		kp_pv_order_record(v, job);
-		break;
-	case PV_JOB_CHECKPOINT: {
-		int64_t t0 = kp_clock_mono_ms();
-
-		kp_error_clear(&job->err_ckpt);
-		job->rc = kp_steps_sync(&v->steps);
-		if (job->rc != 0)
-			kp_error_set(&job->err_ckpt, job->rc,
-				     "cannot sync its steps file: %s",
-				     kp_error_text(job->rc));
-		else
-			job->rc = kp_checkpoint_save(&job->ckpt, v->view,
-						     &job->err_ckpt);
-		job->ckpt_ms = kp_clock_mono_ms() - t0;
-		break;
-	}
-	case PV_JOB_RELOAD:
-		run_reload(job);
-		break;
-	}
-}
-
-static void set_failed(struct proc_version *v, const char *what,
-		       const char *detail)
+void kp_pv_set_failed(struct proc_version *v, const char *what,
+		      const char *detail)
 {
 	v->state = PV_FAILED;
 	snprintf(v->reason, sizeof(v->reason), "%s: %s", what, detail);
@@ -363,7 +163,7 @@ static void check_error_rate(struct proc_version *v, struct pv_job *job)
 		if (v->role == PV_LIVE)
 			v->owner->events.pause(v->proc, reason, NULL);
 		else
-			set_failed(v, "replay stopped", reason);
+			kp_pv_set_failed(v, "replay stopped", reason);
 	}
 	if (kp_limits_error_window_full(v->window_total, def->error_window_min))
 		v->window_total = v->window_errors = 0;
@@ -373,6 +173,7 @@ static void batch_done(struct proc_version *v, struct pv_job *job)
 {
 	struct pv_cursor *c = &v->cursors[job->cursor_index];
 
+	kp_pv_order_record(v, job);
 	if (job->step_rc != 0) {
 		/* Its outputs wait until its step is recorded (proc_order.c). */
 		v->step_pending = true;
@@ -395,12 +196,12 @@ static void batch_done(struct proc_version *v, struct pv_job *job)
 			 job->last_error);
 	kp_buf_reset(&job->raw);
 	if (job->interrupted) {
-		set_failed(v, "no progress within the time budget",
+		kp_pv_set_failed(v, "no progress within the time budget",
 			   job->last_error);
 		return;
 	}
 	if (job->out_of_memory) {
-		set_failed(v, "grew past its memory budget", job->last_error);
+		kp_pv_set_failed(v, "grew past its memory budget", job->last_error);
 		return;
 	}
 	if (v->state == PV_RUNNING)
@@ -413,7 +214,7 @@ static void init_done(struct proc_version *v, struct pv_job *job)
 {
 	kp_checkpoint_destroy(&job->ckpt);
 	if (job->rc != 0) {
-		set_failed(v, "cannot start", job->err.msg);
+		kp_pv_set_failed(v, "cannot start", job->err.msg);
 		v->owner->events.init_done(v, job->rc, job->err.msg);
 		return;
 	}
@@ -478,10 +279,34 @@ static void checkpoint_done(struct proc_version *v, struct pv_job *job)
 	v->checkpointed_ms = v->owner->now_ms();
 }
 
-static void on_job_done(struct kp_job *base)
+/*
+ * A failed version lets its worker go, so that its memory and CPU come
+ * back: once its last checkpoint is written when it can be (true: that job
+ * runs now), else it goes back to the checkpoint it has.
+ */
+static bool settle_failed(struct proc_version *v)
 {
-	struct pv_job *job = (struct pv_job *)base;
-	struct proc_version *v = job->v;
+	struct kp_error err;
+
+	if (v->inst_started && v->since_checkpoint > 0 && !v->fail_commit &&
+	    v->role != PV_SCRATCH && kp_pv_checkpoint_async(v)) {
+		v->fail_commit = true;
+		return true;
+	}
+	v->fail_commit = false;
+	kp_pv_worker_release(v, STOP_GRACE_MS);
+	v->inst_started = false;
+	kp_error_clear(&err);
+	if (v->since_checkpoint > 0 && v->role != PV_SCRATCH &&
+	    kp_pv_rewind(v, &err) != 0)
+		kp_log_error("proc", "processor %s v%u: cannot go back to its checkpoint: %s",
+			     v->proc->def.name, v->number, err.msg);
+	return false;
+}
+
+void kp_pv_job_done(struct proc_version *v)
+{
+	struct pv_job *job = &v->job;
 
 	v->busy = false;
 	if (v->free_when_idle) {
@@ -514,6 +339,54 @@ static void on_job_done(struct kp_job *base)
 		kp_pv_free(v);
 		return;
 	}
+	if (v->state == PV_FAILED && v->wk != NULL && settle_failed(v))
+		return;
+	v->owner->events.idle(v);
+}
+
+void kp_pv_worker_lost(struct proc_version *v, const char *reason)
+{
+	bool was_busy = v->busy;
+	enum pv_job_kind kind = v->job.kind;
+	struct kp_error err;
+
+	v->busy = false;
+	v->inst_started = false;
+	v->fail_commit = false;
+	kp_checkpoint_destroy(&v->job.ckpt);
+	kp_buf_reset(&v->job.raw);
+	if (v->restart_worker) {
+		/* Killed to pause it: it starts again, paused, from its
+		 * checkpoint. */
+		v->restart_worker = false;
+		kp_error_clear(&err);
+		if (kp_pv_rewind(v, &err) == 0) {
+			kp_log_info("proc", "processor %s v%u: %s; it starts again from its checkpoint",
+				    v->proc->def.name, v->number, reason);
+			kp_pv_start(v, false);
+			return;
+		}
+	}
+	kp_pv_set_failed(v, "stopped", reason);
+	if (v == v->proc->live)
+		kp_proc_verify_drop_snapshot(v->proc);   /* it reads v's store */
+	/* What the worker did since its last checkpoint is gone with it. */
+	kp_error_clear(&err);
+	if (v->role != PV_SCRATCH && kp_pv_rewind(v, &err) != 0)
+		kp_log_error("proc", "processor %s v%u: cannot go back to its checkpoint: %s",
+			     v->proc->def.name, v->number, err.msg);
+	if (was_busy && kind == PV_JOB_INIT) {
+		v->owner->events.init_done(v, KP_EINTERNAL, v->reason);
+	} else if (was_busy && kind == PV_JOB_RELOAD) {
+		kp_proc_code_unref(v->job.new_code);
+		v->job.new_code = NULL;
+		v->reloads_failed++;
+		v->owner->events.reload_done(v, KP_EINTERNAL, v->reason);
+	}
+	if (v->free_when_idle) {
+		kp_pv_free(v);
+		return;
+	}
 	v->owner->events.idle(v);
 }
 
@@ -521,24 +394,20 @@ static void job_submit(struct proc_version *v, enum pv_job_kind kind)
 {
 	struct pv_job *job = &v->job;
 
-	job->base.run = on_job_run;
-	job->base.done = on_job_done;
-	job->base.background = v->role != PV_LIVE;
 	job->v = v;
 	job->kind = kind;
 	job->rc = 0;
 	job->processed = job->failed = 0;
 	job->interrupted = job->out_of_memory = false;
-	if (kind == PV_JOB_BATCH)
-		kp_pv_emit_policy(v);
 	v->busy = true;
 	v->interrupted_ms = 0;
-	kp_workers_submit(v->owner->workers, &job->base);
+	kp_pv_worker_send(v);
 }
 
 bool kp_pv_checkpoint_async(struct proc_version *v)
 {
-	if (v->busy || v->zombie || !v->inst_started || v->role == PV_SCRATCH ||
+	if (v->busy || v->wk == NULL || !v->inst_started ||
+	    (v->role == PV_SCRATCH && !v->committed) ||
 	    kp_pv_capture_checkpoint(v, &v->job.ckpt) != 0)
 		return false;
 	v->since_checkpoint = 0;
@@ -547,15 +416,46 @@ bool kp_pv_checkpoint_async(struct proc_version *v)
 	return true;
 }
 
+/* init cannot even be asked for: it fails at once, as a failed init would. */
+static void init_refused(struct proc_version *v, int rc, const char *msg)
+{
+	v->job.kind = PV_JOB_INIT;
+	v->job.rc = rc;
+	kp_error_set(&v->job.err, rc, "%s", msg);
+	v->busy = true;
+	kp_pv_job_done(v);
+}
+
 void kp_pv_start(struct proc_version *v, bool write_checkpoint)
 {
+	struct kp_error err;
+
 	if (v->busy)
 		return;
-	kp_pv_open_view(v);   /* on failure, the init job reports it */
 	v->state = PV_STARTING;
+	if (v->wk == NULL && kp_pv_open_view(v) != 0) {
+		init_refused(v, KP_EDAMAGED, v->view_error);
+		return;
+	}
 	v->job.write_checkpoint = write_checkpoint;
 	if (write_checkpoint && kp_pv_capture_checkpoint(v, &v->job.ckpt) != 0)
 		v->job.write_checkpoint = false;
+	if (v->wk == NULL) {
+		/* The view is the worker's from now on. */
+		if (v->view != NULL)
+			v->vstats = (struct pv_view_stats){
+				kp_view_count(v->view), kp_view_bytes(v->view),
+				0, kp_view_disk_bytes(v->view), false
+			};
+		kp_view_delete(v->view);
+		v->view = NULL;
+		kp_error_clear(&err);
+		if (kp_pv_worker_spawn(v, &err) != 0) {
+			kp_pv_open_view(v);
+			init_refused(v, err.code, err.msg);
+			return;
+		}
+	}
 	job_submit(v, PV_JOB_INIT);
 }
 
@@ -601,7 +501,7 @@ static bool start_batch(struct proc_version *v, uint32_t index,
 		return false;
 	}
 	if (rc != 0) {
-		set_failed(v, "cannot read input", err.msg);
+		kp_pv_set_failed(v, "cannot read input", err.msg);
 		return false;
 	}
 	if (v->job.raw.len == 0)
@@ -623,7 +523,7 @@ static bool start_batch(struct proc_version *v, uint32_t index,
 
 static bool may_run(const struct proc_version *v)
 {
-	if (v->busy || v->free_when_idle || v->zombie ||
+	if (v->busy || v->free_when_idle || v->wk == NULL ||
 	    v->state != PV_RUNNING || v->owner->quiesced)
 		return false;
 	if (v->role == PV_RETIRED)
@@ -782,7 +682,7 @@ static bool outputs_durable(struct proc_version *v)
  */
 static int maybe_checkpoint(struct proc_version *v, int64_t now)
 {
-	if (v->busy || v->zombie || v->free_when_idle || !v->inst_started ||
+	if (v->busy || v->wk == NULL || v->free_when_idle || !v->inst_started ||
 	    v->role == PV_SCRATCH || v->since_checkpoint == 0)
 		return 0;
 	if (v->checkpoint_error[0] != '\0' && now - v->last_checkpoint_ms < 1000)
@@ -799,45 +699,9 @@ static int maybe_checkpoint(struct proc_version *v, int64_t now)
 	return 1;
 }
 
-static void watchdog(struct proc_version *v, int64_t mono_now)
-{
-	uint32_t budget = v->proc->def.time_budget_ms;
-	int64_t idle;
-
-	if (!v->busy || !atomic_load(&v->job.base.running))
-		return;
-	idle = mono_now - atomic_load(&v->job.base.heartbeat_ms);
-	if (idle < (int64_t)budget)
-		return;
-	if (v->interrupted_ms == 0) {
-		kp_log_warn("proc", "processor %s v%u: no progress for %lld ms; interrupting",
-			    v->proc->def.name, v->number, (long long)idle);
-		v->interrupted_ms = mono_now;
-		kp_instance_interrupt(v->inst);
-		return;
-	}
-	if (mono_now - v->interrupted_ms < (int64_t)budget)
-		return;
-	/*
-	 * The call did not come back even when interrupted (a loop in
-	 * compiled code): write off its thread, and the version with it.
-	 */
-	kp_workers_abandon(v->owner->workers, &v->job.base);
-	v->busy = false;
-	v->zombie = true;
-	v->inst_started = false;
-	v->state = PV_FAILED;
-	snprintf(v->reason, sizeof(v->reason),
-		 "no progress within the time budget (%u ms), and the call did not return when interrupted; its worker thread was written off",
-		 budget);
-	kp_log_error("proc", "processor %s v%u stopped: %s", v->proc->def.name,
-		     v->number, v->reason);
-	v->owner->events.idle(v);
-}
-
 void kp_pv_tick(struct proc_version *v, int64_t now_ms, int64_t mono_ms)
 {
-	watchdog(v, mono_ms);
+	kp_pv_worker_watch(v, mono_ms);
 	kp_pace_refill(&v->pace, v->rate, mono_ms);
 	if ((v->pending != NULL || v->step_pending) && !v->busy &&
 	    !kp_pv_retry_pending(v, now_ms))

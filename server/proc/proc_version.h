@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "proc_checkpoint.h"
 #include "proc_code.h"
 #include "proc_def.h"
@@ -29,7 +31,6 @@
 #include "proc_limits.h"
 #include "proc_steps.h"
 #include "view.h"
-#include "workers.h"
 #include "base/buf.h"
 #include "base/error.h"
 #include "base/mp.h"
@@ -53,6 +54,15 @@ enum pv_role {
 
 /* How the version is doing. */
 enum pv_state { PV_STARTING, PV_RUNNING, PV_PAUSED, PV_FAILED, PV_STOPPED };
+
+/* A view's figures, as its worker process last reported them. */
+struct pv_view_stats {
+	uint64_t keys;
+	uint64_t bytes;
+	uint64_t cache_used;
+	uint64_t disk_bytes;
+	bool cache_full;
+};
 
 /* The next offset to process in one input partition. */
 struct pv_cursor {
@@ -100,7 +110,6 @@ struct pv_pending {
 enum pv_job_kind { PV_JOB_INIT, PV_JOB_BATCH, PV_JOB_CHECKPOINT, PV_JOB_RELOAD };
 
 struct pv_job {
-	struct kp_job base;          /* first: the pool's view of the job */
 	struct proc_version *v;
 	enum pv_job_kind kind;
 	int rc;                      /* init / checkpoint / reload result */
@@ -124,6 +133,8 @@ struct pv_job {
 	bool interrupted;            /* a record hit the time budget */
 	bool out_of_memory;          /* a record hit the memory budget */
 	char last_error[KP_ERROR_MSG_MAX];
+	struct kp_buf emits;         /* batch: what it emitted (proc_host.h) */
+	uint32_t emit_count;
 	struct kp_proc_code *new_code; /* reload: the code to switch to */
 	bool record_step;            /* batch: append its step (proc_order.c) */
 	int step_rc;                 /* batch: 0, or why the append failed */
@@ -161,7 +172,22 @@ struct proc_version {
 	struct pv_mark *marks;       /* owned */
 	uint32_t mark_count;
 	bool busy;                   /* a job in flight */
-	bool zombie;                 /* its thread was written off: never freed */
+	bool zombie;                 /* unused since processors run in worker
+					processes (always false) */
+	struct kp_wk *wk;            /* its worker process while it runs
+					(proc_worker.c); v->view is NULL then */
+	struct pv_view_stats vstats; /* its view, as the worker last said */
+	int64_t job_started_ms;      /* monotonic: when the job was sent */
+	int64_t rss_checked_ms;      /* monotonic: last memory sample */
+	uint64_t rss_anon;           /* its worker's RssAnon, last sample */
+	uint64_t rss_base;           /* its worker's RssAnon after init */
+	uint64_t worker_failures;    /* worker processes that died or were
+					killed */
+	bool fail_commit;            /* failed: its last checkpoint is being
+					written before its worker goes */
+	bool restart_worker;         /* its worker was killed to pause it: a
+					new one starts from the checkpoint */
+	char worker_failure[KP_ERROR_MSG_MAX]; /* the last one, or "" */
 	bool free_when_idle;         /* delete once the job returns */
 	bool retire_when_idle;       /* retire once the job returns */
 	bool stop_when_idle;         /* retired: stop once its checkpoint is written */
@@ -190,6 +216,8 @@ struct proc_version {
 	int64_t interrupted_ms;      /* when the watchdog interrupted */
 	struct kp_buf captured;      /* scratch: emits kept for verify */
 	bool done;                   /* scratch: reached its stop offsets */
+	bool committed;              /* scratch: its view was committed for
+					the comparison */
 	struct pv_pending *pending;  /* output batches not written yet, oldest
 					first (owned); while any is left the
 					version runs nothing and takes no
@@ -238,6 +266,9 @@ struct kp_proc {
 	struct kp_slot *pending_slot; /* answered when the op is done */
 	uint64_t reset_before[KP_PROC_MAX_TOPICS * 64]; /* plan of a reset */
 	struct kp_view_snap *verify_snap; /* live view at verify start (owned) */
+	struct kp_view *verify_view; /* the store it reads, when kappad opened
+					one for it (the live view is its
+					worker's), or NULL */
 	bool verify_view_valid;      /* the scratch started at the log start */
 	char watch_hash[17];         /* --watch: hash last seen of source */
 	int64_t watch_checked_ms;    /* --watch: when last looked at */
@@ -280,7 +311,7 @@ struct kp_procs {
 	struct kp_topic_config topic_defaults; /* for topics it creates */
 	size_t view_cache_bytes;     /* per view (0: view.h's default) */
 	uint64_t view_max_bytes;     /* per view's store (0: the default) */
-	struct kp_workers *workers;
+	uv_loop_t *loop;             /* where worker processes are watched */
 	char dir[4096];              /* <data>/procs */
 	char code_dir[4096];         /* <data>/code */
 	struct kp_proc **procs;      /* sorted by name */
@@ -325,6 +356,9 @@ int kp_pv_capture_checkpoint(struct proc_version *v, struct kp_checkpoint *ck);
  */
 int kp_pv_open_view(struct proc_version *v);
 
+/* v's view figures: its worker's last report, or its store's. */
+struct pv_view_stats kp_pv_view_stats(const struct proc_version *v);
+
 /* Removes v's view store and opens an empty one (a reset of a damaged
  * store). Returns 0 or the error (in v->view_error). */
 int kp_pv_recreate_view(struct proc_version *v);
@@ -348,6 +382,14 @@ bool kp_pv_checkpoint_blocked(const struct proc_version *v);
 /* Loads v's checkpoint from its dir (1 when there is none). */
 int kp_pv_load_checkpoint(struct proc_version *v, struct kp_checkpoint *ck,
 			  struct kp_error *err);
+
+/*
+ * Puts v back where its last checkpoint left it (cursors, counters,
+ * output marks; kept outputs dropped), as a restart of the server would:
+ * its worker died and what it did since is gone. Opens v->view. Returns 0
+ * or an error with err.
+ */
+int kp_pv_rewind(struct proc_version *v, struct kp_error *err);
 
 /* Sets v's cursors to the positions in ck (matched by topic and partition). */
 void kp_pv_set_cursors(struct proc_version *v, const struct kp_checkpoint *ck);
@@ -380,6 +422,49 @@ int kp_pv_checkpoint_now(struct proc_version *v);
  */
 bool kp_pv_checkpoint_async(struct proc_version *v);
 
+/* Marks v failed: reason "what: detail" (logged). */
+void kp_pv_set_failed(struct proc_version *v, const char *what,
+		      const char *detail);
+
+/* A job's result is in v->job: applies it (loop thread; proc_worker.c). */
+void kp_pv_job_done(struct proc_version *v);
+
+/*
+ * v's worker process is gone for reason (it died or was killed): v fails
+ * with that reason, goes back to its checkpoint and tells its processor
+ * (a pending init or reload fails).
+ */
+void kp_pv_worker_lost(struct proc_version *v, const char *reason);
+
+/* ---- its worker process (proc_worker.c) ------------------------------- */
+
+/* Starts v's worker process if it has none. Returns 0 or an error. */
+int kp_pv_worker_spawn(struct proc_version *v, struct kp_error *err);
+
+/*
+ * Lets v's worker go: asked to stop (its fini runs) and killed after
+ * grace_ms (0: killed now). No event of it reaches v afterwards.
+ */
+void kp_pv_worker_release(struct proc_version *v, uint32_t grace_ms);
+
+/* Sends v->job (its kind set, v busy) to v's worker. */
+void kp_pv_worker_send(struct proc_version *v);
+
+/* Periodic: the time budget of the running call and the memory limit. */
+void kp_pv_worker_watch(struct proc_version *v, int64_t mono_now);
+
+/*
+ * Sends a view query frame (KP_WM_GET / _SCAN, tagged with tag from
+ * kp_pv_worker_tag) and answers slot with the worker's response (a wait
+ * on slot is held until then).
+ */
+void kp_pv_worker_query(struct proc_version *v, struct kp_slot *slot,
+			const struct kp_buf *frame, uint32_t tag);
+uint32_t kp_pv_worker_tag(struct proc_version *v);
+
+/* The worker's process id, 0 when it has none. */
+int kp_pv_worker_pid(const struct proc_version *v);
+
 /* Stops v's instance and frees its view (retirement). v must not be busy. */
 void kp_pv_stop(struct proc_version *v);
 
@@ -410,12 +495,11 @@ int kp_pv_add_marks(struct proc_version *v, const char *topic,
 		    const struct kp_checkpoint *ck);
 
 /*
- * Before a batch (loop thread): tells v's sink which topics it may emit to.
- * A processor created without --output may emit to its outputs so far and
- * to topics that do not exist yet (they become its outputs); an emit to a
- * topic that exists and is not its own fails the record (proc_output.c).
+ * Whether a processor created without --output may emit to topic, which
+ * is not one of its outputs yet: only when no topic has that name (it
+ * then becomes its output). Returns 0 or KP_ENOTOWNER (proc_output.c).
  */
-void kp_pv_emit_policy(struct proc_version *v);
+int kp_pv_claim_topic(struct proc_version *v, const char *topic, size_t len);
 
 /* ---- the order across input partitions (proc_order.c) --------------- */
 
@@ -463,6 +547,9 @@ void kp_pv_order_reset(struct proc_version *v);
  * thread; proc_output.c). Returns true when none is left (v may run).
  */
 bool kp_pv_retry_pending(struct proc_version *v, int64_t now_ms);
+
+/* Ends a verify's snapshot of the live view and closes its store. */
+void kp_proc_verify_drop_snapshot(struct kp_proc *p);
 
 /* Frees the pending batches of v (the version is going away). */
 void kp_pv_drop_pending(struct proc_version *v);

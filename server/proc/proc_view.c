@@ -40,8 +40,8 @@ int kp_pv_open_view(struct proc_version *v)
 	char dir[4200];
 	int rc;
 
-	if (kp_view_stored(v->view))
-		return 0;
+	if (v->wk != NULL || (v->view != NULL && kp_view_stored(v->view)))
+		return 0;   /* open here, or its worker's */
 	kp_error_clear(&err);
 	kp_pv_view_dir(v, dir, sizeof(dir));
 	rc = make_dirs(v);
@@ -88,9 +88,23 @@ int kp_pv_recreate_view(struct proc_version *v)
 	return kp_pv_open_view(v);
 }
 
+struct pv_view_stats kp_pv_view_stats(const struct proc_version *v)
+{
+	struct pv_view_stats st = v->vstats;
+
+	if (v->wk == NULL && v->view != NULL) {
+		st.keys = kp_view_count(v->view);
+		st.bytes = kp_view_bytes(v->view);
+		st.cache_used = kp_view_cache_used(v->view);
+		st.disk_bytes = kp_view_disk_bytes(v->view);
+		st.cache_full = kp_view_cache_full(v->view);
+	}
+	return st;
+}
+
 bool kp_pv_checkpoint_blocked(const struct proc_version *v)
 {
-	return v->checkpoint_error[0] != '\0' && kp_view_cache_full(v->view);
+	return v->checkpoint_error[0] != '\0' && v->vstats.cache_full;
 }
 
 bool kp_pv_checkpoint_due(struct proc_version *v, int64_t now_ms)
@@ -99,6 +113,5 @@ bool kp_pv_checkpoint_due(struct proc_version *v, int64_t now_ms)
 
 	if (v->checkpoint_cost_ms * COMMIT_SHARE > every)
 		every = v->checkpoint_cost_ms * COMMIT_SHARE;
-	return now_ms - v->last_checkpoint_ms >= every ||
-	       kp_view_cache_full(v->view);
+	return now_ms - v->last_checkpoint_ms >= every || v->vstats.cache_full;
 }

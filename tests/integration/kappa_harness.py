@@ -668,12 +668,41 @@ def write_jsonl(path, values):
     return path
 
 
+def _proc_fields(pid):
+    """The fields of /proc/PID/stat after the command, or None."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def process_tree(pid):
+    """pid and its descendants (kappad and its processors' workers)."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            fields = _proc_fields(int(d))
+            if fields is not None:
+                kids.setdefault(int(fields[1]), []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
 def cpu_seconds(pid):
-    """User plus system CPU time of a process so far, in seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+    """User plus system CPU time so far, in seconds, of a process and its
+    live descendants: kappad runs processors in worker processes."""
     ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
+    total = 0.0
+    for p in process_tree(pid):
+        fields = _proc_fields(p)
+        if fields is not None:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
 # ---------------------------------------------------------------------------

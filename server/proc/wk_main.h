@@ -1,0 +1,20 @@
+/*
+ * wk_main.h - the entry of a processor's worker process (wk_main.c).
+ */
+#ifndef KP_WK_MAIN_H
+#define KP_WK_MAIN_H
+
+/* The descriptor of the socket to kappad in a worker process. */
+#define KP_WORKER_FD 3
+
+/* The first argument that makes kappad a worker. */
+#define KP_WORKER_ARG "--worker"
+
+/*
+ * Runs a worker: argv is {"kappad", "--worker", data_limit}, data_limit
+ * the RLIMIT_DATA in bytes (0: none). Returns the exit status once kappad
+ * asked it to stop; exits at once when kappad is gone.
+ */
+int kp_worker_main(int argc, char **argv);
+
+#endif
