@@ -16,17 +16,11 @@
 
 #include "wk_main.h"
 #include "base/alloc.h"
+#include "base/sanitize.h"
 #include "base/logging.h"
 
 #define READ_CHUNK (64 * 1024)
 
-#if defined(__SANITIZE_ADDRESS__)
-#define KP_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define KP_UNDER_ASAN 1
-#endif
-#endif
 
 extern char **environ;
 

@@ -31,7 +31,36 @@ void kp_wx_init(struct kp_wx *x)
 	x->inst = &x->insts[0];
 	atomic_store(&x->calling, NULL);
 	pthread_rwlock_init(&x->view_lock, NULL);
+	pthread_mutex_init(&x->ready_lock, NULL);
+	pthread_cond_init(&x->ready_cond, NULL);
 	kp_buf_init(&x->config);
+}
+
+/* The first init opened the view, or cannot: queries stop waiting. */
+static void set_ready(struct kp_wx *x)
+{
+	pthread_mutex_lock(&x->ready_lock);
+	x->ready = true;
+	pthread_cond_broadcast(&x->ready_cond);
+	pthread_mutex_unlock(&x->ready_lock);
+}
+
+/*
+ * A query sent right after the worker started waits for the view that
+ * its init job opens first (a few ms), not for the processor's init.
+ */
+static void wait_ready(struct kp_wx *x)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&x->ready_lock);
+	while (!x->ready &&
+	       pthread_cond_timedwait(&x->ready_cond, &x->ready_lock,
+				      &until) == 0)
+		;
+	pthread_mutex_unlock(&x->ready_lock);
 }
 
 static void free_names(char **names, uint32_t n)
@@ -58,6 +87,8 @@ void kp_wx_destroy(struct kp_wx *x)
 	free_names(x->owned, x->owned_count);
 	kp_buf_destroy(&x->config);
 	pthread_rwlock_destroy(&x->view_lock);
+	pthread_mutex_destroy(&x->ready_lock);
+	pthread_cond_destroy(&x->ready_cond);
 }
 
 /* Reads u32 n (UINT32_MAX: none) then n strings. */
@@ -217,6 +248,7 @@ static void run_init(struct kp_wx *x, struct kp_wm_reader *r,
 		goto done;
 	}
 	rc = open_view(x, dir, cache_bytes, max_bytes, &err);
+	set_ready(x);
 	if (rc != 0)
 		goto done;
 	kp_proc_code_unref(x->code);
@@ -234,6 +266,7 @@ static void run_init(struct kp_wx *x, struct kp_wm_reader *r,
 	if (write_ckpt)
 		rc = save_checkpoint(x, ckpt, ckpt_len, &err);
 done:
+	set_ready(x);
 	kp_wm_finish(out, result_begin(x, out, KP_WM_INIT, r->tag, rc, &err));
 }
 
@@ -548,6 +581,7 @@ void kp_wx_query(struct kp_wx *x, struct kp_wm_reader *r, struct kp_buf *out)
 
 	kp_buf_init(&resp);
 	kp_error_clear(&err);
+	wait_ready(x);
 	pthread_rwlock_rdlock(&x->view_lock);
 	if (x->view == NULL) {
 		rc = kp_error_set(&err, KP_ESTATE, "the view is not open yet");

@@ -35,6 +35,10 @@ struct kp_wx {
 	_Atomic(struct kp_instance *) calling; /* inside a call, or NULL */
 	struct kp_view *view;            /* owned; NULL until init */
 	pthread_rwlock_t view_lock;      /* queries vs replacing view */
+	pthread_mutex_t ready_lock;      /* a query waits for the first init */
+	pthread_cond_t ready_cond;
+	bool ready;                      /* the first init has opened the view
+					    (or failed) */
 	struct kp_buf config;            /* msgpack map */
 	char **allowed;                  /* NULL: any output (open outputs) */
 	uint32_t output_count;

@@ -27,15 +27,9 @@
 #include "wk_exec.h"
 #include "wk_msg.h"
 #include "base/alloc.h"
+#include "base/sanitize.h"
 #include "base/buf.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define KP_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define KP_UNDER_ASAN 1
-#endif
-#endif
 
 struct job {
 	struct job *next;
