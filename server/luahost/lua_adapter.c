@@ -2,14 +2,16 @@
  * lua_adapter.c - the processor descriptor that forwards to a Lua module.
  *
  * Access pattern: init builds one sandbox (lua_sandbox.h) per instance,
- * loads the module and keeps, in a registry ref taken once, a C closure
- * whose upvalues are a small Lua function holding process and the ctx
- * table (it builds each fresh record table from a constant template, which
- * costs less than filling one through the C API) and the current topic
- * name as a Lua string; process pushes the record's fields, decodes its
- * value and calls that function under the error handler. The bindings in ctx (emit, log, state:*) are
- * thin: they convert arguments (lua_mp.h) and call the host table of the
- * ABI, the same services a C processor calls.
+ * loads the prelude (lua_host.h) and then the module, and keeps, in a
+ * registry ref taken once, a C closure whose upvalues are the prelude's
+ * entry function (it builds each fresh record table from a constant
+ * template and calls process) and the current topic name as a Lua
+ * string; process pushes the record's fields and its value (a small map
+ * as its bytes, for the lazy proxy; anything else decoded) and calls that
+ * function under the error handler. state:get/incr/del/put are FFI calls
+ * of the prelude; emit, log, scan and put of tables stay C bindings here.
+ * All are thin: they convert arguments (lua_mp.h) and call the host table
+ * of the ABI, the same services a C processor calls.
  */
 #include "lua_adapter.h"
 
@@ -19,6 +21,7 @@
 
 #include <lauxlib.h>
 
+#include "lua_host.h"
 #include "lua_mp.h"
 #include "lua_sandbox.h"
 #include "base/alloc.h"
@@ -37,27 +40,18 @@ struct lua_proc {
 	char *topic;                       /* last record's topic (copy) */
 	uint64_t topic_hash;               /* its kp_lua_sandbox_topic_hash */
 	int topic_pushed;                  /* UP_TOPIC holds it as a string */
+	struct kp_lua_host host;           /* what the FFI prelude reaches */
 };
+
+/*
+ * The JIT compiler's default when KAPPA_LUA_JIT is not set: 1 on, 0 off.
+ * On: a compiled loop that the count hook cannot interrupt is stopped by
+ * killing its worker process (proc/proc_worker.c).
+ */
+#define KP_LUA_JIT_DEFAULT 1
 
 /* Upvalue indices of on_process. */
 enum { UP_PROC = 1, UP_BUILD, UP_TOPIC, UP_COUNT = UP_TOPIC };
-
-/*
- * Called with (process, ctx), returns the function that on_process calls
- * with (topic, partition, offset, ts, key, value): it builds a fresh rec
- * from a constant template (one table copy, then stores into existing
- * slots) and tail-calls process(ctx, rec), so that tracebacks end at
- * process as they would when C called it directly.
- */
-static const char rec_builder[] =
-	"local process, ctx = ...\n"
-	"return function(topic, partition, offset, ts, key, value)\n"
-	"local rec = { topic = false, partition = false, offset = false, "
-	"ts = false, key = false, value = false }\n"
-	"rec.topic = topic rec.partition = partition rec.offset = offset "
-	"rec.ts = ts rec.key = key rec.value = value\n"
-	"return process(ctx, rec)\n"
-	"end\n";
 
 /* ------------------------------------------------------------------------
  * Bindings: upvalue 1 is the struct lua_proc.
@@ -306,7 +300,11 @@ static void set_binding(lua_State *L, struct lua_proc *lp, const char *name,
 	lua_setfield(L, -2, name);
 }
 
-/* Pushes the ctx table: config, name, state, emit, log. */
+/*
+ * Pushes the ctx table (config, name, emit, log; the prelude adds state)
+ * and the table of C bindings the prelude falls back to or, with the JIT
+ * off, uses instead of its FFI calls (get, put, incr, del, scan, jit).
+ */
 static void push_ctx(lua_State *L, struct lua_proc *lp)
 {
 	struct kp_proc_ctx *ctx = lp->ctx;
@@ -321,20 +319,42 @@ static void push_ctx(lua_State *L, struct lua_proc *lp)
 	lua_setfield(L, -2, "name");
 	set_binding(L, lp, "emit", l_emit);
 	set_binding(L, lp, "log", l_log);
-	lua_createtable(L, 0, 5);                /* -1: state, -2: ctx */
+	lua_createtable(L, 0, 8);                /* -1: c, -2: ctx */
 	set_binding(L, lp, "get", l_get);
 	set_binding(L, lp, "put", l_put);
 	set_binding(L, lp, "incr", l_incr);
 	set_binding(L, lp, "del", l_del);
 	set_binding(L, lp, "scan", l_scan);
-	lua_setfield(L, -2, "state");
+	lua_pushboolean(L, lp->sb->jit);
+	lua_setfield(L, -2, "jit");
 }
 
 /* ------------------------------------------------------------------------
  * Calls
  */
 
-/* The per-record call: pushes the fields and calls the builder. */
+/*
+ * Pushes the record's value and whether it is lazy: a small map with
+ * string keys goes as its msgpack bytes (the prelude wraps them in a
+ * proxy), anything else decoded. Invalid msgpack fails the record either
+ * way.
+ */
+static void push_record_value(lua_State *L, const struct kp_proc_record *rec)
+{
+	struct kp_mp_view v;
+
+	if (rec->value != NULL &&
+	    kp_mp_validate_one(rec->value, rec->value_len, &v) == 0 &&
+	    kp_lua_host_lazy_ok(v.ptr, v.len)) {
+		lua_pushlstring(L, v.ptr, v.len);
+		lua_pushboolean(L, 1);
+		return;
+	}
+	push_value(L, rec->value, rec->value_len, "record value");
+	lua_pushnil(L);
+}
+
+/* The per-record call: pushes the fields and calls the entry function. */
 static int on_process(lua_State *L)
 {
 	struct lua_proc *lp = lua_touserdata(L, lua_upvalueindex(UP_PROC));
@@ -359,14 +379,15 @@ static int on_process(lua_State *L)
 		lua_pushlstring(L, rec->key, rec->key_len);
 	else
 		lua_pushnil(L);
-	push_value(L, rec->value, rec->value_len, "record value"); /* 7 */
-	lua_call(L, 6, 0);
+	push_record_value(L, rec);                      /* 7, 8: value, lazy */
+	lua_call(L, 7, 0);
 	return 0;
 }
 
 /*
- * Loads the module and prepares the call (protected; ud is the
- * struct lua_proc). Stack: 1 lp, 2 module, 3 process, 4 ctx.
+ * Loads the prelude and the module and prepares the call (protected; ud
+ * is the struct lua_proc). Stack: 1 lp, 2 ctx, 3 c, 4 bind, 5 module,
+ * 6 process.
  */
 static int on_init(lua_State *L)
 {
@@ -374,36 +395,35 @@ static int on_init(lua_State *L)
 	const char *src = lp->ctx->source;
 
 	lua_settop(L, 1);
-	if (kp_lua_sandbox_load(lp->sb, src) != 0)  /* 2: chunk */
+	push_ctx(L, lp);                            /* 2: ctx, 3: c */
+	kp_lua_host_push_prelude(L, &lp->host, 3);  /* 4: bind */
+	if (kp_lua_sandbox_load(lp->sb, src) != 0)  /* 5: chunk */
 		return lua_error(L);
-	lua_call(L, 0, 1);                          /* 2: module */
-	if (!lua_istable(L, 2))
+	lua_call(L, 0, 1);                          /* 5: module */
+	if (!lua_istable(L, 5))
 		return luaL_error(L, "%s: the module must return a table with "
 				  "a process function (it returned %s)", src,
-				  luaL_typename(L, 2));
-	lua_getfield(L, 2, "process");              /* 3: process */
-	if (!lua_isfunction(L, 3))
+				  luaL_typename(L, 5));
+	lua_getfield(L, 5, "process");              /* 6: process */
+	if (!lua_isfunction(L, 6))
 		return luaL_error(L, "%s: the module's table has no process "
 				  "function (process is %s)", src,
-				  luaL_typename(L, 3));
-	push_ctx(L, lp);                            /* 4: ctx */
-	lua_pushlightuserdata(L, lp);               /* 5..: upvalues */
-	if (luaL_loadbuffer(L, rec_builder, sizeof(rec_builder) - 1,
-			    "=kappa record") != 0)
-		return lua_error(L);
-	lua_pushvalue(L, 3);
+				  luaL_typename(L, 6));
+	lua_pushlightuserdata(L, lp);               /* 7..: upvalues */
 	lua_pushvalue(L, 4);
-	lua_call(L, 2, 1);                          /* 6: the builder */
-	lua_pushnil(L);                             /* 7: the topic */
-	lua_pushcclosure(L, on_process, UP_COUNT);  /* 5: the call */
+	lua_pushvalue(L, 6);
+	lua_pushvalue(L, 2);
+	lua_call(L, 2, 1);                          /* 8: entry */
+	lua_pushnil(L);                             /* 9: the topic */
+	lua_pushcclosure(L, on_process, UP_COUNT);  /* 7: the call */
 	lp->call_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	lua_getfield(L, 2, "init");                 /* 5: M.init */
-	if (lua_isnil(L, 5))
+	lua_getfield(L, 5, "init");                 /* 7: M.init */
+	if (lua_isnil(L, 7))
 		return 0;
-	if (!lua_isfunction(L, 5))
+	if (!lua_isfunction(L, 7))
 		return luaL_error(L, "%s: the module's init is a %s, not a "
-				  "function", src, luaL_typename(L, 5));
-	lua_pushvalue(L, 4);                        /* 6: ctx */
+				  "function", src, luaL_typename(L, 7));
+	lua_pushvalue(L, 2);                        /* 8: ctx */
 	lua_call(L, 1, 0);
 	return 0;
 }
@@ -420,16 +440,22 @@ static void proc_free(struct lua_proc *lp)
 }
 
 /*
- * Processors run in LuaJIT's interpreter unless KAPPA_LUA_JIT=on (or 1):
- * count hooks do not fire inside compiled traces, so only the interpreter
- * lets the time budget stop every loop; per-record processors spend their
- * time in bindings, where the JIT gains little.
+ * KAPPA_LUA_JIT=on (or 1) turns the JIT compiler on, =off (or 0) off;
+ * unset, KP_LUA_JIT_DEFAULT decides. Count hooks do not fire inside
+ * compiled traces: there the time budget stops a loop by killing the
+ * processor's worker process.
  */
 static int jit_wanted(void)
 {
 	const char *v = getenv("KAPPA_LUA_JIT");
 
-	return v != NULL && (strcmp(v, "1") == 0 || strcmp(v, "on") == 0);
+	if (v == NULL || v[0] == '\0')
+		return KP_LUA_JIT_DEFAULT;
+	if (strcmp(v, "1") == 0 || strcmp(v, "on") == 0)
+		return 1;
+	if (strcmp(v, "0") == 0 || strcmp(v, "off") == 0)
+		return 0;
+	return KP_LUA_JIT_DEFAULT;
 }
 
 static int lua_proc_init(struct kp_proc_ctx *ctx, char *err)
@@ -447,12 +473,14 @@ static int lua_proc_init(struct kp_proc_ctx *ctx, char *err)
 	kp_buf_init(&lp->scratch);
 	kp_buf_init(&lp->scan);
 	lp->ctx = ctx;
+	lp->host.ctx = ctx;
 	lp->call_ref = LUA_NOREF;
 	lp->sb = kp_lua_sandbox_new(&opts, err, KP_PROC_ERR_MAX);
 	if (lp->sb == NULL) {
 		proc_free(lp);
 		return -1;
 	}
+	lp->host.sb = lp->sb;
 	ctx->user = lp;
 	if (kp_lua_sandbox_cpcall(lp->sb, on_init, lp, err,
 				  KP_PROC_ERR_MAX) != 0) {
@@ -488,6 +516,7 @@ static int lua_proc_process(struct kp_proc_ctx *ctx,
 
 	kp_lua_sandbox_clear_interrupt(lp->sb);
 	lp->ctx = ctx;
+	lp->host.ctx = ctx;
 	lp->rec = rec;
 	if (lp->topic == NULL || rec->topic == NULL ||
 	    strcmp(lp->topic, rec->topic) != 0)

@@ -21,6 +21,8 @@
 /* Registry keys of the marker metatables (their addresses). */
 static const char array_marker_key;
 static const char map_marker_key;
+static const char lazy_marker_key;   /* the lazy proxies' metatable */
+static const char lazy_bytes_key;    /* a proxy's raw key of its bytes */
 
 /* The registry holds the marker metatables under these lightuserdata keys. */
 static void push_marker(lua_State *L, const char *key)
@@ -37,6 +39,7 @@ static int mark(lua_State *L, const char *key)
 	} else {
 		luaL_checktype(L, 1, LUA_TTABLE);
 		lua_settop(L, 1);
+		kp_luamp_materialize(L, 1);
 	}
 	push_marker(L, key);
 	lua_setmetatable(L, 1);
@@ -66,6 +69,13 @@ void kp_luamp_open(lua_State *L)
 	lua_setfield(L, -2, "__name");
 	lua_rawset(L, LUA_REGISTRYINDEX);
 
+	lua_pushlightuserdata(L, (void *)&lazy_marker_key);
+	lua_createtable(L, 0, 3);
+	lua_pushlightuserdata(L, (void *)&map_marker_key);
+	lua_rawget(L, LUA_REGISTRYINDEX);
+	lua_setfield(L, -2, "__metatable");
+	lua_rawset(L, LUA_REGISTRYINDEX);
+
 	lua_createtable(L, 0, 3);
 	kp_luamp_push_null(L);
 	lua_setfield(L, -2, "null");
@@ -73,6 +83,54 @@ void kp_luamp_open(lua_State *L)
 	lua_setfield(L, -2, "array");
 	lua_pushcfunction(L, l_map);
 	lua_setfield(L, -2, "map");
+}
+
+void kp_luamp_push_lazy(lua_State *L)
+{
+	lua_pushlightuserdata(L, (void *)&lazy_bytes_key);
+	push_marker(L, &lazy_marker_key);
+}
+
+void kp_luamp_materialize(lua_State *L, int idx)
+{
+	const char *b;
+	size_t len;
+	char msg[80];
+
+	if (idx < 0 && idx > LUA_REGISTRYINDEX)
+		idx = lua_gettop(L) + idx + 1;
+	if (lua_type(L, idx) != LUA_TTABLE)
+		return;
+	luaL_checkstack(L, 8, "materializing a record value");
+	lua_pushlightuserdata(L, (void *)&lazy_bytes_key);
+	lua_rawget(L, idx);                          /* +1: bytes */
+	if (lua_type(L, -1) != LUA_TSTRING) {
+		lua_pop(L, 1);
+		return;
+	}
+	b = lua_tolstring(L, -1, &len);
+	if (kp_luamp_push(L, b, len, msg, sizeof(msg)) != 0) /* +2: T */
+		luaL_error(L, "record value: %s", msg);
+	lua_pushnil(L);                              /* +3: key */
+	while (lua_next(L, -2) != 0) {               /* +3: k, +4: v */
+		lua_pushvalue(L, -2);
+		lua_rawget(L, idx);                  /* +5: the raw one */
+		if (lua_isnil(L, -1)) {
+			lua_pop(L, 1);
+			lua_pushvalue(L, -2);        /* +5: k, +6: v */
+			lua_pushvalue(L, -2);
+			lua_rawset(L, idx);
+			lua_pop(L, 1);
+		} else {
+			lua_pop(L, 2);
+		}
+	}
+	lua_pop(L, 2);
+	lua_pushlightuserdata(L, (void *)&lazy_bytes_key);
+	lua_pushnil(L);
+	lua_rawset(L, idx);
+	push_marker(L, &map_marker_key);
+	lua_setmetatable(L, idx);
 }
 
 void kp_luamp_push_null(lua_State *L)
@@ -502,13 +560,42 @@ static int pack_array(struct enc *e, uint32_t n)
 	return pack_header(e, 0x90, 16, 0, 0xdc, n);
 }
 
-static int enc_number(struct enc *e, int idx)
+/* 1 with *out when d is integral and within [-2^63, 2^63). */
+static int double_to_int(double d, int64_t *out)
+{
+	if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
+		return 0;
+	if (d != (double)(int64_t)d)
+		return 0;
+	*out = (int64_t)d;
+	return 1;
+}
+
+static int pack_number(struct enc *e, double d)
 {
 	int64_t i;
 
-	if (kp_luamp_to_int(e->L, idx, &i))
+	if (double_to_int(d, &i))
 		return pack_int(e, i);
-	return pack_double(e, lua_tonumber(e->L, idx));
+	return pack_double(e, d);
+}
+
+static int enc_number(struct enc *e, int idx)
+{
+	return pack_number(e, lua_tonumber(e->L, idx));
+}
+
+static int pack_str(struct enc *e, const char *s, size_t len)
+{
+	if (len > UINT32_MAX)
+		return -1;
+	if (pack_header(e, 0xa0, 32, 0xd9, 0xda, (uint32_t)len) != 0 ||
+	    enc_room(e, len) == NULL)
+		return -1;
+	if (len != 0)
+		memcpy(e->buf->data + e->buf->len, s, len);
+	e->buf->len += len;
+	return 0;
 }
 
 static int enc_string(struct enc *e, int idx)
@@ -516,14 +603,21 @@ static int enc_string(struct enc *e, int idx)
 	size_t len;
 	const char *s = lua_tolstring(e->L, idx, &len);
 
-	if (len > UINT32_MAX)
-		return -1;
-	if (pack_header(e, 0xa0, 32, 0xd9, 0xda, (uint32_t)len) != 0 ||
-	    enc_room(e, len) == NULL)
-		return -1;
-	memcpy(e->buf->data + e->buf->len, s, len);
-	e->buf->len += len;
-	return 0;
+	return pack_str(e, s, len);
+}
+
+int kp_luamp_pack_number(struct kp_buf *out, double v)
+{
+	struct enc e = { NULL, out, NULL, 0 };
+
+	return pack_number(&e, v) == 0 ? 0 : -ENOMEM;
+}
+
+int kp_luamp_pack_string(struct kp_buf *out, const char *s, size_t len)
+{
+	struct enc e = { NULL, out, NULL, 0 };
+
+	return pack_str(&e, s, len) == 0 ? 0 : -ENOMEM;
 }
 
 static int cmp_pair(const void *a, const void *b)
@@ -672,6 +766,7 @@ static int enc_table(struct enc *e, int idx, int depth)
 				"table nested too deeply (or a cycle)");
 	if (!lua_checkstack(L, 6))
 		return enc_fail(e, KP_EBADREQUEST, "Lua stack exhausted");
+	kp_luamp_materialize(L, idx);
 	if (lua_getmetatable(L, idx)) {          /* -1: metatable */
 		push_marker(L, &array_marker_key);   /* -1: kappa.array's */
 		if (lua_rawequal(L, -1, -2))

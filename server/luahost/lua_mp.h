@@ -38,6 +38,12 @@
  *   the same bytes in every run (Lua's own pairs order is not stable across
  *   states): string keys first, by bytes; then other keys by their packed
  *   bytes.
+ * Lazy record values. A record value that is a small map with string keys
+ *   reaches a processor as a proxy that decodes a field when it is read
+ *   (lua_host.h); it looks like the decoded map (its metatable reads as
+ *   kappa.map's) and turns into one, in place, before anything sees its
+ *   raw contents: pairs, next, rawget, rawset, setmetatable, kappa.map,
+ *   kappa.array, any assignment to it, and encoding.
  * Unsupported. msgpack ext decodes to an error. Functions, coroutines,
  *   userdata and lightuserdata other than kappa.null do not encode. Tables
  *   nested deeper than KP_LUAMP_MAX_DEPTH do not encode: that is also how a
@@ -83,7 +89,9 @@ int kp_luamp_push(lua_State *L, const char *buf, size_t len, char *err,
 
 /*
  * Appends the value at stack index idx to out as one msgpack object (rules
- * above). Never raises a Lua error and never runs Lua code. Returns 0, or
+ * above). Never runs Lua code; raises a Lua error only when memory runs
+ * out while it turns a lazy record value into its table (bindings call it
+ * protected). Returns 0, or
  * KP_EBADREQUEST for a value that does not encode, or -ENOMEM; on failure
  * out->len is restored and err (err_len bytes) says why.
  */
@@ -101,6 +109,26 @@ void kp_luamp_push_int(lua_State *L, int64_t v);
  * [-2^63, 2^63): returns 1 with *out, else 0. Non-numbers give 0.
  */
 int kp_luamp_to_int(lua_State *L, int idx, int64_t *out);
+
+/*
+ * Appends a number (by the integer rule) or a string as one msgpack
+ * object. Returns 0 or -ENOMEM.
+ */
+int kp_luamp_pack_number(struct kp_buf *out, double v);
+int kp_luamp_pack_string(struct kp_buf *out, const char *s, size_t len);
+
+/*
+ * Pushes the raw key under which a lazy proxy holds its msgpack bytes (a
+ * lightuserdata no Lua code can forge), then the proxies' metatable.
+ */
+void kp_luamp_push_lazy(lua_State *L);
+
+/*
+ * When the value at idx is a lazy proxy, decodes its bytes into it (keys
+ * it already holds raw are kept), drops the bytes and marks it kappa.map.
+ * Anything else is left alone. May raise a Lua memory error.
+ */
+void kp_luamp_materialize(lua_State *L, int idx);
 
 /* Pushes kappa.null (the nil sentinel). */
 void kp_luamp_push_null(lua_State *L);

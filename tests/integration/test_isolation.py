@@ -294,8 +294,9 @@ class IsolationTest(kh.ServerTest):
         and exit status 1)."""
         self.addCleanup(kill_seen)  # after the server's cleanup (LIFO)
         env = {}
-        if jit:
-            env["KAPPA_LUA_JIT"] = "on"
+        # Either way explicitly: the interpreted case (the count hook
+        # interrupts) and the compiled one (the worker is killed).
+        env["KAPPA_LUA_JIT"] = "on" if jit else "off"
         if plain_faults and kh.SLOW > 1:
             env["ASAN_OPTIONS"] = ":".join(
                 o for o in (os.environ.get("ASAN_OPTIONS"), "handle_segv=0",

@@ -613,6 +613,54 @@ static void test_interrupt(void **state)
 	P->fini(&ctx);
 }
 
+/* The state value at key must be exactly the len bytes at want. */
+static void expect_kv(const char *key, const char *want, size_t len)
+{
+	struct fake_kv *kv = find(&F, key, strlen(key));
+
+	assert_non_null(kv);
+	assert_int_equal(kv->value_len, len);
+	assert_memory_equal(kv->value, want, len);
+}
+
+/* {user: "u1", n: 5, sub: {a: [1]}, z: nil}, then user "u2". */
+static void lazy_value_run(const char *jit)
+{
+	struct kp_proc_ctx ctx;
+
+	setenv("KAPPA_LUA_JIT", jit, 1);
+	start_ok(&ctx, "tests/unit/lua/lazy_value.lua", NULL, 0, 0);
+	unsetenv("KAPPA_LUA_JIT");
+	for (int i = 0; i < 200; i++)
+		feed_ok(&ctx, (uint64_t)i, NULL,
+			LIT("\x84\xa4user\xa2u1\xa1n\x05\xa3sub\x81\xa1" "a"
+			    "\x91\x01\xa1z\xc0"));
+	expect_kv("user", LIT("\xa2u1"));
+	expect_kv("n", LIT("\x05"));
+	expect_kv("missing", LIT("\xc3"));
+	expect_kv("nested", LIT("\x81\xa1" "a\x91\x01"));
+	expect_kv("null", LIT("\xc3"));
+	expect_kv("mt", LIT("\xc3"));
+	expect_kv("keys", LIT("\xacn,sub,user,z"));
+	expect_kv("got", LIT("\xcc\xc8"));
+	feed_ok(&ctx, 200, NULL, LIT("\x81\xa4user\xa2u2"));
+	expect_kv("user", LIT("\xa2u2"));
+	expect_kv("kept", LIT("\xa2u1"));
+	assert_int_equal(F.n_emits, 1);
+	assert_int_equal(F.emits[0].value_len, 28);
+	assert_memory_equal(F.emits[0].value,
+			    "\x84\xa5" "extra\x01\xa3sub\x81\xa1" "a\x91\x01"
+			    "\xa4user\xa2u1\xa1z\xc0", 28);
+	P->fini(&ctx);
+}
+
+static void test_lazy_value(void **state)
+{
+	(void)state;
+	lazy_value_run("off");
+	lazy_value_run("on");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -628,6 +676,7 @@ int main(void)
 		cmocka_unit_test(test_window_and_dedup),
 		cmocka_unit_test(test_memory_limit),
 		cmocka_unit_test(test_interrupt),
+		cmocka_unit_test(test_lazy_value),
 	};
 
 	P = kp_lua_processor();

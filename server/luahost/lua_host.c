@@ -1,0 +1,539 @@
+/*
+ * lua_host.c - the lean host path of Lua processors (contract in
+ * lua_host.h): the FFI functions, the C helpers the prelude falls back to,
+ * and the prelude, a trusted Lua chunk that holds ffi and the function
+ * pointers in its locals and hands user code only plain Lua functions.
+ *
+ * Access pattern: the prelude is loaded once per instance before the
+ * user's module runs (so the standard functions it captures are the
+ * sandbox's originals); per record, C pushes the record's fields and calls
+ * the entry function it returned. With the JIT on, state:get/incr/del,
+ * state:put of a number or string and the lazy field lookup are one FFI
+ * call each, which the JIT compiles into the processor's trace; with it
+ * off (FFI calls are slow in the interpreter) they are the adapter's
+ * classic C bindings and a C __index.
+ */
+#include "lua_host.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "lua_mp.h"
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/mp.h"
+
+/* Maps with more pairs than this are decoded eagerly (lookups are linear). */
+#define LAZY_MAX_PAIRS 16
+
+static struct kp_lua_host *host_of(double self)
+{
+	return (struct kp_lua_host *)(uintptr_t)self;
+}
+
+static int interrupted(const struct kp_lua_host *h)
+{
+	return atomic_load_explicit(&h->sb->interrupted, memory_order_relaxed);
+}
+
+int kp_luahost_incr(double self, const char *key, size_t key_len,
+		    double delta, double *out)
+{
+	struct kp_lua_host *h = host_of(self);
+	const struct kp_proc_host *ph = h->ctx->host;
+	int64_t d, result = 0;
+	int rc;
+
+	if (interrupted(h))
+		return KP_LUAHOST_INTR;
+	if (!(delta >= -9223372036854775808.0 && delta < 9223372036854775808.0)
+	    || delta != (double)(int64_t)delta)
+		return KP_LUAHOST_DELTA;
+	d = (int64_t)delta;
+	rc = ph->state_incr(h->ctx->host_data, key, key_len, d, &result);
+	if (rc < 0)
+		return rc;
+	if (result >= -KP_LUAMP_EXACT_INT && result <= KP_LUAMP_EXACT_INT) {
+		out[0] = (double)result;
+		return 0;
+	}
+	snprintf(h->digits, sizeof(h->digits), "%lld", (long long)result);
+	return KP_LUAHOST_BIG;
+}
+
+/* The kind of the msgpack value at p (validated), with out[0] filled. */
+static int value_kind(const unsigned char *p, double *out)
+{
+	unsigned b = p[0];
+	struct kp_mp_view v = { (const char *)p, 9 };
+	int64_t i;
+	double d;
+
+	if (b <= 0x7f) {
+		out[0] = b;
+		return KP_LUAHOST_NUM;
+	}
+	if (b >= 0xe0) {
+		out[0] = (int8_t)b;
+		return KP_LUAHOST_NUM;
+	}
+	switch (b) {
+	case 0xc0: return KP_LUAHOST_NIL;
+	case 0xc2: return KP_LUAHOST_FALSE;
+	case 0xc3: return KP_LUAHOST_TRUE;
+	case 0xca: case 0xcb:
+		if (kp_mp_read_double(v, &d) != 0)
+			return KP_LUAHOST_OTHER;
+		out[0] = d;
+		return KP_LUAHOST_NUM;
+	case 0xcc: case 0xcd: case 0xce: case 0xcf:
+	case 0xd0: case 0xd1: case 0xd2: case 0xd3:
+		if (kp_mp_read_int(v, &i) != 0 || i < -KP_LUAMP_EXACT_INT ||
+		    i > KP_LUAMP_EXACT_INT)
+			return KP_LUAHOST_OTHER;
+		out[0] = (double)i;
+		return KP_LUAHOST_NUM;
+	default:
+		return KP_LUAHOST_OTHER;
+	}
+}
+
+int kp_luahost_get(double self, const char *key, size_t key_len,
+		   double *out)
+{
+	struct kp_lua_host *h = host_of(self);
+	const struct kp_proc_host *ph = h->ctx->host;
+	const char *value = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (interrupted(h))
+		return KP_LUAHOST_INTR;
+	rc = ph->state_get(h->ctx->host_data, key, key_len, &value, &len);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return KP_LUAHOST_ABSENT;
+	h->val = value;
+	h->val_len = len;
+	if (len == 0 || len > 9)
+		return KP_LUAHOST_OTHER;
+	rc = value_kind((const unsigned char *)value, out);
+	if (rc == KP_LUAHOST_NUM) {
+		struct kp_mp_view v;
+
+		if (kp_mp_validate_one(value, len, &v) != 0)
+			return KP_LUAHOST_OTHER;
+	}
+	return rc;
+}
+
+int kp_luahost_del(double self, const char *key, size_t key_len)
+{
+	struct kp_lua_host *h = host_of(self);
+	int rc;
+
+	if (interrupted(h))
+		return KP_LUAHOST_INTR;
+	rc = h->ctx->host->state_del(h->ctx->host_data, key, key_len);
+	return rc < 0 ? rc : 0;
+}
+
+/* Puts the packed value of h->pack. */
+static int put_packed(struct kp_lua_host *h, const char *key, size_t key_len,
+		      const char *value, size_t len)
+{
+	int rc = h->ctx->host->state_put(h->ctx->host_data, key, key_len,
+					 value, len);
+
+	return rc < 0 ? rc : 0;
+}
+
+int kp_luahost_put_num(double self, const char *key, size_t key_len,
+		       double v)
+{
+	struct kp_lua_host *h = host_of(self);
+	char mem[16];
+	struct kp_buf b = { mem, 0, sizeof(mem) };
+
+	if (interrupted(h))
+		return KP_LUAHOST_INTR;
+	kp_luamp_pack_number(&b, v);
+	return put_packed(h, key, key_len, b.data, b.len);
+}
+
+int kp_luahost_put_str(double self, const char *key, size_t key_len,
+		       const char *s, size_t len)
+{
+	struct kp_lua_host *h = host_of(self);
+	char mem[64];
+	struct kp_buf b = { mem, 0, sizeof(mem) };
+	int rc;
+
+	if (interrupted(h))
+		return KP_LUAHOST_INTR;
+	if (len + 5 > sizeof(mem))
+		kp_buf_init(&b);
+	if (kp_luamp_pack_string(&b, s, len) != 0)
+		return -ENOMEM;
+	rc = put_packed(h, key, key_len, b.data, b.len);
+	if (b.data != mem)
+		kp_buf_destroy(&b);
+	return rc;
+}
+
+/* The header of a str or bin at p: 1 with *hdr and *len, else 0. */
+static int str_header(const unsigned char *p, size_t *hdr, size_t *len)
+{
+	unsigned b = p[0];
+
+	if (b >= 0xa0 && b <= 0xbf) {
+		*hdr = 1;
+		*len = b & 0x1f;
+		return 1;
+	}
+	switch (b) {
+	case 0xc4: case 0xd9:
+		*hdr = 2;
+		*len = p[1];
+		return 1;
+	case 0xc5: case 0xda:
+		*hdr = 3;
+		*len = ((size_t)p[1] << 8) | p[2];
+		return 1;
+	case 0xc6: case 0xdb:
+		*hdr = 5;
+		*len = ((size_t)p[1] << 24) | ((size_t)p[2] << 16) |
+		       ((size_t)p[3] << 8) | p[4];
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* The pair count of the map at p, or -1 when it is not a map. */
+static long map_header(const unsigned char *p, size_t *hdr)
+{
+	if (p[0] >= 0x80 && p[0] <= 0x8f) {
+		*hdr = 1;
+		return p[0] & 0x0f;
+	}
+	if (p[0] == 0xde) {
+		*hdr = 3;
+		return ((long)p[1] << 8) | p[2];
+	}
+	if (p[0] == 0xdf) {
+		*hdr = 5;
+		return ((long)p[1] << 24) | ((long)p[2] << 16) |
+		       ((long)p[3] << 8) | p[4];
+	}
+	return -1;
+}
+
+int kp_lua_host_lazy_ok(const char *buf, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)buf;
+	size_t hdr, off, size, slen;
+	long n, i;
+
+	if (len == 0)
+		return 0;
+	n = map_header(p, &hdr);
+	if (n < 0 || n > LAZY_MAX_PAIRS)
+		return 0;
+	off = hdr;
+	for (i = 0; i < n; i++) {
+		if (!str_header(p + off, &hdr, &slen))
+			return 0;
+		off += hdr + slen;
+		if (kp_mp_skip(buf + off, len - off, &size) != 0)
+			return 0;
+		off += size;
+	}
+	return 1;
+}
+
+int kp_luahost_field(const char *buf, size_t len, const char *key,
+		     size_t key_len, double *out)
+{
+	const unsigned char *p = (const unsigned char *)buf;
+	size_t hdr, off, size, slen;
+	long n, i;
+	int kind;
+
+	n = map_header(p, &hdr);
+	off = hdr;
+	for (i = 0; i < n; i++) {
+		str_header(p + off, &hdr, &slen);
+		off += hdr;
+		if (slen == key_len && memcmp(buf + off, key, key_len) == 0) {
+			off += slen;
+			if (str_header(p + off, &hdr, &slen)) {
+				out[0] = (double)(off + hdr);
+				out[1] = (double)slen;
+				return KP_LUAHOST_STR;
+			}
+			kind = value_kind(p + off, out);
+			if (kind == KP_LUAHOST_OTHER)
+				out[0] = (double)off;
+			return kind;
+		}
+		off += slen;
+		if (kp_mp_skip(buf + off, len - off, &size) != 0)
+			return KP_LUAHOST_ABSENT;
+		off += size;
+	}
+	return KP_LUAHOST_ABSENT;
+}
+
+const char *kp_luahost_error_text(int rc)
+{
+	return kp_error_text(rc);
+}
+
+/* ------------------------------------------------------------------------
+ * C helpers of the prelude: upvalue 1 is the struct kp_lua_host.
+ */
+
+static void push_decoded(lua_State *L, const char *p, size_t len,
+			 const char *what)
+{
+	char msg[160];
+
+	if (kp_luamp_push(L, p, len, msg, sizeof(msg)) != 0)
+		luaL_error(L, "%s: %s", what, msg);
+}
+
+/* decode_get() -> the value state_get left in the host */
+static int l_decode_get(lua_State *L)
+{
+	struct kp_lua_host *h = lua_touserdata(L, lua_upvalueindex(1));
+
+	push_decoded(L, h->val, h->val_len, "state:get");
+	return 1;
+}
+
+/* decode_at(bytes, offset) -> the (nested) value at offset */
+static int l_decode_at(lua_State *L)
+{
+	size_t len, size;
+	const char *b = luaL_checklstring(L, 1, &len);
+	size_t off = (size_t)luaL_checknumber(L, 2);
+
+	if (off >= len || kp_mp_skip(b + off, len - off, &size) != 0)
+		return luaL_error(L, "record value: malformed msgpack");
+	push_decoded(L, b + off, size, "record value");
+	return 1;
+}
+
+/* materialize(proxy) */
+static int l_materialize(lua_State *L)
+{
+	kp_luamp_materialize(L, 1);
+	return 0;
+}
+
+/* __index(proxy, k) of lazy proxies in the interpreter */
+static int l_lazy_index(lua_State *L)
+{
+	size_t len, klen;
+	const char *b, *k;
+	double out[2];
+	int kind;
+
+	if (lua_type(L, 2) != LUA_TSTRING)
+		return 0;
+	k = lua_tolstring(L, 2, &klen);
+	kp_luamp_push_lazy(L);                   /* 3: key, 4: mt */
+	lua_pop(L, 1);
+	lua_rawget(L, 1);                        /* 3: bytes */
+	b = lua_tolstring(L, 3, &len);
+	if (b == NULL)
+		return 0;
+	kind = kp_luahost_field(b, len, k, klen, out);
+	switch (kind) {
+	case KP_LUAHOST_ABSENT: return 0;
+	case KP_LUAHOST_NUM: lua_pushnumber(L, out[0]); return 1;
+	case KP_LUAHOST_STR:
+		lua_pushlstring(L, b + (size_t)out[0], (size_t)out[1]);
+		return 1;
+	case KP_LUAHOST_TRUE: lua_pushboolean(L, 1); return 1;
+	case KP_LUAHOST_FALSE: lua_pushboolean(L, 0); return 1;
+	case KP_LUAHOST_NIL: kp_luamp_push_null(L); return 1;
+	default:
+		lua_pushcfunction(L, l_decode_at);
+		lua_pushvalue(L, 3);
+		lua_pushnumber(L, out[0]);
+		lua_call(L, 2, 1);
+		return 1;
+	}
+}
+
+/* bigint() -> the decimal digits of the last incr result */
+static int l_bigint(lua_State *L)
+{
+	struct kp_lua_host *h = lua_touserdata(L, lua_upvalueindex(1));
+
+	lua_pushstring(L, h->digits);
+	return 1;
+}
+
+/*
+ * The prelude. Arguments: ffi, the host's address, the table of function
+ * addresses, the table of C helpers (and bindings), the lazy key and
+ * metatable, kappa.null and the sandbox environment. Returns
+ * bind(process, ctx) -> entry.
+ */
+static const char prelude[] =
+"local ffi, H, fp, c, KEY, LAZY, NULL, env = ...\n"
+"local type, tostring, error, rawget, rawset, setmetatable, next, pairs =\n"
+"  type, tostring, error, rawget, rawset, setmetatable, next, pairs\n"
+"local sub, fstring = string.sub, ffi.string\n"
+"local K = 'double, const char *, size_t'\n"
+"local incr = ffi.cast('int (*)(' .. K .. ', double, double *)', fp.incr)\n"
+"local get = ffi.cast('int (*)(' .. K .. ', double *)', fp.get)\n"
+"local del = ffi.cast('int (*)(' .. K .. ')', fp.del)\n"
+"local put_num = ffi.cast('int (*)(' .. K .. ', double)', fp.put_num)\n"
+"local put_str = ffi.cast('int (*)(' .. K .. ', const char *, size_t)',\n"
+"  fp.put_str)\n"
+"local field = ffi.cast('int (*)(const char *, size_t, const char *, '\n"
+"  .. 'size_t, double *)', fp.field)\n"
+"local errtext = ffi.cast('const char *(*)(int)', fp.errtext)\n"
+"local out = ffi.new('double[2]')\n"
+"local INTR = 'interrupted: time budget exceeded'\n"
+"local c_put, decode_get, decode_at, materialize, bigint =\n"
+"  c.put, c.decode_get, c.decode_at, c.materialize, c.bigint\n"
+"local function fail(what, rc)\n"
+"  if rc == 1 then error(INTR, 0) end\n"
+"  error(what .. ' failed: ' .. fstring(errtext(rc)), 3)\n"
+"end\n"
+"local function key_arg(k)\n"
+"  local t = type(k)\n"
+"  if t == 'string' then return k end\n"
+"  if t == 'number' then return tostring(k) end\n"
+"  error('bad argument #1 (key must be a string or a number, got ' ..\n"
+"    t .. ')', 3)\n"
+"end\n"
+"local state = { scan = c.scan }\n"
+"function state.incr(self, k, n)\n"
+"  k = key_arg(k)\n"
+"  if n == nil then n = 1 elseif type(n) ~= 'number' then\n"
+"    error('state:incr: delta must be an integer', 2) end\n"
+"  local rc = incr(H, k, #k, n, out)\n"
+"  if rc == 0 then return out[0] end\n"
+"  if rc == 2 then return bigint() end\n"
+"  if rc == 3 then error('state:incr: delta must be an integer', 2) end\n"
+"  fail('state:incr', rc)\n"
+"end\n"
+"function state.get(self, k)\n"
+"  k = key_arg(k)\n"
+"  local kind = get(H, k, #k, out)\n"
+"  if kind == 10 then return out[0] end\n"
+"  if kind == 0 or kind == 14 then return nil end\n"
+"  if kind == 12 then return true end\n"
+"  if kind == 13 then return false end\n"
+"  if kind == 15 then return decode_get() end\n"
+"  fail('state:get', kind)\n"
+"end\n"
+"function state.put(self, k, v)\n"
+"  k = key_arg(k)\n"
+"  local t, rc = type(v)\n"
+"  if t == 'number' then rc = put_num(H, k, #k, v)\n"
+"  elseif t == 'string' then rc = put_str(H, k, #k, v, #v)\n"
+"  else return c_put(self, k, v) end\n"
+"  if rc ~= 0 then fail('state:put', rc) end\n"
+"end\n"
+"function state.del(self, k)\n"
+"  k = key_arg(k)\n"
+"  local rc = del(H, k, #k)\n"
+"  if rc ~= 0 then fail('state:del', rc) end\n"
+"end\n"
+"LAZY.__index = function(p, k)\n"
+"  if type(k) ~= 'string' then return nil end\n"
+"  local b = rawget(p, KEY)\n"
+"  local kind = field(b, #b, k, #k, out)\n"
+"  if kind == 11 then local o = out[0] return sub(b, o + 1, o + out[1]) end\n"
+"  if kind == 10 then return out[0] end\n"
+"  if kind == 0 then return nil end\n"
+"  if kind == 12 then return true end\n"
+"  if kind == 13 then return false end\n"
+"  if kind == 14 then return NULL end\n"
+"  return decode_at(b, out[0])\n"
+"end\n"
+"LAZY.__newindex = function(p, k, v)\n"
+"  materialize(p)\n"
+"  p[k] = v\n"
+"end\n"
+"local function lazy(t) return type(t) == 'table' and rawget(t, KEY) ~= nil end\n"
+"env.pairs = function(t) if lazy(t) then materialize(t) end return pairs(t) end\n"
+"env.next = function(t, k)\n"
+"  if lazy(t) then materialize(t) end return next(t, k) end\n"
+"env.rawget = function(t, k)\n"
+"  if lazy(t) then materialize(t) end return rawget(t, k) end\n"
+"env.rawset = function(t, k, v)\n"
+"  if lazy(t) then materialize(t) end return rawset(t, k, v) end\n"
+"env.setmetatable = function(t, m)\n"
+"  if lazy(t) then materialize(t) end return setmetatable(t, m) end\n"
+"if not c.jit then\n"
+"  state = { get = c.get, put = c.put, incr = c.incr, del = c.del,\n"
+"            scan = c.scan }\n"
+"  LAZY.__index = c.lazy_index\n"
+"end\n"
+"return function(process, ctx)\n"
+"  ctx.state = state\n"
+"  return function(topic, partition, offset, ts, key, value, lz)\n"
+"    if lz then value = setmetatable({ [KEY] = value }, LAZY) end\n"
+"    local rec = { topic = false, partition = false, offset = false,\n"
+"                  ts = false, key = false, value = false }\n"
+"    rec.topic = topic rec.partition = partition rec.offset = offset\n"
+"    rec.ts = ts rec.key = key rec.value = value\n"
+"    return process(ctx, rec)\n"
+"  end\n"
+"end\n";
+
+static void set_addr(lua_State *L, const char *name, void (*fn)(void))
+{
+	lua_pushnumber(L, (lua_Number)(uintptr_t)fn);
+	lua_setfield(L, -2, name);
+}
+
+static void set_helper(lua_State *L, struct kp_lua_host *h, const char *name,
+		       lua_CFunction fn)
+{
+	lua_pushlightuserdata(L, h);
+	lua_pushcclosure(L, fn, 1);
+	lua_setfield(L, -2, name);
+}
+
+void kp_lua_host_push_prelude(lua_State *L, struct kp_lua_host *h, int c_idx)
+{
+	if (luaL_loadbuffer(L, prelude, sizeof(prelude) - 1, "=kappa host"))
+		lua_error(L);                        /* top+1: prelude */
+	lua_pushcfunction(L, luaopen_ffi);
+	lua_call(L, 0, 1);                           /* top+2: ffi */
+	lua_pushnumber(L, (lua_Number)(uintptr_t)h); /* top+3: H */
+	lua_createtable(L, 0, 8);                    /* top+4: fp */
+	set_addr(L, "incr", (void (*)(void))kp_luahost_incr);
+	set_addr(L, "get", (void (*)(void))kp_luahost_get);
+	set_addr(L, "del", (void (*)(void))kp_luahost_del);
+	set_addr(L, "put_num", (void (*)(void))kp_luahost_put_num);
+	set_addr(L, "put_str", (void (*)(void))kp_luahost_put_str);
+	set_addr(L, "field", (void (*)(void))kp_luahost_field);
+	set_addr(L, "errtext", (void (*)(void))kp_luahost_error_text);
+	lua_pushvalue(L, c_idx);                     /* top+5: c */
+	set_helper(L, h, "decode_get", l_decode_get);
+	set_helper(L, h, "decode_at", l_decode_at);
+	set_helper(L, h, "materialize", l_materialize);
+	set_helper(L, h, "bigint", l_bigint);
+	set_helper(L, h, "lazy_index", l_lazy_index);
+	kp_luamp_push_lazy(L);                       /* top+6, top+7 */
+	kp_luamp_push_null(L);                       /* top+8 */
+	lua_pushvalue(L, LUA_GLOBALSINDEX);          /* top+9: env */
+	lua_call(L, 8, 1);                           /* top+1: bind */
+}

@@ -1,0 +1,93 @@
+/*
+ * lua_host.h - the lean host path of Lua processors: C functions that the
+ * trusted prelude (lua_host.c) calls through LuaJIT's FFI, so that the JIT
+ * can compile a processor's hot loop including its state calls, and the
+ * prelude itself (record entry, ctx.state, the lazy rec.value).
+ *
+ * Access pattern: one struct kp_lua_host per processor instance, used by
+ * the thread that owns its sandbox. The prelude reaches it as a number (its
+ * address: ffi.cast of a lightuserdata is not compiled by this LuaJIT) and
+ * the functions below as function pointers cast once at load. User code
+ * never sees ffi, the addresses or the prelude's locals.
+ *
+ * Every kp_luahost_* function returns 0 on success, KP_LUAHOST_INTR when
+ * the call is interrupted (the prelude raises the interrupt), another
+ * positive KP_LUAHOST_* code for the cases named at each, or a negative
+ * project error code from the host (the prelude raises "what failed:
+ * text"). None allocates Lua memory and none raises.
+ */
+#ifndef KP_LUA_HOST_H
+#define KP_LUA_HOST_H
+
+#include <stddef.h>
+
+#include <lua.h>
+
+#include "kappa_processor.h"
+#include "lua_sandbox.h"
+
+/* Return codes of the FFI functions (besides 0 and negative errors). */
+#define KP_LUAHOST_INTR 1     /* interrupted: raise the time-budget error */
+#define KP_LUAHOST_BIG 2      /* incr: result outside +-2^53, see digits */
+#define KP_LUAHOST_DELTA 3    /* incr: delta is not an integer */
+
+/* Kinds returned by kp_luahost_get and kp_luahost_field (>= 0). */
+enum {
+	KP_LUAHOST_ABSENT = 0,  /* no such key */
+	KP_LUAHOST_NUM = 10,    /* out[0] is the number */
+	KP_LUAHOST_STR = 11,    /* field: out[0] offset, out[1] length */
+	KP_LUAHOST_TRUE = 12,
+	KP_LUAHOST_FALSE = 13,
+	KP_LUAHOST_NIL = 14,    /* msgpack nil */
+	KP_LUAHOST_OTHER = 15   /* decode with the C API (get: host->val) */
+};
+
+/* The per-instance host of the prelude. */
+struct kp_lua_host {
+	struct kp_lua_sandbox *sb;     /* borrowed; the instance's sandbox */
+	struct kp_proc_ctx *ctx;       /* borrowed; the ctx of the current call */
+	const char *val;               /* get: the borrowed value, for OTHER */
+	size_t val_len;                /* its length */
+	char digits[24];               /* incr: a result outside +-2^53 */
+};
+
+/*
+ * Loads the prelude into L and pushes bind(process, ctx): bind sets
+ * ctx.state (get, put, incr, del over FFI; scan from the helpers) and
+ * returns entry(topic, partition, offset, ts, key, value, lazy), which
+ * builds rec (rec.value a lazy proxy of the msgpack string value when lazy
+ * is true) and tail-calls process(ctx, rec). c_idx is a table of the C
+ * bindings (state methods get, put, incr, del, scan) and jit (whether the
+ * compiler is on): with the JIT on the prelude uses FFI calls and falls
+ * back to put for tables and to scan; with it off it uses the bindings
+ * as they are (FFI calls are slow in the interpreter). The prelude adds
+ * its own helpers to the table. It
+ * also replaces pairs, next, rawget, rawset and setmetatable in the
+ * sandbox environment (LUA_GLOBALSINDEX) by versions that first turn a
+ * lazy proxy into its table. Call before the user's module runs; h must
+ * outlive the state. Raises on failure (call protected).
+ */
+void kp_lua_host_push_prelude(lua_State *L, struct kp_lua_host *h, int c_idx);
+
+/*
+ * Checks a record value for the lazy path: 1 when it is a map whose keys
+ * are all strings (rec.value is then a proxy decoding fields on access),
+ * 0 otherwise. buf is already validated as one msgpack object.
+ */
+int kp_lua_host_lazy_ok(const char *buf, size_t len);
+
+/* The FFI functions (also called by the unit tests). */
+int kp_luahost_incr(double self, const char *key, size_t key_len,
+		    double delta, double *out);
+int kp_luahost_get(double self, const char *key, size_t key_len,
+		   double *out);
+int kp_luahost_del(double self, const char *key, size_t key_len);
+int kp_luahost_put_num(double self, const char *key, size_t key_len,
+		       double v);
+int kp_luahost_put_str(double self, const char *key, size_t key_len,
+		       const char *s, size_t len);
+int kp_luahost_field(const char *buf, size_t len, const char *key,
+		     size_t key_len, double *out);
+const char *kp_luahost_error_text(int rc);
+
+#endif
