@@ -18,7 +18,7 @@
 #include "log/writer.h"
 #include "wire/slot.h"
 
-#define READ_BYTES (256 * 1024)
+#define READ_BYTES (1024 * 1024)
 #define STOP_GRACE_MS 2000   /* a stopping worker's fini, then it is killed */
 
 static const char *const role_names[] = { "building", "live", "retired",

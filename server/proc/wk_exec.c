@@ -23,7 +23,7 @@
 #include "log/batch.h"
 #include "wire/proto.h"
 
-#define SLICE_MS 20
+#define SLICE_MS 50
 
 void kp_wx_init(struct kp_wx *x)
 {
