@@ -226,7 +226,14 @@ struct kp_bench_proc {
 	char file[600];            /* absolute path of the .lua or .so */
 	const char *input;         /* topic */
 	const char *output;        /* topic, or NULL for none */
+	uint32_t time_budget_ms;   /* 0: the server's default */
 };
+
+/* Creates one processor (from earliest) over its own connection. */
+void kp_bench_proc_create(int port, const struct kp_bench_proc *pr);
+
+/* Deletes processor name over its own connection. */
+void kp_bench_proc_delete(int port, const char *name);
 
 /*
  * Creates the n processors and polls proc_status (every millisecond) until

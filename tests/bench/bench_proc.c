@@ -139,7 +139,8 @@ static void proc_create(struct kp_bench_conn *c, msgpack_sbuffer *sb,
 	msgpack_object resp;
 	char what[160];
 
-	kp_bench_frame_begin(sb, &pk, c->next_id++, "proc_create", 5);
+	kp_bench_frame_begin(sb, &pk, c->next_id++, "proc_create",
+			     pr->time_budget_ms ? 6 : 5);
 	kp_bench_pack_str(&pk, "name");
 	kp_bench_pack_str(&pk, pr->name);
 	kp_bench_pack_str(&pk, "file");
@@ -150,6 +151,10 @@ static void proc_create(struct kp_bench_conn *c, msgpack_sbuffer *sb,
 	pack_str_array(&pk, pr->output);
 	kp_bench_pack_str(&pk, "from");
 	kp_bench_pack_str(&pk, "earliest");
+	if (pr->time_budget_ms) {
+		kp_bench_pack_str(&pk, "time_budget_ms");
+		msgpack_pack_uint32(&pk, pr->time_budget_ms);
+	}
 	kp_bench_frame_end(sb);
 	snprintf(what, sizeof(what), "proc_create %s (%s)", pr->name, pr->file);
 	kp_bench_call(c, sb, &resp, what);
@@ -193,6 +198,34 @@ static void proc_delete(struct kp_bench_conn *c, msgpack_sbuffer *sb,
 	kp_bench_pack_str(&pk, name);
 	kp_bench_frame_end(sb);
 	kp_bench_call(c, sb, &resp, "proc_delete");
+}
+
+void kp_bench_proc_create(int port, const struct kp_bench_proc *pr)
+{
+	struct kp_bench_conn c;
+	msgpack_sbuffer sb;
+	int rc;
+
+	if ((rc = kp_bench_conn_open(&c, port)) != 0)
+		kp_bench_die("connect: %s", strerror(-rc));
+	msgpack_sbuffer_init(&sb);
+	proc_create(&c, &sb, pr);
+	msgpack_sbuffer_destroy(&sb);
+	kp_bench_conn_close(&c);
+}
+
+void kp_bench_proc_delete(int port, const char *name)
+{
+	struct kp_bench_conn c;
+	msgpack_sbuffer sb;
+	int rc;
+
+	if ((rc = kp_bench_conn_open(&c, port)) != 0)
+		kp_bench_die("connect: %s", strerror(-rc));
+	msgpack_sbuffer_init(&sb);
+	proc_delete(&c, &sb, name);
+	msgpack_sbuffer_destroy(&sb);
+	kp_bench_conn_close(&c);
 }
 
 void kp_bench_proc_run(int port, const struct kp_bench_proc *procs, size_t n,

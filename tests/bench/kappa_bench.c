@@ -60,6 +60,8 @@ struct row {
 	struct kp_bench_peer_result pr;
 	double ratio;               /* kappa rec/s / peer rec/s, 0 when none */
 	double peer_rec_bytes;      /* bytes per record the peer moves */
+	double c_peer_rps;          /* Lua rows: the plain-C floor's rec/s of
+				       the same run (0: none) */
 	char note[160];
 };
 
@@ -151,13 +153,17 @@ static void print_json(const struct row *r, double kr, double pr)
 	       "\"peer_records\":%llu,\"peer_seconds\":%.4f,"
 	       "\"peer_records_per_s\":%.0f,"
 	       "\"peer_p50_us\":%.0f,\"peer_p99_us\":%.0f,"
-	       "\"peer_record_bytes\":%.1f,\"ratio\":%.3f,\"note\":\"%s\"}\n",
+	       "\"peer_record_bytes\":%.1f,\"ratio\":%.3f,",
 	       r->name, (unsigned long long)r->load.records, r->load.seconds,
 	       kr, kr * RECORD_BYTES / 1e6, r->load.p50_ns / 1e3,
 	       r->load.p99_ns / 1e3, r->peer,
 	       (unsigned long long)r->pr.records, r->pr.seconds, pr,
 	       r->pr.p50_ns / 1e3, r->pr.p99_ns / 1e3, r->peer_rec_bytes,
-	       r->ratio, note);
+	       r->ratio);
+	if (r->c_peer_rps > 0)
+		printf("\"plain_c_records_per_s\":%.0f,\"plain_c_ratio\":%.3f,",
+		       r->c_peer_rps, r->c_peer_rps > 0 ? kr / r->c_peer_rps : 0);
+	printf("\"note\":\"%s\"}\n", note);
 }
 
 static void print_row(const struct row *r)
@@ -444,6 +450,11 @@ static void redis_rows(const char *root, uint64_t records,
 static const char lua_count[] =
 	"local M={} function M.process(ctx, rec) "
 	"local n = ctx.state:incr(rec.value.user, 1) end return M\n";
+/* Burns a CPU in a compiled loop on its first record (a budget of hours). */
+static const char lua_burn[] =
+	"local M={} function M.process(ctx, rec) "
+	"local x = 0 while true do x = x + 1 end end return M\n";
+#define BURN_BUDGET_MS 3600000
 static const char lua_emit[] =
 	"local M={} function M.process(ctx, rec) "
 	"local user = rec.value.user "
@@ -509,19 +520,62 @@ static void set_note(struct row *r, uint32_t workers, const char *peer_unit)
 		snprintf(r->note, sizeof(r->note), "%.0f ns/rec/worker", kns);
 }
 
+/* Runs variant v: one processor per input topic, until all are done. */
+static void run_variant(int v, uint32_t workers, uint64_t n,
+			const char *files[], char topics[][32],
+			struct kp_bench_load *out)
+{
+	struct kp_bench_proc procs[KP_BENCH_MAX_PROCS];
+
+	for (uint32_t i = 0; i < workers; i++) {
+		memset(&procs[i], 0, sizeof(procs[i]));
+		snprintf(procs[i].name, sizeof(procs[i].name), "bench-%s-%u",
+			 variant_tag[v], i);
+		snprintf(procs[i].file, sizeof(procs[i].file), "%s", files[v]);
+		procs[i].input = topics[i];
+		procs[i].output = v == V_LUA_COUNT ? NULL : "counts";
+	}
+	kp_bench_proc_run(srv.port, procs, workers, n, out);
+}
+
 /*
- * One kappad with `workers` worker threads and as many input topics of n
- * records; each variant runs one processor per topic. Then the floor with
- * as many threads. Prints the rows; keeps the 1-worker Lua count row.
+ * The Lua count again, while another processor spins in a compiled loop
+ * on its first record (its budget is hours, so nothing stops it): what a
+ * runaway processor costs the others.
+ */
+static void burn_beside(uint64_t n, const char *files[], char topics[][32],
+			const char *burn_file, struct kp_bench_load *out)
+{
+	struct kp_bench_proc burner;
+
+	kp_bench_topic_create(srv.port, "burn", 1, "never");
+	kp_bench_produce_users(srv.port, "burn", opt.batch, opt.batch,
+			       opt.inflight);
+	memset(&burner, 0, sizeof(burner));
+	snprintf(burner.name, sizeof(burner.name), "bench-burner");
+	snprintf(burner.file, sizeof(burner.file), "%s", burn_file);
+	burner.input = "burn";
+	burner.time_budget_ms = BURN_BUDGET_MS;
+	kp_bench_proc_create(srv.port, &burner);
+	run_variant(V_LUA_COUNT, 1, n, files, topics, out);
+	kp_bench_proc_delete(srv.port, burner.name);
+}
+
+/*
+ * One kappad with as many input topics of n records as `workers`
+ * (processors, each in its worker process); each variant runs one
+ * processor per topic; with one, the Lua count runs once more beside a
+ * burning processor. Then the floor with as many threads. Prints the
+ * rows; keeps the 1-worker Lua count row.
  */
 static void proc_workers(uint32_t workers, uint64_t n, const char *files[],
-			 struct row *lua_count_row)
+			 const char *burn_file, struct row *lua_count_row)
 {
 	char dir[600], conf[700], text[64];
-	struct kp_bench_load load[V_COUNT];
+	struct kp_bench_load load[V_COUNT], burned;
 	struct kp_bench_peer_result floor_r;
-	struct kp_bench_proc procs[KP_BENCH_MAX_PROCS];
 	char topics[KP_BENCH_MAX_PROCS][32];
+	struct row r;
 
 	snprintf(dir, sizeof(dir), "%s/proc-w%u", scratch, workers);
 	if (mkdir(dir, 0755) != 0)
@@ -542,25 +596,15 @@ static void proc_workers(uint32_t workers, uint64_t n, const char *files[],
 				     topics[i], (unsigned long long)stored,
 				     (unsigned long long)n);
 	}
-	for (int v = 0; v < V_COUNT; v++) {
-		for (uint32_t i = 0; i < workers; i++) {
-			memset(&procs[i], 0, sizeof(procs[i]));
-			snprintf(procs[i].name, sizeof(procs[i].name),
-				 "bench-%s-%u", variant_tag[v], i);
-			snprintf(procs[i].file, sizeof(procs[i].file), "%s",
-				 files[v]);
-			procs[i].input = topics[i];
-			procs[i].output = v == V_LUA_COUNT ? NULL : "counts";
-		}
-		kp_bench_proc_run(srv.port, procs, workers, n, &load[v]);
-	}
+	for (int v = 0; v < V_COUNT; v++)
+		run_variant(v, workers, n, files, topics, &load[v]);
+	if (workers == 1)
+		burn_beside(n, files, topics, burn_file, &burned);
 	if (kp_bench_server_stop(&srv) != 0)
 		fprintf(stderr, "kappa-bench: kappad did not exit cleanly on "
 				"SIGTERM (log: %s)\n", srv.log);
 	kp_bench_peer_floor(n, workers, &floor_r);
 	for (int v = 0; v < V_COUNT; v++) {
-		struct row r;
-
 		memset(&r, 0, sizeof(r));
 		snprintf(r.name, sizeof(r.name), "proc %s w%u",
 			 variant_name[v], workers);
@@ -576,12 +620,27 @@ static void proc_workers(uint32_t workers, uint64_t n, const char *files[],
 				 workers);
 			r.pr.records = load[V_C].records;
 			r.pr.seconds = load[V_C].seconds;
+			r.c_peer_rps = rate(floor_r.records, floor_r.seconds);
 			set_note(&r, workers, NULL);
 		}
 		finish_row(&r);
 		if (v == V_LUA_COUNT && workers == 1)
 			*lua_count_row = r;
 	}
+	if (workers != 1)
+		return;
+	memset(&r, 0, sizeof(r));
+	snprintf(r.name, sizeof(r.name), "proc lua count w1 +burner");
+	snprintf(r.peer, sizeof(r.peer), "proc lua count w1 alone");
+	r.load = burned;
+	r.pr.records = load[V_LUA_COUNT].records;
+	r.pr.seconds = load[V_LUA_COUNT].seconds;
+	r.peer_rec_bytes = RECORD_BYTES;
+	r.c_peer_rps = rate(floor_r.records, floor_r.seconds);
+	snprintf(r.note, sizeof(r.note),
+		 "another processor spins in a compiled loop meanwhile; "
+		 "target ratio >= 0.8");
+	finish_row(&r);
 }
 
 static void print_header(void)
@@ -594,6 +653,7 @@ static void print_header(void)
 static void proc_rows(void)
 {
 	char root[PATH_MAX], lua1[PATH_MAX + 32], lua2[PATH_MAX + 32];
+	char burn[PATH_MAX + 32];
 	char so[PATH_MAX], dir[600], why[256];
 	const char *files[V_COUNT];
 	uint64_t n = opt.proc_records ? opt.proc_records
@@ -606,6 +666,7 @@ static void proc_rows(void)
 	find_plugin(so, sizeof(so));
 	write_file(root, "count.lua", lua_count, lua1, sizeof(lua1));
 	write_file(root, "count_emit.lua", lua_emit, lua2, sizeof(lua2));
+	write_file(root, "burn.lua", lua_burn, burn, sizeof(burn));
 	files[V_C] = so;
 	files[V_LUA_COUNT] = lua1;
 	files[V_LUA_EMIT] = lua2;
@@ -616,8 +677,8 @@ static void proc_rows(void)
 		       so);
 	if (!opt.json)
 		print_header();
-	proc_workers(1, n, files, &lua1w);
-	proc_workers(2, n, files, &lua1w);
+	proc_workers(1, n, files, burn, &lua1w);
+	proc_workers(2, n, files, burn, &lua1w);
 	memset(&r, 0, sizeof(r));
 	snprintf(r.name, sizeof(r.name), "%s", lua1w.name);
 	snprintf(r.peer, sizeof(r.peer), "redis fcall hincrby P%d",
