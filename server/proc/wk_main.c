@@ -26,6 +26,7 @@
 
 #include "wk_exec.h"
 #include "wk_msg.h"
+#include "wk_seccomp.h"
 #include "base/alloc.h"
 #include "base/sanitize.h"
 #include "base/buf.h"
@@ -358,6 +359,8 @@ int kp_worker_main(int argc, char **argv)
 	set_limits(w->memory_limit);
 	w->fd = KP_WORKER_FD;
 	catch_fatal_signals(w->fd, w->memory_limit);
+	if (kp_wk_seccomp_install() != 0)
+		fprintf(stderr, "kappad worker: cannot install its seccomp filter; processors run without it\n");
 	kp_wx_init(&w->x);
 	w->x.claim = ask_claim;
 	w->x.claim_arg = w;

@@ -687,6 +687,25 @@ class IsolationTest(kh.ServerTest):
     # ------------------------------------------------------------------
     # Shutdown.
 
+    def test_c_plugin_cannot_escape_its_worker(self):
+        """A native plugin runs under its worker's seccomp filter: no
+        sockets, no programs, no fork, no signals to kappad."""
+        if kh.SLOW > 1:
+            self.skipTest("the seccomp filter is off under AddressSanitizer "
+                          "(its leak check needs ptrace and clone)")
+        s = self.fresh_server()
+        name, topic = self.bad_processor(s, plugin("escape"))
+        with s.client() as c:
+            c.produce(topic, [{"i": 1}])
+        kh.wait_caught_up(s, name)
+        view = kh.view_scan(s, name)
+        self.assertEqual(view, {"socket": "blocked", "fork": "blocked",
+                                "execve": "blocked",
+                                "kill_parent": "blocked"}, view)
+        self.assertAlive(s, "after processor %s tried to escape" % name)
+        self.assertEqual(kh.proc_status(s, name)["state"], "running")
+        self.stop_server(s)
+
     def test_sigterm_with_looping_processors(self):
         s = self.fresh_server(jit=True)
         loopers = [plugin("loop_process"), plugin("loop_process"),
