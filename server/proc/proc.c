@@ -746,8 +746,7 @@ void kp_procs_tick(struct kp_procs *ps, int64_t now_ms)
 
 int kp_proc_pause(struct kp_proc *p, const char *reason, struct kp_error *err)
 {
-	if (p->live == NULL || p->live->state == PV_FAILED ||
-	    p->live->state == PV_STARTING)
+	if (p->live == NULL || p->live->state == PV_FAILED)
 		return kp_error_set(err, KP_ESTATE, "processor %s is %s",
 				    p->def.name,
 				    p->live ? kp_pv_state_name(p->live->state)
@@ -782,7 +781,8 @@ int kp_proc_resume(struct kp_proc *p, struct kp_error *err)
 		kp_pv_start(v, false);
 		return 0;
 	}
-	if (v->state != PV_RUNNING)
+	/* Starting (its worker's init runs): it runs once that is done. */
+	if (v->state != PV_RUNNING && v->state != PV_STARTING)
 		return kp_error_set(err, KP_ESTATE,
 				    "processor %s is %s and cannot resume (%s)",
 				    p->def.name, kp_pv_state_name(v->state),

@@ -10,9 +10,9 @@
  *  1. count-by-key: for each K a fresh kappad, N records produced, then the
  *     Lua processor `ctx.state:incr(rec.key, 1)` created from earliest and
  *     timed until its lag is 0 (records/s, ratio to the first K). At the
- *     last K (the largest by default) kappad's RssAnon is sampled while it
- *     processes and at the end, and the view's disk bytes are taken; 2 and
- *     3 run on that kappad too.
+ *     last K (the largest by default) the RssAnon of kappad and its worker
+ *     processes is sampled while it processes and at the end, and the
+ *     view's disk bytes are taken; 2 and 3 run on that kappad too.
  *  2. restart: once that processor has checkpointed after catching up,
  *     SIGKILL, exec kappad again and time until a view_get of a known key
  *     is answered; the peer does the same on a kappad with as much log and
@@ -32,6 +32,7 @@
 #include "bench.h"
 #include "bench_views.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -119,9 +120,8 @@ double kp_views_median(double *v, size_t n, double *lo, double *hi)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* "1000", "100k", "10M": a key count for names. */
-/* RssAnon of pid in bytes, from /proc/PID/status (threads share it). */
-static uint64_t rss_anon(pid_t pid)
+/* RssAnon of one process in bytes, from /proc/PID/status. */
+static uint64_t rss_anon_one(pid_t pid)
 {
 	char path[64], line[256];
 	unsigned long long kib = 0;
@@ -135,6 +135,44 @@ static uint64_t rss_anon(pid_t pid)
 			break;
 	fclose(f);
 	return (uint64_t)kib * 1024;
+}
+
+/* The parent of pid, from /proc/PID/stat (0 when unknown). */
+static pid_t parent_of(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	int ppid = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	if (fgets(buf, sizeof(buf), f) != NULL &&
+	    (p = strrchr(buf, ')')) != NULL)
+		sscanf(p + 1, " %*c %d", &ppid);
+	fclose(f);
+	return (pid_t)ppid;
+}
+
+/*
+ * RssAnon in bytes of pid and its children: kappad and the worker
+ * processes its processors run in (the views' tables live there).
+ */
+static uint64_t rss_anon(pid_t pid)
+{
+	uint64_t total = rss_anon_one(pid);
+	struct dirent *e;
+	DIR *d = opendir("/proc");
+
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		pid_t child = (pid_t)atoi(e->d_name);
+
+		if (child > 0 && child != pid && parent_of(child) == pid)
+			total += rss_anon_one(child);
+	}
+	if (d != NULL)
+		closedir(d);
+	return total;
 }
 
 /* ---- records ---------------------------------------------------------- */
