@@ -128,9 +128,8 @@ void kp_proc_free_version(struct kp_proc *p, struct proc_version *v)
 }
 
 /*
- * Frees p and its versions. A version whose job is running is freed when
- * the job returns, and p with the last of them (the worker still reads
- * p's settings); one a stuck thread uses is never freed.
+ * Frees p and its versions (a busy version's worker is killed first, so
+ * nothing reads p's settings afterwards).
  */
 static void proc_free(struct kp_proc *p)
 {
@@ -145,16 +144,7 @@ static void proc_free(struct kp_proc *p)
 		kp_proc_free_version(p, p->scratch);
 	p->scratch = NULL;
 	p->deleting = true;
-	if (p->pending_frees == 0)
-		proc_release(p);
-}
-
-static void on_version_freed(struct kp_proc *p)
-{
-	if (p->pending_frees > 0)
-		p->pending_frees--;
-	if (p->deleting && p->pending_frees == 0)
-		proc_release(p);
+	proc_release(p);
 }
 
 int kp_proc_save_def(struct kp_proc *p)
@@ -264,7 +254,7 @@ void kp_proc_retire(struct kp_proc *p, struct proc_version *v)
 		return;
 	}
 	/* Its last checkpoint is written off the loop, then it stops. */
-	if (v->inst_started && !v->zombie && v->since_checkpoint > 0 &&
+	if (v->inst_started && v->since_checkpoint > 0 &&
 	    kp_pv_checkpoint_async(v)) {
 		v->stop_when_idle = true;
 		return;
@@ -596,7 +586,6 @@ int kp_procs_open(const struct kp_proc_env *env, struct kp_procs **out,
 	ps->events.idle = on_version_idle;
 	ps->events.init_done = on_init_done;
 	ps->events.reload_done = on_reload_done;
-	ps->events.freed = on_version_freed;
 	ps->events.pause = kp_proc_pause;
 	ps->events.open_output = kp_proc_open_output;
 	ps->store = env->store;
@@ -771,7 +760,7 @@ int kp_proc_resume(struct kp_proc *p, struct kp_error *err)
 		return kp_error_set(err, KP_ESTATE,
 				    "processor %s has no live version",
 				    p->def.name);
-	if (v->state == PV_FAILED && v->inst_started && !v->zombie)
+	if (v->state == PV_FAILED && v->inst_started)
 		v->state = PV_RUNNING;
 	if (v->state == PV_FAILED && v->wk == NULL && !v->busy &&
 	    v->view_error[0] == '\0') {

@@ -459,7 +459,7 @@ static const char *broken(struct kp_procs *ps, const struct kp_cascade *c,
 			snprintf(why, cap, "%s v%u is gone", m->name, m->version);
 			return why;
 		}
-		if (b->state == PV_FAILED || b->zombie) {
+		if (b->state == PV_FAILED) {
 			snprintf(why, cap, "%s v%u failed: %s", m->name,
 				 m->version, b->reason);
 			return why;
@@ -535,14 +535,12 @@ static int check_rollback(struct kp_proc *q, struct kp_error *err)
 		return kp_error_set(err, KP_ESTATE,
 				    "processor %s has no version from before its live v%u to roll back to (roll back the processors upstream of it alone: it follows them)",
 				    q->def.name, q->live ? q->live->number : 0);
-	if (k->zombie || k->role != PV_RETIRED || k->busy ||
-	    k->retire_when_idle)
+	if (k->role != PV_RETIRED || k->busy || k->retire_when_idle)
 		return kp_error_set(err, KP_ESTATE,
 				    "processor %s: v%u cannot become live now (%s); retry in a moment",
 				    q->def.name, k->number,
-				    k->zombie ? "its thread is stuck"
-				    : k->role != PV_RETIRED ? "it is not retired"
-							    : "it is finishing its last batch");
+				    k->role != PV_RETIRED ? "it is not retired"
+							  : "it is finishing its last batch");
 	if (q->reload_slot != NULL || q->reload_code != NULL)
 		return kp_error_set(err, KP_ESTATE,
 				    "processor %s: a reload is in progress; retry when it is done",

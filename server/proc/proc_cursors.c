@@ -261,7 +261,7 @@ int kp_pv_checkpoint_now(struct proc_version *v)
 	struct kp_error err;
 	int rc;
 
-	if (v->role == PV_SCRATCH || v->zombie)
+	if (v->role == PV_SCRATCH)
 		return 0;
 	if (v->busy || v->wk != NULL || v->view == NULL ||
 	    !kp_view_stored(v->view))

@@ -115,11 +115,16 @@ void kp_sink_clear_emits(struct kp_sink *sink)
 int kp_sink_next_emit(const struct kp_sink *sink, size_t *pos,
 		      struct kp_emit *e)
 {
+	return kp_emits_next(&sink->emits, pos, e);
+}
+
+int kp_emits_next(const struct kp_buf *emits, size_t *pos, struct kp_emit *e)
+{
 	const char *p;
 
-	if (*pos + EMIT_HEADER > sink->emits.len)
+	if (*pos + EMIT_HEADER > emits->len)
 		return 0;
-	p = sink->emits.data + *pos;
+	p = emits->data + *pos;
 	e->topic_len = kp_get_le32(p);
 	e->key_len = kp_get_le32(p + 4);
 	e->value_len = kp_get_le32(p + 8);

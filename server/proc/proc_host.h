@@ -81,9 +81,13 @@ void kp_sink_abort_record(struct kp_sink *sink);
 void kp_sink_clear_emits(struct kp_sink *sink);
 
 /*
- * Iterates buffered emits: *pos starts at 0. Returns 1 with *e, 0 at the
- * end.
+ * Iterates emits encoded as a sink buffers them (sink->emits, or a copy
+ * a worker process sent back): *pos starts at 0. Returns 1 with *e, 0 at
+ * the end.
  */
+int kp_emits_next(const struct kp_buf *emits, size_t *pos, struct kp_emit *e);
+
+/* kp_emits_next over the sink's own buffer. */
 int kp_sink_next_emit(const struct kp_sink *sink, size_t *pos,
 		      struct kp_emit *e);
 

@@ -80,7 +80,7 @@ void kp_proc_retire(struct kp_proc *p, struct proc_version *v);
  */
 void kp_proc_cut_over(struct kp_proc *p);
 
-/* Frees v now, or when its job returns (counted in p->pending_frees). */
+/* Frees v now (a busy worker is killed: nothing of v runs on). */
 void kp_proc_free_version(struct kp_proc *p, struct proc_version *v);
 
 /* Keeps slot for a later answer (a reference and a wait). */

@@ -40,7 +40,7 @@ static int start_reload(struct kp_proc *p, const char *file,
 	struct proc_version *v = p->live;
 	int rc;
 
-	if (v == NULL || !v->inst_started || v->zombie)
+	if (v == NULL || !v->inst_started)
 		return kp_error_set(err, KP_ESTATE,
 				    "processor %s has no running live version",
 				    p->def.name);
@@ -324,7 +324,7 @@ int kp_proc_reset(struct kp_proc *p, enum kp_proc_from to, int64_t value,
 {
 	struct kp_slot *held = NULL;
 
-	if (p->live == NULL || p->live->zombie ||
+	if (p->live == NULL ||
 	    (!p->live->inst_started && p->live->view_error[0] == '\0'))
 		return kp_error_set(err, KP_ESTATE,
 				    "processor %s has no running live version",
@@ -353,7 +353,7 @@ int kp_proc_verify(struct kp_proc *p, enum kp_proc_from from, int64_t value,
 		   bool to_set, int64_t to_ts, struct kp_slot *slot,
 		   struct kp_error *err)
 {
-	if (p->live == NULL || !p->live->inst_started || p->live->zombie)
+	if (p->live == NULL || !p->live->inst_started)
 		return kp_error_set(err, KP_ESTATE,
 				    "processor %s has no running live version",
 				    p->def.name);

@@ -484,7 +484,6 @@ int kp_pv_claim_topic(struct proc_version *v, const char *topic, size_t len)
 void kp_pv_write_outputs(struct proc_version *v, struct pv_job *job)
 {
 	struct out_set set;
-	struct kp_sink emits;
 	struct kp_emit e;
 	size_t pos = 0;
 	const char *dlq;
@@ -493,10 +492,7 @@ void kp_pv_write_outputs(struct proc_version *v, struct pv_job *job)
 	set.v = v;
 	set.input = &v->cursors[job->cursor_index];
 	kp_buf_init(&set.headers);
-	kp_sink_init(&emits, NULL, "", NULL, 0);
-	kp_buf_destroy(&emits.emits);
-	emits.emits = job->emits;     /* borrowed: iterated, not freed */
-	while (kp_sink_next_emit(&emits, &pos, &e) == 1) {
+	while (kp_emits_next(&job->emits, &pos, &e) == 1) {
 		const char *physical = physical_output(v, e.topic, e.topic_len);
 
 		if (physical == NULL && v->role != PV_SCRATCH &&
@@ -536,8 +532,6 @@ void kp_pv_write_outputs(struct proc_version *v, struct pv_job *job)
 		pos = (size_t)(p + 4 + vlen - job->dlq.data);
 	}
 	out_flush(&set, v->owner->now_ms());
-	kp_buf_init(&emits.emits);
-	kp_sink_destroy(&emits);
 	kp_buf_reset(&job->emits);
 	job->emit_count = 0;
 	kp_buf_reset(&job->dlq);

@@ -455,7 +455,7 @@ static bool follow_version(struct proc_version *v)
 {
 	bool moved = false;
 
-	if (v->zombie || v->free_when_idle ||
+	if (v->free_when_idle ||
 	    (v->busy && v->job.kind != PV_JOB_INIT) ||
 	    (v->role != PV_LIVE && v->role != PV_BUILDING))
 		return false;
@@ -556,7 +556,7 @@ bool kp_proc_stalled(struct kp_proc *p, char *why, size_t cap)
 	struct proc_version *v = p->live;
 	struct kp_catalog *cat = p->owner->store->catalog;
 
-	if (v == NULL || v->zombie || p->deleting || v->state == PV_FAILED)
+	if (v == NULL || p->deleting || v->state == PV_FAILED)
 		return false;
 	for (uint32_t i = 0; i < p->def.input_count; i++) {
 		const char *in = p->def.inputs[i];

@@ -228,7 +228,7 @@ static int check_target(struct kp_proc *p, struct proc_version *k,
 {
 	struct proc_version *live = p->live;
 
-	if (k == NULL || k->zombie)
+	if (k == NULL)
 		return kp_error_set(err, KP_ESTATE,
 				    "processor %s: v%u cannot run again (its thread is stuck)",
 				    p->def.name, t->dv->number);

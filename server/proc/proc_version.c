@@ -309,17 +309,6 @@ void kp_pv_job_done(struct proc_version *v)
 	struct pv_job *job = &v->job;
 
 	v->busy = false;
-	if (v->free_when_idle) {
-		/* Deleted while the job ran: drop its results, not apply them. */
-		struct kp_proc *p = v->proc;
-		struct kp_procs *ps = v->owner;
-
-		kp_proc_code_unref(job->new_code);
-		job->new_code = NULL;
-		kp_pv_free(v);
-		ps->events.freed(p);
-		return;
-	}
 	switch (job->kind) {
 	case PV_JOB_INIT:
 		init_done(v, job);

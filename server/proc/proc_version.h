@@ -172,8 +172,6 @@ struct proc_version {
 	struct pv_mark *marks;       /* owned */
 	uint32_t mark_count;
 	bool busy;                   /* a job in flight */
-	bool zombie;                 /* unused since processors run in worker
-					processes (always false) */
 	struct kp_wk *wk;            /* its worker process while it runs
 					(proc_worker.c); v->view is NULL then */
 	struct pv_view_stats vstats; /* its view, as the worker last said */
@@ -188,7 +186,8 @@ struct proc_version {
 	bool restart_worker;         /* its worker was killed to pause it: a
 					new one starts from the checkpoint */
 	char worker_failure[KP_ERROR_MSG_MAX]; /* the last one, or "" */
-	bool free_when_idle;         /* delete once the job returns */
+	bool free_when_idle;         /* its processor let go of it in a hook
+					(a failed create): freed after it */
 	bool retire_when_idle;       /* retire once the job returns */
 	bool stop_when_idle;         /* retired: stop once its checkpoint is written */
 	bool cut_when_idle;          /* replay: cut over once its checkpoint is written */
@@ -275,8 +274,7 @@ struct kp_proc {
 	uint64_t replay_rate_rps;    /* smoothed records/s of the replay */
 	uint64_t replay_last_processed; /* for the smoothing */
 	int64_t replay_last_ms;
-	bool deleting;               /* unlinked; freed with its last version */
-	uint32_t pending_frees;      /* versions freed when their job returns */
+	bool deleting;               /* unlinked, being freed */
 };
 
 /* Operations that wait for the live version to be between batches. */
@@ -295,8 +293,6 @@ struct kp_proc_events {
 	/* init / a reload's init finished: rc 0, or the error and message. */
 	void (*init_done)(struct proc_version *v, int rc, const char *msg);
 	void (*reload_done)(struct proc_version *v, int rc, const char *msg);
-	/* A version of p deleted while busy has now been freed. */
-	void (*freed)(struct kp_proc *p);
 	/* The live version's error rate passed max_error_rate. */
 	int (*pause)(struct kp_proc *p, const char *reason, struct kp_error *err);
 	/* An emit named a topic that is not an output yet: 0 when it now is. */

@@ -30,6 +30,7 @@
 #include "base/alloc.h"
 #include "base/sanitize.h"
 #include "base/buf.h"
+#include "base/fsutil.h"
 
 
 struct job {
@@ -55,26 +56,11 @@ struct worker {
 	uint32_t next_tag;
 };
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Writes a frame; a worker that cannot talk to kappad has no purpose. */
 static void send_frame(struct worker *w, const struct kp_buf *b)
 {
 	pthread_mutex_lock(&w->lock);
-	if (write_all(w->fd, b->data, b->len) != 0)
+	if (kp_file_write_all(w->fd, b->data, b->len) != 0)
 		_exit(0);
 	pthread_mutex_unlock(&w->lock);
 }
@@ -320,7 +306,7 @@ static void *memory_watch(void *arg)
 			kp_wm_put_str(&b, why);
 			kp_wm_finish(&b, start);
 			pthread_mutex_lock(&w->lock);
-			if (write_all(w->fd, b.data, b.len) != 0)
+			if (kp_file_write_all(w->fd, b.data, b.len) != 0)
 				_exit(0);
 			kill(getpid(), SIGKILL);
 		}
