@@ -26,7 +26,7 @@ struct kp_proc;
 void kp_handle_frame(struct kp_server *s, struct kp_slot *slot,
 		     const char *body, size_t len);
 
-/* Data operations (handle_data.c). */
+/* Data operations (handle_produce.c, handle_fetch.c). */
 int kp_handle_produce(struct kp_server *s, struct kp_slot *slot,
 		      const struct kp_request *req, struct kp_error *err);
 int kp_handle_fetch(struct kp_server *s, struct kp_slot *slot,
