@@ -361,6 +361,10 @@ static void on_version_idle(struct proc_version *v)
 {
 	struct kp_proc *p = v->proc;
 
+	if (v->role == PV_SCRATCH && v->state == PV_FAILED) {
+		kp_proc_verify_abort(p, v);
+		return;
+	}
 	if (v->retire_when_idle) {
 		v->retire_when_idle = false;
 		kp_proc_retire(p, v);

@@ -121,9 +121,12 @@ int kp_sink_next_emit(const struct kp_sink *sink, size_t *pos,
 int kp_emits_next(const struct kp_buf *emits, size_t *pos, struct kp_emit *e)
 {
 	const char *p;
+	uint64_t body;
 
-	if (*pos + EMIT_HEADER > emits->len)
+	if (*pos >= emits->len)
 		return 0;
+	if (emits->len - *pos < EMIT_HEADER)
+		return -1;
 	p = emits->data + *pos;
 	e->topic_len = kp_get_le32(p);
 	e->key_len = kp_get_le32(p + 4);
@@ -131,6 +134,10 @@ int kp_emits_next(const struct kp_buf *emits, size_t *pos, struct kp_emit *e)
 	e->ts = (int64_t)kp_get_le64(p + 12);
 	e->offset = kp_get_le64(p + 20);
 	e->topic = p + EMIT_HEADER;
+	body = (uint64_t)e->topic_len + e->value_len +
+	       (e->key_len == NO_LEN ? 0 : e->key_len);
+	if (body > emits->len - *pos - EMIT_HEADER)
+		return -1;
 	if (e->key_len == NO_LEN) {
 		e->key = NULL;
 		e->key_len = 0;
@@ -138,7 +145,38 @@ int kp_emits_next(const struct kp_buf *emits, size_t *pos, struct kp_emit *e)
 		e->key = e->topic + e->topic_len;
 	}
 	e->value = e->topic + e->topic_len + e->key_len;
-	*pos += EMIT_HEADER + (size_t)e->topic_len + e->key_len + e->value_len;
+	*pos += EMIT_HEADER + (size_t)body;
+	return 1;
+}
+
+int kp_dlq_next(const struct kp_buf *dlq, size_t *pos, struct kp_emit *e)
+{
+	const char *p;
+	size_t left;
+
+	if (*pos >= dlq->len)
+		return 0;
+	left = dlq->len - *pos;
+	if (left < 24)
+		return -1;
+	p = dlq->data + *pos;
+	memset(e, 0, sizeof(*e));
+	e->ts = (int64_t)kp_get_le64(p);
+	e->offset = kp_get_le64(p + 8);
+	e->key_len = kp_get_le32(p + 16);
+	if (e->key_len == NO_LEN) {
+		e->key_len = 0;
+	} else {
+		if (e->key_len > left - 24)
+			return -1;
+		e->key = p + 20;
+	}
+	p += 20 + e->key_len;
+	e->value_len = kp_get_le32(p);
+	if (e->value_len > left - 24 - e->key_len)
+		return -1;
+	e->value = p + 4;
+	*pos += 24 + (size_t)e->key_len + e->value_len;
 	return 1;
 }
 

@@ -83,9 +83,18 @@ void kp_sink_clear_emits(struct kp_sink *sink);
 /*
  * Iterates emits encoded as a sink buffers them (sink->emits, or a copy
  * a worker process sent back): *pos starts at 0. Returns 1 with *e, 0 at
- * the end.
+ * the end, -1 when the bytes at *pos are not a whole emit (a worker's
+ * buffer is not trusted: nothing is read past emits->len).
  */
 int kp_emits_next(const struct kp_buf *emits, size_t *pos, struct kp_emit *e);
+
+/*
+ * Iterates dead letters as a worker encodes them (wk_exec.c: u64 ts, u64
+ * input offset, u32 key_len or UINT32_MAX, key, u32 value_len, value);
+ * e->topic is unset. Returns 1 with *e, 0 at the end, -1 when the bytes
+ * at *pos are not a whole dead letter.
+ */
+int kp_dlq_next(const struct kp_buf *dlq, size_t *pos, struct kp_emit *e);
 
 /* kp_emits_next over the sink's own buffer. */
 int kp_sink_next_emit(const struct kp_sink *sink, size_t *pos,

@@ -518,19 +518,9 @@ void kp_pv_write_outputs(struct proc_version *v, struct pv_job *job)
 	/* After the emits: an output they opened moved the DLQ to the end. */
 	dlq = v->outputs[v->output_count - 1];
 	pos = 0;
-	for (uint32_t i = 0; i < job->dlq_count && v->role != PV_SCRATCH; i++) {
-		const char *p = job->dlq.data + pos;
-		int64_t ts = (int64_t)kp_get_le64(p);
-		uint64_t offset = kp_get_le64(p + 8);
-		uint32_t klen = kp_get_le32(p + 16);
-		const char *key = klen == UINT32_MAX ? NULL : p + 20;
-		uint32_t vlen;
-
-		p += 20 + (key ? klen : 0);
-		vlen = kp_get_le32(p);
-		out_add(&set, dlq, key, key ? klen : 0, p + 4, vlen, ts, offset);
-		pos = (size_t)(p + 4 + vlen - job->dlq.data);
-	}
+	while (v->role != PV_SCRATCH && kp_dlq_next(&job->dlq, &pos, &e) == 1)
+		out_add(&set, dlq, e.key, e.key_len, e.value, e.value_len, e.ts,
+			e.offset);
 	out_flush(&set, v->owner->now_ms());
 	kp_buf_reset(&job->emits);
 	job->emit_count = 0;

@@ -156,6 +156,8 @@ static void fail(struct kp_slot **pslot, int code, const char *message)
 
 void kp_proc_verify_drop_snapshot(struct kp_proc *p)
 {
+	/* Without its snapshot the view cannot be compared. */
+	p->verify_view_valid = false;
 	kp_view_snap_end(p->verify_snap);
 	p->verify_snap = NULL;
 	kp_view_delete(p->verify_view);
@@ -181,19 +183,17 @@ static int open_store(struct kp_proc *p, const char *dir, struct kp_view **out)
 }
 
 /*
- * The live view as it is now, held for the comparison: from kappad's
- * handle when the version has no worker, else from its store, which the
- * worker committed just before (kp_proc_verify_start).
+ * The live view as it is now, held for the comparison, from a handle of
+ * its own on the store its worker committed just before
+ * (kp_proc_verify_start). Never kappad's v->view: that one is closed and
+ * opened again as the version's worker comes and goes.
  */
 static int snapshot_live(struct kp_proc *p, struct proc_version *live)
 {
 	char dir[4200];
 
-	if (live->wk == NULL) {
-		if (live->view == NULL && kp_pv_open_view(live) != 0)
-			return -1;
-		return kp_view_snap_begin(live->view, &p->verify_snap);
-	}
+	if (live->wk == NULL)
+		return -1;
 	kp_pv_view_dir(live, dir, sizeof(dir));
 	if (open_store(p, dir, &p->verify_view) != 0)
 		return -1;
@@ -206,6 +206,18 @@ void kp_proc_verify_start(struct kp_proc *p, enum kp_proc_from from,
 {
 	struct proc_version *live = p->live, *s;
 	bool from_start = from == KP_FROM_EARLIEST;
+	char why[KP_ERROR_MSG_MAX];
+
+	/* A verify that waited for the live version finds it stopped. */
+	if (live->state == PV_FAILED || !live->inst_started ||
+	    live->wk == NULL) {
+		snprintf(why, sizeof(why),
+			 "processor %s v%u stopped before the verify could start: %s",
+			 p->def.name, live->number,
+			 live->reason[0] ? live->reason : "it is not running");
+		fail(pslot, KP_ESTATE, why);
+		return;
+	}
 
 	/* The live view is compared as committed: commit it first. */
 	if (from_start && !to_set && live->wk != NULL &&
@@ -262,6 +274,8 @@ void kp_proc_verify_start(struct kp_proc *p, enum kp_proc_from from,
 	kp_proc_verify_drop_snapshot(p);
 	p->verify_view_valid = from_start && !to_set &&
 			       snapshot_live(p, live) == 0;
+	if (!p->verify_view_valid)
+		kp_proc_verify_drop_snapshot(p);
 	p->scratch = s;
 	kp_log_info("proc", "processor %s: verifying v%u in a scratch instance",
 		    p->def.name, live->number);
@@ -586,6 +600,21 @@ static int compare_views(struct kp_proc *p, struct proc_version *scratch,
 	return rc;
 }
 
+void kp_proc_verify_abort(struct kp_proc *p, struct proc_version *scratch)
+{
+	char why[KP_ERROR_MSG_MAX];
+
+	snprintf(why, sizeof(why), "the verify's replay of v%u stopped: %s",
+		 scratch->number,
+		 scratch->reason[0] ? scratch->reason : "it failed");
+	kp_log_warn("proc", "processor %s: %s", p->def.name, why);
+	fail(&p->pending_slot, KP_ESTATE, why);
+	kp_proc_verify_drop_snapshot(p);
+	if (p->scratch == scratch)
+		p->scratch = NULL;
+	kp_pv_free(scratch);
+}
+
 void kp_proc_verify_finish(struct kp_proc *p, struct proc_version *scratch,
 			   struct kp_slot **pslot)
 {
@@ -613,7 +642,7 @@ void kp_proc_verify_finish(struct kp_proc *p, struct proc_version *scratch,
 	side_sort(&live);
 	side_sort(&replay);
 	outputs_differ = first_difference(&live, &replay, &x, &y);
-	if (!outputs_differ && p->verify_view_valid) {
+	if (!outputs_differ && p->verify_view_valid && p->verify_snap != NULL) {
 		view_differs = compare_views(p, scratch, &diff);
 		if (view_differs < 0) {
 			*pslot = slot;

@@ -26,6 +26,12 @@ void kp_proc_verify_start(struct kp_proc *p, enum kp_proc_from from,
 			  int64_t value, bool to_set, int64_t to_ts,
 			  struct kp_slot **pslot);
 
+/*
+ * Ends a verify whose scratch version failed (its replay stopped, its
+ * worker died): answers p's pending verify with why, frees the scratch.
+ */
+void kp_proc_verify_abort(struct kp_proc *p, struct proc_version *scratch);
+
 /* Compares the finished scratch version with the live one; answers *pslot. */
 void kp_proc_verify_finish(struct kp_proc *p, struct proc_version *scratch,
 			   struct kp_slot **pslot);

@@ -340,8 +340,11 @@ void kp_pv_worker_lost(struct proc_version *v, const char *reason)
 	struct kp_error err;
 
 	v->busy = false;
+	v->ckpt_waits_sync = false;
 	v->inst_started = false;
 	v->fail_commit = false;
+	if (v == v->proc->live)
+		kp_proc_verify_drop_snapshot(v->proc);   /* it reads v's store */
 	kp_checkpoint_destroy(&v->job.ckpt);
 	kp_buf_reset(&v->job.raw);
 	if (v->restart_worker) {
@@ -357,8 +360,6 @@ void kp_pv_worker_lost(struct proc_version *v, const char *reason)
 		}
 	}
 	kp_pv_set_failed(v, "stopped", reason);
-	if (v == v->proc->live)
-		kp_proc_verify_drop_snapshot(v->proc);   /* it reads v's store */
 	/* What the worker did since its last checkpoint is gone with it. */
 	kp_error_clear(&err);
 	if (v->role != PV_SCRATCH && kp_pv_rewind(v, &err) != 0)
@@ -379,6 +380,8 @@ void kp_pv_worker_lost(struct proc_version *v, const char *reason)
 	v->owner->events.idle(v);
 }
 
+static bool outputs_durable(struct proc_version *v);
+
 static void job_submit(struct proc_version *v, enum pv_job_kind kind)
 {
 	struct pv_job *job = &v->job;
@@ -390,7 +393,14 @@ static void job_submit(struct proc_version *v, enum pv_job_kind kind)
 	job->interrupted = job->out_of_memory = false;
 	v->busy = true;
 	v->interrupted_ms = 0;
-	kp_pv_worker_send(v);
+	/*
+	 * A checkpoint claims the outputs written so far: those of fsync=always
+	 * topics must be on disk first, or a crash could lose outputs whose
+	 * inputs the checkpoint counts as done. Nothing runs meanwhile (busy).
+	 */
+	v->ckpt_waits_sync = kind == PV_JOB_CHECKPOINT && !outputs_durable(v);
+	if (!v->ckpt_waits_sync)
+		kp_pv_worker_send(v);
 }
 
 bool kp_pv_checkpoint_async(struct proc_version *v)
@@ -692,6 +702,13 @@ void kp_pv_tick(struct proc_version *v, int64_t now_ms, int64_t mono_ms)
 {
 	kp_pv_worker_watch(v, mono_ms);
 	kp_pace_refill(&v->pace, v->rate, mono_ms);
+	if (v->ckpt_waits_sync) {
+		if (v->wk != NULL && outputs_durable(v)) {
+			v->ckpt_waits_sync = false;
+			kp_pv_worker_send(v);
+		}
+		return;
+	}
 	if ((v->pending != NULL || v->step_pending) && !v->busy &&
 	    !kp_pv_retry_pending(v, now_ms))
 		return;

@@ -185,6 +185,9 @@ struct proc_version {
 					written before its worker goes */
 	bool restart_worker;         /* its worker was killed to pause it: a
 					new one starts from the checkpoint */
+	bool ckpt_waits_sync;        /* busy with a checkpoint job that is
+					sent once the outputs it claims are
+					on disk (kp_pv_tick) */
 	char worker_failure[KP_ERROR_MSG_MAX]; /* the last one, or "" */
 	bool free_when_idle;         /* its processor let go of it in a hook
 					(a failed create): freed after it */

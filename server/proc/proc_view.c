@@ -42,6 +42,9 @@ int kp_pv_open_view(struct proc_version *v)
 
 	if (v->wk != NULL || (v->view != NULL && kp_view_stored(v->view)))
 		return 0;   /* open here, or its worker's */
+	/* One handle per store in a process: a verify's snapshot ends. */
+	if (v == v->proc->live)
+		kp_proc_verify_drop_snapshot(v->proc);
 	kp_error_clear(&err);
 	kp_pv_view_dir(v, dir, sizeof(dir));
 	rc = make_dirs(v);
@@ -73,6 +76,8 @@ int kp_pv_recreate_view(struct proc_version *v)
 
 	if (kp_view_new(&fresh) != 0)
 		return -ENOMEM;
+	if (v == v->proc->live)
+		kp_proc_verify_drop_snapshot(v->proc);
 	kp_view_delete(v->view);
 	v->view = fresh;
 	kp_pv_view_dir(v, dir, sizeof(dir));

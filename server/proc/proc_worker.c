@@ -21,6 +21,9 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/logging.h"
+#include "base/mp.h"
+#include "log/batch.h"
+#include "log/topic.h"
 #include "wire/slot.h"
 
 #define RUNTIME_ALLOWANCE (32ull << 20) /* the worker's own memory */
@@ -64,12 +67,84 @@ static void copy_bytes(struct kp_wm_reader *r, struct kp_buf *out)
 	kp_buf_append(out, p, len);
 }
 
+static const uint8_t frame_of[PV_JOB_RELOAD + 1];
+
+/* A value a worker emitted must be one msgpack object: readers decode it. */
+static bool one_object(const struct kp_emit *e)
+{
+	struct kp_mp_view obj;
+
+	return kp_mp_validate_one(e->value, e->value_len, &obj) == 0;
+}
+
+/*
+ * Checks what a worker sent back for a batch before anything of it is
+ * written: its positions inside the batch it was given, its emits and
+ * dead letters whole, as many as it says, each value one msgpack object.
+ * A worker runs untrusted code: a result that fails is not its
+ * processor's doing but a broken or hostile process. Returns NULL, or
+ * what is wrong.
+ */
+/* One past the last offset of the batches a job was given. */
+static uint64_t raw_end(const struct pv_job *job)
+{
+	uint64_t end = job->start_offset;
+	size_t pos = 0;
+	struct kp_batch_header h;
+
+	while (pos < job->raw.len &&
+	       kp_batch_header_decode(job->raw.data + pos, job->raw.len - pos,
+				      &h) == 0 &&
+	       h.batch_len <= job->raw.len - pos) {
+		end = kp_batch_next_offset(&h);
+		pos += h.batch_len;
+	}
+	return end;
+}
+
+static const char *batch_result_wrong(const struct pv_job *job)
+{
+	struct kp_emit e;
+	size_t pos = 0;
+	uint32_t n = 0;
+	int rc;
+
+	if (job->next_offset < job->start_offset ||
+	    job->next_offset > job->stop_offset ||
+	    job->next_offset > raw_end(job))
+		return "a position outside its batch";
+	if (job->failed > job->processed ||
+	    job->processed > job->next_offset - job->start_offset)
+		return "more records than its batch holds";
+	while ((rc = kp_emits_next(&job->emits, &pos, &e)) == 1) {
+		if (!one_object(&e) ||
+		    !kp_topic_name_valid(e.topic, e.topic_len) ||
+		    e.offset < job->start_offset ||
+		    e.offset >= job->next_offset)
+			return "an emit that is not a record of its batch";
+		n++;
+	}
+	if (rc < 0 || n != job->emit_count)
+		return "cut or miscounted emits";
+	pos = 0;
+	n = 0;
+	while ((rc = kp_dlq_next(&job->dlq, &pos, &e)) == 1) {
+		if (!one_object(&e))
+			return "a dead letter that is not one msgpack object";
+		n++;
+	}
+	if (rc < 0 || n != job->dlq_count)
+		return "cut or miscounted dead letters";
+	return NULL;
+}
+
 static void on_result(void *arg, struct kp_wm_reader *r)
 {
 	struct proc_version *v = arg;
 	struct pv_job *job = &v->job;
 	uint8_t kind = kp_wm_get_u8(r);
 	char msg[KP_ERROR_MSG_MAX];
+	const char *wrong;
 
 	if (!v->busy)
 		return;
@@ -89,8 +164,12 @@ static void on_result(void *arg, struct kp_wm_reader *r)
 		copy_bytes(r, &job->dlq);
 		job->dlq_count = kp_wm_get_u32(r);
 		if (job->rc != 0) {
+			/* A batch that failed as a whole emitted nothing. */
 			job->next_offset = job->start_offset;
 			job->processed = job->failed = 0;
+			kp_buf_reset(&job->emits);
+			kp_buf_reset(&job->dlq);
+			job->emit_count = job->dlq_count = 0;
 		}
 		break;
 	case KP_WM_CHECKPOINT:
@@ -101,8 +180,20 @@ static void on_result(void *arg, struct kp_wm_reader *r)
 		break;
 	}
 	kp_error_set(&job->err, job->rc, "%s", msg);
-	if (r->bad) {
-		kp_wk_kill(v->wk, "its worker process sent a malformed result");
+	wrong = r->bad ? "a frame cut short"
+	      : kind != frame_of[job->kind] ? "the answer to another job"
+	      : kind == KP_WM_BATCH ? batch_result_wrong(job)
+	      : NULL;
+	if (wrong != NULL) {
+		char why[KP_ERROR_MSG_MAX];
+
+		snprintf(why, sizeof(why),
+			 "its worker process sent a malformed result (%s) and was killed",
+			 wrong);
+		kp_buf_reset(&job->emits);
+		kp_buf_reset(&job->dlq);
+		job->emit_count = job->dlq_count = 0;
+		kp_wk_kill(v->wk, why);
 		return;
 	}
 	kp_pv_job_done(v);
@@ -240,7 +331,7 @@ static void encode_batch(struct proc_version *v, struct kp_buf *b)
 	kp_wm_put_bytes(b, job->raw.data, job->raw.len);
 }
 
-static const uint8_t frame_of[] = {
+static const uint8_t frame_of[PV_JOB_RELOAD + 1] = {
 	[PV_JOB_INIT] = KP_WM_INIT,
 	[PV_JOB_BATCH] = KP_WM_BATCH,
 	[PV_JOB_CHECKPOINT] = KP_WM_CHECKPOINT,

@@ -271,7 +271,7 @@ int kp_wk_spawn(uv_loop_t *loop, uint64_t data_limit,
 	struct kp_wk *w = kp_calloc(1, sizeof(*w));
 	uv_process_options_t opt;
 	uv_stdio_container_t io[4];
-	char limit[32], *args[4];
+	char limit[32], parent[32], *args[5];
 	int sv[2], rc;
 
 	if (w == NULL)
@@ -290,7 +290,9 @@ int kp_wk_spawn(uv_loop_t *loop, uint64_t data_limit,
 	args[0] = "kappad";
 	args[1] = KP_WORKER_ARG;
 	args[2] = limit;
-	args[3] = NULL;
+	snprintf(parent, sizeof(parent), "%ld", (long)getpid());
+	args[3] = parent;
+	args[4] = NULL;
 	memset(&opt, 0, sizeof(opt));
 	memset(io, 0, sizeof(io));
 	io[0].flags = UV_IGNORE;

@@ -337,9 +337,13 @@ int kp_worker_main(int argc, char **argv)
 	struct worker *w = kp_calloc(1, sizeof(*w));
 	pthread_t th, watch;
 
+	/* kappad died before the death signal was set: nobody to serve. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() == 1 || w == NULL)
+	if (argc < 4 || getppid() != (pid_t)strtol(argv[3], NULL, 10) ||
+	    w == NULL) {
+		kp_free(w);
 		return 0;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	w->memory_limit = argc > 2 ? strtoull(argv[2], NULL, 10) : 0;
 	set_limits(w->memory_limit);

@@ -11,9 +11,10 @@
 #define KP_WORKER_ARG "--worker"
 
 /*
- * Runs a worker: argv is {"kappad", "--worker", data_limit}, data_limit
- * the RLIMIT_DATA in bytes (0: none). Returns the exit status once kappad
- * asked it to stop; exits at once when kappad is gone.
+ * Runs a worker: argv is {"kappad", "--worker", data_limit, parent_pid},
+ * data_limit the RLIMIT_DATA in bytes (0: none), parent_pid kappad's pid
+ * (kappad may itself be pid 1, in a container). Returns the exit status
+ * once kappad asked it to stop; exits at once when kappad is gone.
  */
 int kp_worker_main(int argc, char **argv);
 

@@ -941,6 +941,7 @@ class FaultServer(Server):
         self.env = dict(env or {})
         self.preload = preload
         self.nofile = nofile
+        self.wrap = []   # a command kappad runs under (e.g. unshare)
 
     def _environ(self):
         env = dict(os.environ)
@@ -963,7 +964,7 @@ class FaultServer(Server):
 
     def start(self, timeout=10.0):
         assert self.proc is None or self.proc.poll() is not None
-        args = [KAPPAD, "--data", self.data, "--listen", self.addr,
+        args = self.wrap + [KAPPAD, "--data", self.data, "--listen", self.addr,
                 "--http", "127.0.0.1:%d" % self.http_port]
         if self.config_path:
             args += ["--config", self.config_path]
