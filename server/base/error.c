@@ -25,6 +25,11 @@ int kp_error_set(struct kp_error *err, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	va_end(ap);
+	/* One line: a name or a processor's error may carry control bytes. */
+	for (char *p = err->msg; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+	}
 	return code;
 }
 

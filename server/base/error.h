@@ -63,7 +63,9 @@ struct kp_error {
 void kp_error_clear(struct kp_error *err);
 
 /*
- * Sets err->code to code and formats the message; returns code, so that
+ * Sets err->code to code and formats the message (one line: control
+ * bytes become spaces, since names and processors' errors may hold
+ * them); returns code, so that
  * callers can write `return kp_error_set(err, KP_ENOTOPIC, "...")`.
  * err may be NULL, in which case only code is returned.
  */

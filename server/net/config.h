@@ -37,6 +37,10 @@ struct kp_config {
 	uint32_t workers;                 /* accepted, ignored: processors run in worker processes */
 	uint64_t view_cache_bytes;        /* per view: its in-memory table */
 	uint64_t view_max_bytes;          /* per view: its store's largest size */
+	uint32_t max_time_budget_ms;      /* largest time_budget_ms a processor
+					     may ask */
+	uint64_t max_proc_memory_bytes;   /* largest memory_limit a processor
+					     may ask (0: any, and none) */
 	uint32_t error_window_min;        /* proc_create's default: records
 					     seen before max_error_rate is
 					     judged */

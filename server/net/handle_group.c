@@ -28,6 +28,7 @@ static int commit_item(struct kp_server *s, struct kp_mp_view item,
 		       uint64_t *offset, struct kp_topic **resolved,
 		       struct kp_error *err)
 {
+	struct kp_partition_stats st;
 	struct kp_topic *t;
 	int rc;
 
@@ -59,6 +60,13 @@ static int commit_item(struct kp_server *s, struct kp_mp_view item,
 		return kp_error_set(err, KP_ENOPARTITION,
 				    "topic '%s' has no partition %llu", t->name,
 				    (unsigned long long)*partition);
+	kp_partition_stats(t->parts[*partition].log, &st);
+	if (*offset > st.visible_end)
+		return kp_error_set(err, KP_EOFFSET,
+				    "offset %llu is past the end of %s/%llu (end offset %llu): a consumer commits offsets it has read",
+				    (unsigned long long)*offset, t->name,
+				    (unsigned long long)*partition,
+				    (unsigned long long)st.visible_end);
 	*resolved = t;
 	return 0;
 }

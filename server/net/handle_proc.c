@@ -24,6 +24,12 @@ static int read_name(const struct kp_request *req, const char *field,
 	if (v.len >= cap)
 		return kp_error_set(err, KP_EBADREQUEST, "field '%s' is too long",
 				    field);
+	for (size_t i = 0; i < v.len; i++) {
+		if ((unsigned char)v.ptr[i] < 0x20 || v.ptr[i] == 0x7f)
+			return kp_error_set(err, KP_EBADREQUEST,
+					    "field '%s' holds a NUL or control byte",
+					    field);
+	}
 	memcpy(out, v.ptr, v.len);
 	out[v.len] = '\0';
 	return 0;
@@ -116,9 +122,15 @@ static int read_from(const struct kp_request *req, struct kp_proc_def *def,
 	return read_position(req, "from", &def->from, &def->from_ts, err);
 }
 
-static int read_limits(const struct kp_request *req, struct kp_proc_def *def,
-		       struct kp_error *err)
+/*
+ * The limits a processor asks, within the server's ceilings
+ * (max_time_budget_ms, max_proc_memory_bytes; the latter 0 lets a
+ * processor ask for no memory limit at all).
+ */
+static int read_limits(const struct kp_server *s, const struct kp_request *req,
+		       struct kp_proc_def *def, struct kp_error *err)
 {
+	uint64_t mem_max = s->cfg.max_proc_memory_bytes;
 	struct kp_mp_view v;
 	uint64_t u;
 	int rc = kp_field_raw(req->map, "max_error_rate", &v, err);
@@ -142,13 +154,25 @@ static int read_limits(const struct kp_request *req, struct kp_proc_def *def,
 	if (rc < 0)
 		return rc;
 	if (rc == 0) {
-		if (u < 10 || u > 3600000)
+		if (u < 10 || u > s->cfg.max_time_budget_ms)
 			return kp_error_set(err, KP_EBADREQUEST,
-					    "field 'time_budget_ms' must be 10..3600000");
+					    "field 'time_budget_ms' must be 10..%u (the server's max_time_budget_ms)",
+					    s->cfg.max_time_budget_ms);
 		def->time_budget_ms = (uint32_t)u;
 	}
-	rc = kp_field_uint(req->map, "memory_limit", &def->memory_limit, err);
-	return rc < 0 ? rc : 0;
+	rc = kp_field_uint(req->map, "memory_limit", &u, err);
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
+		if ((u == 0 && mem_max != 0) || (mem_max != 0 && u > mem_max))
+			return kp_error_set(err, KP_EBADREQUEST,
+					    "field 'memory_limit' must be 1..%llu bytes (the server's max_proc_memory_bytes)",
+					    (unsigned long long)mem_max);
+		def->memory_limit = u;
+	}
+	if (mem_max != 0 && def->memory_limit > mem_max)
+		def->memory_limit = mem_max;
+	return 0;
 }
 
 int kp_handle_proc_create(struct kp_server *s, struct kp_slot *slot,
@@ -180,7 +204,7 @@ int kp_handle_proc_create(struct kp_server *s, struct kp_slot *slot,
 		rc = kp_error_set(err, KP_EBADREQUEST,
 				  "field 'from' of proc_create takes earliest, latest or a timestamp");
 	if (rc == 0)
-		rc = read_limits(req, &def, err);
+		rc = read_limits(s, req, &def, err);
 	if (rc == 0) {
 		bool watch = s->cfg.watch_processors;
 

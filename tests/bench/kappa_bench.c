@@ -571,7 +571,7 @@ static void burn_beside(uint64_t n, const char *files[], char topics[][32],
 static void proc_workers(uint32_t workers, uint64_t n, const char *files[],
 			 const char *burn_file, struct row *lua_count_row)
 {
-	char dir[600], conf[700], text[64];
+	char dir[600], conf[700], text[96];
 	struct kp_bench_load load[V_COUNT], burned;
 	struct kp_bench_peer_result floor_r;
 	char topics[KP_BENCH_MAX_PROCS][32];
@@ -580,7 +580,9 @@ static void proc_workers(uint32_t workers, uint64_t n, const char *files[],
 	snprintf(dir, sizeof(dir), "%s/proc-w%u", scratch, workers);
 	if (mkdir(dir, 0755) != 0)
 		kp_bench_die("mkdir %s: %s", dir, strerror(errno));
-	snprintf(text, sizeof(text), "workers = %u\n", workers);
+	/* The burner's budget of hours is above the default ceiling. */
+	snprintf(text, sizeof(text), "workers = %u\nmax_time_budget_ms = %u\n",
+		 workers, BURN_BUDGET_MS);
 	write_file(dir, "kappad.conf", text, conf, sizeof(conf));
 	kp_bench_server_start(&srv, opt.kappad, dir, conf);
 	for (uint32_t i = 0; i < workers; i++) {

@@ -293,6 +293,10 @@ class IsolationTest(kh.ServerTest):
         (else ASan turns a worker's segfault or failed malloc into a report
         and exit status 1)."""
         self.addCleanup(kill_seen)  # after the server's cleanup (LIFO)
+        # Budgets that must not stop a looping processor are above the
+        # server's default ceiling.
+        config = dict(config or {})
+        config.setdefault("max_time_budget_ms", LONG_BUDGET_MS)
         env = {}
         # Either way explicitly: the interpreted case (the count hook
         # interrupts) and the compiled one (the worker is killed).
