@@ -329,10 +329,11 @@ static void on_init_done(struct proc_version *v, int rc, const char *msg)
 	if (p->create_slot != NULL && v == p->live) {
 		if (rc != 0) {
 			/* Nothing of a processor whose first init failed stays. */
-			kp_proc_answer(&p->create_slot, p, KP_EBADREQUEST, msg);
 			kp_proc_undo_create(p, v);
 			unlink_proc(p->owner, p);
 			kp_file_remove_tree(p->dir);
+			kp_procs_gc_code(p->owner);   /* its copy of the code */
+			kp_proc_answer(&p->create_slot, p, KP_EBADREQUEST, msg);
 			p->version_count = 0;
 			p->live = NULL;
 			v->free_when_idle = true;
@@ -353,6 +354,8 @@ static void on_reload_done(struct proc_version *v, int rc, const char *msg)
 	struct kp_proc *p = v->proc;
 
 	kp_proc_revision_reloaded(p, v, rc);
+	if (rc != 0)
+		kp_procs_gc_code(p->owner);   /* the copy of the code that failed */
 	kp_proc_answer(&p->reload_slot, p, rc == 0 ? 0 : KP_EBADREQUEST, msg);
 }
 
@@ -482,6 +485,7 @@ int kp_procs_create(struct kp_procs *ps, struct kp_proc_def *def,
 	if (rc != 0) {
 		kp_proc_undo_create(p, v);
 		proc_free(p);
+		kp_procs_gc_code(ps);
 		return rc;
 	}
 	kp_proc_hold(&p->create_slot, slot);
@@ -599,8 +603,10 @@ int kp_procs_open(const struct kp_proc_env *env, struct kp_procs **out,
 	ps->view_max_bytes = env->view_max_bytes;
 	snprintf(ps->dir, sizeof(ps->dir), "%s/procs", env->data_dir);
 	snprintf(ps->code_dir, sizeof(ps->code_dir), "%s/code", env->data_dir);
+	/* Code copies are the server's: nobody else reads them. */
 	if ((mkdir(ps->dir, 0755) != 0 && errno != EEXIST) ||
-	    (mkdir(ps->code_dir, 0755) != 0 && errno != EEXIST)) {
+	    (mkdir(ps->code_dir, 0700) != 0 && errno != EEXIST) ||
+	    chmod(ps->code_dir, 0700) != 0) {
 		kp_free(ps);
 		return kp_error_set(err, -errno, "cannot create %s: %s",
 				    ps->dir, strerror(errno));
@@ -825,6 +831,7 @@ int kp_proc_delete(struct kp_proc *p, struct kp_error *err)
 		}
 	}
 	kp_file_remove_tree(p->dir);
+	kp_procs_gc_code(p->owner);   /* p is out of the list: its copies go */
 	kp_log_info("proc", "deleted processor %s", p->def.name);
 	kp_proc_answer(&p->create_slot, p, KP_ENOTFOUND, "processor was deleted");
 	kp_proc_answer(&p->reload_slot, p, KP_ENOTFOUND, "processor was deleted");

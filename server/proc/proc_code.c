@@ -130,7 +130,10 @@ static int write_all(int fd, const char *data, size_t len)
 	return 0;
 }
 
-/* Creates dir and its missing parents (mode 0755). Returns 0 or -errno. */
+/*
+ * Creates dir and its missing parents (mode 0700: the copies are the
+ * server's alone). Returns 0 or -errno.
+ */
 static int make_dirs(const char *dir)
 {
 	char path[4096];
@@ -143,7 +146,7 @@ static int make_dirs(const char *dir)
 		if (path[i] != '/' && path[i] != '\0')
 			continue;
 		path[i] = '\0';
-		if (mkdir(path, 0755) != 0 && errno != EEXIST)
+		if (mkdir(path, 0700) != 0 && errno != EEXIST)
 			return -errno;
 		path[i] = i == len ? '\0' : '/';
 	}
@@ -179,7 +182,7 @@ static int store_copy(const char *code_dir, const char *name, const char *data,
 		return 0;
 	snprintf(tmp, sizeof(tmp), "%s/.tmp.%ld.%u", dir, (long)getpid(),
 		 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		rc = -errno;
 		return kp_error_set(err, rc, "%s: cannot write: %s", tmp,

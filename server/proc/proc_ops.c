@@ -227,6 +227,8 @@ int kp_proc_gc(struct kp_proc *p, struct kp_error *err)
 		i++;
 	}
 	kp_proc_save_def(p);
+	if (removed > 0)
+		kp_procs_gc_code(p->owner);
 	return removed;
 }
 

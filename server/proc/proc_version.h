@@ -591,4 +591,11 @@ void kp_pv_pack(struct proc_version *v, struct kp_response *r);
 void kp_pv_physical_name(const char *logical, uint32_t n, char *out,
 			 size_t cap);
 
+/*
+ * Removes the copies in ps->code_dir whose code no version of any
+ * processor of ps runs (proc_code_gc.c). A processor being freed must be
+ * out of ps first.
+ */
+void kp_procs_gc_code(struct kp_procs *ps);
+
 #endif
