@@ -36,6 +36,15 @@
  * to its end; records print as above, "topic" naming the version's topic
  * and "provenance" its version. It takes neither --follow nor --group.
  *
+ * Fetches ask for format "batches": the stored batches as they are on disk.
+ * Each batch's header CRC and records' CRC are checked before any of its
+ * records is printed; a batch that fails (damaged on the way, since the
+ * server checked it) is fetched again, with one line on stderr
+ *   kappactl: orders/0: batch at offset 120 fails its records' CRC; fetching it again
+ * and after KP_CTL_REFETCHES failures in a row at one offset the run stops
+ * with that error. A server that answers in the records form (one that
+ * predates "batches") is read as well.
+ *
  * A fetch below the log start (retention removed the data) continues at the
  * start; a damaged batch (CORRUPT_BATCH) is skipped to the offset the
  * server says reading goes on at, with one line on stderr
@@ -49,12 +58,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batches.h"
 #include "json_mp.h"
 #include "mpget.h"
 #include "base/alloc.h"
 
 /* Total long-poll time of an idle --follow round, spread over partitions. */
 #define KP_CTL_FOLLOW_WAIT_MS 1000
+/* Fetches of a batch that fails its CRC before the run gives up. */
+#define KP_CTL_REFETCHES 3
 
 /* Set by the SIGINT/SIGTERM handler: the one state a handler may touch. */
 static volatile sig_atomic_t stop_signal;
@@ -66,6 +78,8 @@ struct part {
 	uint64_t committed;  /* offset last committed for the group */
 	int has_committed;   /* committed is known */
 	int done;            /* reached the end (without --follow) */
+	int refetch;         /* a batch failed its CRC: fetch again */
+	uint32_t bad_fetches; /* CRC failures in a row at next */
 };
 
 /* One consume run. */
@@ -80,6 +94,7 @@ struct consumer {
 	struct part *parts;       /* the partitions read */
 	uint32_t nparts;          /* entries in parts */
 	struct kp_ctl_resp resp;  /* the last response */
+	msgpack_zone zone;        /* a stored record's value and headers */
 	uint64_t generation;      /* of a logical topic; 0 until a fetch says */
 	uint64_t switched_to;     /* TOPIC_SWITCHED seen this round: new one */
 	int status;               /* exit status so far */
@@ -189,8 +204,9 @@ static int send_fetch(struct consumer *cs, const struct part *p, uint32_t wait_m
 	json_t *f;
 	int rc;
 
-	f = json_pack("{sssIsI}", "topic", cs->topic, "partition", (json_int_t)p->id,
-		      "offset", (json_int_t)p->next);
+	f = json_pack("{sssIsIss}", "topic", cs->topic, "partition",
+		      (json_int_t)p->id, "offset", (json_int_t)p->next,
+		      "format", "batches");
 	if (f != NULL && wait_ms > 0)
 		json_object_set_new(f, "max_wait_ms", json_integer(wait_ms));
 	if (f != NULL && cs->generation != 0)
@@ -203,48 +219,173 @@ static int send_fetch(struct consumer *cs, const struct part *p, uint32_t wait_m
 	return rc;
 }
 
-/* Prints one record map of partition p; returns 0 or an exit status. */
-static int print_record(struct consumer *cs, const struct part *p,
-			const msgpack_object *rec, uint64_t offset)
+/*
+ * Prints one record of partition p from its parts (key, value and
+ * provenance owned: taken by the call; provenance NULL when none).
+ * Returns 0 or an exit status.
+ */
+static int print_line(struct consumer *cs, const struct part *p,
+		      uint64_t offset, int64_t ts, json_t *key, json_t *value,
+		      json_t *provenance)
 {
-	const msgpack_object *key = kp_ctl_mp_get(rec, "key");
-	const msgpack_object *value = kp_ctl_mp_get(rec, "value");
-	const msgpack_object *headers = kp_ctl_mp_get(rec, "headers");
-	const msgpack_object *proc = kp_ctl_mp_get(headers, "proc");
-	const char *kb;
-	size_t klen;
-	int64_t ts = 0;
-	json_t *o;
+	json_t *o = json_object();
+	size_t want = provenance != NULL ? 7u : 6u;
 
-	kp_ctl_mp_get_i64(rec, "ts", &ts);
-	o = json_object();
-	if (o == NULL)
+	if (o == NULL || key == NULL || value == NULL) {
+		json_decref(o);
+		json_decref(key);
+		json_decref(value);
+		json_decref(provenance);
 		return kp_ctl_fail(cs->ctx, "out of memory");
+	}
 	json_object_set_new(o, "topic", json_string(cs->topic));
 	json_object_set_new(o, "partition", json_integer(p->id));
 	json_object_set_new(o, "offset", json_integer((json_int_t)offset));
 	json_object_set_new(o, "ts", json_integer(ts));
-	if (kp_ctl_mp_bytes(key, &kb, &klen) == 0)
-		json_object_set_new(o, "key", kp_ctl_bytes_to_json(kb, klen));
-	else
-		json_object_set_new(o, "key", json_null());
-	json_object_set_new(o, "value", value ? kp_ctl_mp_to_json(value) : json_null());
-	if (proc != NULL)
-		json_object_set_new(o, "provenance", kp_ctl_mp_to_json(headers));
-	if (json_object_size(o) != (proc != NULL ? 7u : 6u)) {
+	json_object_set_new(o, "key", key);
+	json_object_set_new(o, "value", value);
+	if (provenance != NULL)
+		json_object_set_new(o, "provenance", provenance);
+	if (json_object_size(o) != want) {
 		json_decref(o);
 		return kp_ctl_fail(cs->ctx, "out of memory");
 	}
 	return kp_ctl_print(cs->ctx, o);
 }
 
+/* Prints one record map (the records form) of partition p. */
+static int print_record(struct consumer *cs, const struct part *p,
+			const msgpack_object *rec, uint64_t offset)
+{
+	const msgpack_object *key = kp_ctl_mp_get(rec, "key");
+	const msgpack_object *value = kp_ctl_mp_get(rec, "value");
+	const msgpack_object *headers = kp_ctl_mp_get(rec, "headers");
+	const char *kb;
+	size_t klen;
+	int64_t ts = 0;
+
+	kp_ctl_mp_get_i64(rec, "ts", &ts);
+	return print_line(cs, p, offset, ts,
+			  kp_ctl_mp_bytes(key, &kb, &klen) == 0
+				  ? kp_ctl_bytes_to_json(kb, klen)
+				  : json_null(),
+			  value ? kp_ctl_mp_to_json(value) : json_null(),
+			  kp_ctl_mp_get(headers, "proc") != NULL
+				  ? kp_ctl_mp_to_json(headers)
+				  : NULL);
+}
+
+/* Decodes len msgpack bytes at p into *o (in cs->zone); 0 or -EINVAL. */
+static int unpack_one(struct consumer *cs, const char *p, size_t len,
+		      msgpack_object *o)
+{
+	size_t off = 0;
+
+	if (msgpack_unpack(p, len, &off, &cs->zone, o) !=
+		    MSGPACK_UNPACK_SUCCESS ||
+	    off != len)
+		return -EINVAL;
+	return 0;
+}
+
+/* Prints one stored record (the batches form) of partition p. */
+static int print_stored(struct consumer *cs, const struct part *p,
+			const struct kp_record *rec)
+{
+	msgpack_object value, headers;
+	int has_headers = rec->headers != NULL;
+
+	msgpack_zone_clear(&cs->zone);
+	if (unpack_one(cs, rec->value, rec->value_len, &value) != 0 ||
+	    (has_headers && unpack_one(cs, rec->headers, rec->headers_len,
+				       &headers) != 0))
+		return kp_ctl_fail(cs->ctx, "fetch: record %llu of %s/%u is not "
+				   "msgpack", (unsigned long long)rec->offset,
+				   cs->topic, p->id);
+	return print_line(cs, p, rec->offset, rec->ts,
+			  rec->key != NULL
+				  ? kp_ctl_bytes_to_json(rec->key, rec->key_len)
+				  : json_null(),
+			  kp_ctl_mp_to_json(&value),
+			  has_headers && kp_ctl_mp_get(&headers, "proc") != NULL
+				  ? kp_ctl_mp_to_json(&headers)
+				  : NULL);
+}
+
+/*
+ * After a record of p at offset was printed: moves p on and counts it.
+ * Returns 1 when --count says stop.
+ */
+static int printed_one(struct consumer *cs, struct part *p, uint64_t offset)
+{
+	p->next = offset + 1;
+	p->bad_fetches = 0;
+	if (cs->has_count)
+		cs->count_left--;
+	return cs->has_count && cs->count_left == 0;
+}
+
+/*
+ * A batch of p failed its checks on the client (err): fetch it again, up
+ * to KP_CTL_REFETCHES times in a row, then give up with the error.
+ */
+static void batch_damaged(struct consumer *cs, struct part *p,
+			  const struct kp_error *err)
+{
+	if (++p->bad_fetches >= KP_CTL_REFETCHES) {
+		cs->status = kp_ctl_fail(cs->ctx, "%s/%u: %s (%u times)",
+					 cs->topic, p->id, err->msg,
+					 p->bad_fetches);
+		cs->fatal = 1;
+		return;
+	}
+	kp_ctl_fail(cs->ctx, "%s/%u: %s; fetching it again", cs->topic, p->id,
+		    err->msg);
+	p->refetch = 1;
+}
+
+/* Prints the records of a "batches" response for p; returns how many. */
+static uint64_t print_batches(struct consumer *cs, struct part *p,
+			      const msgpack_object *bin)
+{
+	struct kp_ctl_batches it;
+	struct kp_record rec;
+	struct kp_error err;
+	uint64_t printed = 0;
+	int rc;
+
+	kp_ctl_batches_init(&it, bin->via.bin.ptr, bin->via.bin.size);
+	while (!(cs->has_count && cs->count_left == 0)) {
+		rc = kp_ctl_batches_next(&it, &rec, &err);
+		if (rc == 0)
+			break;
+		if (rc < 0) {
+			batch_damaged(cs, p, &err);
+			break;
+		}
+		if (rec.offset < p->next)
+			continue;
+		if (print_stored(cs, p, &rec) != 0) {
+			cs->status = KP_CTL_EXIT_FAIL;
+			cs->fatal = 1;
+			break;
+		}
+		printed++;
+		printed_one(cs, p, rec.offset);
+	}
+	return printed;
+}
+
 /* Prints the records of a fetch response for p; returns how many. */
 static uint64_t print_records(struct consumer *cs, struct part *p)
 {
 	const msgpack_object *recs = kp_ctl_mp_get(cs->resp.map, "records");
+	const msgpack_object *bin = kp_ctl_mp_get(cs->resp.map, "batches");
 	uint64_t printed = 0, offset;
 	uint32_t i;
 
+	if (bin != NULL && bin->type == MSGPACK_OBJECT_BIN)
+		return print_batches(cs, p, bin);
 	if (recs == NULL || recs->type != MSGPACK_OBJECT_ARRAY) {
 		fail(cs, "fetch: response without records");
 		return 0;
@@ -265,10 +406,8 @@ static uint64_t print_records(struct consumer *cs, struct part *p)
 			cs->fatal = 1;
 			break;
 		}
-		p->next = offset + 1;
 		printed++;
-		if (cs->has_count)
-			cs->count_left--;
+		printed_one(cs, p, offset);
 	}
 	return printed;
 }
@@ -323,6 +462,7 @@ static uint64_t round_once(struct consumer *cs, int idle)
 	if (cs->follow && idle && active > 0)
 		wait_ms = KP_CTL_FOLLOW_WAIT_MS / active ? KP_CTL_FOLLOW_WAIT_MS / active : 1;
 	for (i = 0; i < cs->nparts && !cs->fatal; i++) {
+		cs->parts[i].refetch = 0;
 		if (!cs->parts[i].done && send_fetch(cs, &cs->parts[i], wait_ms, &err) != 0)
 			fail(cs, err.msg);
 	}
@@ -348,7 +488,7 @@ static uint64_t round_once(struct consumer *cs, int idle)
 		}
 		n = print_records(cs, p);
 		printed += n;
-		if (!cs->follow &&
+		if (!cs->follow && !p->refetch &&
 		    (n == 0 || kp_ctl_mp_get_u64(cs->resp.map, "end_offset", &end) != 0 ||
 		     p->next >= end))
 			p->done = 1;
@@ -705,6 +845,8 @@ int kp_ctl_cmd_consume(struct kp_ctl_ctx *ctx, int argc, char **argv)
 	if (from != NULL && kp_ctl_pos_parse(from, &start) != 0)
 		return kp_ctl_usage(ctx, "--from is earliest, latest, an offset or"
 					 " @TIME, not '%s'", from);
+	if (!msgpack_zone_init(&cs.zone, 4096))
+		return kp_ctl_fail(ctx, "out of memory");
 	rc = kp_ctl_connect(ctx, &cs.c);
 	if (rc == 0 && all_versions)
 		rc = consume_versions(&cs, partition, from ? &start : NULL);
@@ -717,6 +859,7 @@ int kp_ctl_cmd_consume(struct kp_ctl_ctx *ctx, int argc, char **argv)
 		rc = cs.status;
 	}
 	kp_ctl_resp_destroy(&cs.resp);
+	msgpack_zone_destroy(&cs.zone);
 	kp_ctl_client_close(&cs.c);
 	kp_free(cs.parts);
 	return rc;

@@ -72,13 +72,55 @@ void kp_conn_close(struct kp_conn *c)
 	uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
+/* Keeps a written response buffer for reuse, or frees it. */
+static void spare_put(struct kp_conns *s, struct kp_buf *b)
+{
+	if (!s->stopping && s->nspares < KP_CONN_SPARES &&
+	    b->cap >= KP_CONN_SPARE_MIN && b->cap <= KP_CONN_SPARE_MAX) {
+		b->len = 0;
+		s->spares[s->nspares++] = *b;
+		kp_buf_init(b);
+		return;
+	}
+	kp_buf_destroy(b);
+}
+
+static void spares_free(struct kp_conns *s)
+{
+	while (s->nspares > 0)
+		kp_buf_destroy(&s->spares[--s->nspares]);
+}
+
+void kp_conns_take_buf(struct kp_conns *s, struct kp_buf *b, size_t want)
+{
+	struct kp_buf old;
+
+	if (b->cap >= want)
+		return;
+	for (size_t i = 0; i < s->nspares; i++) {
+		if (s->spares[i].cap < want || s->spares[i].cap < b->len)
+			continue;
+		old = *b;
+		*b = s->spares[i];
+		s->spares[i] = s->spares[--s->nspares];
+		if (old.len > 0)
+			memcpy(b->data, old.data, old.len);
+		b->len = old.len;
+		kp_buf_destroy(&old);
+		return;
+	}
+}
+
 static void on_written(uv_write_t *req, int status)
 {
 	struct write_req *w = req->data;
 	struct kp_conn *c = w->conn;
 
 	c->writing -= w->data.len;
-	kp_buf_destroy(&w->data);
+	if (c->closing)
+		kp_buf_destroy(&w->data);
+	else
+		spare_put(c->set, &w->data);
 	kp_free(w);
 	if (c->closing)
 		return;
@@ -382,5 +424,8 @@ bool kp_conns_close_idle(struct kp_conns *s, bool force)
 		if (force || kp_conn_idle(c))
 			kp_conn_close(c);
 	}
-	return s->head == NULL;
+	if (s->head != NULL)
+		return false;
+	spares_free(s);
+	return true;
 }

@@ -16,6 +16,11 @@
  * max_inflight_bytes, or on all connections together exceed
  * max_inflight_total_bytes, or the client is not reading its responses,
  * the connection stops reading its socket.
+ *
+ * Large response buffers are kept for reuse once written (at most
+ * KP_CONN_SPARES of them, each of KP_CONN_SPARE_MIN..KP_CONN_SPARE_MAX
+ * bytes): a fetch answers into one that is already mapped and warm instead
+ * of faulting in fresh pages for every megabyte it sends.
  */
 #ifndef KP_CONN_H
 #define KP_CONN_H
@@ -30,6 +35,11 @@
 #include "wire/slot.h"
 
 struct kp_conn;
+
+/* Response buffers kept for reuse, and the capacities kept. */
+#define KP_CONN_SPARES 8
+#define KP_CONN_SPARE_MIN ((size_t)256 << 10)
+#define KP_CONN_SPARE_MAX ((size_t)4 << 20)
 
 /* Counters exported as metrics (obs/metrics.c). */
 struct kp_conn_stats {
@@ -60,6 +70,9 @@ struct kp_conns {
 	uint64_t inflight_total;      /* unanswered request bytes, all conns */
 	bool stopping;                /* no more reading (graceful stop) */
 	struct kp_conn_stats stats;
+	struct kp_buf spares[KP_CONN_SPARES]; /* written response buffers,
+						 empty, kept for reuse */
+	size_t nspares;               /* entries of spares in use */
 };
 
 struct kp_conn {
@@ -90,12 +103,21 @@ void kp_conn_accept(struct kp_conns *set, uv_stream_t *listener);
  */
 void kp_conns_resume(struct kp_conns *set);
 
+/*
+ * Gives b (a response buffer about to be written from its start) room for
+ * at least want bytes from a spare buffer of set when one is large enough
+ * and b is not; b's contents are kept. Never fails: without a spare, b is
+ * left as it is (it grows as usual when written to).
+ */
+void kp_conns_take_buf(struct kp_conns *set, struct kp_buf *b, size_t want);
+
 /* Stops reading new requests on every connection of set (shutdown). */
 void kp_conns_stop_reading(struct kp_conns *set);
 
 /*
  * Closes the connections of set that have answered and written everything
- * (every one when force). Returns true when none is left open.
+ * (every one when force). Returns true when none is left open; the spare
+ * buffers are then freed too.
  */
 bool kp_conns_close_idle(struct kp_conns *set, bool force);
 

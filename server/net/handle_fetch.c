@@ -1,6 +1,12 @@
 /*
  * handle_fetch.c - fetch (with long polls and logical topics' generations)
  * and list_offsets.
+ *
+ * fetch answers in one of two forms (docs/PROTOCOL.md): "records", every
+ * record re-encoded as a msgpack map, or "batches", the stored batches
+ * exactly as they are on disk in one msgpack bin. The batches are read
+ * straight into the response frame, behind its head: nothing is copied or
+ * re-encoded on the way from the page cache to the socket.
  */
 #include "handler.h"
 
@@ -13,6 +19,17 @@
 
 #define FETCH_DEFAULT_MAX_BYTES (1024 * 1024)
 #define FETCH_MAX_WAIT_MS 60000
+/* msgpack bin 32: the marker byte, then the length, big-endian. */
+#define MP_BIN32 0xc6
+#define MP_BIN32_HEAD 5
+/* Room for a batches response's head before its batches. */
+#define FETCH_HEAD_ROOM 256
+
+/* The form of a fetch response (the request's "format"). */
+enum fetch_format {
+	FETCH_RECORDS,   /* "records": an array of record maps */
+	FETCH_BATCHES,   /* "batches": the stored batches, one bin */
+};
 
 /*
  * Counts the records at or after offset in a run of raw batches: whole
@@ -128,13 +145,45 @@ static void reply_corrupt(struct kp_slot *slot, uint64_t skip_to,
 	kp_response_finish(&r);
 }
 
+/* Answers a failed read of tp into slot (rc and err from the reader). */
+static void reply_read_error(struct kp_topic_partition *tp,
+			     struct kp_slot *slot, int rc, uint64_t skip_to,
+			     const struct kp_error *err)
+{
+	if (rc == KP_EOFFSET)
+		reply_out_of_range(slot, tp, err->msg);
+	else if (rc == KP_ECORRUPT)
+		reply_corrupt(slot, skip_to, err->msg);
+	else
+		kp_slot_set_error(slot, rc, err->msg);
+}
+
+/* Packs the generation of a logical topic (nothing for a plain topic). */
+static void pack_generation(struct kp_response *r, const struct kp_slot *slot)
+{
+	if (slot->generation) {
+		kp_response_key(r, "generation");
+		msgpack_pack_uint32(&r->pk, slot->generation);
+	}
+}
+
+/* Packs start_offset and end_offset. */
+static void pack_positions(struct kp_response *r,
+			   const struct kp_partition_stats *st)
+{
+	kp_response_key(r, "start_offset");
+	msgpack_pack_uint64(&r->pk, st->start_offset);
+	kp_response_key(r, "end_offset");
+	msgpack_pack_uint64(&r->pk, st->visible_end);
+}
+
 /*
- * Reads from tp at offset and writes the whole fetch response (or its
- * error) into slot. Returns the number of records, or -1 when the response
- * is an error.
+ * The records form: reads from tp at offset and writes the whole fetch
+ * response (or its error) into slot. Returns the number of records, or -1
+ * when the response is an error.
  */
-static int fetch_reply(struct kp_topic_partition *tp, struct kp_slot *slot,
-		       uint64_t offset, uint64_t max_bytes)
+static int fetch_records(struct kp_topic_partition *tp, struct kp_slot *slot,
+			 uint64_t offset, uint64_t max_bytes)
 {
 	struct kp_partition_stats st;
 	struct kp_response r;
@@ -150,34 +199,83 @@ static int fetch_reply(struct kp_topic_partition *tp, struct kp_slot *slot,
 			       &skip_to, &err);
 	if (rc != 0) {
 		kp_buf_destroy(&raw);
-		if (rc == KP_EOFFSET)
-			reply_out_of_range(slot, tp, err.msg);
-		else if (rc == KP_ECORRUPT)
-			reply_corrupt(slot, skip_to, err.msg);
-		else
-			kp_slot_set_error(slot, rc, err.msg);
+		reply_read_error(tp, slot, rc, skip_to, &err);
 		return -1;
 	}
 	kp_partition_stats(tp->log, &st);
 	n = count_records(&raw, offset);
 	kp_buf_reset(&slot->resp);
 	kp_response_begin(&r, &slot->resp, slot->id, slot->generation ? 4 : 3);
-	if (slot->generation) {
-		kp_response_key(&r, "generation");
-		msgpack_pack_uint32(&r.pk, slot->generation);
-	}
+	pack_generation(&r, slot);
 	kp_response_key(&r, "records");
 	pack_records(&r, &raw, offset);
-	kp_response_key(&r, "start_offset");
-	msgpack_pack_uint64(&r.pk, st.start_offset);
-	kp_response_key(&r, "end_offset");
-	msgpack_pack_uint64(&r.pk, st.visible_end);
+	pack_positions(&r, &st);
 	kp_buf_destroy(&raw);
 	if (kp_response_finish(&r) != 0) {
 		kp_slot_set_error(slot, -ENOMEM, "out of memory");
 		return -1;
 	}
 	return (int)n;
+}
+
+/*
+ * The batches form: the response head, then a bin 32 whose bytes the
+ * reader fills in place with whole verified batches, starting with the one
+ * that holds offset. Returns the bytes of batches (0: none visible yet), or
+ * -1 when the response is an error.
+ */
+static long fetch_batches(struct kp_server *s, struct kp_topic_partition *tp,
+			  struct kp_slot *slot, uint64_t offset,
+			  uint64_t max_bytes)
+{
+	static const char bin_head[MP_BIN32_HEAD] = { (char)MP_BIN32 };
+	struct kp_partition_stats st;
+	struct kp_response r;
+	struct kp_error err;
+	uint64_t skip_to = 0;
+	size_t at;
+	int rc;
+
+	kp_error_clear(&err);
+	kp_partition_stats(tp->log, &st);
+	kp_buf_reset(&slot->resp);
+	kp_conns_take_buf(&s->conns, &slot->resp, FETCH_HEAD_ROOM + max_bytes);
+	kp_response_begin(&r, &slot->resp, slot->id, slot->generation ? 4 : 3);
+	pack_generation(&r, slot);
+	pack_positions(&r, &st);
+	kp_response_key(&r, "batches");
+	r.pk.callback(r.pk.data, bin_head, sizeof(bin_head));
+	if (r.oom) {
+		kp_slot_set_error(slot, -ENOMEM, "out of memory");
+		return -1;
+	}
+	at = slot->resp.len;
+	rc = kp_partition_read(tp->log, offset, (size_t)max_bytes, &slot->resp,
+			       &skip_to, &err);
+	if (rc != 0) {
+		reply_read_error(tp, slot, rc, skip_to, &err);
+		return -1;
+	}
+	kp_put_be32(slot->resp.data + at - 4, (uint32_t)(slot->resp.len - at));
+	if (kp_response_finish(&r) != 0) {
+		kp_slot_set_error(slot, -ENOMEM, "out of memory");
+		return -1;
+	}
+	return (long)(slot->resp.len - at);
+}
+
+/*
+ * Writes the whole fetch response (or its error) into slot in the given
+ * form. Returns > 0 when it holds data, 0 when nothing at offset is visible
+ * yet, -1 for an error response.
+ */
+static long fetch_reply(struct kp_server *s, struct kp_topic_partition *tp,
+			struct kp_slot *slot, uint64_t offset,
+			uint64_t max_bytes, enum fetch_format format)
+{
+	if (format == FETCH_BATCHES)
+		return fetch_batches(s, tp, slot, offset, max_bytes);
+	return fetch_records(tp, slot, offset, max_bytes);
 }
 
 static void reply_switched(struct kp_slot *slot, uint32_t generation)
@@ -193,11 +291,11 @@ static void reply_switched(struct kp_slot *slot, uint32_t generation)
 	kp_response_finish(&r);
 }
 
-static void on_fetch_wake(void *arg, struct kp_topic_partition *tp,
-			  struct kp_slot *slot, uint64_t offset,
-			  uint64_t max_bytes)
+/* A parked fetch answers now (data, its time is up, or the topic went). */
+static void fetch_wake(struct kp_server *s, struct kp_topic_partition *tp,
+		       struct kp_slot *slot, uint64_t offset,
+		       uint64_t max_bytes, enum fetch_format format)
 {
-	struct kp_server *s = arg;
 	uint32_t generation;
 
 	slot->waits--;
@@ -209,8 +307,43 @@ static void on_fetch_wake(void *arg, struct kp_topic_partition *tp,
 	else if (tp->topic->deleted)
 		kp_slot_set_error(slot, KP_ENOTOPIC, "topic was deleted");
 	else
-		fetch_reply(tp, slot, offset, max_bytes);
+		fetch_reply(s, tp, slot, offset, max_bytes, format);
 	kp_slot_ready(slot);
+}
+
+/* The wake functions of parked fetches, one per form; arg is the server. */
+static void on_fetch_wake(void *arg, struct kp_topic_partition *tp,
+			  struct kp_slot *slot, uint64_t offset,
+			  uint64_t max_bytes)
+{
+	fetch_wake(arg, tp, slot, offset, max_bytes, FETCH_RECORDS);
+}
+
+static void on_fetch_wake_batches(void *arg, struct kp_topic_partition *tp,
+				  struct kp_slot *slot, uint64_t offset,
+				  uint64_t max_bytes)
+{
+	fetch_wake(arg, tp, slot, offset, max_bytes, FETCH_BATCHES);
+}
+
+/* Reads the request's "format" into *format. Returns 0 or KP_EBADREQUEST. */
+static int parse_format(const struct kp_request *req,
+			enum fetch_format *format, struct kp_error *err)
+{
+	struct kp_mp_view name;
+	int rc = kp_field_str(req->map, "format", &name, err);
+
+	*format = FETCH_RECORDS;
+	if (rc < 0)
+		return rc;
+	if (rc == 1 || kp_mp_str_eq(name, "records"))
+		return 0;
+	if (kp_mp_str_eq(name, "batches")) {
+		*format = FETCH_BATCHES;
+		return 0;
+	}
+	return kp_error_set(err, KP_EBADREQUEST,
+			    "field 'format' must be \"records\" or \"batches\"");
 }
 
 /*
@@ -247,8 +380,13 @@ int kp_handle_fetch(struct kp_server *s, struct kp_slot *slot,
 {
 	struct kp_topic_partition *tp;
 	uint64_t offset, max_bytes = FETCH_DEFAULT_MAX_BYTES, wait_ms = 0;
+	enum fetch_format format;
+	long got;
 	int rc = kp_handler_partition(s, req, &tp, err);
 
+	if (rc != 0)
+		return rc;
+	rc = parse_format(req, &format, err);
 	if (rc != 0)
 		return rc;
 	rc = check_generation(s, slot, req, err);
@@ -269,12 +407,15 @@ int kp_handle_fetch(struct kp_server *s, struct kp_slot *slot,
 		max_bytes = s->cfg.max_frame_bytes;
 	if (wait_ms > FETCH_MAX_WAIT_MS)
 		wait_ms = FETCH_MAX_WAIT_MS;
-	rc = fetch_reply(tp, slot, offset, max_bytes);
-	if (rc != 0 || wait_ms == 0 || s->stopping)
+	got = fetch_reply(s, tp, slot, offset, max_bytes, format);
+	if (got != 0 || wait_ms == 0 || s->stopping)
 		return 0;
 	kp_buf_reset(&slot->resp);
 	rc = kp_writer_park_fetch(&s->store.writer, tp, slot, offset,
-				  max_bytes, wait_ms, on_fetch_wake, s);
+				  max_bytes, wait_ms,
+				  format == FETCH_BATCHES ? on_fetch_wake_batches
+							  : on_fetch_wake,
+				  s);
 	if (rc != 0)
 		return kp_error_set(err, rc, "out of memory");
 	slot->waits++;

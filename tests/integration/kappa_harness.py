@@ -1008,3 +1008,134 @@ def frame(req):
     """One request frame (length prefix and msgpack body) for send_raw."""
     body = msgpack.packb(req, use_bin_type=True)
     return struct.pack(">I", len(body)) + body
+
+
+# ---------------------------------------------------------------------------
+# The "batches" form of fetch (docs/PROTOCOL.md, "Stored batches"), decoded
+# from the protocol document alone: what an independent client does.
+
+def _crc32c_table():
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def crc32c(data, crc=0):
+    """CRC32C (Castagnoli, reflected polynomial 0x82F63B78) of data;
+    crc32c(b"123456789") == 0xE3069283."""
+    c = crc ^ 0xFFFFFFFF
+    table = _CRC32C
+    for b in data:
+        c = table[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+class BatchError(Exception):
+    """A batch of a "batches" fetch failed its checks."""
+
+
+BATCH_MAGIC = b"KPB2"
+BATCH_HEADER = struct.Struct("<QI4sIIIIqqQIL")   # 64 bytes
+RECORD_HEADER = struct.Struct("<IIqi")           # 20 bytes
+BATCH_FLAG_HEADERS = 1
+
+
+def decode_batch_header(buf, pos=0):
+    """The header of the batch at buf[pos:] as a dict; BatchError when it
+    is short, has another magic, or fails its CRC."""
+    if len(buf) - pos < BATCH_HEADER.size:
+        raise BatchError("batch at byte %d: %d bytes left, header needs 64"
+                         % (pos, len(buf) - pos))
+    (base, blen, magic, body_crc, count, last_delta, flags, first_ts,
+     max_ts, pid, seq, hcrc) = BATCH_HEADER.unpack_from(buf, pos)
+    if magic != BATCH_MAGIC:
+        raise BatchError("batch at byte %d: magic %r" % (pos, magic))
+    if crc32c(buf[pos:pos + 60]) != hcrc:
+        raise BatchError("batch at byte %d: header CRC mismatch" % pos)
+    if blen < 64 + 20 or count < 1 or flags & ~BATCH_FLAG_HEADERS:
+        raise BatchError("batch at byte %d: bad header fields" % pos)
+    return {"base_offset": base, "batch_len": blen, "body_crc": body_crc,
+            "count": count, "last_offset_delta": last_delta, "flags": flags,
+            "first_ts": first_ts, "max_ts": max_ts, "producer_id": pid,
+            "producer_seq": seq}
+
+
+def decode_batches(blob, offset=0):
+    """The records at or after offset of a run of stored batches (the
+    `batches` bin of a fetch), as the records form shows them: dicts with
+    offset, ts, key (bytes or None), value (decoded) and headers (decoded,
+    only when the record has some). Checks both CRCs of every batch and its
+    layout; raises BatchError on any mismatch."""
+    out = []
+    pos = 0
+    blob = bytes(blob)
+    while pos < len(blob):
+        h = decode_batch_header(blob, pos)
+        end = pos + h["batch_len"]
+        if end > len(blob):
+            raise BatchError("batch at offset %d cut short" % h["base_offset"])
+        if crc32c(blob[pos + 64:end]) != h["body_crc"]:
+            raise BatchError("batch at offset %d: records' CRC mismatch"
+                             % h["base_offset"])
+        p = pos + 64
+        prev = None
+        n = 0
+        while p < end:
+            rec_len, delta, ts, key_len = RECORD_HEADER.unpack_from(blob, p)
+            body_end = p + 4 + rec_len
+            if body_end > end or (prev is not None and delta <= prev):
+                raise BatchError("batch at offset %d: bad record %d"
+                                 % (h["base_offset"], n))
+            q = p + 20
+            key = None
+            if key_len >= 0:
+                key = blob[q:q + key_len]
+                q += key_len
+            headers = None
+            if h["flags"] & BATCH_FLAG_HEADERS:
+                (hdr_len,) = struct.unpack_from("<I", blob, q)
+                q += 4
+                if hdr_len:
+                    headers = msgpack.unpackb(blob[q:q + hdr_len], raw=False,
+                                              strict_map_key=False)
+                q += hdr_len
+            value = msgpack.unpackb(blob[q:body_end], raw=False,
+                                    strict_map_key=False)
+            rec_offset = h["base_offset"] + delta
+            if rec_offset >= offset:
+                rec = {"offset": rec_offset, "ts": ts, "key": key,
+                       "value": value}
+                if headers is not None:
+                    rec["headers"] = headers
+                out.append(rec)
+            prev = delta
+            n += 1
+            p = body_end
+        if n != h["count"] or prev != h["last_offset_delta"]:
+            raise BatchError("batch at offset %d: %d records, header says %d"
+                             % (h["base_offset"], n, h["count"]))
+        pos = end
+    return out
+
+
+def fetch_batches_all(client, topic, partition=0, start=0, max_bytes=1 << 20):
+    """Every visible record from start to the end of the partition, read
+    with format "batches" and decoded with decode_batches."""
+    out = []
+    offset = start
+    while True:
+        r = client.ok("fetch", topic=topic, partition=partition,
+                      offset=offset, max_bytes=max_bytes, format="batches")
+        recs = decode_batches(r["batches"], offset)
+        out.extend(recs)
+        if recs:
+            offset = recs[-1]["offset"] + 1
+        if not recs or offset >= r["end_offset"]:
+            return out
