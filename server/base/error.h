@@ -42,6 +42,8 @@
 	X(KP_ENOTOWNER, -10022, "NOT_OWNER",                                    \
 	  "the topic is not this processor's")                                 \
 	X(KP_EBADTOPIC, -10023, "BAD_TOPIC_NAME", "not a valid topic name")   \
+	X(KP_EBUSY, -10031, "TOO_MANY_CONNECTIONS",                             \
+	  "the server has as many connections as it takes")                    \
 	X(KP_EDAMAGED, -10030, "STORE_DAMAGED",                                 \
 	  "a view store failed its checks")
 

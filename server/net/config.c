@@ -40,6 +40,8 @@ void kp_config_default(struct kp_config *cfg)
 					  : 1);
 	cfg->error_window_min = KP_PROC_ERROR_WINDOW_MIN;
 	cfg->max_time_budget_ms = 10000;
+	cfg->max_connections = 10000;
+	cfg->client_frame_timeout_ms = 10000;
 	cfg->max_proc_memory_bytes = 1ull << 30;
 	cfg->health_lag_records = 0;
 	cfg->health_lag_seconds = 60;
@@ -150,6 +152,8 @@ static const struct num_setting num_settings[] = {
 	NUM(workers, 32, 1),
 	NUM(error_window_min, 32, 1),
 	NUM(max_time_budget_ms, 32, 10),
+	NUM(max_connections, 32, 1),
+	NUM(client_frame_timeout_ms, 32, 100),
 	NUM(max_proc_memory_bytes, 64, 0),
 	NUM(health_lag_records, 64, 0),
 	NUM(health_min_free_bytes, 64, 0),

@@ -37,6 +37,8 @@ struct kp_config {
 	uint32_t workers;                 /* accepted, ignored: processors run in worker processes */
 	uint64_t view_cache_bytes;        /* per view: its in-memory table */
 	uint64_t view_max_bytes;          /* per view: its store's largest size */
+	uint32_t max_connections;         /* client connections open at once */
+	uint32_t client_frame_timeout_ms; /* a begun frame must be whole by then */
 	uint32_t max_time_budget_ms;      /* largest time_budget_ms a processor
 					     may ask */
 	uint64_t max_proc_memory_bytes;   /* largest memory_limit a processor

@@ -242,6 +242,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		kp_conn_close(c);
 		return;
 	}
+	if (c->in.len == 0)
+		c->partial_since = uv_now(c->set->loop);
 	c->in.len += (size_t)nread;
 	c->set->stats.bytes_in += (uint64_t)nread;
 	conn_process(c);
@@ -378,6 +380,10 @@ static void conn_process(struct kp_conn *c)
 		return;
 	c->processing = false;
 	kp_buf_consume(&c->in, used);
+	if (c->in.len == 0)
+		c->partial_since = 0;
+	else if (used > 0)
+		c->partial_since = uv_now(c->set->loop);   /* a new frame */
 }
 
 void kp_conn_accept(struct kp_conns *s, uv_stream_t *listener)
@@ -405,7 +411,38 @@ void kp_conn_accept(struct kp_conns *s, uv_stream_t *listener)
 	s->head = c;
 	s->stats.connections_total++;
 	s->stats.connections_open++;
+	if (s->max_connections != 0 &&
+	    s->stats.connections_open > s->max_connections) {
+		char msg[160];
+
+		snprintf(msg, sizeof(msg),
+			 "the server has max_connections (%u) open; try again later",
+			 s->max_connections);
+		s->stats.connections_refused++;
+		frame_error(c, KP_EBUSY, msg);
+		return;
+	}
 	conn_update_reading(c);
+}
+
+void kp_conns_sweep(struct kp_conns *s)
+{
+	uint64_t now = uv_now(s->loop);
+	struct kp_conn *c, *next;
+
+	if (s->frame_timeout_ms == 0)
+		return;
+	for (c = s->head; c != NULL; c = next) {
+		next = c->next;
+		/* Not one we stopped reading, nor one waiting for answers. */
+		if (c->partial_since == 0 || !c->reading || c->head != NULL ||
+		    now - c->partial_since < s->frame_timeout_ms)
+			continue;
+		kp_log_info("conn", "closing a connection whose frame was not whole after %u ms (%zu bytes of it came)",
+			    s->frame_timeout_ms, c->in.len);
+		s->stats.frame_timeouts++;
+		kp_conn_close(c);
+	}
 }
 
 void kp_conns_stop_reading(struct kp_conns *s)

@@ -15,7 +15,8 @@
  * responses queued behind an unanswered one) exceed
  * max_inflight_bytes, or on all connections together exceed
  * max_inflight_total_bytes, or the client is not reading its responses,
- * the connection stops reading its socket.
+ * the connection stops reading its socket. A client that connects while
+ * max_connections are open is told TOO_MANY_CONNECTIONS and closed.
  *
  * Large response buffers are kept for reuse once written (at most
  * KP_CONN_SPARES of them, each of KP_CONN_SPARE_MIN..KP_CONN_SPARE_MAX
@@ -49,6 +50,8 @@ struct kp_conn_stats {
 	uint64_t bytes_out;           /* response bytes written */
 	uint64_t requests;            /* requests handled */
 	uint64_t request_errors;      /* error responses sent */
+	uint64_t connections_refused; /* past max_connections */
+	uint64_t frame_timeouts;      /* closed: a frame not whole in time */
 };
 
 /*
@@ -64,6 +67,9 @@ struct kp_conns {
 	uint32_t max_frame_bytes;     /* largest accepted request frame */
 	uint64_t max_inflight_bytes;  /* per connection */
 	uint64_t max_inflight_total_bytes; /* all connections together */
+	uint32_t max_connections;     /* open at once; 0 = no limit */
+	uint32_t frame_timeout_ms;    /* a begun frame must be whole by then
+					 (0 = no limit) */
 	kp_conn_frame_fn on_frame;    /* the request handler */
 	void *on_frame_arg;
 	struct kp_conn *head;         /* open connections, linked */
@@ -86,6 +92,8 @@ struct kp_conn {
 	struct kp_slot *head;    /* oldest unanswered request */
 	struct kp_slot *tail;
 	uint64_t inflight;       /* bytes of unanswered requests */
+	uint64_t partial_since;  /* loop ms when the frame being received
+				    began (0: none) */
 	size_t writing;          /* bytes handed to uv_write, not yet done */
 	bool reading;            /* uv_read_start is active */
 	bool closing;            /* uv_close called */
@@ -95,6 +103,14 @@ struct kp_conn {
 
 /* Accepts a pending connection on listener into set and starts reading. */
 void kp_conn_accept(struct kp_conns *set, uv_stream_t *listener);
+
+/*
+ * Closes the connections that, while being read, have not completed a
+ * frame begun frame_timeout_ms ago or more and wait for nothing of their
+ * own (a sender of one byte a second holds nothing for long). Called
+ * periodically.
+ */
+void kp_conns_sweep(struct kp_conns *set);
 
 /*
  * Resumes reading on connections stopped because the requests in flight on

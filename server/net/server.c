@@ -42,6 +42,7 @@ static void on_tick(uv_timer_t *timer)
 	}
 	kp_store_tick(&s->store, now);
 	kp_procs_tick(s->procs, now);
+	kp_conns_sweep(&s->conns);
 	kp_conns_resume(&s->conns);
 }
 
@@ -160,6 +161,8 @@ int kp_server_init(struct kp_server *s, uv_loop_t *loop,
 	s->conns.max_frame_bytes = cfg->max_frame_bytes;
 	s->conns.max_inflight_bytes = cfg->max_inflight_bytes;
 	s->conns.max_inflight_total_bytes = cfg->max_inflight_total_bytes;
+	s->conns.max_connections = cfg->max_connections;
+	s->conns.frame_timeout_ms = cfg->client_frame_timeout_ms;
 	s->conns.on_frame = on_frame;
 	s->conns.on_frame_arg = s;
 	rc = kp_store_open(&s->store, loop, cfg->data, cfg->retention_check_ms,

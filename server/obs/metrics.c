@@ -274,6 +274,12 @@ int kp_metrics_render(struct kp_server *s, struct kp_buf *out)
 		       "Open client connections.", st->connections_open);
 	server_counter(&w, "kappa_connections_accepted_total", "counter",
 		       "Client connections accepted.", st->connections_total);
+	server_counter(&w, "kappa_connections_refused_total", "counter",
+		       "Client connections refused: max_connections were open.",
+		       st->connections_refused);
+	server_counter(&w, "kappa_frame_timeouts_total", "counter",
+		       "Connections closed: a frame was not whole within client_frame_timeout_ms.",
+		       st->frame_timeouts);
 	server_counter(&w, "kappa_received_bytes_total", "counter",
 		       "Bytes read from clients.", st->bytes_in);
 	server_counter(&w, "kappa_sent_bytes_total", "counter",
