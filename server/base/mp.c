@@ -154,72 +154,205 @@ static int parse_hdr(const unsigned char *p, size_t avail, struct hdr *h)
 }
 
 /*
+ * How a format byte announces its object's size, for the walk: the whole
+ * size in the byte itself (FIXED, n bytes in all: scalars, fixstr, fixext),
+ * a big-endian length of n bytes then that many payload bytes (SIZED; EXT
+ * adds the type byte), a container whose item count is in the byte (FIXCONT,
+ * n child objects) or in n following bytes (ARRAY, MAP), or nothing (BAD).
+ */
+enum fmt_kind { K_BAD, K_FIXED, K_SIZED, K_EXT, K_FIXCONT, K_ARRAY, K_MAP };
+
+struct fmt {
+	uint8_t kind;  /* enum fmt_kind */
+	uint8_t n;     /* see fmt_kind */
+};
+
+#define B(n) { K_BAD, n }
+#define F(n) { K_FIXED, n }
+#define S(n) { K_SIZED, n }
+#define E(n) { K_EXT, n }
+#define C(n) { K_FIXCONT, n }
+#define A(n) { K_ARRAY, n }
+#define M(n) { K_MAP, n }
+/* What each format byte announces (the msgpack spec's format table). */
+static const struct fmt fmt_table[256] = {
+	/* 00 */ F(1), F(1), F(1), F(1), F(1), F(1), F(1), F(1),
+	/* 08 */ F(1), F(1), F(1), F(1), F(1), F(1), F(1), F(1),
+	/* 10 */ F(1), F(1), F(1), F(1), F(1), F(1), F(1), F(1),
+	/* 18 */ F(1), F(1), F(1), F(1), F(1), F(1), F(1), F(1),
+	/* 20 */ F(1), F(1), F(1), F(1), F(1), F(1), F(1), F(1),
+	/* 28 */ F(1), F(1), F(1), F(1), F(1), F(1), F(1), F(1),
+	/* 30 */ F(1), F(1), F(1), F(1), F(1), F(1), F(1), F(1),
+	/* 38 */ F(1), F(1), F(1), F(1), F(1), F(1), F(1), F(1),
+	/* 40 */ F(1), F(1), F(1), F(1), F(1), F(1), F(1), F(1),
+	/* 48 */ F(1), F(1), F(1), F(1), F(1), F(1), F(1), F(1),
+	/* 50 */ F(1), F(1), F(1), F(1), F(1), F(1), F(1), F(1),
+	/* 58 */ F(1), F(1), F(1), F(1), F(1), F(1), F(1), F(1),
+	/* 60 */ F(1), F(1), F(1), F(1), F(1), F(1), F(1), F(1),
+	/* 68 */ F(1), F(1), F(1), F(1), F(1), F(1), F(1), F(1),
+	/* 70 */ F(1), F(1), F(1), F(1), F(1), F(1), F(1), F(1),
+	/* 78 */ F(1), F(1), F(1), F(1), F(1), F(1), F(1), F(1),
+	/* 80 */ C(0), C(2), C(4), C(6), C(8), C(10), C(12), C(14),
+	/* 88 */ C(16), C(18), C(20), C(22), C(24), C(26), C(28), C(30),
+	/* 90 */ C(0), C(1), C(2), C(3), C(4), C(5), C(6), C(7),
+	/* 98 */ C(8), C(9), C(10), C(11), C(12), C(13), C(14), C(15),
+	/* a0 */ F(1), F(2), F(3), F(4), F(5), F(6), F(7), F(8),
+	/* a8 */ F(9), F(10), F(11), F(12), F(13), F(14), F(15), F(16),
+	/* b0 */ F(17), F(18), F(19), F(20), F(21), F(22), F(23), F(24),
+	/* b8 */ F(25), F(26), F(27), F(28), F(29), F(30), F(31), F(32),
+	/* c0 */ F(1), B(0), F(1), F(1), S(1), S(2), S(4), E(1),
+	/* c8 */ E(2), E(4), F(5), F(9), F(2), F(3), F(5), F(9),
+	/* d0 */ F(2), F(3), F(5), F(9), F(3), F(4), F(6), F(10),
+	/* d8 */ F(18), S(1), S(2), S(4), A(2), A(4), M(2), M(4),
+	/* e0 */ F(1), F(1), F(1), F(1), F(1), F(1), F(1), F(1),
+	/* e8 */ F(1), F(1), F(1), F(1), F(1), F(1), F(1), F(1),
+	/* f0 */ F(1), F(1), F(1), F(1), F(1), F(1), F(1), F(1),
+	/* f8 */ F(1), F(1), F(1), F(1), F(1), F(1), F(1), F(1),
+};
+#undef B
+#undef F
+#undef S
+#undef E
+#undef C
+#undef A
+#undef M
+
+/* A big-endian length of n = 1, 2 or 4 bytes. */
+static inline uint64_t be_len(const unsigned char *p, unsigned n)
+{
+	switch (n) {
+	case 1: return p[0];
+	case 2: return (uint64_t)p[0] << 8 | p[1];
+	default:
+		return (uint64_t)p[0] << 24 | (uint64_t)p[1] << 16 |
+		       (uint64_t)p[2] << 8 | p[3];
+	}
+}
+
+/*
  * The walk keeps one counter of objects still to read (want) rather than a
  * counter per open container: a container adds its items to want, and
  * ends[] remembers, per open container, the value of want at which it is
  * complete, which is all the depth limit needs. Every object takes at least
  * one byte, so a container is refused unless the bytes left cover its items
- * plus everything already pending.
+ * plus everything already pending. max_depth is how many containers may be
+ * open at once (KP_MP_MAX_DEPTH less the nesting the object already sits
+ * in). Each object costs one look-up of its format byte.
  */
-int kp_mp_skip(const char *buf, size_t len, size_t *size)
+static int skip(const unsigned char *p, size_t len, int max_depth,
+		size_t *size)
 {
-	const unsigned char *p = (const unsigned char *)buf;
 	uint64_t ends[KP_MP_MAX_DEPTH];
 	uint64_t want = 1;
 	size_t pos = 0;
 	int depth = 0;
-	struct hdr h;
 
 	while (want > 0) {
-		size_t left = len - pos;
-		unsigned char c;
+		size_t left = len - pos, hsize;
+		uint64_t items, payload;
+		struct fmt f;
 
 		if (left == 0)
 			return KP_EBADMSGPACK;
-		c = p[pos];
+		f = fmt_table[p[pos]];
 		want--;
-		if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 ||
-		    c == 0xc3) {
-			pos++;
-		} else if ((c & 0xe0) == 0xa0) {
-			size_t n = (size_t)(c & 0x1f) + 1;
-
-			if (n > left)
+		switch (f.kind) {
+		case K_FIXED:
+			if (f.n > left)
 				return KP_EBADMSGPACK;
-			pos += n;
-		} else if ((c & 0xe0) == 0x80 && depth < KP_MP_MAX_DEPTH) {
-			uint64_t items = (c & 0x10) ? (c & 0x0fu)
-						    : 2u * (c & 0x0fu);
-
-			if (items >= left || want > left - 1 - items)
+			pos += f.n;
+			break;
+		case K_SIZED:
+		case K_EXT:
+			if (left < 1u + f.n)
 				return KP_EBADMSGPACK;
-			pos++;
+			payload = be_len(p + pos + 1, f.n) + (f.kind == K_EXT);
+			if (payload > left - 1 - f.n)
+				return KP_EBADMSGPACK;
+			pos += 1 + f.n + (size_t)payload;
+			break;
+		case K_FIXCONT:
+		case K_ARRAY:
+		case K_MAP:
+			if (f.kind == K_FIXCONT) {
+				items = f.n;
+				hsize = 1;
+			} else {
+				if (left < 1u + f.n)
+					return KP_EBADMSGPACK;
+				items = be_len(p + pos + 1, f.n);
+				if (f.kind == K_MAP)
+					items *= 2;
+				hsize = 1 + f.n;
+			}
+			if (depth >= max_depth)
+				return KP_EBADMSGPACK;
+			left -= hsize;
+			if (items > left || want > left - items)
+				return KP_EBADMSGPACK;
+			pos += hsize;
 			if (items > 0) {
 				ends[depth++] = want;
 				want += items;
 			}
-		} else {
-			if (parse_hdr(p + pos, left, &h) != 0)
-				return KP_EBADMSGPACK;
-			left -= h.hsize;
-			if (h.items > left || want > left - h.items ||
-			    h.payload > left)
-				return KP_EBADMSGPACK;
-			pos += h.hsize + (size_t)h.payload;
-			if (h.type == KP_MP_ARRAY || h.type == KP_MP_MAP) {
-				if (depth >= KP_MP_MAX_DEPTH)
-					return KP_EBADMSGPACK;
-				if (h.items > 0) {
-					ends[depth++] = want;
-					want += h.items;
-				}
-			}
+			break;
+		default:
+			return KP_EBADMSGPACK;  /* 0xc1, never used */
 		}
 		while (depth > 0 && want == ends[depth - 1])
 			depth--;
 	}
 	if (size != NULL)
 		*size = pos;
+	return 0;
+}
+
+int kp_mp_skip(const char *buf, size_t len, size_t *size)
+{
+	return skip((const unsigned char *)buf, len, KP_MP_MAX_DEPTH, size);
+}
+
+int kp_mp_skip_at(const char *buf, size_t len, int depth, size_t *size)
+{
+	if (depth < 0)
+		depth = 0;
+	return skip((const unsigned char *)buf, len,
+		    depth >= KP_MP_MAX_DEPTH ? 0 : KP_MP_MAX_DEPTH - depth,
+		    size);
+}
+
+int kp_mp_container_header(const char *buf, size_t len, enum kp_mp_type want,
+			   uint32_t *count, size_t *hsize)
+{
+	struct fmt f;
+	uint64_t n, items;
+	size_t h;
+
+	if (len == 0)
+		return KP_EBADMSGPACK;
+	f = fmt_table[(unsigned char)buf[0]];
+	if (f.kind == K_FIXCONT) {
+		bool is_map = ((unsigned char)buf[0] & 0xf0) == 0x80;
+
+		if ((want == KP_MP_MAP) != is_map)
+			return KP_EBADREQUEST;
+		n = is_map ? f.n / 2u : f.n;
+		h = 1;
+	} else if (f.kind == K_ARRAY || f.kind == K_MAP) {
+		if ((want == KP_MP_MAP) != (f.kind == K_MAP))
+			return KP_EBADREQUEST;
+		if (len < 1u + f.n)
+			return KP_EBADMSGPACK;
+		n = be_len((const unsigned char *)buf + 1, f.n);
+		h = 1 + f.n;
+	} else {
+		return KP_EBADREQUEST;
+	}
+	items = want == KP_MP_MAP ? 2 * n : n;
+	if (items > len - h)
+		return KP_EBADMSGPACK;
+	*count = (uint32_t)n;
+	*hsize = h;
 	return 0;
 }
 
@@ -427,16 +560,22 @@ int kp_mp_map_begin(struct kp_mp_view v, struct kp_mp_iter *it)
 	return container_begin(v, KP_MP_MAP, it);
 }
 
-/* Takes the next object off the iterator; 0, or -1 (iteration ends). */
+/*
+ * Takes the next object off the iterator; 0, or -1 (iteration ends).
+ * Scalars, strings and binaries are sized from their header alone.
+ */
 static int take(struct kp_mp_iter *it, struct kp_mp_view *obj)
 {
 	size_t size, left = (size_t)(it->end - it->pos);
-	unsigned char c = left > 0 ? (unsigned char)it->pos[0] : 0xc1;
+	const unsigned char *p = (const unsigned char *)it->pos;
+	struct fmt f = left > 0 ? fmt_table[p[0]] : (struct fmt){ K_BAD, 0 };
+	uint64_t payload;
 
-	if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
-		size = 1;
-	} else if ((c & 0xe0) == 0xa0 && (size_t)(c & 0x1f) < left) {
-		size = (size_t)(c & 0x1f) + 1;
+	if (f.kind == K_FIXED && f.n <= left) {
+		size = f.n;
+	} else if (f.kind == K_SIZED && left >= 1u + f.n &&
+		   (payload = be_len(p + 1, f.n)) <= left - 1 - f.n) {
+		size = 1 + f.n + (size_t)payload;
 	} else if (kp_mp_skip(it->pos, left, &size) != 0) {
 		it->left = 0;
 		return -1;
@@ -480,13 +619,6 @@ int kp_mp_map_get(struct kp_mp_view map, const char *key,
 		}
 	}
 	return 0;
-}
-
-bool kp_mp_str_eq(struct kp_mp_view payload, const char *s)
-{
-	size_t n = strlen(s);
-
-	return payload.len == n && (n == 0 || memcmp(payload.ptr, s, n) == 0);
 }
 
 size_t kp_mp_encode_int(char *p, int64_t v)

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define KP_MP_MAX_DEPTH 64
 
@@ -43,6 +44,23 @@ struct kp_mp_iter {
  * nested input, or a container whose declared length exceeds the bytes left.
  */
 int kp_mp_skip(const char *buf, size_t len, size_t *size);
+
+/*
+ * kp_mp_skip for an object that sits `depth` containers deep inside a value
+ * being walked piece by piece: it may open KP_MP_MAX_DEPTH - depth more, so
+ * the pieces accept exactly what kp_mp_skip accepts of the whole value.
+ */
+int kp_mp_skip_at(const char *buf, size_t len, int depth, size_t *size);
+
+/*
+ * Reads the header of the array (want KP_MP_ARRAY) or map (KP_MP_MAP) at
+ * buf, len bytes left, without walking its items: *count items or pairs,
+ * *hsize header bytes. Returns 0; KP_EBADREQUEST when buf holds another
+ * type; KP_EBADMSGPACK when the header is truncated or declares more items
+ * than the bytes after it could hold (one byte each, at least).
+ */
+int kp_mp_container_header(const char *buf, size_t len, enum kp_mp_type want,
+			   uint32_t *count, size_t *hsize);
 
 /* Validates that buf holds exactly one object and nothing else. */
 int kp_mp_validate_one(const char *buf, size_t len, struct kp_mp_view *obj);
@@ -97,7 +115,15 @@ int kp_mp_map_next(struct kp_mp_iter *it, struct kp_mp_view *key,
 int kp_mp_map_get(struct kp_mp_view map, const char *key,
 		  struct kp_mp_view *val);
 
-/* Compares a str payload with a C string. */
-bool kp_mp_str_eq(struct kp_mp_view payload, const char *s);
+/*
+ * Compares a str payload with a C string. Inline so that comparing with a
+ * literal costs no strlen.
+ */
+static inline bool kp_mp_str_eq(struct kp_mp_view payload, const char *s)
+{
+	size_t n = strlen(s);
+
+	return payload.len == n && (n == 0 || memcmp(payload.ptr, s, n) == 0);
+}
 
 #endif

@@ -2,6 +2,12 @@
  * handle_produce.c - produce: decode the request, route each record to its
  * partition, build one batch per partition and append it (idempotent
  * producers' duplicates answered from the dedup table).
+ *
+ * Access pattern: the records were validated and decoded by the walk that
+ * validated the frame (kp_request_decode_records, wire/records.c); routing
+ * and batch building read that array of small structs, and the only pass
+ * over the records' bytes here is the copy into the batch (with its CRC).
+ * Every record is known valid before anything is written.
  */
 #include "handler.h"
 
@@ -29,7 +35,7 @@ struct produce_req {
 	uint64_t partition;
 	uint64_t producer_id;        /* 0: not idempotent */
 	uint64_t seq;
-	struct kp_mp_iter records;   /* the "records" array */
+	const struct kp_records *records;  /* decoded, all valid */
 	uint32_t count;
 };
 
@@ -46,34 +52,76 @@ static int auto_create(struct kp_server *s, struct kp_mp_view name,
 				     err);
 }
 
+/*
+ * The request's records, decoded: those of its decode walk, or (a request
+ * decoded without them) decoded here into local.
+ */
+static int records_of(const struct kp_request *req, struct kp_records *local,
+		      const struct kp_records **out, struct kp_error *err)
+{
+	struct kp_mp_view arr;
+	size_t size;
+	int rc;
+
+	if (req->records != NULL) {
+		*out = req->records;
+		return 0;
+	}
+	rc = kp_request_field_raw(req, "records", &arr, err);
+	if (rc != 0)
+		return kp_error_set(err, KP_EBADREQUEST,
+				    "field 'records' must be a non-empty array");
+	rc = kp_records_scan(arr.ptr, arr.len, 1, local, &size);
+	if (rc == -ENOMEM)
+		return kp_error_set(err, rc, "out of memory");
+	if (rc != 0)
+		return kp_error_set(err, KP_EBADREQUEST,
+				    "field 'records' must be a non-empty array");
+	*out = local;
+	return 0;
+}
+
+/* The first record that is not valid, as the request's error. */
+static int records_check(const struct kp_records *r, struct kp_error *err)
+{
+	if (r->err.code == 0)
+		return 0;
+	return kp_error_set(err, r->err.code, "%s", r->err.msg);
+}
+
 static int produce_decode(struct kp_server *s, const struct kp_request *req,
-			  struct produce_req *p, struct kp_error *err)
+			  struct kp_records *local, struct produce_req *p,
+			  struct kp_error *err)
 {
 	struct kp_mp_view name;
+	struct kp_mp_iter it;
 	int rc;
 
 	memset(p, 0, sizeof(*p));
-	rc = kp_field_str(req->map, "topic", &name, err);
+	rc = kp_request_field_str(req, "topic", &name, err);
 	if (rc < 0)
 		return rc;
 	if (rc == 1)
 		return kp_error_set(err, KP_EBADREQUEST,
 				    "field 'topic' is required");
-	rc = kp_field_array(req->map, "records", &p->records, &p->count, err);
+	rc = kp_request_field_array(req, "records", &it, &p->count, err);
 	if (rc < 0)
 		return rc;
 	if (rc == 1 || p->count == 0)
 		return kp_error_set(err, KP_EBADREQUEST,
 				    "field 'records' must be a non-empty array");
-	rc = kp_field_uint(req->map, "partition", &p->partition, err);
+	rc = records_of(req, local, &p->records, err);
+	if (rc != 0)
+		return rc;
+	rc = kp_request_field_uint(req, "partition", &p->partition, err);
 	if (rc < 0)
 		return rc;
 	p->has_partition = rc == 0;
-	rc = kp_field_uint(req->map, "producer_id", &p->producer_id, err);
+	rc = kp_request_field_uint(req, "producer_id", &p->producer_id, err);
 	if (rc < 0)
 		return rc;
 	if (p->producer_id != 0) {
-		rc = kp_field_uint(req->map, "seq", &p->seq, err);
+		rc = kp_request_field_uint(req, "seq", &p->seq, err);
 		if (rc < 0)
 			return rc;
 		if (rc == 1 || p->seq > UINT32_MAX)
@@ -97,6 +145,10 @@ static int produce_decode(struct kp_server *s, const struct kp_request *req,
 					    "unknown topic '%.*s' (create it first, or set auto_create_topics)",
 					    (int)(name.len > 200 ? 200 : name.len),
 					    name.ptr);
+		/* A malformed produce does not create its topic. */
+		rc = records_check(p->records, err);
+		if (rc != 0)
+			return rc;
 		rc = auto_create(s, name, &p->topic, err);
 		if (rc != 0)
 			return rc;
@@ -107,7 +159,7 @@ static int produce_decode(struct kp_server *s, const struct kp_request *req,
 				    p->topic->name,
 				    (unsigned long long)p->partition,
 				    p->topic->config.partitions);
-	return 0;
+	return records_check(p->records, err);
 }
 
 /* Routes a record: explicit partition, key hash, or round-robin. */
@@ -125,128 +177,110 @@ static uint32_t route(const struct produce_req *p,
 
 /* Records of a produce grouped by the partition they route to. */
 struct routing {
-	struct kp_mp_view *items;  /* each record's map, by index */
 	uint32_t *order;           /* record indices, grouped by partition */
 	uint32_t *first;           /* partition i's run in order: first[i]..first[i+1] */
 };
 
 static void routing_destroy(struct routing *r)
 {
-	kp_free(r->items);
 	kp_free(r->order);
 	kp_free(r->first);
 }
 
-static int record_error(int rc, uint32_t i, struct kp_error *err)
-{
-	char msg[KP_ERROR_MSG_MAX];
-
-	snprintf(msg, sizeof(msg), "%s", err->msg);
-	return kp_error_set(err, rc, "records[%u]: %s", i, msg);
-}
-
 /*
  * Routes every record once (key hash, or round-robin rr) and groups them
- * by partition, so that building the batches costs O(records +
- * partitions). Every record is validated before anything is written.
+ * by partition (a counting sort), so that building the batches costs
+ * O(records + partitions).
  */
 static int route_records(const struct produce_req *p, uint32_t rr,
 			 struct routing *r, struct kp_error *err)
 {
-	uint32_t n = p->count, parts = p->topic->config.partitions, i = 0;
-	struct kp_mp_iter it = p->records;
-	struct kp_mp_view item;
+	uint32_t n = p->count, parts = p->topic->config.partitions;
+	const struct kp_produce_record *rec = p->records->rec;
 	uint32_t *part, *next;
 
 	memset(r, 0, sizeof(*r));
-	r->items = kp_malloc(n * sizeof(*r->items));
 	r->order = kp_malloc(n * sizeof(*r->order));
 	r->first = kp_calloc(parts + 1, sizeof(*r->first));
 	part = kp_malloc(n * sizeof(*part));
 	next = kp_malloc((parts + 1) * sizeof(*next));
-	if (r->items == NULL || r->order == NULL || r->first == NULL ||
-	    part == NULL || next == NULL) {
+	if (r->order == NULL || r->first == NULL || part == NULL ||
+	    next == NULL) {
 		kp_free(part);
 		kp_free(next);
 		return kp_error_set(err, -ENOMEM, "out of memory");
 	}
-	for (; i < n && kp_mp_array_next(&it, &item) == 1; i++) {
-		struct kp_produce_record rec;
-		int rc = kp_produce_record_decode(item, &rec, err);
-
-		if (rc != 0) {
-			kp_free(part);
-			kp_free(next);
-			return record_error(rc, i, err);
-		}
-		r->items[i] = item;
-		part[i] = route(p, &rec, rr);
+	for (uint32_t i = 0; i < n; i++) {
+		part[i] = route(p, &rec[i], rr);
 		r->first[part[i] + 1]++;
 	}
 	for (uint32_t k = 0; k < parts; k++)
 		r->first[k + 1] += r->first[k];
 	memcpy(next, r->first, (parts + 1) * sizeof(*next));
-	for (uint32_t k = 0; k < i; k++)
+	for (uint32_t k = 0; k < n; k++)
 		r->order[next[part[k]]++] = k;
 	kp_free(part);
 	kp_free(next);
 	return 0;
 }
 
-static int add_record(struct kp_batch_builder *b, struct kp_mp_view item,
-		      uint32_t i, int64_t now_ms, struct kp_error *err)
+/* Bytes a record takes in a batch (kp_batch_add's layout, batch.h). */
+static size_t record_bytes(const struct kp_produce_record *rec)
 {
-	struct kp_produce_record rec;
-	int rc = kp_produce_record_decode(item, &rec, err);
+	return KP_RECORD_HEADER_SIZE + (size_t)rec->key_len + rec->value_len;
+}
 
-	if (rc != 0)
-		return record_error(rc, i, err);
-	rc = kp_batch_add(b, rec.has_ts ? rec.ts : now_ms, rec.key,
-			  rec.key_len, rec.value, rec.value_len);
+static int add_record(struct kp_batch_builder *b,
+		      const struct kp_produce_record *rec, int64_t now_ms,
+		      struct kp_error *err)
+{
+	int rc = kp_batch_add(b, rec->has_ts ? rec->ts : now_ms, rec->key,
+			      rec->key_len, rec->value, rec->value_len);
+
+	if (rc == -EINVAL)
+		return kp_error_set(err, KP_ETOOLARGE,
+				    "the records for one partition exceed a batch's 4 GiB");
 	return rc != 0 ? kp_error_set(err, rc, "out of memory") : 0;
 }
 
 /*
  * Builds the batch for `partition` into out: every record of the request
  * when r is NULL (an explicit partition), else the partition's run in r.
+ * The batch's size is known from the decoded records, so out grows once.
  * Returns the number of records added (0 when none go there) or an error.
  */
 static int build_batch(const struct produce_req *p, const struct routing *r,
 		       uint32_t partition, int64_t now_ms, struct kp_buf *out,
 		       struct kp_error *err)
 {
+	const struct kp_produce_record *rec = p->records->rec;
 	struct kp_batch_builder b;
-	struct kp_mp_iter it = p->records;
-	struct kp_mp_view item;
-	int added = 0, rc;
+	uint32_t from = 0, to = p->count;
+	size_t bytes = KP_BATCH_HEADER_SIZE;
+	int rc;
 
-	if (r != NULL && r->first[partition] == r->first[partition + 1])
+	if (r != NULL) {
+		from = r->first[partition];
+		to = r->first[partition + 1];
+	}
+	if (from == to)
 		return 0;
+	for (uint32_t k = from; k < to; k++)
+		bytes += record_bytes(&rec[r != NULL ? r->order[k] : k]);
 	kp_buf_reset(out);
-	rc = kp_batch_begin(&b, out, p->producer_id, (uint32_t)p->seq);
+	rc = kp_buf_reserve(out, bytes);
+	if (rc == 0)
+		rc = kp_batch_begin(&b, out, p->producer_id, (uint32_t)p->seq);
 	if (rc != 0)
 		return kp_error_set(err, rc, "out of memory");
-	if (r == NULL) {
-		for (uint32_t i = 0; kp_mp_array_next(&it, &item) == 1; i++) {
-			rc = add_record(&b, item, i, now_ms, err);
-			if (rc != 0)
-				return rc;
-			added++;
-		}
-	} else {
-		for (uint32_t k = r->first[partition];
-		     k < r->first[partition + 1]; k++) {
-			uint32_t i = r->order[k];
-
-			rc = add_record(&b, r->items[i], i, now_ms, err);
-			if (rc != 0)
-				return rc;
-			added++;
-		}
+	for (uint32_t k = from; k < to; k++) {
+		rc = add_record(&b, &rec[r != NULL ? r->order[k] : k], now_ms,
+				err);
+		if (rc != 0)
+			return rc;
 	}
-	if (added > 0)
-		kp_batch_finish(&b);
-	return added;
+	kp_batch_finish(&b);
+	return (int)(to - from);
 }
 
 static int produce_one(struct kp_server *s, struct kp_slot *slot,
@@ -343,39 +377,42 @@ int kp_handle_produce(struct kp_server *s, struct kp_slot *slot,
 	struct produce_req p;
 	struct produce_result *res;
 	struct routing routing;
+	struct kp_records local;
 	struct kp_buf batch;
 	int64_t now_ms = kp_clock_now_ms();
 	uint32_t nparts, first, last;
 	int rc;
 
-	rc = produce_decode(s, req, &p, err);
+	kp_records_init(&local);
+	memset(&routing, 0, sizeof(routing));
+	res = NULL;
+	rc = produce_decode(s, req, &local, &p, err);
 	if (rc != 0)
-		return rc;
+		goto out;
 	nparts = p.topic->config.partitions;
 	first = p.has_partition ? (uint32_t)p.partition : 0;
 	last = p.has_partition ? first + 1 : nparts;
-	memset(&routing, 0, sizeof(routing));
 	if (!p.has_partition) {
 		rc = route_records(&p, p.topic->rr_next++, &routing, err);
-		if (rc != 0) {
-			routing_destroy(&routing);
-			return rc;
-		}
+		if (rc != 0)
+			goto out;
 	}
 	res = kp_calloc(nparts, sizeof(*res));
 	if (res == NULL) {
-		routing_destroy(&routing);
-		return kp_error_set(err, -ENOMEM, "out of memory");
+		rc = kp_error_set(err, -ENOMEM, "out of memory");
+		goto out;
 	}
 	kp_buf_init(&batch);
 	for (uint32_t i = first; i < last && rc == 0; i++)
 		rc = produce_one(s, slot, &p, p.has_partition ? NULL : &routing,
 				 i, now_ms, &batch, &res[i], err);
 	kp_buf_destroy(&batch);
-	routing_destroy(&routing);
 	if (rc == 0)
 		pack_results(slot, res, nparts);
+out:
 	kp_free(res);
+	routing_destroy(&routing);
+	kp_records_destroy(&local);
 	if (rc != 0 && slot->waits > 0) {
 		kp_slot_set_error(slot, rc, err->msg);
 		return 0;

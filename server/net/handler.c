@@ -75,38 +75,52 @@ static void reply_error(struct kp_server *s, struct kp_slot *slot, int code,
 	kp_slot_set_error(slot, code, msg);
 }
 
+/* Runs the handler of a decoded request's op. */
+static void dispatch(struct kp_server *s, struct kp_slot *slot,
+		     const struct kp_request *req, struct kp_error *err)
+{
+	int rc;
+
+	for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++) {
+		if (!kp_mp_str_eq(req->op, handlers[i].op))
+			continue;
+		if (s->stopping) {
+			kp_error_set(err, KP_ESHUTDOWN,
+				     "server is shutting down");
+			reply_error(s, slot, KP_ESHUTDOWN, err);
+			return;
+		}
+		rc = handlers[i].fn(s, slot, req, err);
+		if (rc != 0)
+			reply_error(s, slot, rc, err);
+		return;
+	}
+	kp_error_set(err, KP_EUNKNOWNOP, "unknown op '%.*s'",
+		     (int)(req->op.len > 64 ? 64 : req->op.len), req->op.ptr);
+	reply_error(s, slot, KP_EUNKNOWNOP, err);
+}
+
+/*
+ * The body is walked once: kp_request_decode_records validates it and, for
+ * a produce, decodes its records on the way, which the handler then reads.
+ */
 void kp_handle_frame(struct kp_server *s, struct kp_slot *slot,
 		     const char *body, size_t len)
 {
 	struct kp_request req;
+	struct kp_records records;
 	struct kp_error err;
 	int rc;
 
 	kp_error_clear(&err);
-	memset(&req, 0, sizeof(req));
-	rc = kp_request_decode(body, len, &req, &err);
+	kp_records_init(&records);
+	rc = kp_request_decode_records(body, len, &req, &records, &err);
 	slot->id = req.id;
-	if (rc != 0) {
+	if (rc != 0)
 		reply_error(s, slot, rc, &err);
-		return;
-	}
-	for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++) {
-		if (!kp_mp_str_eq(req.op, handlers[i].op))
-			continue;
-		if (s->stopping) {
-			kp_error_set(&err, KP_ESHUTDOWN,
-				     "server is shutting down");
-			reply_error(s, slot, KP_ESHUTDOWN, &err);
-			return;
-		}
-		rc = handlers[i].fn(s, slot, &req, &err);
-		if (rc != 0)
-			reply_error(s, slot, rc, &err);
-		return;
-	}
-	kp_error_set(&err, KP_EUNKNOWNOP, "unknown op '%.*s'",
-		     (int)(req.op.len > 64 ? 64 : req.op.len), req.op.ptr);
-	reply_error(s, slot, KP_EUNKNOWNOP, &err);
+	else
+		dispatch(s, slot, &req, &err);
+	kp_records_destroy(&records);
 }
 
 int kp_handler_topic(struct kp_server *s, const struct kp_request *req,

@@ -2,8 +2,9 @@
  * proto.c - the client protocol codec: frames, requests, typed fields,
  * produce records and responses (docs/PROTOCOL.md).
  *
- * Access pattern: requests are walked in place with mp.c, never copied or
- * unpacked into objects; responses are packed with msgpack-c's packer
+ * Access pattern: a request body is walked once, in place, with mp.c: the
+ * walk validates it, indexes its top-level fields and (for produce) decodes
+ * its records (records.c); nothing is copied or unpacked into objects; responses are packed with msgpack-c's packer
  * straight into the connection's output kp_buf, header first, length
  * patched at the end.
  */
@@ -28,11 +29,70 @@ int kp_frame_check(const char *buf, size_t len, uint32_t max_frame,
 	return 1;
 }
 
+/*
+ * Walks the top-level map of a body once: validates each key and value as
+ * kp_mp_skip would the whole body, indexes the str-keyed pairs, and decodes
+ * the first "records" field into recs (when not NULL) while validating it.
+ * A body that is not a map is only validated. Sets *size to the value's
+ * bytes. Returns 0, KP_EBADMSGPACK or -ENOMEM.
+ */
+static int walk_request(const char *body, size_t len, struct kp_request *req,
+			struct kp_records *recs, size_t *size)
+{
+	bool records_seen = false;
+	uint32_t pairs;
+	size_t pos, n;
+	int rc = kp_mp_container_header(body, len, KP_MP_MAP, &pairs, &pos);
+
+	if (rc == KP_EBADREQUEST)
+		return kp_mp_skip(body, len, size);
+	if (rc != 0)
+		return rc;
+	req->all_fields = true;
+	for (uint32_t i = 0; i < pairs; i++) {
+		struct kp_mp_view key, name, val;
+		bool named;
+
+		if (kp_mp_skip_at(body + pos, len - pos, 1, &n) != 0)
+			return KP_EBADMSGPACK;
+		key.ptr = body + pos;
+		key.len = n;
+		pos += n;
+		named = kp_mp_read_str(key, &name) == 0;
+		rc = KP_EBADREQUEST;
+		if (named && !records_seen && kp_mp_str_eq(name, "records")) {
+			records_seen = true;
+			if (recs != NULL) {
+				rc = kp_records_scan(body + pos, len - pos, 1,
+						     recs, &n);
+				if (rc == 0)
+					req->records = recs;
+			}
+		}
+		if (rc == KP_EBADREQUEST)
+			rc = kp_mp_skip_at(body + pos, len - pos, 1, &n);
+		if (rc != 0)
+			return rc;
+		val.ptr = body + pos;
+		val.len = n;
+		pos += n;
+		if (!named)
+			continue;
+		if (req->nfields < KP_REQUEST_FIELDS)
+			req->fields[req->nfields++] =
+				(struct kp_request_field){ name, val };
+		else
+			req->all_fields = false;
+	}
+	*size = pos;
+	return 0;
+}
+
 /* Reads the id of a map that is well formed up to its end. */
 static int decode_id(struct kp_request *req, struct kp_error *err)
 {
 	uint64_t id;
-	int rc = kp_field_uint(req->map, "id", &id, err);
+	int rc = kp_request_field_uint(req, "id", &id, err);
 
 	if (rc == 1)
 		return kp_error_set(err, KP_EBADREQUEST,
@@ -43,10 +103,11 @@ static int decode_id(struct kp_request *req, struct kp_error *err)
 	return 0;
 }
 
-int kp_request_decode(const char *body, size_t len, struct kp_request *req,
-		      struct kp_error *err)
+int kp_request_decode_records(const char *body, size_t len,
+			      struct kp_request *req, struct kp_records *recs,
+			      struct kp_error *err)
 {
-	size_t size;
+	size_t size = 0;
 	bool is_map;
 	int rc;
 
@@ -56,9 +117,19 @@ int kp_request_decode(const char *body, size_t len, struct kp_request *req,
 	req->op.len = 0;
 	req->map.ptr = body;
 	req->map.len = len;
-	if (kp_mp_skip(body, len, &size) != 0)
+	req->nfields = 0;
+	req->all_fields = false;
+	req->records = NULL;
+	rc = walk_request(body, len, req, recs, &size);
+	if (rc == -ENOMEM)
+		return kp_error_set(err, rc, "out of memory");
+	if (rc != 0) {
+		req->records = NULL;
+		req->nfields = 0;
+		req->all_fields = false;
 		return kp_error_set(err, KP_EBADMSGPACK,
 				    "body is not a well-formed msgpack value");
+	}
 	req->map.len = size;
 	is_map = kp_mp_type(req->map) == KP_MP_MAP;
 	rc = is_map ? decode_id(req, err) : 0;
@@ -74,11 +145,17 @@ int kp_request_decode(const char *body, size_t len, struct kp_request *req,
 				    kp_mp_type_name(kp_mp_type(req->map)));
 	if (rc != 0)
 		return rc;
-	rc = kp_field_str(req->map, "op", &req->op, err);
+	rc = kp_request_field_str(req, "op", &req->op, err);
 	if (rc == 1)
 		return kp_error_set(err, KP_EBADREQUEST,
 				    "field 'op' is required");
 	return rc;
+}
+
+int kp_request_decode(const char *body, size_t len, struct kp_request *req,
+		      struct kp_error *err)
+{
+	return kp_request_decode_records(body, len, req, NULL, err);
 }
 
 bool kp_request_is(const struct kp_request *req, const char *op)
@@ -236,75 +313,71 @@ int kp_field_map(struct kp_mp_view map, const char *field,
 	return 0;
 }
 
-/* The record fields, first occurrence of each, found in one pass. */
-struct record_fields {
-	struct kp_mp_view value, key, ts;  /* len 0 when absent */
-};
-
-static void find_record_fields(struct kp_mp_view item,
-			       struct record_fields *f)
+/*
+ * lookup() for a top-level field of a decoded request: from its index,
+ * falling back to a walk only for fields past the index.
+ */
+static int request_lookup(const struct kp_request *req, const char *field,
+			  struct kp_mp_view *val, struct kp_error *err)
 {
-	struct kp_mp_iter it;
-	struct kp_mp_view k, v, name;
-	struct kp_mp_view *slot;
-
-	memset(f, 0, sizeof(*f));
-	kp_mp_map_begin(item, &it);
-	while (kp_mp_map_next(&it, &k, &v)) {
-		if (kp_mp_read_str(k, &name) != 0)
+	for (uint32_t i = 0; i < req->nfields; i++) {
+		if (!kp_mp_str_eq(req->fields[i].name, field))
 			continue;
-		if (kp_mp_str_eq(name, "value"))
-			slot = &f->value;
-		else if (kp_mp_str_eq(name, "key"))
-			slot = &f->key;
-		else if (kp_mp_str_eq(name, "ts"))
-			slot = &f->ts;
-		else
-			continue;
-		if (slot->len == 0)
-			*slot = v;
+		if (kp_mp_is_nil(req->fields[i].val))
+			return 1;
+		*val = req->fields[i].val;
+		return 0;
 	}
+	if (req->all_fields)
+		return 1;
+	return lookup(req->map, field, val, err);
 }
 
-int kp_produce_record_decode(struct kp_mp_view item,
-			     struct kp_produce_record *rec,
-			     struct kp_error *err)
+int kp_request_field_str(const struct kp_request *req, const char *field,
+			 struct kp_mp_view *out, struct kp_error *err)
 {
-	struct record_fields f;
-	struct kp_mp_view key;
-	int64_t ts;
-	int rc;
+	struct kp_mp_view val;
+	int rc = request_lookup(req, field, &val, err);
 
-	if (kp_mp_type(item) != KP_MP_MAP)
-		return kp_error_set(err, KP_EBADREQUEST,
-				    "each record must be a map, got %s",
-				    kp_mp_type_name(kp_mp_type(item)));
-	memset(rec, 0, sizeof(*rec));
-	find_record_fields(item, &f);
-	if (f.value.len == 0)
-		return kp_error_set(err, KP_EBADREQUEST,
-				    "field 'value' is required in each record");
-	if (f.value.len > UINT32_MAX)
-		return kp_error_set(err, KP_ETOOLARGE, "record value too large");
-	rec->value = f.value.ptr;
-	rec->value_len = (uint32_t)f.value.len;
-	if (f.key.len > 0 && !kp_mp_is_nil(f.key)) {
-		rc = take_bytes(f.key, "key", &key, err);
-		if (rc != 0)
-			return rc;
-		if (key.len > UINT32_MAX)
-			return kp_error_set(err, KP_ETOOLARGE,
-					    "record key too large");
-		rec->key = key.ptr;
-		rec->key_len = (uint32_t)key.len;
-	}
-	if (f.ts.len > 0 && !kp_mp_is_nil(f.ts)) {
-		rc = take_int(f.ts, "ts", &ts, err);
-		if (rc != 0)
-			return rc;
-		rec->has_ts = true;
-		rec->ts = ts;
-	}
+	if (rc != 0)
+		return rc;
+	if (kp_mp_read_str(val, out) != 0)
+		return wrong_type(err, field, "str", val);
+	return 0;
+}
+
+int kp_request_field_uint(const struct kp_request *req, const char *field,
+			  uint64_t *out, struct kp_error *err)
+{
+	struct kp_mp_view val;
+	int rc = request_lookup(req, field, &val, err);
+
+	if (rc != 0)
+		return rc;
+	if (kp_mp_read_uint(val, out) != 0)
+		return wrong_type(err, field, "uint", val);
+	return 0;
+}
+
+int kp_request_field_raw(const struct kp_request *req, const char *field,
+			 struct kp_mp_view *out, struct kp_error *err)
+{
+	return request_lookup(req, field, out, err);
+}
+
+int kp_request_field_array(const struct kp_request *req, const char *field,
+			   struct kp_mp_iter *out, uint32_t *count,
+			   struct kp_error *err)
+{
+	struct kp_mp_view val;
+	int rc = request_lookup(req, field, &val, err);
+
+	if (rc != 0)
+		return rc;
+	if (kp_mp_array_begin(val, out) != 0)
+		return wrong_type(err, field, "array", val);
+	if (count != NULL)
+		*count = out->left;
 	return 0;
 }
 

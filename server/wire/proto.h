@@ -19,6 +19,7 @@
 #include "base/buf.h"
 #include "base/error.h"
 #include "base/mp.h"
+#include "records.h"
 
 #define KP_FRAME_HEADER_SIZE 4
 #define KP_DEFAULT_MAX_FRAME (16u * 1024 * 1024)
@@ -31,11 +32,31 @@
 int kp_frame_check(const char *buf, size_t len, uint32_t max_frame,
 		   uint32_t *body_len);
 
-/* A decoded request: views borrowed from the frame body. */
+/* Top-level fields a request keeps an index of (more are looked up). */
+#define KP_REQUEST_FIELDS 16
+
+/* One str-keyed pair of a request map. */
+struct kp_request_field {
+	struct kp_mp_view name;  /* the key's str payload */
+	struct kp_mp_view val;   /* the value's bytes */
+};
+
+/*
+ * A decoded request: views borrowed from the frame body, and an index of
+ * its top-level fields built by the same walk that validated the body, so
+ * that the kp_request_field_* getters do not walk the body again.
+ */
 struct kp_request {
 	uint64_t id;            /* echoed in the response; 0 if unreadable */
 	struct kp_mp_view op;   /* payload of the "op" str */
 	struct kp_mp_view map;  /* the whole body, a validated map */
+	struct kp_request_field fields[KP_REQUEST_FIELDS]; /* the first
+				   str-keyed pairs, in order */
+	uint32_t nfields;       /* entries of fields */
+	bool all_fields;        /* every str-keyed pair is in fields */
+	struct kp_records *records; /* borrowed: the first "records" field,
+				   decoded, when the caller asked and it is
+				   an array; else NULL */
 };
 
 /*
@@ -46,6 +67,16 @@ struct kp_request {
  */
 int kp_request_decode(const char *body, size_t len, struct kp_request *req,
 		      struct kp_error *err);
+
+/*
+ * kp_request_decode, and in the same walk the first "records" field, when
+ * it is an array, is decoded into recs (kp_records_scan) and req->records
+ * points at it. A record that is not valid is no error here: recs->err
+ * says which and why, for the op to report. Also -ENOMEM.
+ */
+int kp_request_decode_records(const char *body, size_t len,
+			      struct kp_request *req, struct kp_records *recs,
+			      struct kp_error *err);
 
 /* true when the request's op is the given name. */
 bool kp_request_is(const struct kp_request *req, const char *op);
@@ -77,23 +108,19 @@ int kp_field_array(struct kp_mp_view map, const char *field,
 int kp_field_map(struct kp_mp_view map, const char *field,
 		 struct kp_mp_view *out, struct kp_error *err);
 
-/* A record of a produce request, borrowed from the frame. */
-struct kp_produce_record {
-	bool has_ts;            /* false: the server stamps it */
-	int64_t ts;             /* ms since the epoch, when has_ts */
-	const char *key;        /* NULL when absent or nil */
-	uint32_t key_len;
-	const char *value;      /* msgpack bytes of "value" */
-	uint32_t value_len;
-};
-
 /*
- * Decodes one item of a produce request's "records" array: a map with
- * "value" (required), "key" (str, bin or nil) and "ts" (int).
+ * The same getters for a top-level field of a decoded request, read from
+ * its index (no walk over the body): same returns and messages.
  */
-int kp_produce_record_decode(struct kp_mp_view item,
-			     struct kp_produce_record *rec,
-			     struct kp_error *err);
+int kp_request_field_str(const struct kp_request *req, const char *field,
+			 struct kp_mp_view *out, struct kp_error *err);
+int kp_request_field_uint(const struct kp_request *req, const char *field,
+			  uint64_t *out, struct kp_error *err);
+int kp_request_field_raw(const struct kp_request *req, const char *field,
+			 struct kp_mp_view *out, struct kp_error *err);
+int kp_request_field_array(const struct kp_request *req, const char *field,
+			   struct kp_mp_iter *out, uint32_t *count,
+			   struct kp_error *err);
 
 /*
  * Response writing. A response is built in a kp_buf as a whole frame

@@ -257,6 +257,92 @@ class BadInput(kh.ServerTest):
                               "UNKNOWN_TOPIC", None])
             self.assertEqual(resps[3]["records"][0]["value"], {"n": 99})
 
+    # -- malformed records: refused with their index, nothing written
+    def end_offsets(self, c, topic):
+        r = c.ok("topic_describe", topic=topic)
+        return [p["end_offset"] for p in r["topic"]["partition_stats"]]
+
+    def test_bad_record_at_index_writes_nothing(self):
+        topic = kh.unique("badrec")
+        good = [{"value": {"n": i}, "key": "k%d" % i} for i in range(200)]
+        bad = [
+            ({"key": "k"}, "value"),                    # no value
+            ({"value": 1, "key": 3}, "key"),            # key neither str nor bin
+            ({"value": 1, "key": [1]}, "key"),
+            ({"value": 1, "ts": "now"}, "ts"),          # ts not an int
+            ({"value": 1, "ts": 2 ** 64 - 1}, "ts"),    # ts above int64
+            ([1, 2], "map"),                            # not a map
+            ("value", "map"),
+        ]
+        with self.conn() as c:
+            c.ok("topic_create", topic=topic, partitions=3)
+            c.produce(topic, [{"n": 1}], partition=1)
+            before = self.end_offsets(c, topic)
+            for rec, word in bad:
+                for k in (0, 57, 199):
+                    records = list(good)
+                    records[k] = rec
+                    for part in (None, 2):   # routed by key, and explicit
+                        fields = {"topic": topic, "records": records}
+                        if part is not None:
+                            fields["partition"] = part
+                        with self.subTest(rec=rec, k=k, partition=part):
+                            r = c.call("produce", **fields)
+                            self.assertError(r, "BAD_REQUEST")
+                            self.assertTrue(
+                                r["message"].startswith("records[%d]: " % k),
+                                r["message"])
+                            self.assertIn(word, r["message"])
+            # Unknown fields in records and in the request are ignored.
+            r = c.call("produce", topic=topic, partition=0, extra={"x": [1]},
+                       records=[{"value": 1, "other": [1, {"a": 2}]}])
+            self.assertEqual(r["ok"], True, r)
+            self.assertEqual(self.end_offsets(c, topic),
+                             [before[0] + 1] + before[1:])
+            self.assertUsable(c)
+
+    def test_malformed_record_bytes_write_nothing(self):
+        """A record whose bytes are cut or lie, or bytes after the request
+        value: BAD_MSGPACK, and nothing of the request is written."""
+        topic = kh.unique("badbytes")
+        with self.conn() as c:
+            c.ok("topic_create", topic=topic, partitions=1)
+            head = {"id": 31, "op": "produce", "topic": topic, "partition": 0}
+            good = pack({"value": b"x" * 50})
+            recs = [good] * 40
+
+            def body(records, extra=b""):
+                m = pack(head)
+                return (bytes([m[0] + 1]) + m[1:] + pack("records")
+                        + b"\xdc" + struct.pack(">H", len(records))
+                        + b"".join(records) + extra)
+
+            bodies = []
+            # Record 17's bin announces more bytes than the frame holds.
+            lying = list(recs)
+            lying[17] = b"\x81\xa5value\xc6\x00\x01\x00\x00" + b"x" * 10
+            bodies.append(body(lying))
+            # The array announces one record more than it has.
+            bodies.append(body(recs)[:-len(good)])
+            # The last record cut in the middle of its value.
+            bodies.append(body(recs)[:-20])
+            # A reserved byte (0xc1) as record 5's value.
+            bad = list(recs)
+            bad[5] = b"\x81\xa5value\xc1"
+            bodies.append(body(bad))
+            # One well-formed request, then bytes after it.
+            bodies.append(body(recs, extra=b"\xc0"))
+            for b in bodies:
+                c.send_frame(b)
+                r = c.recv()
+                self.assertError(r, "BAD_MSGPACK")
+            self.assertEqual(self.end_offsets(c, topic), [0])
+            # The same request whole is written.
+            c.send_frame(body(recs))
+            r = c.recv()
+            self.assertEqual((r["ok"], r["results"][0]["count"]), (True, 40), r)
+            self.assertEqual(self.end_offsets(c, topic), [40])
+
     # -- after all of it (runs last: tests run in name order)
     def test_zz_still_serving_everything(self):
         self.assertTrue(self.server.alive(), self.server.log_tail())

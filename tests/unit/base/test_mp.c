@@ -598,6 +598,49 @@ static void test_type_names_and_str_eq(void **state)
 	assert_false(kp_mp_str_eq(empty, "x"));
 }
 
+/* Pieces of a value walked at their depth accept what the whole walk does. */
+static void test_skip_at_and_container_header(void **state)
+{
+	char buf[80];
+	size_t size, h;
+	uint32_t n;
+
+	(void)state;
+	memset(buf, 0x91, sizeof(buf));
+	buf[70] = (char)0xc0;
+	/* 70 nested arrays: too deep at any depth. */
+	assert_int_equal(kp_mp_skip_at(buf, 71, 0, &size), KP_EBADMSGPACK);
+	/* 60 nested arrays: fine at depth 4, not at depth 5. */
+	assert_int_equal(kp_mp_skip_at(buf + 10, 61, 4, &size), 0);
+	assert_int_equal(size, 61);
+	assert_int_equal(kp_mp_skip_at(buf + 10, 61, 5, &size),
+			 KP_EBADMSGPACK);
+	/* A scalar needs no depth left. */
+	assert_int_equal(kp_mp_skip_at(buf + 70, 1, KP_MP_MAX_DEPTH, &size), 0);
+	assert_int_equal(kp_mp_skip_at(buf + 69, 2, KP_MP_MAX_DEPTH, &size),
+			 KP_EBADMSGPACK);
+
+	assert_int_equal(kp_mp_container_header("\x93\x01\x02\x03", 4,
+						KP_MP_ARRAY, &n, &h), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(h, 1);
+	assert_int_equal(kp_mp_container_header("\x93\x01\x02\x03", 4,
+						KP_MP_MAP, &n, &h),
+			 KP_EBADREQUEST);
+	assert_int_equal(kp_mp_container_header("\xde\x00\x01\xc0\xc0", 5,
+						KP_MP_MAP, &n, &h), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(h, 3);
+	/* More pairs than bytes, or a cut header. */
+	assert_int_equal(kp_mp_container_header("\xde\x00\x02\xc0\xc0", 5,
+						KP_MP_MAP, &n, &h),
+			 KP_EBADMSGPACK);
+	assert_int_equal(kp_mp_container_header("\xdd\x00", 2, KP_MP_ARRAY,
+						&n, &h), KP_EBADMSGPACK);
+	assert_int_equal(kp_mp_container_header("\xa1x", 2, KP_MP_ARRAY, &n,
+						&h), KP_EBADREQUEST);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -615,6 +658,7 @@ int main(void)
 		cmocka_unit_test(test_depth),
 		cmocka_unit_test(test_trailing_garbage),
 		cmocka_unit_test(test_type_names_and_str_eq),
+		cmocka_unit_test(test_skip_at_and_container_header),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
