@@ -119,11 +119,16 @@ void kp_bench_produce(int port, const char *topic, uint32_t conns,
 		      uint64_t records, uint32_t batch, uint32_t inflight,
 		      struct kp_bench_load *out);
 /*
- * Reads offsets 0..end-1 of partition 0 with fetches of max_bytes 1 MiB,
- * up to `inflight` pipelined; checks every record arrives once, in order.
+ * Reads offsets 0..end-1 of partition 0 with fetches of max_bytes 1 MiB in
+ * format "batches", up to `inflight` pipelined: checks both CRC32Cs of
+ * every batch, walks its records, and checks every record arrives once, in
+ * order, with its 100 bytes.
  */
 void kp_bench_fetch(int port, const char *topic, uint64_t end,
 		    uint32_t inflight, struct kp_bench_load *out);
+/* The same read in format "records" (a msgpack map per record). */
+void kp_bench_fetch_records(int port, const char *topic, uint64_t end,
+			    uint32_t inflight, struct kp_bench_load *out);
 
 /* The kappad child and its scratch directory. */
 struct kp_bench_server {
@@ -316,5 +321,29 @@ struct kp_bench_views_opts {
  * directory removed after it; prints its lines once all rounds are done.
  */
 void kp_bench_views(const struct kp_bench_views_opts *o);
+
+/* ---- end-to-end latency scenarios (bench_e2e.c) ---- */
+
+struct kp_bench_e2e_opts {
+	const char *kappad;          /* the server binary */
+	const char *root;            /* absolute scratch directory */
+	const char *plugin;          /* count_by_user.so, or NULL: Lua only */
+	uint64_t records;            /* produced to find the max rate */
+	uint64_t seconds;            /* the measured window at 50 % */
+	uint32_t runs;               /* rounds (1..64); figures are medians */
+	uint32_t batch, inflight;    /* for finding the max rate */
+	bool json;                   /* one JSON object per line */
+	struct kp_bench_server *srv; /* the kappad child (killed on exit) */
+};
+
+/*
+ * The end-to-end scenarios: for the Lua and (plugin non-NULL) the C
+ * count+emit processor, the max sustained rate, then ack-to-visible and
+ * produce-to-ack at 50 % of it for `seconds`, with ping round trips to the
+ * same kappad in the same window as the peer; for Lua also the same while a
+ * replay runs flat out. Each round starts its own kappads under root;
+ * prints the lines (medians over the rounds) once all rounds are done.
+ */
+void kp_bench_e2e(const struct kp_bench_e2e_opts *o);
 
 #endif

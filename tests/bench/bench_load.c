@@ -1,7 +1,9 @@
 /*
  * bench_load.c - the load kappa-bench puts on kappad: topic admin, pipelined
  * produce over one connection (thread) per partition, and a pipelined fetch
- * of a whole partition.
+ * of a whole partition, in either form: "batches" (the stored batches, each
+ * checked by its two CRC32Cs and walked record by record, as a consumer
+ * must) or "records" (a msgpack map per record).
  *
  * Access pattern: each producing thread owns its connection and a copy of a
  * prebuilt produce frame whose id is patched per request; responses are read
@@ -14,6 +16,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "base/crc32c.h"
+
+/* The stored batch format (docs/PROTOCOL.md, "Stored batches"). */
+#define BATCH_HEADER 64
+#define BATCH_MAGIC "KPB2"
+#define BATCH_FLAG_HEADERS 1u
+#define RECORD_FIXED 16     /* after rec_len: delta, ts, key_len */
+/* What a stored value lacks of the 100 bytes sent: fixmap(1) + "value"(6). */
+#define VALUE_FRAMING 7
 
 /* A producing connection: one partition, nreq pipelined requests. */
 struct producer {
@@ -208,7 +220,7 @@ struct range {
 	uint64_t off, lim;
 };
 
-/* Counts the records of a fetch response that fall in the range. */
+/* Counts the records of a fetch response (records form) in the range. */
 static uint64_t take_records(const msgpack_object *resp, struct range rg,
 			     uint64_t *got, uint64_t *payload)
 {
@@ -236,13 +248,117 @@ static uint64_t take_records(const msgpack_object *resp, struct range rg,
 	return n;
 }
 
+static uint32_t le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static uint64_t le64(const unsigned char *p)
+{
+	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
+/*
+ * Checks the batch at b (len bytes left in the response): magic, header
+ * CRC over [0, 60), length, records' CRC over [64, batch_len). Returns its
+ * length; dies on a mismatch.
+ */
+static uint32_t check_batch(const unsigned char *b, size_t len)
+{
+	uint32_t blen;
+
+	if (len < BATCH_HEADER || memcmp(b + 12, BATCH_MAGIC, 4) != 0 ||
+	    kp_crc32c(0, b, 60) != le32(b + 60))
+		kp_bench_die("fetch: a batch header fails its CRC");
+	blen = le32(b + 8);
+	if (blen < BATCH_HEADER || blen > len)
+		kp_bench_die("fetch: a batch of %u bytes, %zu left", blen, len);
+	if (kp_crc32c(0, b + BATCH_HEADER, blen - BATCH_HEADER) !=
+	    le32(b + 16))
+		kp_bench_die("fetch: batch at offset %llu fails its records' CRC",
+			     (unsigned long long)le64(b));
+	return blen;
+}
+
+/*
+ * Counts the records of a fetch response (batches form) at or after
+ * rg.off, checking them: every batch by its CRCs, every record's offset
+ * the next one (no gaps in this topic) and its value's size; those below
+ * rg.lim are added to *got and *payload. Returns the count.
+ */
+static uint64_t take_batches(const msgpack_object *resp, struct range rg,
+			     uint64_t *got, uint64_t *payload)
+{
+	const msgpack_object *bin = kp_bench_get(resp, "batches");
+	const unsigned char *p;
+	uint64_t next = rg.off;
+	size_t len, pos = 0;
+
+	if (bin == NULL || bin->type != MSGPACK_OBJECT_BIN)
+		kp_bench_die("fetch: response without batches");
+	p = (const unsigned char *)bin->via.bin.ptr;
+	len = bin->via.bin.size;
+	while (pos < len) {
+		const unsigned char *b = p + pos;
+		uint32_t blen = check_batch(b, len - pos);
+		uint64_t base = le64(b);
+		bool with_headers = le32(b + 28) & BATCH_FLAG_HEADERS;
+		uint32_t count = le32(b + 20), q = BATCH_HEADER;
+
+		for (uint32_t i = 0; i < count; i++) {
+			uint32_t rec_len, value_len;
+			int32_t key_len;
+			uint64_t off;
+
+			if (blen - q < 4 + RECORD_FIXED ||
+			    (rec_len = le32(b + q)) > blen - q - 4 ||
+			    rec_len < RECORD_FIXED)
+				kp_bench_die("fetch: a malformed record");
+			off = base + le32(b + q + 4);
+			key_len = (int32_t)le32(b + q + 16);
+			value_len = rec_len - RECORD_FIXED -
+				    (key_len > 0 ? (uint32_t)key_len : 0);
+			if (with_headers)
+				value_len -= 4 + le32(b + q + 20 +
+						      (key_len > 0 ? key_len : 0));
+			q += 4 + rec_len;
+			if (off < rg.off)
+				continue;
+			if (off != next)
+				kp_bench_die("fetch: record %llu where %llu was due",
+					     (unsigned long long)off,
+					     (unsigned long long)next);
+			next++;
+			if (off < rg.lim) {
+				*payload += value_len + VALUE_FRAMING;
+				(*got)++;
+			}
+		}
+		if (q != blen)
+			kp_bench_die("fetch: batch at offset %llu: its records "
+				     "do not fill it", (unsigned long long)base);
+		pos += blen;
+	}
+	return next - rg.off;
+}
+
+/* Counts the records of a response in either form (see take_*). */
+typedef uint64_t (*take_fn)(const msgpack_object *resp, struct range rg,
+			    uint64_t *got, uint64_t *payload);
+
 static void send_fetch(struct kp_bench_conn *c, msgpack_sbuffer *sb,
-		       const char *topic, uint64_t offset, uint32_t id)
+		       const char *topic, uint64_t offset, uint32_t id,
+		       bool batches)
 {
 	msgpack_packer pk;
 	int rc;
 
-	kp_bench_frame_begin(sb, &pk, id, "fetch", 4);
+	kp_bench_frame_begin(sb, &pk, id, "fetch", batches ? 5 : 4);
+	if (batches) {
+		kp_bench_pack_str(&pk, "format");
+		kp_bench_pack_str(&pk, "batches");
+	}
 	kp_bench_pack_str(&pk, "topic");
 	kp_bench_pack_str(&pk, topic);
 	kp_bench_pack_str(&pk, "partition");
@@ -261,9 +377,10 @@ static void send_fetch(struct kp_bench_conn *c, msgpack_sbuffer *sb,
  * first fetch gives the stride (records per 1 MiB response), fetches go out
  * at stride steps; a response short of its range queues the gap.
  */
-void kp_bench_fetch(int port, const char *topic, uint64_t end,
-		    uint32_t inflight, struct kp_bench_load *r)
+static void fetch_all(int port, const char *topic, uint64_t end,
+		      uint32_t inflight, bool batches, struct kp_bench_load *r)
 {
+	take_fn take = batches ? take_batches : take_records;
 	struct range *fifo = calloc(inflight, sizeof(*fifo));
 	struct range *gaps = calloc(inflight + 1, sizeof(*gaps));
 	uint64_t got = 0, payload = 0, gen, stride, head = 0, tail = 0, t0;
@@ -280,10 +397,10 @@ void kp_bench_fetch(int port, const char *topic, uint64_t end,
 		kp_bench_die("connect: %s", strerror(-rc));
 	msgpack_sbuffer_init(&sb);
 	t0 = kp_bench_now_ns();
-	send_fetch(&c, &sb, topic, 0, id++);
+	send_fetch(&c, &sb, topic, 0, id++, batches);
 	if (kp_bench_conn_recv(&c, &resp) != 0 || !kp_bench_ok(&resp))
 		kp_bench_die("fetch: first fetch failed");
-	stride = take_records(&resp, (struct range){ 0, end }, &got, &payload);
+	stride = take(&resp, (struct range){ 0, end }, &got, &payload);
 	if (stride == 0)
 		kp_bench_die("fetch: empty first response");
 	gen = stride;
@@ -298,7 +415,7 @@ void kp_bench_fetch(int port, const char *topic, uint64_t end,
 				rg.lim = gen + stride < end ? gen + stride : end;
 				gen = rg.lim;
 			}
-			send_fetch(&c, &sb, topic, rg.off, id++);
+			send_fetch(&c, &sb, topic, rg.off, id++, batches);
 			fifo[tail++ % inflight] = rg;
 		}
 		if (head == tail)
@@ -314,7 +431,7 @@ void kp_bench_fetch(int port, const char *topic, uint64_t end,
 			kp_bench_die("fetch at %llu: %s",
 				     (unsigned long long)rg.off, msg);
 		}
-		n = take_records(&resp, rg, &got, &payload);
+		n = take(&resp, rg, &got, &payload);
 		if (n == 0)
 			kp_bench_die("fetch at %llu: no records below end %llu",
 				     (unsigned long long)rg.off,
@@ -333,4 +450,16 @@ void kp_bench_fetch(int port, const char *topic, uint64_t end,
 	kp_bench_conn_close(&c);
 	free(fifo);
 	free(gaps);
+}
+
+void kp_bench_fetch(int port, const char *topic, uint64_t end,
+		    uint32_t inflight, struct kp_bench_load *r)
+{
+	fetch_all(port, topic, end, inflight, true, r);
+}
+
+void kp_bench_fetch_records(int port, const char *topic, uint64_t end,
+			    uint32_t inflight, struct kp_bench_load *r)
+{
+	fetch_all(port, topic, end, inflight, false, r);
 }

@@ -11,8 +11,10 @@
  * live lag while a replay runs. With --views (or --views-only) it also runs
  * the view scenarios (bench_views.c): count-by-key throughput as the view
  * outgrows memory, kappad's memory, restart time, view_get latency, and a
- * compacted topic. docs/BENCHMARKS.md explains the scenarios and gives
- * figures.
+ * compacted topic. With --e2e (or --e2e-only) it also runs the end-to-end
+ * scenarios (bench_e2e.c): produce ack to output visible at 50 % of the
+ * max rate, against ping round trips, also during a replay.
+ * docs/BENCHMARKS.md explains the scenarios and gives figures.
  */
 #include "bench.h"
 
@@ -50,6 +52,9 @@ struct options {
 	uint64_t views_records;     /* --views-records, 0 for the default */
 	const char *views_keys;     /* --views-keys LIST, NULL for the default */
 	uint32_t runs;              /* --runs (view scenarios), 0: 1 */
+	bool e2e;                   /* --e2e: add the end-to-end scenarios */
+	bool e2e_only;              /* --e2e-only: run only them */
+	uint64_t e2e_seconds;       /* --e2e-seconds, 0 for the default */
 };
 
 /* One line of output: a kappa scenario and its peer, or a peer alone. */
@@ -226,7 +231,8 @@ static void usage(void)
 	     "                   [--versions | --versions-only] [--reloads N]\n"
 	     "                   [--views | --views-only] [--views-records N]"
 	     " [--views-keys LIST]\n"
-	     "                   [--runs N]\n"
+	     "                   [--runs N] [--e2e | --e2e-only] "
+	     "[--e2e-seconds N]\n"
 	     "defaults: --kappad build/kappad --data-root /tmp --batch 500 "
 	     "--inflight 16;\n"
 	     "--records: 2000000 for fsync=never, 200000 for fsync=always\n"
@@ -250,7 +256,13 @@ static void usage(void)
 	     "of the others\n"
 	     "  (default 1000,1000000,10000000; --quick 1000,100000)\n"
 	     "--runs: rounds of the view scenarios, figures are medians "
-	     "(default 1)");
+	     "(default 1)\n"
+	     "--e2e: also run the end-to-end latency scenarios (produce ack "
+	     "-> output\n"
+	     "  visible at 50 % of the max rate, ping peer, during a replay); "
+	     "--e2e-only: only them\n"
+	     "  (5 rounds, --runs N for N; --quick: 1 round of 2 s)\n"
+	     "--e2e-seconds: the measured window at 50 % (default 10)");
 }
 
 static uint64_t parse_u64(const char *name, const char *s, uint64_t max)
@@ -291,6 +303,12 @@ static void parse_args(int argc, char **argv)
 			opt.views = true;
 		} else if (strcmp(a, "--views-only") == 0) {
 			opt.views_only = true;
+		} else if (strcmp(a, "--e2e") == 0) {
+			opt.e2e = true;
+		} else if (strcmp(a, "--e2e-only") == 0) {
+			opt.e2e_only = true;
+		} else if (v != NULL && strcmp(a, "--e2e-seconds") == 0) {
+			opt.e2e_seconds = parse_u64(a, argv[++i], 3600);
 		} else if (v == NULL) {
 			kp_bench_die("unknown argument '%s' or it needs a "
 				     "value (see --help)", a);
@@ -394,20 +412,40 @@ static void produce_rows(int port, const char *file, uint64_t n_never,
 	}
 }
 
+/*
+ * Fetches the consumer keeps in flight: two 1 MiB responses are enough to
+ * keep kappad and the consumer busy at once, and keep the bytes in cache
+ * (16, the produce depth, measured 25-40 % slower: 16 MiB in flight).
+ */
+#define FETCH_INFLIGHT 2
+
+/*
+ * The fetch lines: one consumer reading the 1-connection fsync=never topic
+ * (100-byte records) with fetches of 1 MiB, FETCH_INFLIGHT pipelined, in
+ * format "batches" (each batch's CRCs checked and its records walked by
+ * the client), then the same in format "records"; both against one read()
+ * of the same bytes from the page cache.
+ */
 static void fetch_row(int port, const char *file, uint64_t records,
 		      double disk_bytes)
 {
-	struct row r;
+	struct row r, maps;
 
 	memset(&r, 0, sizeof(r));
 	snprintf(r.name, sizeof(r.name), "fetch 1 consumer 1MiB");
-	kp_bench_fetch(port, "bench-never-1", records, opt.inflight, &r.load);
+	kp_bench_fetch(port, "bench-never-1", records, FETCH_INFLIGHT,
+		       &r.load);
 	snprintf(r.peer, sizeof(r.peer), "read 64KiB (cached)");
 	r.peer_rec_bytes = (double)rec_bytes(disk_bytes);
 	kp_bench_peer_write(file, records, rec_bytes(disk_bytes), &r.pr);
 	kp_bench_peer_read(file, rec_bytes(disk_bytes), &r.pr);
 	unlink(file);
 	finish_row(&r);
+	maps = r;
+	snprintf(maps.name, sizeof(maps.name), "fetch 1MiB records form");
+	kp_bench_fetch_records(port, "bench-never-1", records, FETCH_INFLIGHT,
+			       &maps.load);
+	finish_row(&maps);
 }
 
 /* Redis XADD without persistence and with AOF everysec, when installed. */
@@ -774,6 +812,31 @@ static void views_rows(void)
 	kp_bench_views(&o);
 }
 
+/* The end-to-end scenarios: ack to visible, produce, ping, replay. */
+static void e2e_rows(void)
+{
+	char root[PATH_MAX], so[PATH_MAX];
+	struct kp_bench_e2e_opts o;
+	uint64_t n = opt.proc_records ? opt.proc_records
+				      : opt.quick ? 100000 : 1000000;
+
+	if (realpath(scratch, root) == NULL)
+		kp_bench_die("realpath %s: %s", scratch, strerror(errno));
+	find_plugin(so, sizeof(so));
+	memset(&o, 0, sizeof(o));
+	o.kappad = opt.kappad;
+	o.root = root;
+	o.plugin = so;
+	o.records = (n + opt.batch - 1) / opt.batch * opt.batch;
+	o.seconds = opt.e2e_seconds ? opt.e2e_seconds : opt.quick ? 2 : 10;
+	o.runs = opt.runs ? opt.runs : opt.quick ? 1 : 5;
+	o.batch = opt.batch;
+	o.inflight = opt.inflight;
+	o.json = opt.json;
+	o.srv = &srv;
+	kp_bench_e2e(&o);
+}
+
 int main(int argc, char **argv)
 {
 	char file[600];
@@ -783,7 +846,8 @@ int main(int argc, char **argv)
 	bool log_rows;
 
 	parse_args(argc, argv);
-	log_rows = !opt.proc_only && !opt.versions_only && !opt.views_only;
+	log_rows = !opt.proc_only && !opt.versions_only && !opt.views_only &&
+		   !opt.e2e_only;
 	n_never = opt.records ? opt.records : opt.quick ? 100000 : 2000000;
 	n_always = opt.records ? opt.records : opt.quick ? 10000 : 200000;
 	if (opt.redis == NULL)
@@ -829,5 +893,7 @@ int main(int argc, char **argv)
 		versions_rows();
 	if (opt.views || opt.views_only)
 		views_rows();
+	if (opt.e2e || opt.e2e_only)
+		e2e_rows();
 	return 0;
 }
