@@ -8,6 +8,7 @@
  * is written and checked. Whatever the walker accepts is also unpacked with
  * msgpack-c and compared value by value, so the two decoders must agree.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include "base/error.h"
 #include "base/mp.h"
 #include "wire/proto.h"
+#include "wire/records.h"
 
 #define FUZZ_MAX_FRAME (1u << 20)
 
@@ -198,6 +200,25 @@ static void differential(struct kp_mp_view v)
 	msgpack_unpacked_destroy(&u);
 }
 
+/*
+ * The one-walk produce decoder (wire/records.c) refuses exactly what
+ * kp_request_decode refuses, with the same code.
+ */
+static void one_walk_agrees(const char *body, size_t len, int rc)
+{
+	struct kp_request req;
+	struct kp_records recs;
+	struct kp_error err;
+	int rc2;
+
+	kp_records_init(&recs);
+	kp_error_clear(&err);
+	rc2 = kp_request_decode_records(body, len, &req, &recs, &err);
+	CHECK(rc2 == rc || rc2 == -ENOMEM);
+	CHECK(strlen(err.msg) < sizeof(err.msg));
+	kp_records_destroy(&recs);
+}
+
 static void check_records(struct kp_mp_view map)
 {
 	struct kp_error err;
@@ -304,6 +325,7 @@ static void one_body(const char *body, size_t len)
 	CHECK(rc == 0 || rc == KP_EBADMSGPACK || rc == KP_EBADREQUEST);
 	CHECK(err.code == rc);
 	CHECK(strlen(err.msg) < sizeof(err.msg));
+	one_walk_agrees(body, len, rc);
 	respond(&req, rc, err.msg);
 	if (rc != 0)
 		return;
