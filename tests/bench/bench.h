@@ -95,6 +95,18 @@ void kp_bench_describe_error(const msgpack_object *resp, char *buf,
 void kp_bench_call(struct kp_bench_conn *c, msgpack_sbuffer *frame,
 		   msgpack_object *resp, const char *what);
 
+/*
+ * proc_create of processor name from file over one input topic with one
+ * output topic, reading from the earliest offset; dies unless ok.
+ */
+void kp_bench_call_proc_create(struct kp_bench_conn *c, msgpack_sbuffer *sb,
+			       const char *name, const char *file,
+			       const char *input, const char *output);
+
+/* proc_replay of name from earliest, no rate limit; returns the version. */
+uint32_t kp_bench_call_proc_replay(struct kp_bench_conn *c,
+				   msgpack_sbuffer *sb, const char *name);
+
 /* What one load scenario measured. */
 struct kp_bench_load {
 	uint64_t records;      /* records acknowledged or read */

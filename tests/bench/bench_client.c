@@ -291,3 +291,43 @@ void kp_bench_call(struct kp_bench_conn *c, msgpack_sbuffer *frame,
 		kp_bench_die("%s: %s", what, msg);
 	}
 }
+
+void kp_bench_call_proc_create(struct kp_bench_conn *c, msgpack_sbuffer *sb,
+			       const char *name, const char *file,
+			       const char *input, const char *output)
+{
+	msgpack_packer pk;
+	msgpack_object resp;
+
+	kp_bench_frame_begin(sb, &pk, c->next_id++, "proc_create", 5);
+	kp_bench_pack_str(&pk, "name");
+	kp_bench_pack_str(&pk, name);
+	kp_bench_pack_str(&pk, "file");
+	kp_bench_pack_str(&pk, file);
+	kp_bench_pack_str(&pk, "inputs");
+	msgpack_pack_array(&pk, 1);
+	kp_bench_pack_str(&pk, input);
+	kp_bench_pack_str(&pk, "outputs");
+	msgpack_pack_array(&pk, 1);
+	kp_bench_pack_str(&pk, output);
+	kp_bench_pack_str(&pk, "from");
+	kp_bench_pack_str(&pk, "earliest");
+	kp_bench_frame_end(sb);
+	kp_bench_call(c, sb, &resp, "proc_create");
+}
+
+uint32_t kp_bench_call_proc_replay(struct kp_bench_conn *c,
+				   msgpack_sbuffer *sb, const char *name)
+{
+	msgpack_packer pk;
+	msgpack_object resp;
+
+	kp_bench_frame_begin(sb, &pk, c->next_id++, "proc_replay", 2);
+	kp_bench_pack_str(&pk, "name");
+	kp_bench_pack_str(&pk, name);
+	kp_bench_pack_str(&pk, "from");
+	kp_bench_pack_str(&pk, "earliest");
+	kp_bench_frame_end(sb);
+	kp_bench_call(c, sb, &resp, "proc_replay");
+	return (uint32_t)kp_bench_get_u64(&resp, "version", 0);
+}

@@ -192,42 +192,6 @@ static void proc_status(struct kp_bench_conn *c, msgpack_sbuffer *sb,
 			     eo->srv->log);
 }
 
-static void proc_create(struct kp_bench_conn *c, msgpack_sbuffer *sb,
-			const char *file)
-{
-	msgpack_packer pk;
-	msgpack_object resp;
-
-	kp_bench_frame_begin(sb, &pk, c->next_id++, "proc_create", 5);
-	kp_bench_pack_str(&pk, "name");
-	kp_bench_pack_str(&pk, PROC);
-	kp_bench_pack_str(&pk, "file");
-	kp_bench_pack_str(&pk, file);
-	kp_bench_pack_str(&pk, "inputs");
-	msgpack_pack_array(&pk, 1);
-	kp_bench_pack_str(&pk, IN_TOPIC);
-	kp_bench_pack_str(&pk, "outputs");
-	msgpack_pack_array(&pk, 1);
-	kp_bench_pack_str(&pk, OUT_TOPIC);
-	kp_bench_pack_str(&pk, "from");
-	kp_bench_pack_str(&pk, "earliest");
-	kp_bench_frame_end(sb);
-	kp_bench_call(c, sb, &resp, "proc_create");
-}
-
-static void proc_replay(struct kp_bench_conn *c, msgpack_sbuffer *sb)
-{
-	msgpack_packer pk;
-	msgpack_object resp;
-
-	kp_bench_frame_begin(sb, &pk, c->next_id++, "proc_replay", 2);
-	kp_bench_pack_str(&pk, "name");
-	kp_bench_pack_str(&pk, PROC);
-	kp_bench_pack_str(&pk, "from");
-	kp_bench_pack_str(&pk, "earliest");
-	kp_bench_frame_end(sb);
-	kp_bench_call(c, sb, &resp, "proc_replay");
-}
 
 /* ---- the open-loop producer ------------------------------------------- */
 
@@ -727,7 +691,7 @@ static void round_one(const char *file, const char *tag, uint32_t round,
 	kp_bench_topic_create(eo->srv->port, OUT_TOPIC, 1, "never");
 	open_conn(&c);
 	msgpack_sbuffer_init(&sb);
-	proc_create(&c, &sb, file);
+	kp_bench_call_proc_create(&c, &sb, PROC, file, IN_TOPIC, OUT_TOPIC);
 	memset(&k, 0, sizeof(k));
 	atomic_init(&k.seen_below, 0);
 	atomic_init(&k.target, 0);
@@ -758,7 +722,7 @@ static void round_one(const char *file, const char *tag, uint32_t round,
 	sleep_until(t_w0);
 	watch_checkpoints(&c, &sb, t_w1, &ck_max, &ck_n);
 	if (replay != NULL) {
-		proc_replay(&c, &sb);
+		kp_bench_call_proc_replay(&c, &sb, PROC);
 		t_r1 = wait_cut_over(&c, &sb, t_w1 + eo->seconds * 1000000000ull);
 	}
 	end = producer_stop(&p);

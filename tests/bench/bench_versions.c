@@ -237,44 +237,6 @@ static void proc_status(struct kp_bench_conn *c, msgpack_sbuffer *sb,
 			     vo->srv->log);
 }
 
-static void proc_create(struct kp_bench_conn *c, msgpack_sbuffer *sb,
-			const char *file)
-{
-	msgpack_packer pk;
-	msgpack_object resp;
-
-	kp_bench_frame_begin(sb, &pk, c->next_id++, "proc_create", 5);
-	kp_bench_pack_str(&pk, "name");
-	kp_bench_pack_str(&pk, PROC);
-	kp_bench_pack_str(&pk, "file");
-	kp_bench_pack_str(&pk, file);
-	kp_bench_pack_str(&pk, "inputs");
-	msgpack_pack_array(&pk, 1);
-	kp_bench_pack_str(&pk, IN_TOPIC);
-	kp_bench_pack_str(&pk, "outputs");
-	msgpack_pack_array(&pk, 1);
-	kp_bench_pack_str(&pk, OUT_TOPIC);
-	kp_bench_pack_str(&pk, "from");
-	kp_bench_pack_str(&pk, "earliest");
-	kp_bench_frame_end(sb);
-	kp_bench_call(c, sb, &resp, "proc_create");
-}
-
-/* proc_replay from earliest, no rate limit; returns the new version. */
-static uint32_t proc_replay(struct kp_bench_conn *c, msgpack_sbuffer *sb)
-{
-	msgpack_packer pk;
-	msgpack_object resp;
-
-	kp_bench_frame_begin(sb, &pk, c->next_id++, "proc_replay", 2);
-	kp_bench_pack_str(&pk, "name");
-	kp_bench_pack_str(&pk, PROC);
-	kp_bench_pack_str(&pk, "from");
-	kp_bench_pack_str(&pk, "earliest");
-	kp_bench_frame_end(sb);
-	kp_bench_call(c, sb, &resp, "proc_replay");
-	return (uint32_t)kp_bench_get_u64(&resp, "version", 0);
-}
 
 /* proc_reload with file; returns the revision the response reports. */
 static uint32_t proc_reload(struct kp_bench_conn *c, msgpack_sbuffer *sb,
@@ -543,7 +505,7 @@ static void scenario_reload(const char *file_a, const char *file_b)
 	if ((rc = kp_bench_conn_open(&c, vo->srv->port)) != 0)
 		kp_bench_die("connect: %s", strerror(-rc));
 	msgpack_sbuffer_init(&sb);
-	proc_create(&c, &sb, file_a);
+	kp_bench_call_proc_create(&c, &sb, PROC, file_a, IN_TOPIC, OUT_TOPIC);
 	memset(&k, 0, sizeof(k));
 	k.port = vo->srv->port;
 	atomic_init(&k.target, 0);
@@ -632,11 +594,11 @@ static double scenario_replay(const char *file)
 		kp_bench_die("connect: %s", strerror(-rc));
 	msgpack_sbuffer_init(&sb);
 	t0 = kp_bench_now_ns();
-	proc_create(&c, &sb, file);
+	kp_bench_call_proc_create(&c, &sb, PROC, file, IN_TOPIC, OUT_TOPIC);
 	t1 = wait_processed(&c, &sb, n, &st);
 	scratch_rps = (double)n / ((double)(t1 - t0) / 1e9);
 	t0 = kp_bench_now_ns();
-	if (proc_replay(&c, &sb) != 2)
+	if (kp_bench_call_proc_replay(&c, &sb, PROC) != 2)
 		kp_bench_die("proc_replay: not version 2");
 	for (;;) {
 		proc_status(&c, &sb, &st);
@@ -745,7 +707,7 @@ static void scenario_latency(const char *file, double replay_alone_rps,
 	if ((rc = kp_bench_conn_open(&c, vo->srv->port)) != 0)
 		kp_bench_die("connect: %s", strerror(-rc));
 	msgpack_sbuffer_init(&sb);
-	proc_create(&c, &sb, file);
+	kp_bench_call_proc_create(&c, &sb, PROC, file, IN_TOPIC, OUT_TOPIC);
 	wait_processed(&c, &sb, n, &st);
 	olp_start(&prod, vo->srv->port, IN_TOPIC, 1, LAT_INTERVAL_NS, n);
 	t_b0 = prod.p.t0 + WARMUP_NS;
@@ -753,7 +715,7 @@ static void scenario_latency(const char *file, double replay_alone_rps,
 	t_b1 = poll_lag(&c, &sb, t_b0 + LAT_BASE_NS, false, &base.lag_max,
 			&polls_b);
 	t_r0 = kp_bench_now_ns();
-	if (proc_replay(&c, &sb) != 2)
+	if (kp_bench_call_proc_replay(&c, &sb, PROC) != 2)
 		kp_bench_die("proc_replay: not version 2");
 	t_r1 = poll_lag(&c, &sb, 0, true, &rep.lag_max, &polls_r);
 	olp_stop(&prod);
