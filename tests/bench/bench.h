@@ -28,6 +28,32 @@
 /* Monotonic clock in nanoseconds. */
 uint64_t kp_bench_now_ns(void);
 
+/* ---- bench_stats.c ---- */
+
+/* Sleeps until the monotonic clock (kp_bench_now_ns) reads t_ns. */
+void kp_bench_sleep_until(uint64_t t_ns);
+
+/* A growable array of uint64_t samples; zero-initialise, free(v). */
+struct kp_bench_u64v {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+/* Room for n entries, the new ones zero; dies when out of memory. */
+void kp_bench_u64v_reserve(struct kp_bench_u64v *a, size_t n);
+
+/* Appends x; dies when out of memory. */
+void kp_bench_u64v_push(struct kp_bench_u64v *a, uint64_t x);
+
+/* Percentile q (0..100) of sorted v[0..n-1], nearest rank; 0 when empty. */
+uint64_t kp_bench_pct(const uint64_t *v, size_t n, unsigned q);
+
+/*
+ * Median of v[0..n-1], n >= 1 (reorders v); *lo and *hi, when not NULL,
+ * get the range.
+ */
+double kp_bench_median(double *v, size_t n, double *lo, double *hi);
+
 /* qsort comparator for uint64_t. */
 int kp_bench_cmp_u64(const void *a, const void *b);
 
@@ -97,7 +123,8 @@ void kp_bench_call(struct kp_bench_conn *c, msgpack_sbuffer *frame,
 
 /*
  * proc_create of processor name from file over one input topic with one
- * output topic, reading from the earliest offset; dies unless ok.
+ * output topic (NULL: none named, the processor's emits open them),
+ * reading from the earliest offset; dies unless ok.
  */
 void kp_bench_call_proc_create(struct kp_bench_conn *c, msgpack_sbuffer *sb,
 			       const char *name, const char *file,

@@ -299,7 +299,8 @@ void kp_bench_call_proc_create(struct kp_bench_conn *c, msgpack_sbuffer *sb,
 	msgpack_packer pk;
 	msgpack_object resp;
 
-	kp_bench_frame_begin(sb, &pk, c->next_id++, "proc_create", 5);
+	kp_bench_frame_begin(sb, &pk, c->next_id++, "proc_create",
+			     output != NULL ? 5 : 4);
 	kp_bench_pack_str(&pk, "name");
 	kp_bench_pack_str(&pk, name);
 	kp_bench_pack_str(&pk, "file");
@@ -307,9 +308,11 @@ void kp_bench_call_proc_create(struct kp_bench_conn *c, msgpack_sbuffer *sb,
 	kp_bench_pack_str(&pk, "inputs");
 	msgpack_pack_array(&pk, 1);
 	kp_bench_pack_str(&pk, input);
-	kp_bench_pack_str(&pk, "outputs");
-	msgpack_pack_array(&pk, 1);
-	kp_bench_pack_str(&pk, output);
+	if (output != NULL) {
+		kp_bench_pack_str(&pk, "outputs");
+		msgpack_pack_array(&pk, 1);
+		kp_bench_pack_str(&pk, output);
+	}
 	kp_bench_pack_str(&pk, "from");
 	kp_bench_pack_str(&pk, "earliest");
 	kp_bench_frame_end(sb);

@@ -81,69 +81,6 @@ static const struct kp_bench_e2e_opts *eo;
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static void sleep_until(uint64_t t_ns)
-{
-	struct timespec ts = { .tv_sec = (time_t)(t_ns / 1000000000u),
-			       .tv_nsec = (long)(t_ns % 1000000000u) };
-
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
-	       EINTR)
-		;
-}
-
-/* A growable array of uint64_t. */
-struct u64v {
-	uint64_t *v;
-	size_t n, cap;
-};
-
-static void u64v_reserve(struct u64v *a, size_t n)
-{
-	size_t cap = a->cap ? a->cap : 4096;
-	uint64_t *nv;
-
-	if (n <= a->cap)
-		return;
-	while (cap < n)
-		cap *= 2;
-	nv = realloc(a->v, cap * sizeof(*nv));
-	if (nv == NULL)
-		kp_bench_die("out of memory");
-	memset(nv + a->cap, 0, (cap - a->cap) * sizeof(*nv));
-	a->v = nv;
-	a->cap = cap;
-}
-
-static void u64v_push(struct u64v *a, uint64_t x)
-{
-	u64v_reserve(a, a->n + 1);
-	a->v[a->n++] = x;
-}
-
-/* Percentile q (0..100) of sorted v[0..n-1] (nearest rank). */
-static uint64_t pct(const uint64_t *v, size_t n, unsigned q)
-{
-	size_t rank;
-
-	if (n == 0)
-		return 0;
-	rank = (n * q + 99) / 100;
-	return v[rank == 0 ? 0 : rank - 1];
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, size_t n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static void open_conn(struct kp_bench_conn *c)
 {
 	int rc;
@@ -221,7 +158,7 @@ static void *producer_send(void *arg)
 	int rc;
 
 	for (uint64_t i = 0; !atomic_load(&p->stop); i++) {
-		sleep_until(p->t0 + i * TICK_NS);
+		kp_bench_sleep_until(p->t0 + i * TICK_NS);
 		if (atomic_load(&p->stop))
 			break;
 		kp_bench_frame_set_id(p->frame.data, (uint32_t)(i + 1));
@@ -267,7 +204,7 @@ static void *producer_recv(void *arg)
 		if (got >= sent) {
 			if (done)
 				break;
-			sleep_until(kp_bench_now_ns() + 20000);
+			kp_bench_sleep_until(kp_bench_now_ns() + 20000);
 			continue;
 		}
 		if ((rc = kp_bench_conn_recv(&p->c, &resp)) != 0)
@@ -338,7 +275,7 @@ struct consumer {
 	bool on_v2;                  /* reading OUT_V2 */
 	uint64_t offset;             /* next output offset */
 	atomic_uint_fast64_t seen_below; /* every input below has been seen */
-	struct u64v visible;         /* [input - first]: first arrival, 0: not */
+	struct kp_bench_u64v visible;         /* [input - first]: first arrival, 0: not */
 	pthread_t t;
 };
 
@@ -362,7 +299,7 @@ static void note_visible(struct consumer *k, const msgpack_object *recs,
 				     "provenance headers");
 		if (in < k->first)
 			continue;
-		u64v_reserve(&k->visible, in - k->first + 1);
+		kp_bench_u64v_reserve(&k->visible, in - k->first + 1);
 		if (k->visible.v[in - k->first] == 0)
 			k->visible.v[in - k->first] = now;
 		if (in - k->first + 1 > k->visible.n)
@@ -432,7 +369,7 @@ static void *consumer_run(void *arg)
 
 struct pinger {
 	atomic_bool stop;
-	struct u64v sent, rtt;       /* per ping: send time, round trip */
+	struct kp_bench_u64v sent, rtt;       /* per ping: send time, round trip */
 	pthread_t t;
 };
 
@@ -450,14 +387,14 @@ static void *pinger_run(void *arg)
 	while (!atomic_load(&g->stop)) {
 		uint64_t s;
 
-		sleep_until(next);
+		kp_bench_sleep_until(next);
 		next += TICK_NS;
 		kp_bench_frame_begin(&sb, &pk, c.next_id++, "ping", 0);
 		kp_bench_frame_end(&sb);
 		s = kp_bench_now_ns();
 		kp_bench_call(&c, &sb, &resp, "ping");
-		u64v_push(&g->rtt, kp_bench_now_ns() - s);
-		u64v_push(&g->sent, s);
+		kp_bench_u64v_push(&g->rtt, kp_bench_now_ns() - s);
+		kp_bench_u64v_push(&g->sent, s);
 		if (next < kp_bench_now_ns())
 			next = kp_bench_now_ns();
 	}
@@ -491,7 +428,7 @@ static double ratio(double a, double b)
 
 static double sorted_pct_us(uint64_t *v, size_t n, unsigned q)
 {
-	return q == 100 ? (n ? v[n - 1] / 1e3 : 0) : pct(v, n, q) / 1e3;
+	return q == 100 ? (n ? v[n - 1] / 1e3 : 0) : kp_bench_pct(v, n, q) / 1e3;
 }
 
 /* The figures of requests and pings scheduled in [from, to). */
@@ -606,7 +543,7 @@ static uint64_t wait_processed(struct kp_bench_conn *c, msgpack_sbuffer *sb,
 		if (kp_bench_now_ns() - t0 > WAIT_LIMIT_NS)
 			kp_bench_die("processor did not reach %llu records",
 				     (unsigned long long)n);
-		sleep_until(kp_bench_now_ns() + POLL_NS);
+		kp_bench_sleep_until(kp_bench_now_ns() + POLL_NS);
 	}
 }
 
@@ -626,7 +563,7 @@ static uint64_t wait_cut_over(struct kp_bench_conn *c, msgpack_sbuffer *sb,
 			return kp_bench_now_ns();
 		if (kp_bench_now_ns() - t0 > WAIT_LIMIT_NS)
 			kp_bench_die("the replay did not cut over");
-		sleep_until(kp_bench_now_ns() + 10 * POLL_NS);
+		kp_bench_sleep_until(kp_bench_now_ns() + 10 * POLL_NS);
 	}
 }
 
@@ -662,7 +599,7 @@ static void watch_checkpoints(struct kp_bench_conn *c, msgpack_sbuffer *sb,
 			fprintf(f, "proc %.3f %llu 0\n", kp_bench_now_ns() / 1e6,
 				(unsigned long long)st.processed);
 		last = st.ckpt_at_ms;
-		sleep_until(kp_bench_now_ns() + CKPT_POLL_NS);
+		kp_bench_sleep_until(kp_bench_now_ns() + CKPT_POLL_NS);
 	}
 	if (f != NULL)
 		fclose(f);
@@ -705,7 +642,7 @@ static void round_one(const char *file, const char *tag, uint32_t round,
 		if (kp_bench_now_ns() - t0 > WAIT_LIMIT_NS)
 			kp_bench_die("the outputs of %llu records never showed "
 				     "up", (unsigned long long)n);
-		sleep_until(kp_bench_now_ns() + POLL_NS);
+		kp_bench_sleep_until(kp_bench_now_ns() + POLL_NS);
 	}
 	max_rps = (double)n / ((double)(kp_bench_now_ns() - t0) / 1e9);
 	batch = (uint32_t)(max_rps / 2 / (1e9 / TICK_NS) + 0.5);
@@ -719,7 +656,7 @@ static void round_one(const char *file, const char *tag, uint32_t round,
 	producer_start(&p, batch);
 	t_w0 = p.t0 + WARMUP_NS;
 	t_w1 = t_w0 + eo->seconds * 1000000000ull;
-	sleep_until(t_w0);
+	kp_bench_sleep_until(t_w0);
 	watch_checkpoints(&c, &sb, t_w1, &ck_max, &ck_n);
 	if (replay != NULL) {
 		kp_bench_call_proc_replay(&c, &sb, PROC);
@@ -773,7 +710,7 @@ static void merge(const struct figures *rounds, uint32_t n,
 	for (int f = 0; f < F_COUNT; f++) {
 		for (uint32_t r = 0; r < n; r++)
 			v[r] = rounds[r].f[f];
-		out->f[f] = median(v, n);
+		out->f[f] = kp_bench_median(v, n, NULL, NULL);
 	}
 }
 

@@ -69,50 +69,9 @@ static const struct kp_bench_versions_opts *vo;
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static void sleep_until(uint64_t t_ns)
-{
-	struct timespec ts = { .tv_sec = (time_t)(t_ns / 1000000000u),
-			       .tv_nsec = (long)(t_ns % 1000000000u) };
-
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
-	       EINTR)
-		;
-}
-
 static void sleep_ns(uint64_t ns)
 {
-	sleep_until(kp_bench_now_ns() + ns);
-}
-
-/* A growable array of uint64_t. */
-struct u64v {
-	uint64_t *v;
-	size_t n, cap;
-};
-
-static void u64v_push(struct u64v *a, uint64_t x)
-{
-	if (a->n == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 4096;
-		uint64_t *nv = realloc(a->v, cap * sizeof(*nv));
-
-		if (nv == NULL)
-			kp_bench_die("out of memory");
-		a->v = nv;
-		a->cap = cap;
-	}
-	a->v[a->n++] = x;
-}
-
-/* Percentile q (0..100) of sorted v[0..n-1] (nearest rank). */
-static uint64_t pct(const uint64_t *v, size_t n, unsigned q)
-{
-	size_t rank;
-
-	if (n == 0)
-		return 0;
-	rank = (n * q + 99) / 100;
-	return v[rank == 0 ? 0 : rank - 1];
+	kp_bench_sleep_until(kp_bench_now_ns() + ns);
 }
 
 static void write_file(const char *path, const char *text)
@@ -287,7 +246,7 @@ struct olp {
 	struct kp_bench_conn c;
 	msgpack_sbuffer frame;
 	/* the receiver's results: scheduled send time and latency, per request */
-	struct u64v sched, lat;
+	struct kp_bench_u64v sched, lat;
 	uint64_t acked;              /* records acknowledged */
 };
 
@@ -297,7 +256,7 @@ static void *olp_send(void *arg)
 	int rc;
 
 	for (uint64_t i = 0; !atomic_load(&p->stop); i++) {
-		sleep_until(p->t0 + i * p->interval_ns);
+		kp_bench_sleep_until(p->t0 + i * p->interval_ns);
 		if (atomic_load(&p->stop))
 			break;
 		kp_bench_frame_set_id(p->frame.data, (uint32_t)(i + 1));
@@ -343,8 +302,8 @@ static void *olp_recv(void *arg)
 			kp_bench_die("produce: unexpected response to request "
 				     "%llu", (unsigned long long)got + 1);
 		p->acked += kp_bench_get_u64(&res->via.array.ptr[0], "count", 0);
-		u64v_push(&p->sched, sched);
-		u64v_push(&p->lat, now - sched);
+		kp_bench_u64v_push(&p->sched, sched);
+		kp_bench_u64v_push(&p->lat, now - sched);
 		got++;
 	}
 	return NULL;
@@ -420,7 +379,7 @@ struct consumer {
 	int port;
 	atomic_uint_fast64_t target; /* stop once this many are read (0: none) */
 	uint64_t offset;             /* next offset */
-	struct u64v arrival;         /* per non-empty response: arrival time */
+	struct kp_bench_u64v arrival;         /* per non-empty response: arrival time */
 };
 
 static void *consumer_run(void *arg)
@@ -459,7 +418,7 @@ static void *consumer_run(void *arg)
 		if (recs->via.array.size == 0)
 			continue;
 		k->offset += recs->via.array.size;
-		u64v_push(&k->arrival, now);
+		kp_bench_u64v_push(&k->arrival, now);
 	}
 	msgpack_sbuffer_destroy(&sb);
 	kp_bench_conn_close(&c);
@@ -515,7 +474,7 @@ static void scenario_reload(const char *file_a, const char *file_b)
 		  RELOAD_INTERVAL_NS, 0);
 	t_base = prod.p.t0 + WARMUP_NS;
 	t_rel = t_base + window;
-	sleep_until(t_rel);
+	kp_bench_sleep_until(t_rel);
 	rel_lat = calloc(vo->reloads, sizeof(*rel_lat));
 	if (rel_lat == NULL)
 		kp_bench_die("out of memory");
@@ -523,7 +482,7 @@ static void scenario_reload(const char *file_a, const char *file_b)
 		uint64_t t = t_rel + i * RELOAD_EVERY_NS, s;
 		uint32_t rev;
 
-		sleep_until(t);
+		kp_bench_sleep_until(t);
 		s = kp_bench_now_ns();
 		rev = proc_reload(&c, &sb, i % 2 == 0 ? file_b : file_a);
 		rel_lat[i] = kp_bench_now_ns() - s;
@@ -532,7 +491,7 @@ static void scenario_reload(const char *file_a, const char *file_b)
 				     rev, i + 2);
 	}
 	t_end = t_rel + window;
-	sleep_until(t_end + RELOAD_EVERY_NS);
+	kp_bench_sleep_until(t_end + RELOAD_EVERY_NS);
 	olp_stop(&prod);
 	nreq = prod.p.sched.n;
 	atomic_store(&k.target, nreq * RELOAD_BATCH);
@@ -557,15 +516,15 @@ static void scenario_reload(const char *file_a, const char *file_b)
 		 "without", vo->reloads, window / 1e9, nr, nb);
 	line("reload: output gap max", gap_rel[nr - 1] / 1e6, "ms", peer,
 	     gap_base[nb - 1] / 1e6, note);
-	line("reload: output gap p99", pct(gap_rel, nr, 99) / 1e6, "ms", peer,
-	     pct(gap_base, nb, 99) / 1e6, NULL);
-	line("reload: output gap p50", pct(gap_rel, nr, 50) / 1e6, "ms", peer,
-	     pct(gap_base, nb, 50) / 1e6, NULL);
+	line("reload: output gap p99", kp_bench_pct(gap_rel, nr, 99) / 1e6, "ms", peer,
+	     kp_bench_pct(gap_base, nb, 99) / 1e6, NULL);
+	line("reload: output gap p50", kp_bench_pct(gap_rel, nr, 50) / 1e6, "ms", peer,
+	     kp_bench_pct(gap_base, nb, 50) / 1e6, NULL);
 	snprintf(note, sizeof(note), "p50 %.2f ms, max %.2f ms",
-		 pct(rel_lat, vo->reloads, 50) / 1e6,
+		 kp_bench_pct(rel_lat, vo->reloads, 50) / 1e6,
 		 rel_lat[vo->reloads - 1] / 1e6);
 	line("reload: proc_reload round trip p99",
-	     pct(rel_lat, vo->reloads, 99) / 1e6, "ms", NULL, 0, note);
+	     kp_bench_pct(rel_lat, vo->reloads, 99) / 1e6, "ms", NULL, 0, note);
 	free(gap_base);
 	free(gap_rel);
 	free(rel_lat);
@@ -679,8 +638,8 @@ static void fill_window(struct lat_window *w, const struct olp_run *r,
 	w->n = olp_window(r, from, to, &v);
 	if (w->n == 0)
 		kp_bench_die("latency: no request in the window");
-	w->p50 = pct(v, w->n, 50);
-	w->p99 = pct(v, w->n, 99);
+	w->p50 = kp_bench_pct(v, w->n, 50);
+	w->p99 = kp_bench_pct(v, w->n, 99);
 	w->max = v[w->n - 1];
 	free(v);
 }
@@ -711,7 +670,7 @@ static void scenario_latency(const char *file, double replay_alone_rps,
 	wait_processed(&c, &sb, n, &st);
 	olp_start(&prod, vo->srv->port, IN_TOPIC, 1, LAT_INTERVAL_NS, n);
 	t_b0 = prod.p.t0 + WARMUP_NS;
-	sleep_until(t_b0);
+	kp_bench_sleep_until(t_b0);
 	t_b1 = poll_lag(&c, &sb, t_b0 + LAT_BASE_NS, false, &base.lag_max,
 			&polls_b);
 	t_r0 = kp_bench_now_ns();

@@ -96,30 +96,6 @@ static void write_file(const char *path, const char *text)
 		kp_bench_die("write %s: %s", path, strerror(errno));
 }
 
-/* Percentile q (0..100) of sorted v[0..n-1] (nearest rank). */
-static uint64_t pct(const uint64_t *v, size_t n, unsigned q)
-{
-	size_t rank = (n * q + 99) / 100;
-
-	return n == 0 ? 0 : v[rank == 0 ? 0 : rank - 1];
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Median of v[0..n-1] (reorders v); *lo and *hi get the range. */
-double kp_views_median(double *v, size_t n, double *lo, double *hi)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	*lo = v[0];
-	*hi = v[n - 1];
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* RssAnon of one process in bytes, from /proc/PID/status. */
 static uint64_t rss_anon_one(pid_t pid)
 {
@@ -375,26 +351,6 @@ static void get_status(struct kp_bench_conn *c, msgpack_sbuffer *sb,
 		kp_bench_die("processor %s: state %s, %llu errors (see %s)",
 			     name, st->state, (unsigned long long)st->errors,
 			     vo->srv->log);
-}
-
-static void proc_create(struct kp_bench_conn *c, msgpack_sbuffer *sb,
-			const char *name, const char *file, const char *input)
-{
-	msgpack_packer pk;
-	msgpack_object resp;
-
-	kp_bench_frame_begin(sb, &pk, c->next_id++, "proc_create", 4);
-	kp_bench_pack_str(&pk, "name");
-	kp_bench_pack_str(&pk, name);
-	kp_bench_pack_str(&pk, "file");
-	kp_bench_pack_str(&pk, file);
-	kp_bench_pack_str(&pk, "inputs");
-	msgpack_pack_array(&pk, 1);
-	kp_bench_pack_str(&pk, input);
-	kp_bench_pack_str(&pk, "from");
-	kp_bench_pack_str(&pk, "earliest");
-	kp_bench_frame_end(sb);
-	kp_bench_call(c, sb, &resp, "proc_create");
 }
 
 /* proc_pause or proc_resume of PROC. */
@@ -669,7 +625,7 @@ static void count_phase(uint64_t keys, uint64_t distinct,
 	open_conn(&c, &sb);
 	out->rss_before = rss_anon(vo->srv->pid);
 	t0 = kp_bench_now_ns();
-	proc_create(&c, &sb, PROC, file, TOPIC);
+	kp_bench_call_proc_create(&c, &sb, PROC, file, TOPIC, NULL);
 	t1 = wait_caught_up(&c, &sb, PROC, vo->records, out, st);
 	out->seconds = (t1 - t0) / 1e9;
 	out->rps = vo->records / out->seconds;
@@ -750,8 +706,8 @@ static void probe_result(struct probe *p, double *p50, double *p99,
 			 double *max, size_t *n)
 {
 	qsort(p->lat, p->n, sizeof(*p->lat), kp_bench_cmp_u64);
-	*p50 = pct(p->lat, p->n, 50) / 1e3;
-	*p99 = pct(p->lat, p->n, 99) / 1e3;
+	*p50 = kp_bench_pct(p->lat, p->n, 50) / 1e3;
+	*p99 = kp_bench_pct(p->lat, p->n, 99) / 1e3;
 	*max = p->n ? p->lat[p->n - 1] / 1e3 : 0;
 	*n = p->n;
 	p->n = 0;
@@ -823,8 +779,8 @@ static void checkpoint_and_restart(const struct status *st, const char *key,
 	close_conn(&c, &sb);
 	for (int i = 0; i < RESTARTS; i++)
 		ms[i] = restart_to_answer(key, want_found, &listen[i]);
-	out->listen_ms = kp_views_median(listen, RESTARTS, &lo, &hi);
-	out->ms = kp_views_median(ms, RESTARTS, &out->lo, &out->hi);
+	out->listen_ms = kp_bench_median(listen, RESTARTS, &lo, &hi);
+	out->ms = kp_bench_median(ms, RESTARTS, &out->lo, &out->hi);
 	progress("restart (%s): %.1f ms [%.1f-%.1f] to the first view_get, "
 		 "listening after %.1f ms", want_found ? "view" : "empty view",
 		 out->ms, out->lo, out->hi, out->listen_ms);
@@ -874,7 +830,7 @@ static void empty_run(uint32_t run, uint64_t keys, struct round *r)
 	kp_bench_topic_create(vo->srv->port, TOPIC, 1, "never");
 	produce_keyed(vo->srv->port, TOPIC, 0, vo->records, keys);
 	open_conn(&c, &sb);
-	proc_create(&c, &sb, PROC, file, TOPIC);
+	kp_bench_call_proc_create(&c, &sb, PROC, file, TOPIC, NULL);
 	wait_caught_up(&c, &sb, PROC, vo->records, NULL, &st);
 	close_conn(&c, &sb);
 	key[key_text(key_of(0, keys), key)] = '\0';
@@ -1090,8 +1046,8 @@ static void compare_latest(struct compact_result *r)
 
 	snprintf(file, sizeof(file), "%s/views_latest.lua", vo->root);
 	open_conn(&c, &sb);
-	proc_create(&c, &sb, "latest-c", file, "compacted");
-	proc_create(&c, &sb, "latest-u", file, "copy");
+	kp_bench_call_proc_create(&c, &sb, "latest-c", file, "compacted", NULL);
+	kp_bench_call_proc_create(&c, &sb, "latest-u", file, "copy", NULL);
 	wait_caught_up(&c, &sb, "latest-c", 1, NULL, &st);
 	r->processed_c = st.processed;
 	wait_caught_up(&c, &sb, "latest-u", vo->compact_records, NULL, &st);

@@ -55,9 +55,6 @@ struct compact_result {
 	uint64_t processed_c, processed_u;
 };
 
-/* The median of v[0..n) (sorted in place), with its range in *lo, *hi. */
-double kp_views_median(double *v, size_t n, double *lo, double *hi);
-
 /*
  * Prints the table (or JSON lines) of o->runs rounds and the compaction
  * result, each line with its same-run peer and target.

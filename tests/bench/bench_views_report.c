@@ -93,7 +93,7 @@ static double med_of(const struct round *rs, size_t off, double *lo,
 
 	for (uint32_t i = 0; i < n; i++)
 		memcpy(&v[i], (const char *)&rs[i] + off, sizeof(v[i]));
-	return kp_views_median(v, n, lo, hi);
+	return kp_bench_median(v, n, lo, hi);
 }
 
 /* "[lo-hi] over R runs; " when there is more than one run. */
@@ -135,7 +135,7 @@ static void report_counts(const struct round *rs)
 
 	for (uint32_t i = 0; i < n; i++)
 		v[i] = rs[i].count[0].rps;
-	base = kp_views_median(v, n, &lo, &hi);
+	base = kp_bench_median(v, n, &lo, &hi);
 	fmt_count(vo->keys[0], k0, sizeof(k0));
 	snprintf(name, sizeof(name), "count K=%s", k0);
 	snprintf(note, sizeof(note), "%s%llu records, the peer of the other "
@@ -149,10 +149,10 @@ static void report_counts(const struct round *rs)
 
 		for (uint32_t i = 0; i < n; i++)
 			v[i] = rs[i].count[k].rps / rs[i].count[0].rps;
-		ratio = kp_views_median(v, n, &lo, &hi);
+		ratio = kp_bench_median(v, n, &lo, &hi);
 		for (uint32_t i = 0; i < n; i++)
 			v[i] = rs[i].count[k].rps;
-		rps = kp_views_median(v, n, &lo, &hi);
+		rps = kp_bench_median(v, n, &lo, &hi);
 		snprintf(name, sizeof(name), "count K=%s",
 			 fmt_count(vo->keys[k], kb, sizeof(kb)));
 		snprintf(note, sizeof(note), "%smedian same-run ratio %.2f, "
@@ -176,7 +176,7 @@ static double med_mib(const struct round *rs, size_t k, size_t off,
 		memcpy(&b, (const char *)&rs[i].count[k] + off, sizeof(b));
 		v[i] = b / 1048576.0;
 	}
-	return kp_views_median(v, n, lo, hi);
+	return kp_bench_median(v, n, lo, hi);
 }
 
 /* RssAnon and disk at the last K (medians of the rounds). */
@@ -222,7 +222,7 @@ static void report_restart(const struct round *rs)
 
 	for (uint32_t i = 0; i < n; i++)
 		v[i] = rs[i].restart_ms / rs[i].empty_ms;
-	ratio = kp_views_median(v, n, &lo, &hi);
+	ratio = kp_bench_median(v, n, &lo, &hi);
 	peer = med_of(rs, offsetof(struct round, empty_ms), &lo, &hi);
 	ms = med_of(rs, offsetof(struct round, restart_ms), &lo, &hi);
 	snprintf(note, sizeof(note), "%smedian of %d restarts each [%.1f-%.1f "
