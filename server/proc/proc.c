@@ -300,7 +300,7 @@ static void on_caught_up(struct proc_version *v)
 		if (v->done || v->busy)
 			return;
 		/* Its view is its worker's: committed first, to be read. */
-		if (p->verify_view_valid && !v->committed && v->wk != NULL) {
+		if (p->verify_snap != NULL && !v->committed && v->wk != NULL) {
 			v->committed = true;
 			if (kp_pv_checkpoint_async(v))
 				return;

@@ -157,7 +157,6 @@ static void fail(struct kp_slot **pslot, int code, const char *message)
 void kp_proc_verify_drop_snapshot(struct kp_proc *p)
 {
 	/* Without its snapshot the view cannot be compared. */
-	p->verify_view_valid = false;
 	kp_view_snap_end(p->verify_snap);
 	p->verify_snap = NULL;
 	kp_view_delete(p->verify_view);
@@ -272,9 +271,8 @@ void kp_proc_verify_start(struct kp_proc *p, enum kp_proc_from from,
 	}
 	s->cursor_count = live->cursor_count;
 	kp_proc_verify_drop_snapshot(p);
-	p->verify_view_valid = from_start && !to_set &&
-			       snapshot_live(p, live) == 0;
-	if (!p->verify_view_valid)
+	/* The view is compared (verify_snap kept) only for a whole replay. */
+	if (!from_start || to_set || snapshot_live(p, live) != 0)
 		kp_proc_verify_drop_snapshot(p);
 	p->scratch = s;
 	kp_log_info("proc", "processor %s: verifying v%u in a scratch instance",
@@ -642,7 +640,7 @@ void kp_proc_verify_finish(struct kp_proc *p, struct proc_version *scratch,
 	side_sort(&live);
 	side_sort(&replay);
 	outputs_differ = first_difference(&live, &replay, &x, &y);
-	if (!outputs_differ && p->verify_view_valid && p->verify_snap != NULL) {
+	if (!outputs_differ && p->verify_snap != NULL) {
 		view_differs = compare_views(p, scratch, &diff);
 		if (view_differs < 0) {
 			*pslot = slot;
@@ -663,7 +661,7 @@ void kp_proc_verify_finish(struct kp_proc *p, struct proc_version *scratch,
 	kp_response_key(&r, "outputs");
 	msgpack_pack_uint64(&r.pk, replay.count);
 	kp_response_key(&r, "view_compared");
-	if (p->verify_view_valid)
+	if (p->verify_snap != NULL)
 		msgpack_pack_true(&r.pk);
 	else
 		msgpack_pack_false(&r.pk);

@@ -267,11 +267,12 @@ struct kp_proc {
 	int64_t pending_to;
 	struct kp_slot *pending_slot; /* answered when the op is done */
 	uint64_t reset_before[KP_PROC_MAX_TOPICS * 64]; /* plan of a reset */
-	struct kp_view_snap *verify_snap; /* live view at verify start (owned) */
+	struct kp_view_snap *verify_snap; /* live view at verify start (owned);
+					     NULL: the verify compares no
+					     view */
 	struct kp_view *verify_view; /* the store it reads, when kappad opened
 					one for it (the live view is its
 					worker's), or NULL */
-	bool verify_view_valid;      /* the scratch started at the log start */
 	char watch_hash[17];         /* --watch: hash last seen of source */
 	int64_t watch_checked_ms;    /* --watch: when last looked at */
 	uint64_t replay_rate_rps;    /* smoothed records/s of the replay */
