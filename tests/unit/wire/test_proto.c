@@ -21,30 +21,7 @@
 #include "base/mp.h"
 #include "wire/proto.h"
 
-/* A packer writing into a kp_buf. */
-struct packed {
-	struct kp_buf buf;
-	msgpack_packer pk;
-};
-
-static void packed_init(struct packed *p)
-{
-	kp_buf_init(&p->buf);
-	msgpack_packer_init(&p->pk, &p->buf, kp_buf_msgpack_write);
-}
-
-static void pack_str(struct packed *p, const char *s)
-{
-	msgpack_pack_str_with_body(&p->pk, s, strlen(s));
-}
-
-static struct kp_mp_view view_of(const struct packed *p)
-{
-	struct kp_mp_view v = { p->buf.data, p->buf.len };
-
-	assert_int_equal(kp_mp_validate_one(p->buf.data, p->buf.len, NULL), 0);
-	return v;
-}
+#include "support_packed.h"
 
 /* ---- framing ---- */
 

@@ -22,21 +22,7 @@
 #include "wire/proto.h"
 #include "wire/records.h"
 
-struct packed {
-	struct kp_buf buf;
-	msgpack_packer pk;
-};
-
-static void packed_init(struct packed *p)
-{
-	kp_buf_init(&p->buf);
-	msgpack_packer_init(&p->pk, &p->buf, kp_buf_msgpack_write);
-}
-
-static void pack_str(struct packed *p, const char *s)
-{
-	msgpack_pack_str_with_body(&p->pk, s, strlen(s));
-}
+#include "support_packed.h"
 
 /* A good record {value: bin(3) "v<i>", key: "k<i>"}. */
 static void pack_record(struct packed *p, uint32_t i)
