@@ -1,16 +1,20 @@
 /*
  * bench.h - shared pieces of kappa-bench: the clock, a blocking protocol
  * client (bench_client.c), the kappad child process (bench_server.c), the
- * peers measured in the same run (bench_peer.c), the processor scenarios
- * with their "no server" floor (bench_proc.c), the version scenarios
- * (bench_versions.c) and the view scenarios (bench_views.c).
+ * peers measured in the same run (bench_peer.c), sampling helpers
+ * (bench_stats.c), the open-loop producer (bench_olp.c), the processor
+ * scenarios with their "no server" floor (bench_proc.c), the version
+ * scenarios (bench_versions.c) and the view scenarios (bench_views.c).
  *
  * Access pattern: one thread per connection, blocking sockets, requests
- * pipelined by the caller; nothing here is shared between threads.
+ * pipelined by the caller; nothing here is shared between threads, except
+ * an open-loop producer's connection (its sender and receiver threads).
  */
 #ifndef KP_BENCH_H
 #define KP_BENCH_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -133,6 +137,57 @@ void kp_bench_call_proc_create(struct kp_bench_conn *c, msgpack_sbuffer *sb,
 /* proc_replay of name from earliest, no rate limit; returns the version. */
 uint32_t kp_bench_call_proc_replay(struct kp_bench_conn *c,
 				   msgpack_sbuffer *sb, const char *name);
+
+/*
+ * A long-polling fetch (records form, 1 MiB) of partition 0 of topic from
+ * offset; returns its records array (in *resp). Dies unless ok.
+ */
+const msgpack_object *kp_bench_call_fetch(struct kp_bench_conn *c,
+					  msgpack_sbuffer *sb,
+					  const char *topic, uint64_t offset,
+					  uint32_t max_wait_ms,
+					  msgpack_object *resp);
+
+/* ---- bench_olp.c: the open-loop producer ---- */
+
+/* One acknowledged produce request. */
+struct kp_bench_ack {
+	uint64_t sched_ns, ack_ns;   /* scheduled send, response arrival */
+	uint64_t base, count;        /* offsets base .. base+count-1 */
+};
+
+struct kp_bench_olp {
+	const char *topic;           /* borrowed */
+	uint32_t batch;              /* records per request */
+	uint64_t interval_ns;        /* between scheduled sends */
+	uint64_t t0;                 /* schedule origin: request i at t0 + i*interval */
+	atomic_bool stop;
+	atomic_uint_fast64_t sent;   /* requests sent */
+	atomic_bool done_sending;
+	struct kp_bench_conn c;
+	msgpack_sbuffer frame;
+	/* Kept by the receiving thread; read them after kp_bench_olp_stop. */
+	struct kp_bench_ack *acks;
+	size_t n_acks, cap_acks;
+	pthread_t ts, tr;
+};
+
+/*
+ * Connects to port and starts producing, one request of batch records
+ * (users from first on, kp_bench_build_users) to partition 0 of topic
+ * every interval_ns from one interval after now. Dies on any failure.
+ */
+void kp_bench_olp_start(struct kp_bench_olp *o, int port, const char *topic,
+			uint32_t batch, uint64_t interval_ns, uint64_t first);
+
+/*
+ * Stops sending and waits for every response (each must acknowledge
+ * `batch` records, and at least one must have come); o->acks holds them.
+ */
+void kp_bench_olp_stop(struct kp_bench_olp *o);
+
+/* Frees what kp_bench_olp_stop left in o. */
+void kp_bench_olp_free(struct kp_bench_olp *o);
 
 /* What one load scenario measured. */
 struct kp_bench_load {

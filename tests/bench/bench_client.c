@@ -334,3 +334,29 @@ uint32_t kp_bench_call_proc_replay(struct kp_bench_conn *c,
 	kp_bench_call(c, sb, &resp, "proc_replay");
 	return (uint32_t)kp_bench_get_u64(&resp, "version", 0);
 }
+
+const msgpack_object *kp_bench_call_fetch(struct kp_bench_conn *c,
+					  msgpack_sbuffer *sb,
+					  const char *topic, uint64_t offset,
+					  uint32_t max_wait_ms,
+					  msgpack_object *resp)
+{
+	msgpack_packer pk;
+	const msgpack_object *recs;
+
+	kp_bench_frame_begin(sb, &pk, c->next_id++, "fetch", 4);
+	kp_bench_pack_str(&pk, "topic");
+	kp_bench_pack_str(&pk, topic);
+	kp_bench_pack_str(&pk, "offset");
+	msgpack_pack_uint64(&pk, offset);
+	kp_bench_pack_str(&pk, "max_bytes");
+	msgpack_pack_uint32(&pk, 1024 * 1024);
+	kp_bench_pack_str(&pk, "max_wait_ms");
+	msgpack_pack_uint32(&pk, max_wait_ms);
+	kp_bench_frame_end(sb);
+	kp_bench_call(c, sb, resp, "fetch");
+	recs = kp_bench_get(resp, "records");
+	if (recs == NULL || recs->type != MSGPACK_OBJECT_ARRAY)
+		kp_bench_die("fetch %s: no records array", topic);
+	return recs;
+}

@@ -39,8 +39,8 @@
  * Access pattern: the producer has a sender and a receiver thread on one
  * connection (responses come back in order); the consumer and the pinger
  * own a connection each; the main thread owns the admin connection. The
- * consumer's visibility times are handed over by joining it; the
- * producer's records are shared under a mutex, appended by its receiver.
+ * consumer's visibility times and the producer's acknowledgements
+ * (bench_olp.c) are handed over by joining their threads.
  */
 #include "bench.h"
 
@@ -129,143 +129,6 @@ static void proc_status(struct kp_bench_conn *c, msgpack_sbuffer *sb,
 			     eo->srv->log);
 }
 
-
-/* ---- the open-loop producer ------------------------------------------- */
-
-/* One acknowledged request. */
-struct ack {
-	uint64_t sched_ns, ack_ns;   /* scheduled send, response arrival */
-	uint64_t base, count;        /* offsets base .. base+count-1 */
-};
-
-struct producer {
-	uint32_t batch;
-	uint64_t t0;                 /* schedule origin */
-	atomic_bool stop;
-	atomic_uint_fast64_t sent;
-	atomic_bool done_sending;
-	struct kp_bench_conn c;
-	msgpack_sbuffer frame;
-	pthread_mutex_t mu;          /* guards acks */
-	struct ack *acks;
-	size_t n_acks, cap_acks;
-	pthread_t ts, tr;
-};
-
-static void *producer_send(void *arg)
-{
-	struct producer *p = arg;
-	int rc;
-
-	for (uint64_t i = 0; !atomic_load(&p->stop); i++) {
-		kp_bench_sleep_until(p->t0 + i * TICK_NS);
-		if (atomic_load(&p->stop))
-			break;
-		kp_bench_frame_set_id(p->frame.data, (uint32_t)(i + 1));
-		if ((rc = kp_bench_conn_send(&p->c, p->frame.data,
-					     p->frame.size)) != 0)
-			kp_bench_die("produce: send: %s", strerror(-rc));
-		atomic_store(&p->sent, i + 1);
-	}
-	atomic_store(&p->done_sending, true);
-	return NULL;
-}
-
-static void push_ack(struct producer *p, const struct ack *a)
-{
-	pthread_mutex_lock(&p->mu);
-	if (p->n_acks == p->cap_acks) {
-		size_t cap = p->cap_acks ? p->cap_acks * 2 : 16384;
-		struct ack *na = realloc(p->acks, cap * sizeof(*na));
-
-		if (na == NULL)
-			kp_bench_die("out of memory");
-		p->acks = na;
-		p->cap_acks = cap;
-	}
-	p->acks[p->n_acks++] = *a;
-	pthread_mutex_unlock(&p->mu);
-}
-
-static void *producer_recv(void *arg)
-{
-	struct producer *p = arg;
-	msgpack_object resp;
-	char msg[512];
-	uint64_t got = 0;
-	int rc;
-
-	for (;;) {
-		bool done = atomic_load(&p->done_sending);
-		uint64_t sent = atomic_load(&p->sent);
-		const msgpack_object *res;
-		struct ack a;
-
-		if (got >= sent) {
-			if (done)
-				break;
-			kp_bench_sleep_until(kp_bench_now_ns() + 20000);
-			continue;
-		}
-		if ((rc = kp_bench_conn_recv(&p->c, &resp)) != 0)
-			kp_bench_die("produce: recv: %s", strerror(-rc));
-		a.ack_ns = kp_bench_now_ns();
-		a.sched_ns = p->t0 + got * TICK_NS;
-		if (!kp_bench_ok(&resp)) {
-			kp_bench_describe_error(&resp, msg, sizeof(msg));
-			kp_bench_die("produce " IN_TOPIC ": %s", msg);
-		}
-		res = kp_bench_get(&resp, "results");
-		if (kp_bench_get_u64(&resp, "id", 0) != got + 1 || res == NULL ||
-		    res->type != MSGPACK_OBJECT_ARRAY || res->via.array.size != 1)
-			kp_bench_die("produce: unexpected response to request "
-				     "%llu", (unsigned long long)got + 1);
-		a.base = kp_bench_get_u64(&res->via.array.ptr[0], "base_offset",
-					  0);
-		a.count = kp_bench_get_u64(&res->via.array.ptr[0], "count", 0);
-		if (a.count != p->batch)
-			kp_bench_die("produce: %llu of %u records acknowledged",
-				     (unsigned long long)a.count, p->batch);
-		push_ack(p, &a);
-		got++;
-	}
-	return NULL;
-}
-
-static void producer_start(struct producer *p, uint32_t batch)
-{
-	memset(p, 0, sizeof(*p));
-	p->batch = batch;
-	atomic_init(&p->stop, false);
-	atomic_init(&p->sent, 0);
-	atomic_init(&p->done_sending, false);
-	pthread_mutex_init(&p->mu, NULL);
-	msgpack_sbuffer_init(&p->frame);
-	kp_bench_build_users(&p->frame, IN_TOPIC, 1, 0, batch);
-	open_conn(&p->c);
-	p->t0 = kp_bench_now_ns() + TICK_NS;
-	if (pthread_create(&p->ts, NULL, producer_send, p) != 0 ||
-	    pthread_create(&p->tr, NULL, producer_recv, p) != 0)
-		kp_bench_die("pthread_create failed");
-}
-
-/* Stops sending, waits for every response; returns one past the last. */
-static uint64_t producer_stop(struct producer *p)
-{
-	const struct ack *last;
-
-	atomic_store(&p->stop, true);
-	pthread_join(p->ts, NULL);
-	pthread_join(p->tr, NULL);
-	kp_bench_conn_close(&p->c);
-	msgpack_sbuffer_destroy(&p->frame);
-	pthread_mutex_destroy(&p->mu);
-	if (p->n_acks == 0)
-		kp_bench_die("produce: nothing acknowledged");
-	last = &p->acks[p->n_acks - 1];
-	return last->base + last->count;
-}
-
 /* ---- the consumer of the output --------------------------------------- */
 
 struct consumer {
@@ -318,7 +181,6 @@ static void *consumer_run(void *arg)
 	struct consumer *k = arg;
 	struct kp_bench_conn c;
 	msgpack_sbuffer sb;
-	msgpack_packer pk;
 	msgpack_object resp;
 	uint64_t t_start = kp_bench_now_ns();
 
@@ -334,21 +196,9 @@ static void *consumer_run(void *arg)
 		if (target != 0 && kp_bench_now_ns() - t_start > WAIT_LIMIT_NS)
 			kp_bench_die("consumer: outputs up to %llu never seen",
 				     (unsigned long long)target);
-		kp_bench_frame_begin(&sb, &pk, c.next_id++, "fetch", 4);
-		kp_bench_pack_str(&pk, "topic");
-		kp_bench_pack_str(&pk, k->on_v2 ? OUT_V2 : OUT_V1);
-		kp_bench_pack_str(&pk, "offset");
-		msgpack_pack_uint64(&pk, k->offset);
-		kp_bench_pack_str(&pk, "max_bytes");
-		msgpack_pack_uint32(&pk, 1024 * 1024);
-		kp_bench_pack_str(&pk, "max_wait_ms");
-		msgpack_pack_uint32(&pk, 100);
-		kp_bench_frame_end(&sb);
-		kp_bench_call(&c, &sb, &resp, "fetch " OUT_TOPIC);
+		recs = kp_bench_call_fetch(&c, &sb, k->on_v2 ? OUT_V2 : OUT_V1,
+					   k->offset, 100, &resp);
 		now = kp_bench_now_ns();
-		recs = kp_bench_get(&resp, "records");
-		if (recs == NULL || recs->type != MSGPACK_OBJECT_ARRAY)
-			kp_bench_die("fetch: no records array");
 		if (recs->via.array.size == 0) {
 			if (atomic_load(&k->cut_over) &&
 			    kp_bench_get_u64(&resp, "end_offset", 0) <= k->offset)
@@ -432,7 +282,7 @@ static double sorted_pct_us(uint64_t *v, size_t n, unsigned q)
 }
 
 /* The figures of requests and pings scheduled in [from, to). */
-static void window(const struct producer *p, const struct consumer *k,
+static void window(const struct kp_bench_olp *p, const struct consumer *k,
 		   const struct pinger *g, uint64_t from, uint64_t to,
 		   struct figures *out)
 {
@@ -444,7 +294,7 @@ static void window(const struct producer *p, const struct consumer *k,
 	if (req == NULL || rec == NULL || ping == NULL)
 		kp_bench_die("out of memory");
 	for (size_t i = 0; i < p->n_acks; i++) {
-		const struct ack *a = &p->acks[i];
+		const struct kp_bench_ack *a = &p->acks[i];
 
 		if (a->sched_ns < from || a->sched_ns >= to)
 			continue;
@@ -491,7 +341,7 @@ static void window(const struct producer *p, const struct consumer *k,
  * and the largest ack-to-visible of its records (us), to line up spikes
  * with what the server did at the time (strace -ttt, perf sched).
  */
-static void trace(const struct producer *p, const struct consumer *k,
+static void trace(const struct kp_bench_olp *p, const struct consumer *k,
 		  const char *what, uint64_t from, uint64_t to)
 {
 	const char *path = getenv("KP_BENCH_E2E_TRACE");
@@ -500,7 +350,7 @@ static void trace(const struct producer *p, const struct consumer *k,
 	if (path == NULL || (f = fopen(path, "a")) == NULL)
 		return;
 	for (size_t i = 0; i < p->n_acks; i++) {
-		const struct ack *a = &p->acks[i];
+		const struct kp_bench_ack *a = &p->acks[i];
 		uint64_t worst = 0;
 
 		if (a->sched_ns < from || a->sched_ns >= to)
@@ -614,7 +464,7 @@ static void round_one(const char *file, const char *tag, uint32_t round,
 {
 	struct kp_bench_conn c;
 	msgpack_sbuffer sb;
-	struct producer p;
+	struct kp_bench_olp p;
 	struct consumer k;
 	struct pinger g;
 	uint64_t n = eo->records, t0, t_w0, t_w1, t_r1 = 0, end;
@@ -653,7 +503,7 @@ static void round_one(const char *file, const char *tag, uint32_t round,
 	atomic_init(&g.stop, false);
 	if (pthread_create(&g.t, NULL, pinger_run, &g) != 0)
 		kp_bench_die("pthread_create failed");
-	producer_start(&p, batch);
+	kp_bench_olp_start(&p, eo->srv->port, IN_TOPIC, batch, TICK_NS, 0);
 	t_w0 = p.t0 + WARMUP_NS;
 	t_w1 = t_w0 + eo->seconds * 1000000000ull;
 	kp_bench_sleep_until(t_w0);
@@ -662,7 +512,8 @@ static void round_one(const char *file, const char *tag, uint32_t round,
 		kp_bench_call_proc_replay(&c, &sb, PROC);
 		t_r1 = wait_cut_over(&c, &sb, t_w1 + eo->seconds * 1000000000ull);
 	}
-	end = producer_stop(&p);
+	kp_bench_olp_stop(&p);
+	end = p.acks[p.n_acks - 1].base + p.acks[p.n_acks - 1].count;
 	if (replay != NULL) {
 		wait_cut_over(&c, &sb, 0);
 		atomic_store(&k.cut_over, true);
@@ -693,7 +544,7 @@ static void round_one(const char *file, const char *tag, uint32_t round,
 		replay->f[F_RPROD] = ratio(replay->f[F_ACK_P99],
 					   live->f[F_ACK_P99]);
 	}
-	free(p.acks);
+	kp_bench_olp_free(&p);
 	free(k.visible.v);
 	free(g.sent.v);
 	free(g.rtt.v);

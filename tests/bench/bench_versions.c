@@ -232,142 +232,20 @@ static uint64_t wait_processed(struct kp_bench_conn *c, msgpack_sbuffer *sb,
 	}
 }
 
-/* ---- the open-loop producer ------------------------------------------- */
-
-struct olp {
-	int port;
-	const char *topic;
-	uint32_t batch;              /* records per request */
-	uint64_t interval_ns;        /* between scheduled sends */
-	uint64_t t0;                 /* schedule origin */
-	atomic_bool stop;            /* set by main: send no more */
-	atomic_uint_fast64_t sent;   /* requests sent */
-	atomic_bool done_sending;
-	struct kp_bench_conn c;
-	msgpack_sbuffer frame;
-	/* the receiver's results: scheduled send time and latency, per request */
-	struct kp_bench_u64v sched, lat;
-	uint64_t acked;              /* records acknowledged */
-};
-
-static void *olp_send(void *arg)
-{
-	struct olp *p = arg;
-	int rc;
-
-	for (uint64_t i = 0; !atomic_load(&p->stop); i++) {
-		kp_bench_sleep_until(p->t0 + i * p->interval_ns);
-		if (atomic_load(&p->stop))
-			break;
-		kp_bench_frame_set_id(p->frame.data, (uint32_t)(i + 1));
-		if ((rc = kp_bench_conn_send(&p->c, p->frame.data,
-					     p->frame.size)) != 0)
-			kp_bench_die("produce: send: %s", strerror(-rc));
-		atomic_store(&p->sent, i + 1);
-	}
-	atomic_store(&p->done_sending, true);
-	return NULL;
-}
-
-static void *olp_recv(void *arg)
-{
-	struct olp *p = arg;
-	msgpack_object resp;
-	char msg[512];
-	uint64_t got = 0;
-	int rc;
-
-	for (;;) {
-		bool done = atomic_load(&p->done_sending);
-		uint64_t sent = atomic_load(&p->sent);
-
-		if (got >= sent) {
-			if (done)
-				break;
-			sleep_ns(50000);
-			continue;
-		}
-		if ((rc = kp_bench_conn_recv(&p->c, &resp)) != 0)
-			kp_bench_die("produce: recv: %s", strerror(-rc));
-		uint64_t now = kp_bench_now_ns();
-		uint64_t sched = p->t0 + got * p->interval_ns;
-		const msgpack_object *res = kp_bench_get(&resp, "results");
-
-		if (!kp_bench_ok(&resp)) {
-			kp_bench_describe_error(&resp, msg, sizeof(msg));
-			kp_bench_die("produce %s: %s", p->topic, msg);
-		}
-		if (kp_bench_get_u64(&resp, "id", 0) != got + 1 || res == NULL ||
-		    res->type != MSGPACK_OBJECT_ARRAY || res->via.array.size != 1)
-			kp_bench_die("produce: unexpected response to request "
-				     "%llu", (unsigned long long)got + 1);
-		p->acked += kp_bench_get_u64(&res->via.array.ptr[0], "count", 0);
-		kp_bench_u64v_push(&p->sched, sched);
-		kp_bench_u64v_push(&p->lat, now - sched);
-		got++;
-	}
-	return NULL;
-}
-
-struct olp_run {
-	struct olp p;
-	pthread_t ts, tr;
-};
-
-static void olp_start(struct olp_run *r, int port, const char *topic,
-		      uint32_t batch, uint64_t interval_ns, uint64_t first)
-{
-	int rc;
-
-	memset(r, 0, sizeof(*r));
-	r->p.port = port;
-	r->p.topic = topic;
-	r->p.batch = batch;
-	r->p.interval_ns = interval_ns;
-	atomic_init(&r->p.stop, false);
-	atomic_init(&r->p.sent, 0);
-	atomic_init(&r->p.done_sending, false);
-	msgpack_sbuffer_init(&r->p.frame);
-	kp_bench_build_users(&r->p.frame, topic, 1, first, batch);
-	if ((rc = kp_bench_conn_open(&r->p.c, port)) != 0)
-		kp_bench_die("connect: %s", strerror(-rc));
-	r->p.t0 = kp_bench_now_ns() + 1000000;
-	if (pthread_create(&r->ts, NULL, olp_send, &r->p) != 0 ||
-	    pthread_create(&r->tr, NULL, olp_recv, &r->p) != 0)
-		kp_bench_die("pthread_create failed");
-}
-
-static void olp_stop(struct olp_run *r)
-{
-	atomic_store(&r->p.stop, true);
-	pthread_join(r->ts, NULL);
-	pthread_join(r->tr, NULL);
-	if (r->p.acked != r->p.sched.n * r->p.batch)
-		kp_bench_die("produce: %llu records acknowledged of %llu sent",
-			     (unsigned long long)r->p.acked,
-			     (unsigned long long)r->p.sched.n * r->p.batch);
-	kp_bench_conn_close(&r->p.c);
-	msgpack_sbuffer_destroy(&r->p.frame);
-}
-
-static void olp_free(struct olp_run *r)
-{
-	free(r->p.sched.v);
-	free(r->p.lat.v);
-}
+/* ---- the open-loop producer (bench_olp.c) ---------------------------- */
 
 /* Latencies (sorted, ns) of the requests scheduled in [from, to). */
-static size_t olp_window(const struct olp_run *r, uint64_t from, uint64_t to,
-			 uint64_t **out)
+static size_t olp_window(const struct kp_bench_olp *o, uint64_t from,
+			 uint64_t to, uint64_t **out)
 {
-	uint64_t *v = malloc((r->p.sched.n + 1) * sizeof(*v));
+	uint64_t *v = malloc((o->n_acks + 1) * sizeof(*v));
 	size_t n = 0;
 
 	if (v == NULL)
 		kp_bench_die("out of memory");
-	for (size_t i = 0; i < r->p.sched.n; i++)
-		if (r->p.sched.v[i] >= from && r->p.sched.v[i] < to)
-			v[n++] = r->p.lat.v[i];
+	for (size_t i = 0; i < o->n_acks; i++)
+		if (o->acks[i].sched_ns >= from && o->acks[i].sched_ns < to)
+			v[n++] = o->acks[i].ack_ns - o->acks[i].sched_ns;
 	qsort(v, n, sizeof(*v), kp_bench_cmp_u64);
 	*out = v;
 	return n;
@@ -387,7 +265,6 @@ static void *consumer_run(void *arg)
 	struct consumer *k = arg;
 	struct kp_bench_conn c;
 	msgpack_sbuffer sb;
-	msgpack_packer pk;
 	msgpack_object resp;
 	int rc;
 
@@ -399,22 +276,10 @@ static void *consumer_run(void *arg)
 
 		if (target != 0 && k->offset >= target)
 			break;
-		kp_bench_frame_begin(&sb, &pk, c.next_id++, "fetch", 4);
-		kp_bench_pack_str(&pk, "topic");
-		kp_bench_pack_str(&pk, OUT_TOPIC);
-		kp_bench_pack_str(&pk, "offset");
-		msgpack_pack_uint64(&pk, k->offset);
-		kp_bench_pack_str(&pk, "max_bytes");
-		msgpack_pack_uint32(&pk, 1024 * 1024);
-		kp_bench_pack_str(&pk, "max_wait_ms");
-		msgpack_pack_uint32(&pk, 100);
-		kp_bench_frame_end(&sb);
-		kp_bench_call(&c, &sb, &resp, "fetch " OUT_TOPIC);
+		const msgpack_object *recs = kp_bench_call_fetch(
+			&c, &sb, OUT_TOPIC, k->offset, 100, &resp);
 		uint64_t now = kp_bench_now_ns();
-		const msgpack_object *recs = kp_bench_get(&resp, "records");
 
-		if (recs == NULL || recs->type != MSGPACK_OBJECT_ARRAY)
-			kp_bench_die("fetch: no records array");
 		if (recs->via.array.size == 0)
 			continue;
 		k->offset += recs->via.array.size;
@@ -449,7 +314,7 @@ static void scenario_reload(const char *file_a, const char *file_b)
 	struct kp_bench_conn c;
 	msgpack_sbuffer sb;
 	struct consumer k;
-	struct olp_run prod;
+	struct kp_bench_olp prod;
 	pthread_t tk;
 	struct status st;
 	uint64_t *gap_base, *gap_rel, *rel_lat, t_base, t_rel, t_end;
@@ -470,9 +335,9 @@ static void scenario_reload(const char *file_a, const char *file_b)
 	atomic_init(&k.target, 0);
 	if (pthread_create(&tk, NULL, consumer_run, &k) != 0)
 		kp_bench_die("pthread_create failed");
-	olp_start(&prod, vo->srv->port, IN_TOPIC, RELOAD_BATCH,
-		  RELOAD_INTERVAL_NS, 0);
-	t_base = prod.p.t0 + WARMUP_NS;
+	kp_bench_olp_start(&prod, vo->srv->port, IN_TOPIC, RELOAD_BATCH,
+			   RELOAD_INTERVAL_NS, 0);
+	t_base = prod.t0 + WARMUP_NS;
 	t_rel = t_base + window;
 	kp_bench_sleep_until(t_rel);
 	rel_lat = calloc(vo->reloads, sizeof(*rel_lat));
@@ -492,8 +357,8 @@ static void scenario_reload(const char *file_a, const char *file_b)
 	}
 	t_end = t_rel + window;
 	kp_bench_sleep_until(t_end + RELOAD_EVERY_NS);
-	olp_stop(&prod);
-	nreq = prod.p.sched.n;
+	kp_bench_olp_stop(&prod);
+	nreq = prod.n_acks;
 	atomic_store(&k.target, nreq * RELOAD_BATCH);
 	pthread_join(tk, NULL);
 	proc_status(&c, &sb, &st);
@@ -529,7 +394,7 @@ static void scenario_reload(const char *file_a, const char *file_b)
 	free(gap_rel);
 	free(rel_lat);
 	free(k.arrival.v);
-	olp_free(&prod);
+	kp_bench_olp_free(&prod);
 }
 
 /* ---- scenario 2: replay throughput ------------------------------------ */
@@ -630,7 +495,7 @@ static const char *lname(const char *out_fsync, const char *what)
 	return name;
 }
 
-static void fill_window(struct lat_window *w, const struct olp_run *r,
+static void fill_window(struct lat_window *w, const struct kp_bench_olp *r,
 			uint64_t from, uint64_t to)
 {
 	uint64_t *v;
@@ -649,7 +514,7 @@ static void scenario_latency(const char *file, double replay_alone_rps,
 {
 	struct kp_bench_conn c;
 	msgpack_sbuffer sb;
-	struct olp_run prod;
+	struct kp_bench_olp prod;
 	struct status st;
 	struct lat_window base, rep;
 	uint64_t n = vo->records, t_b0, t_b1, t_r0, t_r1, polls_b, polls_r;
@@ -668,8 +533,9 @@ static void scenario_latency(const char *file, double replay_alone_rps,
 	msgpack_sbuffer_init(&sb);
 	kp_bench_call_proc_create(&c, &sb, PROC, file, IN_TOPIC, OUT_TOPIC);
 	wait_processed(&c, &sb, n, &st);
-	olp_start(&prod, vo->srv->port, IN_TOPIC, 1, LAT_INTERVAL_NS, n);
-	t_b0 = prod.p.t0 + WARMUP_NS;
+	kp_bench_olp_start(&prod, vo->srv->port, IN_TOPIC, 1, LAT_INTERVAL_NS,
+			   n);
+	t_b0 = prod.t0 + WARMUP_NS;
 	kp_bench_sleep_until(t_b0);
 	t_b1 = poll_lag(&c, &sb, t_b0 + LAT_BASE_NS, false, &base.lag_max,
 			&polls_b);
@@ -677,7 +543,7 @@ static void scenario_latency(const char *file, double replay_alone_rps,
 	if (kp_bench_call_proc_replay(&c, &sb, PROC) != 2)
 		kp_bench_die("proc_replay: not version 2");
 	t_r1 = poll_lag(&c, &sb, 0, true, &rep.lag_max, &polls_r);
-	olp_stop(&prod);
+	kp_bench_olp_stop(&prod);
 	proc_status(&c, &sb, &st);
 	replay_rps = (double)st.processed / ((double)(t_r1 - t_r0) / 1e9);
 	if (st.processed < n)
@@ -708,7 +574,7 @@ static void scenario_latency(const char *file, double replay_alone_rps,
 		 (unsigned long long)st.processed);
 	line(lname(out_fsync, "replay M rec/s"), replay_rps / 1e6, "M rec/s",
 	     "replay alone (fsync=never)", replay_alone_rps / 1e6, note);
-	olp_free(&prod);
+	kp_bench_olp_free(&prod);
 }
 
 void kp_bench_versions(const struct kp_bench_versions_opts *o)
