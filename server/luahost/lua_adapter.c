@@ -392,12 +392,12 @@ static int on_process(lua_State *L)
 static int on_init(lua_State *L)
 {
 	struct lua_proc *lp = lua_touserdata(L, 1);
-	const char *src = lp->ctx->source;
+	const char *src = kp_lua_sandbox_display_name(lp->sb, lp->ctx->source);
 
 	lua_settop(L, 1);
 	push_ctx(L, lp);                            /* 2: ctx, 3: c */
 	kp_lua_host_push_prelude(L, &lp->host, 3);  /* 4: bind */
-	if (kp_lua_sandbox_load(lp->sb, src) != 0)  /* 5: chunk */
+	if (kp_lua_sandbox_load(lp->sb, lp->ctx->source) != 0)  /* 5: chunk */
 		return lua_error(L);
 	lua_call(L, 0, 1);                          /* 5: module */
 	if (!lua_istable(L, 5))

@@ -394,9 +394,23 @@ static int read_file(const char *path, struct kp_buf *out)
 	return rc;
 }
 
+const char *kp_lua_sandbox_display_name(const struct kp_lua_sandbox *sb,
+					const char *path)
+{
+	size_t n = strlen(sb->lua_dir);
+	const char *slash;
+
+	if (strncmp(path, sb->lua_dir, n) == 0 && path[n] == '/' &&
+	    path[n + 1] != '\0')
+		return path + n + 1;
+	slash = strrchr(path, '/');
+	return slash != NULL && slash[1] != '\0' ? slash + 1 : path;
+}
+
 int kp_lua_sandbox_load(struct kp_lua_sandbox *sb, const char *path)
 {
 	lua_State *L = sb->L;
+	const char *name = kp_lua_sandbox_display_name(sb, path);
 	struct kp_buf text;
 	char chunkname[4200];
 	int rc;
@@ -405,16 +419,16 @@ int kp_lua_sandbox_load(struct kp_lua_sandbox *sb, const char *path)
 	rc = read_file(path, &text);
 	if (rc != 0) {
 		kp_buf_destroy(&text);
-		lua_pushfstring(L, "cannot read %s: %s", path, strerror(-rc));
+		lua_pushfstring(L, "cannot read %s: %s", name, strerror(-rc));
 		return LUA_ERRFILE;
 	}
 	if (text.len > 0 && text.data[0] == 0x1b) {
 		kp_buf_destroy(&text);
 		lua_pushfstring(L, "%s: binary (bytecode) chunks are not "
-				"accepted, only Lua source text", path);
+				"accepted, only Lua source text", name);
 		return LUA_ERRSYNTAX;
 	}
-	snprintf(chunkname, sizeof(chunkname), "@%s", path);
+	snprintf(chunkname, sizeof(chunkname), "@%s", name);
 	rc = luaL_loadbufferx(L, text.data ? text.data : "", text.len,
 			      chunkname, "t");
 	kp_buf_destroy(&text);
@@ -477,8 +491,9 @@ static int l_require(lua_State *L)
 		if (path[i] == '.')
 			path[i] = '/';
 	if (access(path, R_OK) != 0)
-		return luaL_error(L, "module '%s' not found (no %s)", name,
-				  path);
+		return luaL_error(L, "module '%s' not found (no %s in the "
+				  "Lua library)", name,
+				  kp_lua_sandbox_display_name(sb, path));
 	if (kp_lua_sandbox_load(sb, path) != 0)     /* 3: chunk or message */
 		return lua_error(L);
 	lua_pushlightuserdata(L, (void *)&loading_mark);

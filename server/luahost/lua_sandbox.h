@@ -70,11 +70,21 @@ struct kp_lua_sandbox *kp_lua_sandbox_new(const struct kp_lua_sandbox_opts *opts
 void kp_lua_sandbox_delete(struct kp_lua_sandbox *sb);
 
 /*
+ * The name under which the file at path appears in messages and
+ * tracebacks: its path inside the Lua library ("util/time.lua") when it
+ * lies there, else its file name ("wc.lua"), so that errors shown to
+ * clients never carry the server's own directories. Points into path.
+ */
+const char *kp_lua_sandbox_display_name(const struct kp_lua_sandbox *sb,
+					const char *path);
+
+/*
  * Loads the Lua file at path as text (bytecode is refused) with chunk name
- * "@path" and the sandbox environment. Pushes the chunk function and
- * returns 0, or pushes an error message ("path:line: ..." for syntax
- * errors, "cannot read path: ..." otherwise) and returns non-zero. May
- * raise a Lua memory error: call it from a protected context.
+ * "@" + kp_lua_sandbox_display_name() and the sandbox environment. Pushes
+ * the chunk function and returns 0, or pushes an error message
+ * ("name:line: ..." for syntax errors, "cannot read name: ..." otherwise)
+ * and returns non-zero. May raise a Lua memory error: call it from a
+ * protected context.
  */
 int kp_lua_sandbox_load(struct kp_lua_sandbox *sb, const char *path);
 

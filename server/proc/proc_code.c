@@ -234,6 +234,22 @@ static int take_descriptor(struct kp_proc_code *code,
 }
 
 /*
+ * dlerror()'s text without the leading "<path>: " of the copy it opened,
+ * so that a client is told why the load failed, not where the server
+ * keeps its code copies.
+ */
+static const char *without_path(const char *msg, const char *path)
+{
+	size_t n = strlen(path);
+
+	if (msg == NULL)
+		return "unknown error";
+	if (strncmp(msg, path, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ')
+		return msg + n + 2;
+	return msg;
+}
+
+/*
  * The path to dlopen a .so in place: as given, with "./" in front of a bare
  * file name (dlopen would search the library path for it).
  */
@@ -278,7 +294,8 @@ static int load_so(struct kp_proc_code *code, const char *code_dir,
 	code->dl = dlopen(code->loaded_path, RTLD_NOW | RTLD_LOCAL);
 	if (code->dl == NULL)
 		return kp_error_set(err, KP_ECONFIG, "%s: cannot load: %s",
-				    code->path, dlerror());
+				    code->path,
+				    without_path(dlerror(), code->loaded_path));
 	*(void **)&entry = dlsym(code->dl, KP_PROC_ENTRY);
 	if (entry == NULL)
 		return kp_error_set(err, KP_ECONFIG,

@@ -247,7 +247,8 @@ static void test_errors_have_file_line(void **state)
 	(void)state;
 	assert_int_not_equal(run_file(sb, "tests/unit/lua/syntax_error.lua", err,
 				      sizeof(err)), 0);
-	assert_non_null(strstr(err, "tests/unit/lua/syntax_error.lua:4:"));
+	/* The file's name, not the directory it was loaded from. */
+	assert_true(strncmp(err, "syntax_error.lua:4:", 19) == 0);
 	expect_error(sb, "local t = {}\n\nerror('boom')\n", "snippet.lua:3: boom");
 	expect_error(sb, "local t = {}\nreturn t.a.b\n",
 		     "snippet.lua:2: attempt to index field 'a'");
@@ -256,7 +257,7 @@ static void test_errors_have_file_line(void **state)
 	expect_error(sb, "error({})", "error object is a table value");
 	assert_int_not_equal(run_file(sb, "tests/unit/lua/no_such_file.lua", err,
 				      sizeof(err)), 0);
-	assert_non_null(strstr(err, "cannot read tests/unit/lua/no_such_file.lua"));
+	assert_non_null(strstr(err, "cannot read no_such_file.lua"));
 	kp_lua_sandbox_delete(sb);
 }
 
