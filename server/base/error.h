@@ -45,7 +45,11 @@
 	X(KP_EBUSY, -10031, "TOO_MANY_CONNECTIONS",                             \
 	  "the server has as many connections as it takes")                    \
 	X(KP_EDAMAGED, -10030, "STORE_DAMAGED",                                 \
-	  "a view store failed its checks")
+	  "a view store failed its checks")                                    \
+	X(KP_EUNAUTHORIZED, -10032, "UNAUTHORIZED",                             \
+	  "authenticate first with a valid token")                             \
+	X(KP_EFORBIDDEN, -10033, "FORBIDDEN",                                   \
+	  "the token's role does not allow this")
 
 enum kp_error_code {
 #define KP_ERROR_ENUM(name, value, wire, text) name = value,

@@ -30,6 +30,8 @@ enum {
 /* What a verb runs with. */
 struct kp_ctl_ctx {
 	const char *addr;  /* server HOST:PORT; a verb's --addr replaces it */
+	const char *token_file; /* --token-file: the token to authenticate
+				   with; NULL: $KAPPA_TOKEN, else none */
 	FILE *in;          /* input (JSON lines for produce) */
 	FILE *out;         /* results: JSON lines */
 	FILE *err;         /* one-line errors */
@@ -43,8 +45,8 @@ struct kp_ctl_opt {
 };
 
 /*
- * Splits argv[0..argc) into options from opts (plus --addr, which sets
- * ctx->addr) and positional arguments, stored in pos (at most max_pos) with
+ * Splits argv[0..argc) into options from opts (plus the global --addr and
+ * --token-file, which set ctx's) and positional arguments, stored in pos (at most max_pos) with
  * their count in *npos. "--" ends the options. Returns 0, or prints a usage
  * error and returns KP_CTL_EXIT_USAGE.
  */

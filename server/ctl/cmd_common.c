@@ -27,8 +27,9 @@ int kp_ctl_args_parse(struct kp_ctl_ctx *ctx, int argc, char **argv,
 		      const struct kp_ctl_opt *opts, const char **pos,
 		      int max_pos, int *npos)
 {
-	const char *addr_value = NULL;
+	const char *addr_value = NULL, *token_value = NULL;
 	const struct kp_ctl_opt addr_opt = { "addr", &addr_value, NULL };
+	const struct kp_ctl_opt token_opt = { "token-file", &token_value, NULL };
 	int i, options_done = 0;
 
 	*npos = 0;
@@ -53,6 +54,8 @@ int kp_ctl_args_parse(struct kp_ctl_ctx *ctx, int argc, char **argv,
 		o = find_opt(opts, name, len);
 		if (o == NULL && len == 4 && memcmp(name, "addr", 4) == 0)
 			o = &addr_opt;
+		if (o == NULL && len == 10 && memcmp(name, "token-file", 10) == 0)
+			o = &token_opt;
 		if (o == NULL)
 			return kp_ctl_usage(ctx, "unknown option '--%.*s'", (int)len,
 					    name);
@@ -73,6 +76,8 @@ int kp_ctl_args_parse(struct kp_ctl_ctx *ctx, int argc, char **argv,
 		}
 		if (o == &addr_opt)
 			ctx->addr = value;
+		else if (o == &token_opt)
+			ctx->token_file = value;
 		else
 			*o->value = value;
 	}
@@ -141,12 +146,72 @@ int kp_ctl_parse_i64(const char *s, int64_t *v)
 	return 0;
 }
 
+/*
+ * The token to authenticate with, into buf: the first line of
+ * ctx->token_file, else $KAPPA_TOKEN. Returns 1 with a token, 0 without
+ * one, or an exit code after printing why the file is unusable.
+ */
+static int read_token(struct kp_ctl_ctx *ctx, char *buf, size_t cap)
+{
+	const char *env = getenv("KAPPA_TOKEN");
+	FILE *f;
+	size_t n;
+
+	if (ctx->token_file == NULL) {
+		if (env == NULL || env[0] == '\0')
+			return 0;
+		if (strlen(env) >= cap)
+			return kp_ctl_fail(ctx, "KAPPA_TOKEN is too long");
+		memcpy(buf, env, strlen(env) + 1);
+		return 1;
+	}
+	f = fopen(ctx->token_file, "r");
+	if (f == NULL)
+		return kp_ctl_fail(ctx, "--token-file %s: %s", ctx->token_file,
+				   strerror(errno));
+	if (fgets(buf, (int)cap, f) == NULL)
+		buf[0] = '\0';
+	fclose(f);
+	n = strlen(buf);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
+			 buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+		buf[--n] = '\0';
+	if (n == 0)
+		return kp_ctl_fail(ctx, "--token-file %s holds no token",
+				   ctx->token_file);
+	return 1;
+}
+
 int kp_ctl_connect(struct kp_ctl_ctx *ctx, struct kp_ctl_client *c)
 {
+	struct kp_ctl_resp resp;
 	struct kp_error err;
+	json_t *fields;
+	char token[1024];
+	int rc;
 
 	if (kp_ctl_client_open(c, ctx->addr, KP_CTL_CONNECT_TIMEOUT_MS, &err) != 0)
 		return kp_ctl_fail(ctx, "%s", err.msg);
+	rc = read_token(ctx, token, sizeof(token));
+	if (rc != 1) {
+		if (rc != 0)
+			kp_ctl_client_close(c);
+		return rc;
+	}
+	fields = json_pack("{ss}", "token", token);
+	memset(token, 0, sizeof(token));
+	if (fields == NULL) {
+		kp_ctl_client_close(c);
+		return kp_ctl_fail(ctx, "out of memory");
+	}
+	kp_ctl_resp_init(&resp);
+	rc = kp_ctl_client_call(c, "auth", fields, &resp, &err);
+	json_decref(fields);
+	kp_ctl_resp_destroy(&resp);
+	if (rc != 0) {
+		kp_ctl_client_close(c);
+		return kp_ctl_fail(ctx, "authentication failed: %s", err.msg);
+	}
 	return 0;
 }
 

@@ -2,6 +2,7 @@
  * kappactl.c - main of kappactl, the command-line client of kappad: global
  * options, then dispatch to the verbs in cmd_*.c. No logic here.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,10 +10,12 @@
 #include "cmd.h"
 
 static const char usage_text[] =
-"usage: kappactl [--addr HOST:PORT] VERB ...\n"
+"usage: kappactl [--addr HOST:PORT] [--token-file FILE] VERB ...\n"
 "\n"
 "Talks to kappad (docs/PROTOCOL.md) at --addr, else $KAPPA_ADDR, else\n"
-"127.0.0.1:7070. --addr may also follow the verb. Results are JSON, one\n"
+"127.0.0.1:7070, authenticating with the token in --token-file's first\n"
+"line, else $KAPPA_TOKEN (a server with tokens configured needs one).\n"
+"--addr and --token-file may also follow the verb. Results are JSON, one\n"
 "object per line. Errors: one line \"kappactl: ...\" on stderr; exit status 1\n"
 "for errors from the server or in the data, 2 for usage errors.\n"
 "\n"
@@ -180,22 +183,43 @@ static const struct verb verbs[] = {
 	{ "top", kp_ctl_cmd_top },
 };
 
+/*
+ * When arg is the global option name ("--name V" or "--name=V"): stores
+ * V in *value, moves *a past it and returns true (*a = -1 when V is
+ * missing). Otherwise returns false.
+ */
+static bool global_opt(const char *arg, const char *name, const char **value,
+		       int argc, char **argv, int *a)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(arg, name, n) != 0)
+		return false;
+	if (arg[n] == '=') {
+		*value = arg + n + 1;
+	} else if (arg[n] == '\0' && *a + 1 < argc) {
+		*value = argv[++*a];
+	} else {
+		*a = -1;
+	}
+	return true;
+}
+
 int main(int argc, char **argv)
 {
-	struct kp_ctl_ctx ctx = { getenv("KAPPA_ADDR"), stdin, stdout, stderr };
+	struct kp_ctl_ctx ctx = { .addr = getenv("KAPPA_ADDR"), .in = stdin,
+				  .out = stdout, .err = stderr };
 	size_t i;
 	int a = 1;
 
 	if (ctx.addr == NULL || ctx.addr[0] == '\0')
 		ctx.addr = "127.0.0.1:7070";
-	while (a < argc && strncmp(argv[a], "--addr", 6) == 0) {
-		if (argv[a][6] == '=') {
-			ctx.addr = argv[a] + 7;
-		} else if (argv[a][6] == '\0' && a + 1 < argc) {
-			ctx.addr = argv[++a];
-		} else {
-			return kp_ctl_usage(&ctx, "--addr HOST:PORT");
-		}
+	while (a < argc && (global_opt(argv[a], "--addr", &ctx.addr, argc, argv,
+				       &a) ||
+			    global_opt(argv[a], "--token-file", &ctx.token_file,
+				       argc, argv, &a))) {
+		if (a < 0)
+			return kp_ctl_usage(&ctx, "--addr HOST:PORT, --token-file FILE");
 		a++;
 	}
 	if (a >= argc)

@@ -49,6 +49,8 @@ void kp_config_default(struct kp_config *cfg)
 	cfg->view_cache_bytes = 64u << 20;
 	cfg->view_max_bytes = 64ull << 30;
 	cfg->health_min_free_percent = 2;
+	cfg->http_open_metrics = true;
+	cfg->native_plugins = false;
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -179,6 +181,68 @@ static int set_number(struct kp_config *cfg, const struct num_setting *s,
 	return 0;
 }
 
+/* Settings that are on/off: name, target. */
+struct bool_setting {
+	const char *key;
+	size_t offset;
+};
+
+#define BOOL(field) { #field, offsetof(struct kp_config, field) }
+
+static const struct bool_setting bool_settings[] = {
+	BOOL(watch_processors),
+	BOOL(auto_create_topics),
+	BOOL(http_open_metrics),
+	BOOL(native_plugins),
+};
+
+static int set_bool(struct kp_config *cfg, const struct bool_setting *s,
+		    const char *value, struct kp_error *err)
+{
+	bool *field = (bool *)(void *)((char *)cfg + s->offset);
+
+	if (strcmp(value, "on") == 0)
+		*field = true;
+	else if (strcmp(value, "off") == 0)
+		*field = false;
+	else if (parse_bool(value, field) != 0)
+		return kp_error_set(err, KP_ECONFIG,
+			    "%s: want true or false (on, off), got '%s'",
+			    s->key, value);
+	return 0;
+}
+
+/* Settings that are file or directory paths ("" unsets them). */
+struct path_setting {
+	const char *key;
+	size_t offset;
+};
+
+#define PATH(field) { #field, offsetof(struct kp_config, field) }
+
+static const struct path_setting path_settings[] = {
+	PATH(data),
+	PATH(auth_tokens_file),
+	PATH(processors_dir),
+	PATH(tls_cert),
+	PATH(tls_key),
+	PATH(tls_client_ca),
+};
+
+static int set_path(struct kp_config *cfg, const struct path_setting *s,
+		    const char *value, struct kp_error *err)
+{
+	char *field = (char *)cfg + s->offset;
+
+	if (strlen(value) >= KP_PATH_MAX)
+		return kp_error_set(err, KP_ECONFIG, "%s: path too long",
+				    s->key);
+	if (strcmp(s->key, "data") == 0 && value[0] == '\0')
+		return kp_error_set(err, KP_ECONFIG, "data: empty path");
+	memcpy(field, value, strlen(value) + 1);
+	return 0;
+}
+
 static int set_topic_default(struct kp_partition_config *d, const char *key,
 			     const char *value, struct kp_error *err)
 {
@@ -223,12 +287,6 @@ int kp_config_set(struct kp_config *cfg, const char *key, const char *value,
 {
 	int rc;
 
-	if (strcmp(key, "data") == 0) {
-		if (snprintf(cfg->data, sizeof(cfg->data), "%s", value) >=
-		    (int)sizeof(cfg->data))
-			return kp_error_set(err, KP_ECONFIG, "data: path too long");
-		return 0;
-	}
 	if (strcmp(key, "listen") == 0)
 		return kp_config_parse_addr(value, cfg->listen_host,
 					    sizeof(cfg->listen_host),
@@ -249,19 +307,15 @@ int kp_config_set(struct kp_config *cfg, const char *key, const char *value,
 					    value);
 		return 0;
 	}
-	if (strcmp(key, "watch_processors") == 0) {
-		if (parse_bool(value, &cfg->watch_processors) != 0)
-			return kp_error_set(err, KP_ECONFIG,
-					    "watch_processors: want true or false, got '%s'",
-					    value);
-		return 0;
+	for (size_t i = 0; i < sizeof(bool_settings) / sizeof(bool_settings[0]);
+	     i++) {
+		if (strcmp(key, bool_settings[i].key) == 0)
+			return set_bool(cfg, &bool_settings[i], value, err);
 	}
-	if (strcmp(key, "auto_create_topics") == 0) {
-		if (parse_bool(value, &cfg->auto_create_topics) != 0)
-			return kp_error_set(err, KP_ECONFIG,
-					    "auto_create_topics: want true or false, got '%s'",
-					    value);
-		return 0;
+	for (size_t i = 0; i < sizeof(path_settings) / sizeof(path_settings[0]);
+	     i++) {
+		if (strcmp(key, path_settings[i].key) == 0)
+			return set_path(cfg, &path_settings[i], value, err);
 	}
 	if (strcmp(key, "health_lag_seconds") == 0) {
 		if (parse_real(value, 1e9, &cfg->health_lag_seconds) != 0)

@@ -46,6 +46,16 @@ struct kp_config {
 	uint32_t error_window_min;        /* proc_create's default: records
 					     seen before max_error_rate is
 					     judged */
+	/* security (docs/SECURITY.md) */
+	char auth_tokens_file[KP_PATH_MAX]; /* "TOKEN ROLE" lines; "" = single-
+					       user mode (loopback, all admin) */
+	bool http_open_metrics;           /* /metrics and /health need no token */
+	bool native_plugins;              /* proc_create may load .so files */
+	char processors_dir[KP_PATH_MAX]; /* with tokens, code only from here
+					     ("" = <data>/processors, "any") */
+	char tls_cert[KP_PATH_MAX];       /* PEM; with tls_key: TLS only */
+	char tls_key[KP_PATH_MAX];
+	char tls_client_ca[KP_PATH_MAX];  /* PEM; clients need a certificate */
 	/* /health (metrics.h) */
 	uint64_t health_lag_records;      /* a live processor lagging more than
 					     this many records ... (0 = off) */

@@ -52,6 +52,20 @@ static void conn_unlink(struct kp_conn *c)
 	c->next = c->prev = NULL;
 }
 
+/* Gives back the room taken for the frame being received. */
+static void release_reservation(struct kp_conn *c)
+{
+	c->set->inflight_total -= c->reserved;
+	c->set->partial_total -= c->reserved;
+	c->reserved = 0;
+}
+
+void kp_conn_close_after_reply(struct kp_conn *c)
+{
+	c->fatal = true;
+	kp_conn_stop_reading(c);
+}
+
 void kp_conn_close(struct kp_conn *c)
 {
 	struct kp_slot *slot, *next;
@@ -68,6 +82,7 @@ void kp_conn_close(struct kp_conn *c)
 		kp_slot_unref(slot);
 	}
 	c->head = c->tail = NULL;
+	release_reservation(c);
 	uv_close((uv_handle_t *)&c->idle, on_closed);
 	uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
@@ -201,13 +216,44 @@ static void on_slot_ready(struct kp_slot *slot)
 	conn_update_reading(c);
 }
 
+/*
+ * true when c should not read now. A connection whose frame was admitted
+ * is judged on its own requests only: the frame is counted already, and
+ * stopping it half-way would hold its room without ever giving it back.
+ */
 static bool conn_congested(const struct kp_conn *c)
 {
 	const struct kp_conns *s = c->set;
 
-	return c->inflight > s->max_inflight_bytes ||
-	       c->writing > s->max_inflight_bytes ||
+	if (c->inflight > s->max_inflight_bytes ||
+	    c->writing > s->max_inflight_bytes)
+		return true;
+	return c->reserved == 0 &&
 	       s->inflight_total > s->max_inflight_total_bytes;
+}
+
+/*
+ * Reserves the whole of the frame that begins at the start of what c
+ * holds unread (its header has come, the rest has not): true when the
+ * frames being received leave room for it under 3/4 of the total cap
+ * (or none is being received, so that a frame larger than that still
+ * gets through, alone) and c itself is not over its own cap (so a
+ * connection holds at most max_inflight_bytes plus one frame).
+ */
+static bool admit_partial(struct kp_conn *c, uint64_t want)
+{
+	struct kp_conns *s = c->set;
+	bool room_total = s->partial_total + want <=
+			  s->max_inflight_total_bytes / 4 * 3 ||
+			  s->partial_total == 0;
+	bool room_conn = c->inflight <= s->max_inflight_bytes;
+
+	if (!room_total || !room_conn)
+		return false;
+	c->reserved = want;
+	s->partial_total += want;
+	s->inflight_total += want;
+	return true;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -253,6 +299,14 @@ static void conn_update_reading(struct kp_conn *c)
 {
 	bool want = !c->closing && !c->fatal && !c->set->stopping &&
 		    !conn_congested(c);
+
+	/* Not a byte more of a frame that waits for room until it has it. */
+	if (want && c->waiting_len > 0) {
+		if (admit_partial(c, c->waiting_len))
+			c->waiting_len = 0;
+		else
+			want = false;
+	}
 
 	if (want && !c->reading) {
 		c->reading = true;
@@ -334,6 +388,7 @@ static void frame_error(struct kp_conn *c, int code, const char *message)
 static void conn_process(struct kp_conn *c)
 {
 	size_t used = 0;
+	uint64_t wanted = 0;   /* a partial frame's length, to reserve */
 
 	if (c->processing)
 		return;
@@ -348,8 +403,12 @@ static void conn_process(struct kp_conn *c)
 
 		rc = kp_frame_check(p, avail, c->set->max_frame_bytes,
 				    &body_len);
-		if (rc == 0)
+		if (rc == 0) {
+			if (avail >= KP_FRAME_HEADER_SIZE && c->reserved == 0)
+				wanted = KP_FRAME_HEADER_SIZE +
+					 (uint64_t)kp_get_be32(p);
 			break;
+		}
 		if (rc < 0) {
 			char msg[128];
 
@@ -360,6 +419,7 @@ static void conn_process(struct kp_conn *c)
 			break;
 		}
 		used += KP_FRAME_HEADER_SIZE + body_len;
+		release_reservation(c);   /* the slot counts the frame now */
 		slot = slot_push(c, KP_FRAME_HEADER_SIZE + body_len);
 		if (slot == NULL) {
 			kp_conn_close(c);
@@ -380,10 +440,29 @@ static void conn_process(struct kp_conn *c)
 		return;
 	c->processing = false;
 	kp_buf_consume(&c->in, used);
-	if (c->in.len == 0)
+	if (c->in.len == 0) {
 		c->partial_since = 0;
-	else if (used > 0)
+		/* A large frame's buffer is not kept once it is handled. */
+		if (c->in.cap > READ_CHUNK * 4)
+			kp_buf_destroy(&c->in);
+	} else if (used > 0) {
 		c->partial_since = uv_now(c->set->loop);   /* a new frame */
+	}
+	if (wanted > 0 && !c->fatal && !admit_partial(c, wanted)) {
+		c->set->stats.frames_waited++;
+		c->waiting_len = wanted;
+		kp_conn_stop_reading(c);
+	}
+}
+
+static bool peer_on_loopback(struct kp_conn *c)
+{
+	struct sockaddr_storage peer;
+	int len = sizeof(peer);
+
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &len) != 0)
+		return false;
+	return kp_addr_is_loopback((struct sockaddr *)&peer);
 }
 
 void kp_conn_accept(struct kp_conns *s, uv_stream_t *listener)
@@ -405,22 +484,37 @@ void kp_conn_accept(struct kp_conns *s, uv_stream_t *listener)
 		return;
 	}
 	uv_tcp_nodelay(&c->tcp, 1);
+	c->role = s->default_role;
 	c->next = s->head;
 	if (s->head != NULL)
 		s->head->prev = c;
 	s->head = c;
 	s->stats.connections_total++;
 	s->stats.connections_open++;
+	if (s->loopback_only && !peer_on_loopback(c)) {
+		s->stats.connections_refused++;
+		frame_error(c, KP_EFORBIDDEN,
+			    "this server is in single-user mode and serves "
+			    "clients on loopback only");
+		return;
+	}
 	if (s->max_connections != 0 &&
 	    s->stats.connections_open > s->max_connections) {
-		char msg[160];
+		uint32_t reserve = s->default_role == KP_ROLE_NONE
+					   ? KP_CONN_ADMIN_RESERVE : 0;
 
-		snprintf(msg, sizeof(msg),
-			 "the server has max_connections (%u) open; try again later",
-			 s->max_connections);
-		s->stats.connections_refused++;
-		frame_error(c, KP_EBUSY, msg);
-		return;
+		if (s->stats.connections_open >
+		    (uint64_t)s->max_connections + reserve) {
+			char msg[160];
+
+			snprintf(msg, sizeof(msg),
+				 "the server has max_connections (%u) open; try again later",
+				 s->max_connections);
+			s->stats.connections_refused++;
+			frame_error(c, KP_EBUSY, msg);
+			return;
+		}
+		c->probation = true;
 	}
 	conn_update_reading(c);
 }

@@ -15,8 +15,19 @@
  * responses queued behind an unanswered one) exceed
  * max_inflight_bytes, or on all connections together exceed
  * max_inflight_total_bytes, or the client is not reading its responses,
- * the connection stops reading its socket. A client that connects while
- * max_connections are open is told TOO_MANY_CONNECTIONS and closed.
+ * the connection stops reading its socket. A frame counts from its first
+ * bytes: once its header has come, its whole length is reserved against
+ * both caps before more of it is read (a connection that gets no room
+ * waits, not reading, holding only what it had read). Frames being
+ * received may together take at most 3/4 of the total cap, so whole
+ * requests of other clients are still read while many large frames
+ * trickle in; a connection whose frame is admitted reads on until the
+ * frame is whole (or client_frame_timeout_ms closes it).
+ *
+ * A client that connects while max_connections are open is told
+ * TOO_MANY_CONNECTIONS and closed, except that with tokens configured
+ * KP_CONN_ADMIN_RESERVE more are let in on probation: their first request
+ * must authenticate them as admin (net/handler.c enforces it).
  *
  * Large response buffers are kept for reuse once written (at most
  * KP_CONN_SPARES of them, each of KP_CONN_SPARE_MIN..KP_CONN_SPARE_MAX
@@ -32,10 +43,14 @@
 
 #include <uv.h>
 
+#include "auth.h"
 #include "base/buf.h"
 #include "wire/slot.h"
 
 struct kp_conn;
+
+/* Connections past max_connections kept for admins (auth mode only). */
+#define KP_CONN_ADMIN_RESERVE 8
 
 /* Response buffers kept for reuse, and the capacities kept. */
 #define KP_CONN_SPARES 8
@@ -52,6 +67,9 @@ struct kp_conn_stats {
 	uint64_t request_errors;      /* error responses sent */
 	uint64_t connections_refused; /* past max_connections */
 	uint64_t frame_timeouts;      /* closed: a frame not whole in time */
+	uint64_t frames_waited;       /* frames that waited for room to be read */
+	uint64_t auth_failures;       /* auth requests with no valid token */
+	uint64_t forbidden;           /* requests refused for their role */
 };
 
 /*
@@ -73,7 +91,12 @@ struct kp_conns {
 	kp_conn_frame_fn on_frame;    /* the request handler */
 	void *on_frame_arg;
 	struct kp_conn *head;         /* open connections, linked */
-	uint64_t inflight_total;      /* unanswered request bytes, all conns */
+	uint64_t inflight_total;      /* unanswered request bytes, all conns,
+					 with the frames being received */
+	uint64_t partial_total;       /* of which: frames being received */
+	enum kp_role default_role;    /* of a new connection: admin in
+					 single-user mode, else none */
+	bool loopback_only;           /* refuse peers not on loopback */
 	bool stopping;                /* no more reading (graceful stop) */
 	struct kp_conn_stats stats;
 	struct kp_buf spares[KP_CONN_SPARES]; /* written response buffers,
@@ -92,6 +115,13 @@ struct kp_conn {
 	struct kp_slot *head;    /* oldest unanswered request */
 	struct kp_slot *tail;
 	uint64_t inflight;       /* bytes of unanswered requests */
+	uint64_t reserved;       /* whole length of the frame being received,
+				    counted in set->inflight_total (0: none) */
+	uint64_t waiting_len;    /* a frame's length that found no room to
+				    be read yet (0: none) */
+	enum kp_role role;       /* what its requests may do (net/auth.h) */
+	bool probation;          /* let in past max_connections: must
+				    authenticate as admin first */
 	uint64_t partial_since;  /* loop ms when the frame being received
 				    began (0: none) */
 	size_t writing;          /* bytes handed to uv_write, not yet done */
@@ -142,6 +172,12 @@ void kp_conn_stop_reading(struct kp_conn *c);
 
 /* true when every request on c is answered and written. */
 bool kp_conn_idle(const struct kp_conn *c);
+
+/*
+ * Reads no more from c and closes it once everything asked before is
+ * answered and written (a refusal that ends the connection).
+ */
+void kp_conn_close_after_reply(struct kp_conn *c);
 
 /* Closes the connection once its writes are done. */
 void kp_conn_close(struct kp_conn *c);

@@ -71,6 +71,44 @@ static int commit_item(struct kp_server *s, struct kp_mp_view item,
 	return 0;
 }
 
+/* The committed offset a visit finds for one partition. */
+struct committed {
+	uint32_t partition;
+	bool found;
+	uint64_t offset;
+};
+
+static void visit_committed(void *arg, const struct kp_group_offset *o)
+{
+	struct committed *c = arg;
+
+	if (o->partition == c->partition) {
+		c->found = true;
+		c->offset = o->offset;
+	}
+}
+
+/*
+ * A consumer commits forward; moving a group's offset back is a reset,
+ * which is the admin's (docs/SECURITY.md): FORBIDDEN for other roles.
+ */
+static int check_not_backwards(struct kp_server *s, struct kp_mp_view group,
+			       struct kp_topic *t, uint32_t partition,
+			       uint64_t offset, struct kp_error *err)
+{
+	struct committed c = { partition, false, 0 };
+
+	kp_groups_each(s->store.groups, group.ptr, group.len, t->name,
+		       strlen(t->name), visit_committed, &c);
+	if (!c.found || offset >= c.offset)
+		return 0;
+	return kp_error_set(err, KP_EFORBIDDEN,
+			    "moving group '%.*s' back on %s/%u (from %llu to %llu) is a reset: it needs the admin role",
+			    (int)(group.len > 200 ? 200 : group.len), group.ptr,
+			    t->name, partition, (unsigned long long)c.offset,
+			    (unsigned long long)offset);
+}
+
 int kp_handle_group_commit(struct kp_server *s, struct kp_slot *slot,
 			   const struct kp_request *req, struct kp_error *err)
 {
@@ -93,6 +131,10 @@ int kp_handle_group_commit(struct kp_server *s, struct kp_slot *slot,
 	while (kp_mp_array_next(&check, &item) == 1) {
 		rc = commit_item(s, item, &topic, &partition, &offset, &t,
 				 err);
+		if (rc == 0 && slot->conn != NULL &&
+		    slot->conn->role < KP_ROLE_ADMIN)
+			rc = check_not_backwards(s, group, t, (uint32_t)partition,
+						 offset, err);
 		if (rc != 0)
 			return rc;
 	}

@@ -118,6 +118,45 @@ static int listen_on(struct kp_server *s, struct kp_error *err)
 	return 0;
 }
 
+/*
+ * Loads the tokens and decides who may connect: in single-user mode only
+ * loopback clients, each of them admin. A listener other machines can
+ * reach needs tokens and TLS both; without them kappad does not start.
+ */
+static int open_auth(struct kp_server *s, struct kp_error *err)
+{
+	const struct kp_config *cfg = &s->cfg;
+	bool tls = cfg->tls_cert[0] != '\0' || cfg->tls_key[0] != '\0' ||
+		   cfg->tls_client_ca[0] != '\0';
+	const char *exposed = NULL;
+	int rc;
+
+	if (tls)
+		return kp_error_set(err, KP_ECONFIG,
+				    "tls_cert, tls_key and tls_client_ca are not supported by this build yet: leave them unset and listen on loopback");
+	if (!kp_host_is_loopback(cfg->listen_host))
+		exposed = cfg->listen_host;
+	else if (cfg->http_port != 0 && !kp_host_is_loopback(cfg->http_host))
+		exposed = cfg->http_host;
+	if (exposed != NULL)
+		return kp_error_set(err, KP_ECONFIG,
+				    "%s is reachable from other machines: serving it needs auth_tokens_file and TLS (tls_cert, tls_key); or listen on 127.0.0.1",
+				    exposed);
+	if (cfg->auth_tokens_file[0] != '\0') {
+		rc = kp_auth_load(&s->auth, cfg->auth_tokens_file, err);
+		if (rc != 0)
+			return rc;
+		s->conns.default_role = KP_ROLE_NONE;
+		kp_log_info("server", "%zu tokens from %s: clients authenticate",
+			    s->auth.ntokens, cfg->auth_tokens_file);
+		return 0;
+	}
+	s->conns.default_role = KP_ROLE_ADMIN;
+	s->conns.loopback_only = true;
+	kp_log_warn("server", "single-user mode (no auth_tokens_file): clients on loopback only, and every one is admin, so any local user can administer this server");
+	return 0;
+}
+
 static void on_frame(void *arg, struct kp_slot *slot, const char *body,
 		     size_t len)
 {
@@ -165,10 +204,15 @@ int kp_server_init(struct kp_server *s, uv_loop_t *loop,
 	s->conns.frame_timeout_ms = cfg->client_frame_timeout_ms;
 	s->conns.on_frame = on_frame;
 	s->conns.on_frame_arg = s;
-	rc = kp_store_open(&s->store, loop, cfg->data, cfg->retention_check_ms,
-			   kp_clock_now_ms(), err);
+	rc = open_auth(s, err);
 	if (rc != 0)
 		return rc;
+	rc = kp_store_open(&s->store, loop, cfg->data, cfg->retention_check_ms,
+			   kp_clock_now_ms(), err);
+	if (rc != 0) {
+		kp_auth_free(&s->auth);
+		return rc;
+	}
 	rc = open_procs(s, err);
 	if (rc == 0) {
 		s->store.writer.on_visible = on_visible;
@@ -208,4 +252,5 @@ void kp_server_destroy(struct kp_server *s)
 	kp_procs_close(s->procs);
 	s->procs = NULL;
 	kp_store_close(&s->store);
+	kp_auth_free(&s->auth);
 }

@@ -38,6 +38,7 @@ struct kp_server {
 	struct kp_store store;        /* the log: topics, groups, writes */
 	struct kp_procs *procs;       /* owned; the processor runtime */
 	struct kp_conns conns;        /* protocol connections */
+	struct kp_auth auth;          /* tokens (none: single-user mode) */
 	kp_server_frame_fn handle;    /* the request dispatcher */
 	uv_tcp_t listener;            /* protocol listener */
 	uv_signal_t sigterm;          /* graceful stop */

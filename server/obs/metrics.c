@@ -280,6 +280,18 @@ int kp_metrics_render(struct kp_server *s, struct kp_buf *out)
 	server_counter(&w, "kappa_frame_timeouts_total", "counter",
 		       "Connections closed: a frame was not whole within client_frame_timeout_ms.",
 		       st->frame_timeouts);
+	server_counter(&w, "kappa_frames_waited_total", "counter",
+		       "Frames that waited, unread, for room under the in-flight caps.",
+		       st->frames_waited);
+	server_counter(&w, "kappa_inflight_partial_bytes", "gauge",
+		       "Bytes reserved for request frames being received.",
+		       s->conns.partial_total);
+	server_counter(&w, "kappa_auth_failures_total", "counter",
+		       "auth requests whose token was not valid.",
+		       st->auth_failures);
+	server_counter(&w, "kappa_requests_forbidden_total", "counter",
+		       "Requests refused: the token's role does not allow them.",
+		       st->forbidden);
 	server_counter(&w, "kappa_received_bytes_total", "counter",
 		       "Bytes read from clients.", st->bytes_in);
 	server_counter(&w, "kappa_sent_bytes_total", "counter",

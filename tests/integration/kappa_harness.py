@@ -124,10 +124,12 @@ class ProtocolError(Exception):
 class Client:
     """One connection speaking length-prefixed msgpack frames."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=10.0):
+    def __init__(self, port, host="127.0.0.1", timeout=10.0, token=None):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.next_id = 1
+        if token is not None:
+            self.ok("auth", token=token)
 
     def close(self):
         try:
@@ -248,11 +250,23 @@ class Client:
 class Server:
     """One kappad on free loopback ports, with its own temp directory."""
 
-    def __init__(self, config=None, name="kappa"):
+    def __init__(self, config=None, name="kappa", tokens=None):
+        """tokens: {token: role} written to an auth_tokens_file (0600);
+        the harness's own clients then use the first admin token."""
         self.root = tempfile.mkdtemp(prefix="%s-it-" % name)
         self.data = os.path.join(self.root, "data")
         self.log_path = os.path.join(self.root, "kappad.log")
         self.config_path = None
+        self.token = None
+        if tokens:
+            path = os.path.join(self.root, "tokens")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                for tok, role in tokens.items():
+                    f.write("%s %s\n" % (tok, role))
+            config = dict(config or {}, auth_tokens_file=path)
+            self.token = next((t for t, r in tokens.items() if r == "admin"),
+                              None)
         if config:
             self.config_path = os.path.join(self.root, "kappad.conf")
             with open(self.config_path, "w") as f:
@@ -289,7 +303,7 @@ class Server:
                 raise AssertionError("kappad exited with %s while starting:\n%s"
                                      % (self.proc.returncode, self.log_tail()))
             try:
-                with Client(self.port, timeout=2.0) as c:
+                with Client(self.port, timeout=2.0, token=self.token) as c:
                     if c.call("ping").get("ok") is True:
                         return
             except (OSError, EOFError, ProtocolError) as e:
@@ -364,16 +378,26 @@ class Server:
         return "\n".join(lines[-n:])
 
     # -- clients
-    def client(self, timeout=10.0):
-        return Client(self.port, timeout=timeout * SLOW)
+    def client(self, timeout=10.0, token=None):
+        """A client, authenticated with token, else the admin token (when
+        tokens are configured)."""
+        return Client(self.port, timeout=timeout * SLOW,
+                      token=token if token is not None else self.token)
 
     def ctl(self, *args, input=None, timeout=60.0, env=None):
-        """Runs kappactl with KAPPA_ADDR set; returns CompletedProcess (text)."""
+        """Runs kappactl with KAPPA_ADDR (and KAPPA_TOKEN, when tokens are
+        configured and env sets none) set; returns CompletedProcess (text)."""
+        e = dict(env or {})
+        if self.token is not None and "KAPPA_TOKEN" not in e:
+            e["KAPPA_TOKEN"] = self.token
         return run_ctl(args, addr=self.addr, input=input, timeout=timeout,
-                       env=env)
+                       env=e)
 
     def ctl_popen(self, *args, **kw):
         env = dict(os.environ, KAPPA_ADDR=self.addr)
+        env.pop("KAPPA_TOKEN", None)
+        if self.token is not None:
+            env["KAPPA_TOKEN"] = self.token
         return spawn([KAPPACTL] + list(args), env=env, **kw)
 
     def http_get(self, path, timeout=10.0):
@@ -415,6 +439,7 @@ def parse_metric(text, name, labels=None):
 def run_ctl(args, addr=None, input=None, timeout=60.0, env=None):
     e = dict(os.environ)
     e.pop("KAPPA_ADDR", None)
+    e.pop("KAPPA_TOKEN", None)
     if addr is not None:
         e["KAPPA_ADDR"] = addr
     if env:
@@ -490,8 +515,8 @@ class ServerTest(unittest.TestCase):
         if self.failed():
             type(self)._failed = True
 
-    def new_server(self, config=None, start=True):
-        s = Server(config, name=type(self).__name__)
+    def new_server(self, config=None, start=True, tokens=None):
+        s = Server(config, name=type(self).__name__, tokens=tokens)
 
         def done():
             s.cleanup(keep=self.failed())

@@ -3,11 +3,15 @@
 test_conn_limits.py - hostile clients cannot hold the server's connections
 (part of issue 13, "Ceilings"): a client that does not finish a frame
 within client_frame_timeout_ms is disconnected; past max_connections a
-client is told TOO_MANY_CONNECTIONS. Meanwhile ping answers. (Counting
-partial frames against the in-flight caps is not done yet.)
+client is told TOO_MANY_CONNECTIONS; frames still being received count
+against the in-flight caps, so that many connections each trickling in a
+large frame cannot take more memory than the caps allow. Meanwhile ping
+answers.
 """
 
+import socket
 import struct
+import threading
 import time
 
 import kappa_harness as kh
@@ -55,6 +59,78 @@ class ConnLimitsTest(kh.ServerTest):
         time.sleep(0.2)
         with s.client() as c:
             c.ok("ping")
+
+    def test_partial_frames_count_against_the_caps(self):
+        # 200 connections each announce a 16 MiB frame and send 15 MiB of
+        # it: 3 GB if all were read. kappad reads only what the total cap
+        # allows (frames being received take at most 3/4 of it) and the
+        # rest wait unread, so its anonymous memory stays under the cap
+        # plus 64 MiB, and other clients are served meanwhile.
+        cap = 256 << 20
+        s = self.new_server({"max_inflight_total_bytes": cap,
+                             "client_frame_timeout_ms": 120000})
+        with s.client() as c:
+            c.ok("topic_create", topic="t")
+        base = rss_anon(s.proc.pid)
+        body = b"\x00" * (15 << 20)
+        socks, stop = [], threading.Event()
+
+        def trickle(sk):
+            try:
+                sk.sendall(struct.pack(">I", 16 << 20))
+                sk.sendall(body)
+            except OSError:
+                pass
+            stop.wait()
+
+        threads = []
+        for _ in range(200):
+            sk = socket.create_connection(("127.0.0.1", s.port))
+            socks.append(sk)
+            t = threading.Thread(target=trickle, args=(sk,), daemon=True)
+            t.start()
+            threads.append(t)
+        try:
+            peak = 0
+            deadline = time.monotonic() + 8 * kh.SLOW
+            with s.client() as c:
+                while time.monotonic() < deadline:
+                    t0 = time.monotonic()
+                    c.produce("t", [{"n": 1}])
+                    self.assertLess(time.monotonic() - t0, 5 * kh.SLOW,
+                                    "a small produce waited behind the "
+                                    "partial frames")
+                    peak = max(peak, rss_anon(s.proc.pid))
+                    time.sleep(0.2)
+            self.assertLess(peak, cap + (64 << 20),
+                            "RssAnon %d MiB (%d MiB at start)"
+                            % (peak >> 20, base >> 20))
+            self.assertGreaterEqual(s.metric("kappa_frames_waited_total"),
+                                    100)
+            partial = s.metric("kappa_inflight_partial_bytes")
+            self.assertGreater(partial, 0)
+            self.assertLessEqual(partial, cap // 4 * 3)
+        finally:
+            stop.set()
+            for sk in socks:
+                sk.close()
+        # Once they are gone, all of it is given back.
+        deadline = time.monotonic() + 10 * kh.SLOW
+        while (s.metric("kappa_inflight_partial_bytes") != 0 and
+               time.monotonic() < deadline):
+            time.sleep(0.1)
+        self.assertEqual(s.metric("kappa_inflight_partial_bytes"), 0)
+        with s.client() as c:
+            c.ok("ping")
+
+
+def rss_anon(pid):
+    """RssAnon of pid in bytes (/proc/PID/status)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no RssAnon for pid %d" % pid)
 
 
 if __name__ == "__main__":

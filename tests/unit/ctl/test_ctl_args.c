@@ -22,7 +22,8 @@ static int position(const char *s, unsigned allow, char **json, char **err)
 {
 	size_t elen = 0;
 	FILE *ef = open_memstream(err, &elen);
-	struct kp_ctl_ctx ctx = { "127.0.0.1:1", stdin, stdout, ef };
+	struct kp_ctl_ctx ctx = { .addr = "127.0.0.1:1", .in = stdin,
+				  .out = stdout, .err = ef };
 	json_t *v = NULL;
 	int rc;
 
