@@ -15,7 +15,8 @@ export KAPPA_ADDR="$LISTEN"
 K=$KAPPACTL
 
 mkdir -p "$DATA"
-"$KAPPAD" --data "$DATA" --listen "$LISTEN" --http "$HTTP" &
+"$KAPPAD" --data "$DATA" --listen "$LISTEN" --http "$HTTP" \
+	--config "$HERE/kappad.conf" &
 PID=$!
 FEED=""
 stop() {

@@ -5,6 +5,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -173,6 +174,7 @@ static void on_visible(void *arg, struct kp_topic_partition *tp)
 static int open_procs(struct kp_server *s, struct kp_error *err)
 {
 	struct kp_proc_env env;
+	char dir[KP_PATH_MAX + 16];
 
 	memset(&env, 0, sizeof(env));
 	env.store = &s->store;
@@ -183,6 +185,17 @@ static int open_procs(struct kp_server *s, struct kp_error *err)
 	env.topic_defaults.fsync_interval_ms = s->cfg.fsync_interval_ms;
 	env.topic_defaults.log = s->cfg.topic_defaults;
 	env.now_ms = kp_clock_now_ms;
+	env.native_plugins = s->cfg.native_plugins;
+	if (kp_auth_enabled(&s->auth) &&
+	    strcmp(s->cfg.processors_dir, "any") != 0) {
+		if (s->cfg.processors_dir[0] != '\0')
+			snprintf(dir, sizeof(dir), "%s", s->cfg.processors_dir);
+		else if (snprintf(dir, sizeof(dir), "%s/processors",
+				  s->cfg.data) >= (int)sizeof(dir))
+			return kp_error_set(err, KP_ECONFIG,
+					    "data: path too long");
+		env.processors_dir = dir;
+	}
 	return kp_procs_open(&env, &s->procs, err);
 }
 

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -404,8 +405,10 @@ static void on_version_idle(struct proc_version *v)
 int kp_proc_load_code(struct kp_proc *p, struct proc_version *v,
 		     const char *file, struct kp_error *err)
 {
-	int rc = kp_proc_code_stage(file, p->owner->code_dir, &v->code, err);
+	int rc = kp_proc_code_allowed(&p->owner->code_policy, file, true, err);
 
+	if (rc == 0)
+		rc = kp_proc_code_stage(file, p->owner->code_dir, &v->code, err);
 	if (rc != 0)
 		return rc;
 	snprintf(v->source, sizeof(v->source), "%s", file);
@@ -545,7 +548,9 @@ static void open_version(struct kp_proc *p, struct kp_proc_def_version *dv)
 		v->state = PV_STOPPED;
 		return;
 	}
-	if (kp_proc_code_stage(dv->code, NULL, &v->code, &err) != 0) {
+	if (kp_proc_code_allowed(&p->owner->code_policy, dv->code, false,
+				 &err) != 0 ||
+	    kp_proc_code_stage(dv->code, NULL, &v->code, &err) != 0) {
 		v->state = PV_FAILED;
 		snprintf(v->reason, sizeof(v->reason), "cannot load code: %s",
 			 err.msg);
@@ -580,6 +585,26 @@ static void open_one(struct kp_procs *ps, const char *name)
 		kp_proc_point_aliases(p, p->live);
 }
 
+/* The code policy of env, with processors_dir created and resolved. */
+static int open_code_policy(struct kp_procs *ps, const struct kp_proc_env *env,
+			    struct kp_error *err)
+{
+	struct kp_proc_code_policy *pol = &ps->code_policy;
+	const char *dir = env->processors_dir;
+
+	pol->native_plugins = env->native_plugins;
+	pol->root[0] = '\0';
+	if (dir == NULL)
+		return 0;
+	if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+		return kp_error_set(err, -errno, "processors_dir %s: %s", dir,
+				    strerror(errno));
+	if (strlen(dir) >= sizeof(pol->root) || realpath(dir, pol->root) == NULL)
+		return kp_error_set(err, KP_ECONFIG,
+				    "processors_dir %s cannot be resolved", dir);
+	return 0;
+}
+
 int kp_procs_open(const struct kp_proc_env *env, struct kp_procs **out,
 		  struct kp_error *err)
 {
@@ -611,7 +636,9 @@ int kp_procs_open(const struct kp_proc_env *env, struct kp_procs **out,
 		return kp_error_set(err, -errno, "cannot create %s: %s",
 				    ps->dir, strerror(errno));
 	}
-	rc = kp_pipeline_open(ps, err);
+	rc = open_code_policy(ps, env, err);
+	if (rc == 0)
+		rc = kp_pipeline_open(ps, err);
 	if (rc != 0) {
 		kp_pipeline_close(ps);
 		kp_free(ps);

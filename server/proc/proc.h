@@ -42,6 +42,9 @@ struct kp_proc_env {
 	int64_t (*now_ms)(void);      /* the wall clock, epoch ms */
 	size_t view_cache_bytes;      /* per view's table (0: the default) */
 	uint64_t view_max_bytes;      /* per view's store (0: the default) */
+	bool native_plugins;          /* .so processors may be loaded */
+	const char *processors_dir;   /* code clients name must lie here
+					 (created if missing); NULL: any */
 };
 
 /*

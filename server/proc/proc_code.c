@@ -14,6 +14,8 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -393,6 +395,29 @@ int kp_proc_code_stage(const char *path, const char *code_dir,
 		       struct kp_proc_code **out, struct kp_error *err)
 {
 	return load(path, code_dir, false, out, err);
+}
+
+int kp_proc_code_allowed(const struct kp_proc_code_policy *policy,
+			 const char *path, bool from_client,
+			 struct kp_error *err)
+{
+	char real[PATH_MAX];
+	size_t n = strlen(policy->root);
+
+	if (has_suffix(path, ".so") && !policy->native_plugins)
+		return kp_error_set(err, KP_EFORBIDDEN,
+				    "%s: native .so plugins are off on this server (native_plugins = on in its config allows them)",
+				    path);
+	if (!from_client || n == 0)
+		return 0;
+	if (realpath(path, real) == NULL)
+		return kp_error_set(err, -errno, "%s: cannot read: %s", path,
+				    kp_error_text(-errno));
+	if (strncmp(real, policy->root, n) != 0 || real[n] != '/')
+		return kp_error_set(err, KP_EFORBIDDEN,
+				    "%s is not in processors_dir (%s): with tokens configured, processor code is read only from there",
+				    path, policy->root);
+	return 0;
 }
 
 void kp_proc_code_ref(struct kp_proc_code *code)

@@ -16,6 +16,7 @@
 #ifndef KP_PROC_CODE_H
 #define KP_PROC_CODE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +52,25 @@ int kp_proc_code_load(const char *path, const char *code_dir,
  */
 int kp_proc_code_stage(const char *path, const char *code_dir,
 		       struct kp_proc_code **out, struct kp_error *err);
+
+/* What code a server will load (docs/SECURITY.md, "Processor code"). */
+struct kp_proc_code_policy {
+	bool native_plugins;        /* .so files may be loaded */
+	char root[4096];            /* code a client names must resolve
+				       under this directory (its real path);
+				       "" = anywhere */
+};
+
+/*
+ * Whether policy allows loading path: 0, or KP_EFORBIDDEN with err saying
+ * which setting refuses it. A .so needs native_plugins; when named by a
+ * client (from_client), a path must also lie under root once symlinks
+ * are followed. Code the server restores from its own copies is only
+ * checked for its kind.
+ */
+int kp_proc_code_allowed(const struct kp_proc_code_policy *policy,
+			 const char *path, bool from_client,
+			 struct kp_error *err);
 
 /* Takes / drops a reference (the last one unloads). NULL is a no-op. */
 void kp_proc_code_ref(struct kp_proc_code *code);

@@ -49,7 +49,12 @@ static int start_reload(struct kp_proc *p, const char *file,
 		return kp_error_set(err, KP_ESTATE,
 				    "a reload of %s is already in progress",
 				    p->def.name);
-	rc = kp_proc_code_stage(file, p->owner->code_dir, &p->reload_code, err);
+	rc = kp_proc_code_allowed(&p->owner->code_policy, file, true, err);
+	if (rc == 0)
+		rc = kp_proc_code_stage(file, p->owner->code_dir,
+					&p->reload_code, err);
+	if (rc == KP_EFORBIDDEN)
+		return rc;
 	if (rc != 0) {
 		snprintf(v->reload_error, sizeof(v->reload_error), "%s",
 			 err->msg);

@@ -314,6 +314,7 @@ struct kp_procs {
 	uv_loop_t *loop;             /* where worker processes are watched */
 	char dir[4096];              /* <data>/procs */
 	char code_dir[4096];         /* <data>/code */
+	struct kp_proc_code_policy code_policy; /* what code may load */
 	struct kp_proc **procs;      /* sorted by name */
 	size_t count;
 	size_t cap;

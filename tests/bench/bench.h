@@ -231,6 +231,7 @@ struct kp_bench_server {
 	char root[512];        /* the temp directory (data, logs, peer files) */
 	char data[600];        /* root/data, kappad's --data */
 	char log[600];         /* root/kappad.log, kappad's stdout and stderr */
+	char base_config[600]; /* root/base.conf: what every run needs */
 };
 
 /* Creates a directory from template "<parent>/kappa-bench.XXXXXX". */

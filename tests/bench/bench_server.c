@@ -95,6 +95,19 @@ static bool ping(int port)
 	return ok;
 }
 
+/* The settings every benchmark run needs: it loads C processors. */
+static void write_base_config(struct kp_bench_server *s)
+{
+	FILE *f;
+
+	snprintf(s->base_config, sizeof(s->base_config), "%s/base.conf",
+		 s->root);
+	f = fopen(s->base_config, "w");
+	if (f == NULL || fputs("native_plugins = on\n", f) < 0 ||
+	    fclose(f) != 0)
+		kp_bench_die("%s: %s", s->base_config, strerror(errno));
+}
+
 static void exec_kappad(const struct kp_bench_server *s, const char *kappad,
 			const char *config)
 {
@@ -106,13 +119,15 @@ static void exec_kappad(const struct kp_bench_server *s, const char *kappad,
 		dup2(fd, 2);
 	}
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->port);
+	/* The benchmark's C processors need native plugins allowed. */
 	if (config != NULL)
 		execl(kappad, kappad, "--data", s->data, "--listen", listen,
 		      "--http", "off", "--log-level", "warn", "--config",
-		      config, (char *)NULL);
+		      s->base_config, "--config", config, (char *)NULL);
 	else
 		execl(kappad, kappad, "--data", s->data, "--listen", listen,
-		      "--http", "off", "--log-level", "warn", (char *)NULL);
+		      "--http", "off", "--log-level", "warn", "--config",
+		      s->base_config, (char *)NULL);
 	fprintf(stderr, "exec %s: %s\n", kappad, strerror(errno));
 	_exit(127);
 }
@@ -132,6 +147,7 @@ void kp_bench_server_start(struct kp_bench_server *s, const char *kappad,
 			     strerror(errno));
 	if (mkdir(s->data, 0755) != 0)
 		kp_bench_die("mkdir %s: %s", s->data, strerror(errno));
+	write_base_config(s);
 	s->port = kp_bench_free_port();
 	fflush(NULL);
 	s->pid = fork();

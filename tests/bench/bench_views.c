@@ -410,7 +410,8 @@ static void start_in(const char *sub)
 	if (mkdir(dir, 0755) != 0)
 		kp_bench_die("mkdir %s: %s", dir, strerror(errno));
 	snprintf(conf_path, sizeof(conf_path), "%s/kappad.conf", dir);
-	snprintf(text, sizeof(text), "view_cache_bytes = %llu\n",
+	snprintf(text, sizeof(text),
+		 "view_cache_bytes = %llu\nnative_plugins = on\n",
 		 (unsigned long long)VIEW_CACHE_BYTES);
 	write_file(conf_path, text);
 	kp_bench_server_start(vo->srv, vo->kappad, dir, conf_path);

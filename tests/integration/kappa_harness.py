@@ -267,6 +267,11 @@ class Server:
             config = dict(config or {}, auth_tokens_file=path)
             self.token = next((t for t, r in tokens.items() if r == "admin"),
                               None)
+        # The tests load C plugins: on unless a test says otherwise.
+        # (A value of None leaves the setting out: the server's default.)
+        config = dict(config or {})
+        config.setdefault("native_plugins", "on")
+        config = {k: v for k, v in config.items() if v is not None}
         if config:
             self.config_path = os.path.join(self.root, "kappad.conf")
             with open(self.config_path, "w") as f:

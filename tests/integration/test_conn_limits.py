@@ -113,6 +113,12 @@ class ConnLimitsTest(kh.ServerTest):
         finally:
             stop.set()
             for sk in socks:
+                # shutdown, not just close: it ends a sendall() blocked in
+                # another thread, which close() would leave sending.
+                try:
+                    sk.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
                 sk.close()
         # Once they are gone, all of it is given back.
         deadline = time.monotonic() + 10 * kh.SLOW
