@@ -89,6 +89,7 @@ int kp_ctl_client_open(struct kp_ctl_client *c, const char *addr, int timeout_ms
 	int rc, one = 1;
 
 	c->fd = -1;
+	c->ssl = NULL;
 	c->next_id = 1;
 	c->expect_id = 1;
 	c->rpos = 0;
@@ -121,17 +122,27 @@ int kp_ctl_client_open(struct kp_ctl_client *c, const char *addr, int timeout_ms
 	if (c->fd < 0)
 		return kp_error_set(err, rc, "cannot connect to %s: %s", addr,
 				    kp_error_text(rc));
+	memcpy(c->host, host, strlen(host) + 1);
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return 0;
 }
 
 void kp_ctl_client_close(struct kp_ctl_client *c)
 {
+	kp_ctl_tls_free(c->ssl);
+	c->ssl = NULL;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
 	kp_buf_destroy(&c->rbuf);
 	c->rpos = 0;
+}
+
+int kp_ctl_client_start_tls(struct kp_ctl_client *c,
+			    const struct kp_ctl_tls *tls, struct kp_error *err)
+{
+	c->ssl = kp_ctl_tls_connect(c->fd, c->host, tls, err);
+	return c->ssl != NULL ? 0 : err->code;
 }
 
 uint64_t kp_ctl_client_in_flight(const struct kp_ctl_client *c)
@@ -179,10 +190,11 @@ void kp_ctl_req_begin(struct kp_ctl_client *c, struct kp_ctl_req *r,
 	msgpack_pack_str_with_body(&r->pk, op, strlen(op));
 }
 
-static int write_all(int fd, const char *p, size_t len)
+static int write_all(struct kp_ctl_client *c, const char *p, size_t len)
 {
 	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		ssize_t n = c->ssl != NULL ? kp_ctl_tls_write(c->ssl, p, len)
+					   : send(c->fd, p, len, MSG_NOSIGNAL);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -205,7 +217,7 @@ int kp_ctl_client_send(struct kp_ctl_client *c, struct kp_ctl_req *r,
 	if (c->fd < 0)
 		return kp_error_set(err, -ENOTCONN, "not connected");
 	kp_put_be32(r->buf.data, (uint32_t)(r->buf.len - 4));
-	rc = write_all(c->fd, r->buf.data, r->buf.len);
+	rc = write_all(c, r->buf.data, r->buf.len);
 	if (rc != 0)
 		return kp_error_set(err, rc, "sending to the server: %s",
 				    kp_error_text(rc));
@@ -264,8 +276,11 @@ static int fill(struct kp_ctl_client *c, size_t need, struct kp_error *err)
 		rc = kp_buf_reserve(&c->rbuf, want > READ_CHUNK ? want : READ_CHUNK);
 		if (rc != 0)
 			return kp_error_set(err, rc, "out of memory reading a response");
-		n = recv(c->fd, c->rbuf.data + c->rbuf.len,
-			 c->rbuf.cap - c->rbuf.len, 0);
+		n = c->ssl != NULL
+			    ? kp_ctl_tls_read(c->ssl, c->rbuf.data + c->rbuf.len,
+					      c->rbuf.cap - c->rbuf.len)
+			    : recv(c->fd, c->rbuf.data + c->rbuf.len,
+				   c->rbuf.cap - c->rbuf.len, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)

@@ -19,6 +19,7 @@
 #include <jansson.h>
 #include <msgpack.h>
 
+#include "client_tls.h"
 #include "base/buf.h"
 #include "base/error.h"
 
@@ -28,6 +29,8 @@
 /* A connection to kappad. */
 struct kp_ctl_client {
 	int fd;              /* connected socket, -1 when closed */
+	void *ssl;           /* the TLS session (an SSL *), NULL: plain */
+	char host[256];      /* the host connected to (TLS checks it) */
 	uint64_t next_id;    /* id the next request will carry (starts at 1) */
 	uint64_t expect_id;  /* id the next response must carry */
 	struct kp_buf rbuf;  /* received bytes; rbuf.data[rpos..len) unparsed */
@@ -60,6 +63,15 @@ int kp_ctl_client_open(struct kp_ctl_client *c, const char *addr, int timeout_ms
 
 /* Closes the connection and frees its buffers. Safe on a closed client. */
 void kp_ctl_client_close(struct kp_ctl_client *c);
+
+/*
+ * Runs the TLS handshake on the open connection c: the server's
+ * certificate must chain to tls->ca and name the host connected to (its
+ * IP address or DNS name). Afterwards c sends and receives over TLS.
+ * Returns 0, or a negative code with err saying why (c is then unusable).
+ */
+int kp_ctl_client_start_tls(struct kp_ctl_client *c,
+			    const struct kp_ctl_tls *tls, struct kp_error *err);
 
 /* Requests sent whose responses have not been received yet. */
 uint64_t kp_ctl_client_in_flight(const struct kp_ctl_client *c);

@@ -32,6 +32,9 @@ struct kp_ctl_ctx {
 	const char *addr;  /* server HOST:PORT; a verb's --addr replaces it */
 	const char *token_file; /* --token-file: the token to authenticate
 				   with; NULL: $KAPPA_TOKEN, else none */
+	const char *tls_ca;     /* --tls-ca, --tls-cert, --tls-key: TLS when */
+	const char *tls_cert;   /* any is given (PEM files) */
+	const char *tls_key;
 	FILE *in;          /* input (JSON lines for produce) */
 	FILE *out;         /* results: JSON lines */
 	FILE *err;         /* one-line errors */
@@ -45,8 +48,9 @@ struct kp_ctl_opt {
 };
 
 /*
- * Splits argv[0..argc) into options from opts (plus the global --addr and
- * --token-file, which set ctx's) and positional arguments, stored in pos (at most max_pos) with
+ * Splits argv[0..argc) into options from opts (plus the global --addr,
+ * --token-file, --tls-ca, --tls-cert and --tls-key, which set ctx's) and
+ * positional arguments, stored in pos (at most max_pos) with
  * their count in *npos. "--" ends the options. Returns 0, or prints a usage
  * error and returns KP_CTL_EXIT_USAGE.
  */

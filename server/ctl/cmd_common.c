@@ -27,9 +27,14 @@ int kp_ctl_args_parse(struct kp_ctl_ctx *ctx, int argc, char **argv,
 		      const struct kp_ctl_opt *opts, const char **pos,
 		      int max_pos, int *npos)
 {
-	const char *addr_value = NULL, *token_value = NULL;
-	const struct kp_ctl_opt addr_opt = { "addr", &addr_value, NULL };
-	const struct kp_ctl_opt token_opt = { "token-file", &token_value, NULL };
+	const struct kp_ctl_opt globals[] = {
+		{ "addr", &ctx->addr, NULL },
+		{ "token-file", &ctx->token_file, NULL },
+		{ "tls-ca", &ctx->tls_ca, NULL },
+		{ "tls-cert", &ctx->tls_cert, NULL },
+		{ "tls-key", &ctx->tls_key, NULL },
+		{ NULL, NULL, NULL },
+	};
 	int i, options_done = 0;
 
 	*npos = 0;
@@ -52,10 +57,8 @@ int kp_ctl_args_parse(struct kp_ctl_ctx *ctx, int argc, char **argv,
 		eq = strchr(name, '=');
 		len = eq ? (size_t)(eq - name) : strlen(name);
 		o = find_opt(opts, name, len);
-		if (o == NULL && len == 4 && memcmp(name, "addr", 4) == 0)
-			o = &addr_opt;
-		if (o == NULL && len == 10 && memcmp(name, "token-file", 10) == 0)
-			o = &token_opt;
+		if (o == NULL)
+			o = find_opt(globals, name, len);
 		if (o == NULL)
 			return kp_ctl_usage(ctx, "unknown option '--%.*s'", (int)len,
 					    name);
@@ -74,12 +77,7 @@ int kp_ctl_args_parse(struct kp_ctl_ctx *ctx, int argc, char **argv,
 						    o->name);
 			value = argv[++i];
 		}
-		if (o == &addr_opt)
-			ctx->addr = value;
-		else if (o == &token_opt)
-			ctx->token_file = value;
-		else
-			*o->value = value;
+		*o->value = value;
 	}
 	return 0;
 }
@@ -192,6 +190,16 @@ int kp_ctl_connect(struct kp_ctl_ctx *ctx, struct kp_ctl_client *c)
 
 	if (kp_ctl_client_open(c, ctx->addr, KP_CTL_CONNECT_TIMEOUT_MS, &err) != 0)
 		return kp_ctl_fail(ctx, "%s", err.msg);
+	if (ctx->tls_ca != NULL || ctx->tls_cert != NULL ||
+	    ctx->tls_key != NULL) {
+		const struct kp_ctl_tls tls = { ctx->tls_ca, ctx->tls_cert,
+						ctx->tls_key };
+
+		if (kp_ctl_client_start_tls(c, &tls, &err) != 0) {
+			kp_ctl_client_close(c);
+			return kp_ctl_fail(ctx, "%s", err.msg);
+		}
+	}
 	rc = read_token(ctx, token, sizeof(token));
 	if (rc != 1) {
 		if (rc != 0)

@@ -2,6 +2,7 @@
  * kappactl.c - main of kappactl, the command-line client of kappad: global
  * options, then dispatch to the verbs in cmd_*.c. No logic here.
  */
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,12 +11,15 @@
 #include "cmd.h"
 
 static const char usage_text[] =
-"usage: kappactl [--addr HOST:PORT] [--token-file FILE] VERB ...\n"
+"usage: kappactl [--addr HOST:PORT] [--token-file FILE]\n"
+"                [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] VERB ...\n"
 "\n"
 "Talks to kappad (docs/PROTOCOL.md) at --addr, else $KAPPA_ADDR, else\n"
 "127.0.0.1:7070, authenticating with the token in --token-file's first\n"
 "line, else $KAPPA_TOKEN (a server with tokens configured needs one).\n"
-"--addr and --token-file may also follow the verb. Results are JSON, one\n"
+"With --tls-ca (the CA the server's certificate chains to) it speaks TLS,\n"
+"presenting --tls-cert/--tls-key when the server asks for a client\n"
+"certificate. These options may also follow the verb. Results are JSON, one\n"
 "object per line. Errors: one line \"kappactl: ...\" on stderr; exit status 1\n"
 "for errors from the server or in the data, 2 for usage errors.\n"
 "\n"
@@ -214,12 +218,19 @@ int main(int argc, char **argv)
 
 	if (ctx.addr == NULL || ctx.addr[0] == '\0')
 		ctx.addr = "127.0.0.1:7070";
+	signal(SIGPIPE, SIG_IGN);   /* a closed TLS connection is an error */
 	while (a < argc && (global_opt(argv[a], "--addr", &ctx.addr, argc, argv,
 				       &a) ||
 			    global_opt(argv[a], "--token-file", &ctx.token_file,
-				       argc, argv, &a))) {
+				       argc, argv, &a) ||
+			    global_opt(argv[a], "--tls-ca", &ctx.tls_ca, argc,
+				       argv, &a) ||
+			    global_opt(argv[a], "--tls-cert", &ctx.tls_cert,
+				       argc, argv, &a) ||
+			    global_opt(argv[a], "--tls-key", &ctx.tls_key, argc,
+				       argv, &a))) {
 		if (a < 0)
-			return kp_ctl_usage(&ctx, "--addr HOST:PORT, --token-file FILE");
+			return kp_ctl_usage(&ctx, "--addr HOST:PORT, --token-file FILE, --tls-ca FILE, --tls-cert FILE, --tls-key FILE");
 		a++;
 	}
 	if (a >= argc)

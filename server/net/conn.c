@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tls.h"
 #include "base/alloc.h"
 #include "base/logging.h"
 #include "wire/proto.h"
@@ -36,6 +37,8 @@ static void on_closed(uv_handle_t *h)
 	if (--c->open_handles > 0)
 		return;
 	kp_buf_destroy(&c->in);
+	kp_buf_destroy(&c->cipher);
+	kp_tls_session_free(c->tls);
 	kp_free(c);
 }
 
@@ -151,11 +154,73 @@ static void on_written(uv_write_t *req, int status)
 	conn_update_reading(c);
 }
 
+/* Writes w's bytes (w is freed when the write completes or fails). */
+static void conn_write(struct kp_conn *c, struct write_req *w)
+{
+	uv_buf_t buf;
+	int rc;
+
+	if (w->data.len == 0) {
+		kp_buf_destroy(&w->data);
+		kp_free(w);
+		return;
+	}
+	buf = uv_buf_init(w->data.data, (unsigned int)w->data.len);
+	c->writing += w->data.len;
+	c->set->stats.bytes_out += w->data.len;
+	rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_written);
+	if (rc != 0) {
+		c->writing -= w->data.len;
+		kp_buf_destroy(&w->data);
+		kp_free(w);
+		kp_conn_close(c);
+	}
+}
+
+/* A write request taking over the bytes of data (left empty). */
+static struct write_req *write_req_new(struct kp_conn *c, struct kp_buf *data)
+{
+	struct write_req *w = kp_calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		return NULL;
+	w->conn = c;
+	w->req.data = w;
+	w->data = *data;
+	kp_buf_init(data);
+	return w;
+}
+
+/*
+ * Replaces w's plaintext by its TLS records (the plaintext buffer goes
+ * back to the spares). false when w was freed: nothing to write now, or
+ * the connection failed and is closed.
+ */
+static bool encrypt_write(struct kp_conn *c, struct write_req *w)
+{
+	struct kp_buf records;
+	struct kp_error err;
+	int rc;
+
+	kp_buf_init(&records);
+	rc = kp_tls_session_send(c->tls, w->data.data, w->data.len, &records,
+				 &err);
+	spare_put(c->set, &w->data);
+	w->data = records;
+	if (rc == 0 && w->data.len > 0)
+		return true;
+	kp_buf_destroy(&w->data);
+	kp_free(w);
+	if (rc != 0) {
+		kp_log_debug("conn", "%s", err.msg);
+		kp_conn_close(c);
+	}
+	return false;
+}
+
 static void conn_flush(struct kp_conn *c)
 {
 	struct write_req *w = NULL;
-	uv_buf_t buf;
-	int rc;
 
 	while (c->head != NULL && c->head->ready) {
 		struct kp_slot *slot = c->head;
@@ -187,16 +252,12 @@ static void conn_flush(struct kp_conn *c)
 	}
 	if (w == NULL)
 		return;
-	buf = uv_buf_init(w->data.data, (unsigned int)w->data.len);
-	c->writing += w->data.len;
-	c->set->stats.bytes_out += w->data.len;
-	rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_written);
-	if (rc != 0) {
-		c->writing -= w->data.len;
-		kp_buf_destroy(&w->data);
-		kp_free(w);
+	if (c->tls != NULL && !encrypt_write(c, w))
+		return;
+	conn_write(c, w);
+	/* Nothing went out (a refusal before a TLS handshake): done. */
+	if (!c->closing && c->fatal && kp_conn_idle(c))
 		kp_conn_close(c);
-	}
 }
 
 static void on_slot_ready(struct kp_slot *slot)
@@ -259,15 +320,55 @@ static bool admit_partial(struct kp_conn *c, uint64_t want)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct kp_conn *c = h->data;
+	/* TLS: records land in cipher, their plaintext in in. */
+	struct kp_buf *b = c->tls != NULL ? &c->cipher : &c->in;
 
 	(void)suggested;
-	if (kp_buf_reserve(&c->in, READ_CHUNK) != 0) {
+	if (kp_buf_reserve(b, READ_CHUNK) != 0) {
 		buf->base = NULL;
 		buf->len = 0;
 		return;
 	}
-	buf->base = c->in.data + c->in.len;
-	buf->len = c->in.cap - c->in.len;
+	buf->base = b->data + b->len;
+	buf->len = b->cap - b->len;
+}
+
+/*
+ * Turns the TLS records just read into plaintext in c->in and writes what
+ * the session answers (handshake records). Returns the plaintext bytes
+ * added, or -1 when the session failed (c is then closing or fatal).
+ */
+static ssize_t tls_received(struct kp_conn *c, size_t nread)
+{
+	size_t before = c->in.len;
+	struct kp_buf out;
+	struct kp_error err;
+	struct write_req *w;
+	int rc;
+
+	kp_buf_init(&out);
+	rc = kp_tls_session_recv(c->tls, c->cipher.data, nread, &c->in, &out,
+				 &err);
+	c->cipher.len = 0;
+	if (out.len > 0) {
+		w = write_req_new(c, &out);
+		if (w == NULL) {
+			kp_buf_destroy(&out);
+			kp_conn_close(c);
+			return -1;
+		}
+		conn_write(c, w);
+		if (c->closing)
+			return -1;
+	}
+	if (rc != 0) {
+		kp_log_debug("conn", "%s", err.msg);
+		kp_conn_close_after_reply(c);
+		if (kp_conn_idle(c))
+			kp_conn_close(c);
+		return -1;
+	}
+	return (ssize_t)(c->in.len - before);
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -288,10 +389,21 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		kp_conn_close(c);
 		return;
 	}
-	if (c->in.len == 0)
+	c->set->stats.bytes_in += (uint64_t)nread;
+	if (c->tls != NULL) {
+		size_t before = c->in.len;
+
+		/* A handshake, like a frame, must be whole in time. */
+		if (!kp_tls_session_ready(c->tls) && c->partial_since == 0)
+			c->partial_since = uv_now(c->set->loop);
+		nread = tls_received(c, (size_t)nread);
+		if (nread < 0)
+			return;
+		c->in.len = before;   /* counted again just below */
+	}
+	if (c->in.len == 0 && nread > 0)
 		c->partial_since = uv_now(c->set->loop);
 	c->in.len += (size_t)nread;
-	c->set->stats.bytes_in += (uint64_t)nread;
 	conn_process(c);
 }
 
@@ -440,7 +552,7 @@ static void conn_process(struct kp_conn *c)
 		return;
 	c->processing = false;
 	kp_buf_consume(&c->in, used);
-	if (c->in.len == 0) {
+	if (c->in.len == 0 && (c->tls == NULL || kp_tls_session_ready(c->tls))) {
 		c->partial_since = 0;
 		/* A large frame's buffer is not kept once it is handled. */
 		if (c->in.cap > READ_CHUNK * 4)
@@ -473,6 +585,7 @@ void kp_conn_accept(struct kp_conns *s, uv_stream_t *listener)
 		return;
 	c->set = s;
 	kp_buf_init(&c->in);
+	kp_buf_init(&c->cipher);
 	uv_tcp_init(s->loop, &c->tcp);
 	c->tcp.data = c;
 	uv_idle_init(s->loop, &c->idle);
@@ -485,6 +598,14 @@ void kp_conn_accept(struct kp_conns *s, uv_stream_t *listener)
 	}
 	uv_tcp_nodelay(&c->tcp, 1);
 	c->role = s->default_role;
+	if (s->tls != NULL) {
+		c->tls = kp_tls_session_new(s->tls);
+		if (c->tls == NULL) {
+			uv_close((uv_handle_t *)&c->idle, on_closed);
+			uv_close((uv_handle_t *)&c->tcp, on_closed);
+			return;
+		}
+	}
 	c->next = s->head;
 	if (s->head != NULL)
 		s->head->prev = c;

@@ -48,6 +48,8 @@
 #include "wire/slot.h"
 
 struct kp_conn;
+struct kp_tls;
+struct kp_tls_session;
 
 /* Connections past max_connections kept for admins (auth mode only). */
 #define KP_CONN_ADMIN_RESERVE 8
@@ -97,6 +99,7 @@ struct kp_conns {
 	enum kp_role default_role;    /* of a new connection: admin in
 					 single-user mode, else none */
 	bool loopback_only;           /* refuse peers not on loopback */
+	struct kp_tls *tls;           /* borrowed; NULL: plain TCP */
 	bool stopping;                /* no more reading (graceful stop) */
 	struct kp_conn_stats stats;
 	struct kp_buf spares[KP_CONN_SPARES]; /* written response buffers,
@@ -112,6 +115,8 @@ struct kp_conn {
 	struct kp_conn *next;    /* in the set's list */
 	struct kp_conn *prev;
 	struct kp_buf in;        /* bytes read, not yet a whole frame */
+	struct kp_buf cipher;    /* TLS: records read, not yet decrypted */
+	struct kp_tls_session *tls; /* owned; NULL: plain TCP */
 	struct kp_slot *head;    /* oldest unanswered request */
 	struct kp_slot *tail;
 	uint64_t inflight;       /* bytes of unanswered requests */

@@ -11,6 +11,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/logging.h"
+#include "tls.h"
 #include "proc/proc.h"
 
 #define TICK_MS 50
@@ -119,6 +120,34 @@ static int listen_on(struct kp_server *s, struct kp_error *err)
 	return 0;
 }
 
+/* The TLS context of tls_cert / tls_key / tls_client_ca, when set. */
+static int open_tls(struct kp_server *s, struct kp_error *err)
+{
+	const struct kp_config *cfg = &s->cfg;
+	bool cert = cfg->tls_cert[0] != '\0', key = cfg->tls_key[0] != '\0';
+	int rc;
+
+	if (!cert && !key) {
+		if (cfg->tls_client_ca[0] != '\0')
+			return kp_error_set(err, KP_ECONFIG,
+					    "tls_client_ca needs tls_cert and tls_key");
+		return 0;
+	}
+	if (!cert || !key)
+		return kp_error_set(err, KP_ECONFIG,
+				    "TLS needs both tls_cert and tls_key");
+	rc = kp_tls_open(&s->tls, cfg->tls_cert, cfg->tls_key,
+			 cfg->tls_client_ca[0] != '\0' ? cfg->tls_client_ca
+							: NULL, err);
+	if (rc != 0)
+		return rc;
+	s->conns.tls = s->tls;
+	kp_log_info("server", "TLS on (certificate %s%s)", cfg->tls_cert,
+		    cfg->tls_client_ca[0] != '\0'
+			    ? "; clients need a certificate" : "");
+	return 0;
+}
+
 /*
  * Loads the tokens and decides who may connect: in single-user mode only
  * loopback clients, each of them admin. A listener other machines can
@@ -127,26 +156,30 @@ static int listen_on(struct kp_server *s, struct kp_error *err)
 static int open_auth(struct kp_server *s, struct kp_error *err)
 {
 	const struct kp_config *cfg = &s->cfg;
-	bool tls = cfg->tls_cert[0] != '\0' || cfg->tls_key[0] != '\0' ||
-		   cfg->tls_client_ca[0] != '\0';
+	bool tokens = cfg->auth_tokens_file[0] != '\0';
 	const char *exposed = NULL;
 	int rc;
 
-	if (tls)
+	if (cfg->http_port != 0 && !kp_host_is_loopback(cfg->http_host))
 		return kp_error_set(err, KP_ECONFIG,
-				    "tls_cert, tls_key and tls_client_ca are not supported by this build yet: leave them unset and listen on loopback");
+				    "%s is reachable from other machines, and the HTTP port does not speak TLS yet: keep --http on 127.0.0.1 (or off)",
+				    cfg->http_host);
 	if (!kp_host_is_loopback(cfg->listen_host))
 		exposed = cfg->listen_host;
-	else if (cfg->http_port != 0 && !kp_host_is_loopback(cfg->http_host))
-		exposed = cfg->http_host;
-	if (exposed != NULL)
+	if (exposed != NULL && !(tokens && cfg->tls_cert[0] != '\0'))
 		return kp_error_set(err, KP_ECONFIG,
 				    "%s is reachable from other machines: serving it needs auth_tokens_file and TLS (tls_cert, tls_key); or listen on 127.0.0.1",
 				    exposed);
-	if (cfg->auth_tokens_file[0] != '\0') {
+	rc = open_tls(s, err);
+	if (rc != 0)
+		return rc;
+	if (tokens) {
 		rc = kp_auth_load(&s->auth, cfg->auth_tokens_file, err);
-		if (rc != 0)
+		if (rc != 0) {
+			kp_tls_free(s->tls);
+			s->tls = NULL;
 			return rc;
+		}
 		s->conns.default_role = KP_ROLE_NONE;
 		kp_log_info("server", "%zu tokens from %s: clients authenticate",
 			    s->auth.ntokens, cfg->auth_tokens_file);
@@ -224,6 +257,7 @@ int kp_server_init(struct kp_server *s, uv_loop_t *loop,
 			   kp_clock_now_ms(), err);
 	if (rc != 0) {
 		kp_auth_free(&s->auth);
+		kp_tls_free(s->tls);
 		return rc;
 	}
 	rc = open_procs(s, err);
@@ -266,4 +300,6 @@ void kp_server_destroy(struct kp_server *s)
 	s->procs = NULL;
 	kp_store_close(&s->store);
 	kp_auth_free(&s->auth);
+	kp_tls_free(s->tls);
+	s->tls = NULL;
 }

@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "tls.h"
 #include "base/error.h"
 #include "log/store.h"
 #include "proc/proc_metrics.h"
@@ -39,6 +40,7 @@ struct kp_server {
 	struct kp_procs *procs;       /* owned; the processor runtime */
 	struct kp_conns conns;        /* protocol connections */
 	struct kp_auth auth;          /* tokens (none: single-user mode) */
+	struct kp_tls *tls;           /* owned; NULL: plain TCP (net/tls.h) */
 	kp_server_frame_fn handle;    /* the request dispatcher */
 	uv_tcp_t listener;            /* protocol listener */
 	uv_signal_t sigterm;          /* graceful stop */

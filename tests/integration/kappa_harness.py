@@ -124,9 +124,13 @@ class ProtocolError(Exception):
 class Client:
     """One connection speaking length-prefixed msgpack frames."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=10.0, token=None):
+    def __init__(self, port, host="127.0.0.1", timeout=10.0, token=None,
+                 tls=None):
+        """tls: an ssl.SSLContext to speak TLS with (None: plain TCP)."""
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=host)
         self.next_id = 1
         if token is not None:
             self.ok("auth", token=token)
@@ -250,9 +254,12 @@ class Client:
 class Server:
     """One kappad on free loopback ports, with its own temp directory."""
 
-    def __init__(self, config=None, name="kappa", tokens=None):
+    def __init__(self, config=None, name="kappa", tokens=None, tls=None):
         """tokens: {token: role} written to an auth_tokens_file (0600);
-        the harness's own clients then use the first admin token."""
+        the harness's own clients then use the first admin token.
+        tls: make_certs()'s files; the server then speaks TLS only
+        (with tls["require_client_cert"], clients need a certificate) and
+        the harness's clients and kappactl use them."""
         self.root = tempfile.mkdtemp(prefix="%s-it-" % name)
         self.data = os.path.join(self.root, "data")
         self.log_path = os.path.join(self.root, "kappad.log")
@@ -267,9 +274,15 @@ class Server:
             config = dict(config or {}, auth_tokens_file=path)
             self.token = next((t for t, r in tokens.items() if r == "admin"),
                               None)
+        self.tls = tls
+        config = dict(config or {})
+        if tls:
+            config.update(tls_cert=tls["server_cert"],
+                          tls_key=tls["server_key"])
+            if tls.get("require_client_cert"):
+                config["tls_client_ca"] = tls["ca"]
         # The tests load C plugins: on unless a test says otherwise.
         # (A value of None leaves the setting out: the server's default.)
-        config = dict(config or {})
         config.setdefault("native_plugins", "on")
         config = {k: v for k, v in config.items() if v is not None}
         if config:
@@ -308,7 +321,8 @@ class Server:
                 raise AssertionError("kappad exited with %s while starting:\n%s"
                                      % (self.proc.returncode, self.log_tail()))
             try:
-                with Client(self.port, timeout=2.0, token=self.token) as c:
+                with Client(self.port, timeout=2.0, token=self.token,
+                            tls=self.tls_context()) as c:
                     if c.call("ping").get("ok") is True:
                         return
             except (OSError, EOFError, ProtocolError) as e:
@@ -383,11 +397,33 @@ class Server:
         return "\n".join(lines[-n:])
 
     # -- clients
+    def tls_context(self, client_cert=True):
+        """The ssl.SSLContext the harness's clients use (None: no TLS)."""
+        if not self.tls:
+            return None
+        import ssl
+        ctx = ssl.create_default_context(cafile=self.tls["ca"])
+        if client_cert and self.tls.get("require_client_cert"):
+            ctx.load_cert_chain(self.tls["client_cert"],
+                                self.tls["client_key"])
+        return ctx
+
+    def tls_args(self):
+        """kappactl's options for this server's TLS ([] without it)."""
+        if not self.tls:
+            return []
+        args = ["--tls-ca", self.tls["ca"]]
+        if self.tls.get("require_client_cert"):
+            args += ["--tls-cert", self.tls["client_cert"],
+                     "--tls-key", self.tls["client_key"]]
+        return args
+
     def client(self, timeout=10.0, token=None):
         """A client, authenticated with token, else the admin token (when
         tokens are configured)."""
         return Client(self.port, timeout=timeout * SLOW,
-                      token=token if token is not None else self.token)
+                      token=token if token is not None else self.token,
+                      tls=self.tls_context())
 
     def ctl(self, *args, input=None, timeout=60.0, env=None):
         """Runs kappactl with KAPPA_ADDR (and KAPPA_TOKEN, when tokens are
@@ -395,8 +431,8 @@ class Server:
         e = dict(env or {})
         if self.token is not None and "KAPPA_TOKEN" not in e:
             e["KAPPA_TOKEN"] = self.token
-        return run_ctl(args, addr=self.addr, input=input, timeout=timeout,
-                       env=e)
+        return run_ctl(self.tls_args() + list(args), addr=self.addr,
+                       input=input, timeout=timeout, env=e)
 
     def ctl_popen(self, *args, **kw):
         env = dict(os.environ, KAPPA_ADDR=self.addr)
@@ -439,6 +475,37 @@ def parse_metric(text, name, labels=None):
         if len(parts) == 2 and parts[0] == name + want:
             return float(parts[1])
     return None
+
+
+def make_certs(directory):
+    """A CA, a server certificate for 127.0.0.1 / localhost and a client
+    certificate, both signed by the CA (openssl CLI, P-256 keys). Returns
+    their paths: ca, server_cert, server_key, client_cert, client_key."""
+    os.makedirs(directory, exist_ok=True)
+    p = {k: os.path.join(directory, k + ".pem") for k in
+         ("ca", "ca_key", "server_cert", "server_key", "client_cert",
+          "client_key")}
+
+    def run(*args):
+        subprocess.run(["openssl"] + list(args), check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+           "-nodes"]
+    run("req", "-x509", *key, "-keyout", p["ca_key"], "-out", p["ca"],
+        "-days", "2", "-subj", "/CN=kappa test CA")
+    for who, ext in (("server", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
+                     ("client", "extendedKeyUsage=clientAuth")):
+        csr = os.path.join(directory, who + ".csr")
+        extfile = os.path.join(directory, who + ".ext")
+        with open(extfile, "w") as f:
+            f.write(ext + "\n")
+        run("req", *key, "-keyout", p[who + "_key"], "-out", csr,
+            "-subj", "/CN=kappa test " + who)
+        run("x509", "-req", "-in", csr, "-CA", p["ca"], "-CAkey",
+            p["ca_key"], "-CAcreateserial", "-out", p[who + "_cert"],
+            "-days", "2", "-extfile", extfile)
+    return p
 
 
 def run_ctl(args, addr=None, input=None, timeout=60.0, env=None):
@@ -520,8 +587,8 @@ class ServerTest(unittest.TestCase):
         if self.failed():
             type(self)._failed = True
 
-    def new_server(self, config=None, start=True, tokens=None):
-        s = Server(config, name=type(self).__name__, tokens=tokens)
+    def new_server(self, config=None, start=True, tokens=None, tls=None):
+        s = Server(config, name=type(self).__name__, tokens=tokens, tls=tls)
 
         def done():
             s.cleanup(keep=self.failed())

@@ -102,8 +102,11 @@ class ConnLimitsTest(kh.ServerTest):
                                     "partial frames")
                     peak = max(peak, rss_anon(s.proc.pid))
                     time.sleep(0.2)
-            self.assertLess(peak, cap + (64 << 20),
-                            "RssAnon %d MiB (%d MiB at start)"
+            # Under AddressSanitizer freed blocks sit in its quarantine
+            # (256 MiB): the bound is looser there, still far below the
+            # 3 GB the frames would take unbounded.
+            bound = cap + (64 << 20) if kh.SLOW == 1 else 2 * cap
+            self.assertLess(peak, bound, "RssAnon %d MiB (%d MiB at start)"
                             % (peak >> 20, base >> 20))
             self.assertGreaterEqual(s.metric("kappa_frames_waited_total"),
                                     100)
