@@ -407,6 +407,31 @@ const char *kp_lua_sandbox_display_name(const struct kp_lua_sandbox *sb,
 	return slash != NULL && slash[1] != '\0' ? slash + 1 : path;
 }
 
+int kp_lua_check_syntax(const char *name, const char *text, size_t len,
+			char *err, size_t err_len)
+{
+	char chunkname[300];
+	lua_State *L;
+	int rc;
+
+	if (len > 0 && text[0] == 0x1b) {
+		snprintf(err, err_len, "%s: binary (bytecode) chunks are not "
+			 "accepted, only Lua source text", name);
+		return -1;
+	}
+	L = luaL_newstate();
+	if (L == NULL) {
+		snprintf(err, err_len, "%s: out of memory", name);
+		return -1;
+	}
+	snprintf(chunkname, sizeof(chunkname), "@%s", name);
+	rc = luaL_loadbufferx(L, len > 0 ? text : "", len, chunkname, "t");
+	if (rc != 0)
+		snprintf(err, err_len, "%s", lua_tostring(L, -1));
+	lua_close(L);
+	return rc == 0 ? 0 : -1;
+}
+
 int kp_lua_sandbox_load(struct kp_lua_sandbox *sb, const char *path)
 {
 	lua_State *L = sb->L;

@@ -79,6 +79,14 @@ const char *kp_lua_sandbox_display_name(const struct kp_lua_sandbox *sb,
 					const char *path);
 
 /*
+ * Whether text[0..len) parses as Lua source (it is compiled in a state of
+ * its own, never run). Returns 0, or -1 with err holding the message
+ * ("name:line: ... near '...'", or that it is bytecode, not source).
+ */
+int kp_lua_check_syntax(const char *name, const char *text, size_t len,
+			char *err, size_t err_len);
+
+/*
  * Loads the Lua file at path as text (bytecode is refused) with chunk name
  * "@" + kp_lua_sandbox_display_name() and the sandbox environment. Pushes
  * the chunk function and returns 0, or pushes an error message

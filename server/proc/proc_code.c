@@ -24,6 +24,7 @@
 
 #include "base/alloc.h"
 #include "luahost/lua_adapter.h"
+#include "luahost/lua_sandbox.h"
 
 #define FNV64_OFFSET 0xcbf29ce484222325ull
 #define FNV64_PRIME 0x100000001b3ull
@@ -307,6 +308,35 @@ static int load_so(struct kp_proc_code *code, const char *code_dir,
 }
 
 /*
+ * A file a client names must parse as Lua before kappad copies it. What
+ * the parser says quotes the text ("near 'root'"), so it is passed on
+ * only when every user may read the file anyway; otherwise the client
+ * learns the line, not the content (kappad may read files its client
+ * cannot).
+ */
+static int check_lua_text(const char *path, const char *base,
+			  const char *data, size_t len, struct kp_error *err)
+{
+	char msg[512];
+	struct stat st;
+	const char *line;
+
+	if (kp_lua_check_syntax(base, data, len, msg, sizeof(msg)) == 0)
+		return 0;
+	if (stat(path, &st) == 0 && (st.st_mode & S_IROTH) != 0)
+		return kp_error_set(err, KP_EBADREQUEST, "%s", msg);
+	line = strncmp(msg, base, strlen(base)) == 0 &&
+	       msg[strlen(base)] == ':' ? msg + strlen(base) + 1 : NULL;
+	if (line != NULL && *line >= '0' && *line <= '9')
+		return kp_error_set(err, KP_EBADREQUEST,
+				    "%s: not a Lua processor: it does not parse as Lua (line %d); its text is not quoted since not every user may read the file",
+				    path, atoi(line));
+	return kp_error_set(err, KP_EBADREQUEST,
+			    "%s: not a Lua processor: it is not Lua source text",
+			    path);
+}
+
+/*
  * A .lua file: hashed, and with code_dir copied to <hash>/<file name>
  * there, so the processor keeps running the text it was given (across
  * restarts too) whatever happens to the file afterwards.
@@ -323,8 +353,15 @@ static int load_lua(struct kp_proc_code *code, const char *code_dir,
 	if (rc != 0)
 		return kp_error_set(err, rc, "%s: cannot read: %s", code->path,
 				    kp_error_text(rc));
-	hex64(fnv1a64(FNV64_OFFSET, data, len), code->hash);
 	base = base ? base + 1 : code->path;
+	if (code_dir != NULL) {
+		rc = check_lua_text(code->path, base, data, len, err);
+		if (rc != 0) {
+			kp_free(data);
+			return rc;
+		}
+	}
+	hex64(fnv1a64(FNV64_OFFSET, data, len), code->hash);
 	snprintf(name, sizeof(name), "%s/%s", code->hash, base);
 	if (code_dir != NULL)
 		rc = store_copy(code_dir, name, data, len, code->loaded_path,

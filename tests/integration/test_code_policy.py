@@ -53,6 +53,39 @@ class NativePluginsTest(kh.ServerTest):
         self.assertIn("native .so plugins are off", st["reason"])
 
 
+class NotAProcessorTest(kh.ServerTest):
+    """A file that is not Lua is refused without quoting it, unless every
+    user may read it anyway (then the parser's message helps its author)."""
+    class_server = False
+
+    def test_private_file_is_not_quoted(self):
+        s = self.new_server()
+        d = os.path.join(s.root, "src")
+        os.makedirs(d)
+        secret = os.path.join(d, "secret.lua")
+        with open(secret, "w") as f:
+            f.write("hunter2 ok\nroot:$y$j9T$SECRETHASH:19000:0:99999:7:::\n")
+        link = os.path.join(d, "evil.lua")
+        os.symlink(secret, link)
+        with s.client() as c:
+            c.ok("topic_create", topic="in")
+            for path in (secret, link):
+                os.chmod(secret, 0o600)
+                r = c.call("proc_create", name="p", file=path, inputs=["in"])
+                self.assertFalse(r.get("ok"), r)
+                self.assertIn("not a Lua processor", r["message"])
+                self.assertIn("(line 1)", r["message"])
+                for word in ("hunter2", "SECRETHASH", "root", "near"):
+                    self.assertNotIn(word, r["message"])
+                self.assertIn(path, r["message"])
+            os.chmod(secret, 0o644)
+            r = c.call("proc_create", name="p", file=secret, inputs=["in"])
+            self.assertIn("secret.lua:1:", r["message"])
+            self.assertIn("near", r["message"])
+            self.assertEqual(c.ok("proc_list")["procs"], [])
+        self.assertEqual(copies(s), [])
+
+
 class ProcessorsDirTest(kh.ServerTest):
     class_server = False
 

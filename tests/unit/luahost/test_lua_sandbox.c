@@ -239,6 +239,26 @@ static void test_require(void **state)
 	kp_lua_sandbox_delete(sb);
 }
 
+#define LIT(s) s, sizeof(s) - 1
+
+/* kp_lua_check_syntax parses, never runs, and names the line. */
+static void test_check_syntax(void **state)
+{
+	char err[256];
+
+	(void)state;
+	assert_int_equal(kp_lua_check_syntax("ok.lua", LIT("error('never run')"),
+					     err, sizeof(err)), 0);
+	assert_int_equal(kp_lua_check_syntax("empty.lua", "", 0, err,
+					     sizeof(err)), 0);
+	assert_int_equal(kp_lua_check_syntax("bad.lua", LIT("local a\nx = = 1\n"),
+					     err, sizeof(err)), -1);
+	assert_true(strncmp(err, "bad.lua:2:", 10) == 0);
+	assert_int_equal(kp_lua_check_syntax("bc.lua", LIT("\x1bLJ\x02"), err,
+					     sizeof(err)), -1);
+	assert_non_null(strstr(err, "bytecode"));
+}
+
 static void test_errors_have_file_line(void **state)
 {
 	struct kp_lua_sandbox *sb = open_sb(0, 1, NULL);
@@ -396,6 +416,7 @@ int main(void)
 		cmocka_unit_test(test_bytecode_refused),
 		cmocka_unit_test(test_require),
 		cmocka_unit_test(test_errors_have_file_line),
+		cmocka_unit_test(test_check_syntax),
 		cmocka_unit_test(test_random_is_seeded),
 		cmocka_unit_test(test_memory_limit),
 		cmocka_unit_test(test_interrupt),
