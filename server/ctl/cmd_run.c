@@ -236,7 +236,7 @@ static int start(struct run *r, const char *file, const char *config)
 	}
 	rc = kp_instance_start(&r->inst, code, "run", r->view,
 			       config ? cfg.data : NULL, cfg.len, NULL, 0, 0,
-			       &err);
+			       0, &err);
 	kp_proc_code_unref(code);
 	kp_buf_destroy(&cfg);
 	if (rc != 0) {

@@ -219,6 +219,7 @@ static int open_procs(struct kp_server *s, struct kp_error *err)
 	env.topic_defaults.log = s->cfg.topic_defaults;
 	env.now_ms = kp_clock_now_ms;
 	env.native_plugins = s->cfg.native_plugins;
+	env.max_value_bytes = s->cfg.max_frame_bytes;
 	if (kp_auth_enabled(&s->auth) &&
 	    strcmp(s->cfg.processors_dir, "any") != 0) {
 		if (s->cfg.processors_dir[0] != '\0')

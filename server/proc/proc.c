@@ -626,6 +626,7 @@ int kp_procs_open(const struct kp_proc_env *env, struct kp_procs **out,
 	ps->topic_defaults = env->topic_defaults;
 	ps->view_cache_bytes = env->view_cache_bytes;
 	ps->view_max_bytes = env->view_max_bytes;
+	ps->max_value_bytes = env->max_value_bytes;
 	snprintf(ps->dir, sizeof(ps->dir), "%s/procs", env->data_dir);
 	snprintf(ps->code_dir, sizeof(ps->code_dir), "%s/code", env->data_dir);
 	/* Code copies are the server's: nobody else reads them. */

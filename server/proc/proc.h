@@ -43,6 +43,8 @@ struct kp_proc_env {
 	size_t view_cache_bytes;      /* per view's table (0: the default) */
 	uint64_t view_max_bytes;      /* per view's store (0: the default) */
 	bool native_plugins;          /* .so processors may be loaded */
+	uint32_t max_value_bytes;     /* largest emit (key + value) or state
+					 value (max_frame_bytes; 0: none) */
 	const char *processors_dir;   /* code clients name must lie here
 					 (created if missing); NULL: any */
 };

@@ -232,6 +232,9 @@ static int on_emit(void *host_data, const char *topic, size_t topic_len,
 	rc = topic_allowed(sink, topic, topic_len);
 	if (rc != 0)
 		return rc;
+	if (sink->max_value_bytes != 0 &&
+	    (uint64_t)key_len + value_len > sink->max_value_bytes)
+		return KP_ETOOLARGE;
 	rc = check_value(value, value_len);
 	if (rc != 0)
 		return rc;
@@ -330,6 +333,9 @@ static int on_state_put(void *host_data, const char *key, size_t key_len,
 	size_t mark;
 	int rc = check_value(value, value_len);
 
+	if (rc == 0 && sink->max_value_bytes != 0 &&
+	    value_len > sink->max_value_bytes)
+		rc = KP_ETOOLARGE;
 	if (rc == 0)
 		rc = undo_open(sink, &key, key_len, &mark);
 	if (rc != 0)

@@ -48,6 +48,9 @@ struct kp_sink {
 	size_t owned_count;
 	int (*claim)(void *arg, const char *topic, size_t topic_len);
 	void *claim_arg;
+	uint32_t max_value_bytes;    /* largest emit (key + value) or state
+					value; 0: no limit (max_frame_bytes,
+					so every record can be fetched) */
 	struct kp_buf emits;         /* encoded emits of the current batch */
 	uint32_t emit_count;
 	struct kp_buf scratch;       /* backs state_get's borrowed value */

@@ -120,7 +120,8 @@ int kp_instance_start(struct kp_instance *inst, struct kp_proc_code *code,
 		      const char *name, struct kp_view *view,
 		      const char *config, size_t config_len,
 		      const char *const *outputs, size_t output_count,
-		      size_t memory_limit, struct kp_error *err)
+		      size_t memory_limit, uint32_t max_value_bytes,
+		      struct kp_error *err)
 {
 	char **outs = NULL;
 	int rc;
@@ -146,6 +147,7 @@ int kp_instance_start(struct kp_instance *inst, struct kp_proc_code *code,
 	inst->code = code;
 	kp_sink_init(&inst->sink, view, inst->name, (const char *const *)outs,
 		     output_count);
+	inst->sink.max_value_bytes = max_value_bytes;
 	inst->ctx.host = kp_sink_host();
 	inst->ctx.host_data = &inst->sink;
 	inst->ctx.name = inst->name;

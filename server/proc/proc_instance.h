@@ -44,7 +44,8 @@ int kp_instance_start(struct kp_instance *inst, struct kp_proc_code *code,
 		      const char *name, struct kp_view *view,
 		      const char *config, size_t config_len,
 		      const char *const *outputs, size_t output_count,
-		      size_t memory_limit, struct kp_error *err);
+		      size_t memory_limit, uint32_t max_value_bytes,
+		      struct kp_error *err);
 
 /*
  * Processes one record atomically: on failure its emits and state changes

@@ -315,6 +315,7 @@ struct kp_procs {
 	char dir[4096];              /* <data>/procs */
 	char code_dir[4096];         /* <data>/code */
 	struct kp_proc_code_policy code_policy; /* what code may load */
+	uint32_t max_value_bytes;    /* emits and state values (0: none) */
 	struct kp_proc **procs;      /* sorted by name */
 	size_t count;
 	size_t cap;

@@ -298,6 +298,7 @@ static void encode_init(struct proc_version *v, struct kp_buf *b)
 		put_names(b, v->allowed, def->output_count);
 	kp_wm_put_u32(b, def->output_count);
 	kp_wm_put_u64(b, def->memory_limit);
+	kp_wm_put_u32(b, v->owner->max_value_bytes);
 	kp_pv_view_dir(v, dir, sizeof(dir));
 	kp_wm_put_str(b, dir);
 	kp_wm_put_u64(b, cache_bytes(v));

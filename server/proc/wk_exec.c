@@ -208,7 +208,8 @@ static int start_instance(struct kp_wx *x, struct kp_instance *inst,
 	rc = kp_instance_start(inst, code, x->name, x->view, x->config.data,
 			       x->config.len,
 			       (const char *const *)x->allowed,
-			       x->output_count, (size_t)x->memory_limit, err);
+			       x->output_count, (size_t)x->memory_limit,
+			       x->max_value_bytes, err);
 	atomic_store(&x->calling, NULL);
 	return rc;
 }
@@ -237,6 +238,7 @@ static void run_init(struct kp_wx *x, struct kp_wm_reader *r,
 	else
 		(void)kp_wm_get_u32(r);
 	x->memory_limit = kp_wm_get_u64(r);
+	x->max_value_bytes = kp_wm_get_u32(r);
 	kp_wm_get_str(r, dir, sizeof(dir));
 	cache_bytes = kp_wm_get_u64(r);
 	max_bytes = kp_wm_get_u64(r);

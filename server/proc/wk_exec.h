@@ -45,6 +45,7 @@ struct kp_wx {
 	char **owned;                    /* open outputs: the owned ones */
 	uint32_t owned_count;
 	uint64_t memory_limit;
+	uint32_t max_value_bytes;   /* records and state values (0: none) */
 	char steps_path[4200];           /* "" when it has none */
 	kp_wx_claim_fn claim;
 	void *claim_arg;

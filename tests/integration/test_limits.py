@@ -108,6 +108,32 @@ class LimitsTest(kh.ServerTest):
             offs = c.ok("group_fetch", group="g")["offsets"]
             self.assertEqual([(o["offset"], o["lag"]) for o in offs], [(10, 0)])
 
+    def test_records_and_state_values_at_most_max_frame_bytes(self):
+        # A processor cannot write a record or a view value that no
+        # client could fetch: the record fails (a dead letter saying so),
+        # the ones within the limit go through.
+        s = self.topic_server({"max_frame_bytes": 1 << 20})
+        with s.client() as c:
+            c.ok("topic_create", topic="big_out")
+            c.ok("proc_create", name="big", file=kh.fixture("big_values.lua"),
+                 inputs=["in"], outputs=["big_out"], max_error_rate=1.0)
+            c.produce("in", [{"size": 1000}, {"size": 2 << 20},
+                             {"size": 2 << 20, "state": True},
+                             {"size": 500 << 10, "state": True},
+                             {"size": 2000}])
+        st = kh.wait_proc(s, "big", lambda st: st["records_processed"] >= 5)
+        self.assertEqual(st["errors"], 2, st)
+        self.assertEqual(st["state"], "running", st)
+        out = kh.consume_all(s, "big_out")
+        self.assertEqual([len(r["value"]["blob"]) for r in out], [1000, 2000])
+        dlq = kh.consume_all(s, "big.dlq")
+        self.assertEqual(len(dlq), 2)
+        for d in dlq:
+            self.assertIn("too large", d["value"]["error"])
+        with s.client() as c:
+            v = c.ok("view_get", name="big", key="blob")
+        self.assertEqual(len(v["value"]), 500 << 10)
+
 
 if __name__ == "__main__":
     kh.main()

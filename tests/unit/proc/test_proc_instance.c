@@ -125,7 +125,7 @@ static void test_count_by_user(void **state)
 
 	assert_int_equal(kp_instance_start(&inst, f->count_by_user, "cbu",
 					   f->view, NULL, 0, outputs, 1, 0,
-					   &err), 0);
+					   0, &err), 0);
 	assert_int_equal(f->count_by_user->refs, 2);
 	assert_string_equal(inst.ctx.name, "cbu");
 	assert_string_equal(inst.ctx.source, f->count_by_user->path);
@@ -167,7 +167,7 @@ static void test_bad_record(void **state)
 	struct rec_buf b;
 
 	assert_int_equal(kp_instance_start(&inst, f->count_by_user, "cbu",
-					   f->view, NULL, 0, NULL, 0, 0, &err),
+					   f->view, NULL, 0, NULL, 0, 0, 0, &err),
 			 0);
 	assert_int_equal(kp_instance_process(&inst, user_rec(&b, 6, "ann"),
 					     &err), 0);
@@ -189,7 +189,7 @@ static void test_outputs_enforced(void **state)
 
 	assert_int_equal(kp_instance_start(&inst, f->count_by_user, "cbu",
 					   f->view, NULL, 0, outputs, 1, 0,
-					   &err), 0);
+					   0, &err), 0);
 	/* Outputs are copied: the caller's strings may change. */
 	memcpy(other, "count", 5);
 	assert_int_equal(kp_instance_process(&inst, user_rec(&b, 1, "ann"),
@@ -212,7 +212,7 @@ static void test_failing_record_is_atomic(void **state)
 	kp_buf_init(&before);
 	kp_buf_init(&after);
 	assert_int_equal(kp_instance_start(&inst, f->failing, "failing",
-					   f->view, NULL, 0, NULL, 0, 0, &err),
+					   f->view, NULL, 0, NULL, 0, 0, 0, &err),
 			 0);
 	expect_count(f->view, "seen", 0);
 	assert_int_equal(kp_view_del(f->view, "seen", 4), 1);
@@ -261,7 +261,7 @@ static void test_failing_init(void **state)
 	/* failing.so refuses a non-empty config after writing to the view. */
 	assert_int_equal(kp_instance_start(&inst, f->failing, "failing",
 					   f->view, "\x81\xa1" "a\x01", 4,
-					   NULL, 0, 0, &err), KP_EINTERNAL);
+					   NULL, 0, 0, 0, &err), KP_EINTERNAL);
 	assert_string_equal(err.msg, "init failed: config not accepted (4 bytes)");
 	assert_int_equal(kp_view_count(f->view), 0);
 	assert_int_equal(f->failing->refs, 1);
@@ -273,15 +273,15 @@ static void test_failing_init(void **state)
 	/* A config that is not one msgpack map is refused before init. */
 	assert_int_equal(kp_instance_start(&inst, f->failing, "failing",
 					   f->view, "\x92\x01\x02", 3, NULL, 0,
-					   0, &err), KP_ECONFIG);
+					   0, 0, &err), KP_ECONFIG);
 	assert_int_equal(kp_instance_start(&inst, f->failing, "failing",
 					   f->view, "\x80\x80", 2, NULL, 0, 0,
-					   &err), KP_ECONFIG);
+					   0, &err), KP_ECONFIG);
 	assert_int_equal(f->failing->refs, 1);
 	/* An explicit empty map is accepted and copied. */
 	assert_int_equal(kp_instance_start(&inst, f->failing, "failing",
 					   f->view, "\x80", 1, NULL, 0, 1 << 20,
-					   &err), 0);
+					   0, &err), 0);
 	assert_ptr_not_equal(inst.ctx.config, (const char *)"\x80");
 	assert_int_equal(inst.ctx.memory_limit, 1 << 20);
 	assert_int_equal(kp_view_count(f->view), 1);
@@ -300,7 +300,7 @@ static void run_users(struct kp_proc_code *code, struct kp_view *view,
 	size_t pos = 0;
 
 	if (kp_instance_start(&inst, code, "parity", view, NULL, 0, outputs, 1,
-			      0, &err) != 0)
+			      0, 0, &err) != 0)
 		fail_msg("%s", err.msg);
 	for (int i = 0; i < n; i++) {
 		if (kp_instance_process(&inst, user_rec(&b, (uint64_t)i,
@@ -405,11 +405,11 @@ static void test_example_topk(void **state)
 	assert_int_equal(kp_proc_code_load(path, NULL, &code, &err), 0);
 	assert_int_equal(kp_instance_start(&inst, code, "topk", f->view,
 					   "\x81\xaathresholds\xa1x", 14,
-					   outputs, 1, 0, &err), KP_EINTERNAL);
+					   outputs, 1, 0, 0, &err), KP_EINTERNAL);
 	assert_non_null(strstr(err.msg, "init failed: config:"));
 	assert_int_equal(kp_instance_start(&inst, code, "topk", f->view,
 					   config, sizeof(config) - 1,
-					   outputs, 1, 0, &err), 0);
+					   outputs, 1, 0, 0, &err), 0);
 	for (uint64_t i = 0; i < 5; i++)
 		assert_int_equal(kp_instance_process(&inst,
 						     user_rec(&b, i, users[i]),
