@@ -1,7 +1,8 @@
 /*
  * http.c - a minimal HTTP/1.x server: /metrics, /health, the dashboard
  * page (GET /, dashboard.h) and its JSON snapshot (GET /api/state,
- * state_json.h).
+ * state_json.h). Request heads are parsed by http_request.h; a malformed
+ * one is answered with its status and a one-line reason.
  */
 #include "http.h"
 
@@ -11,6 +12,7 @@
 #include <uv.h>
 
 #include "dashboard.h"
+#include "http_request.h"
 #include "metrics.h"
 #include "state_json.h"
 #include "base/clock.h"
@@ -19,7 +21,6 @@
 #include "base/logging.h"
 #include "net/server.h"
 
-#define HTTP_MAX_REQUEST 8192
 #define HTTP_DEADLINE_MS 10000
 #define HTTP_MAX_CONNS 256
 
@@ -129,19 +130,48 @@ static void respond_text(struct http_conn *c, int code, const char *reason,
 	kp_buf_destroy(&body);
 }
 
-static void route(struct http_conn *c, const char *method, const char *path)
+/*
+ * With tokens configured, a route that needs one: true when the request's
+ * bearer token has at least the read role; otherwise answers 401 (with
+ * WWW-Authenticate) and returns false.
+ */
+static bool authorized(struct http_conn *c, const struct kp_http_request *req)
+{
+	static const char text[] =
+		"a read token is needed: Authorization: Bearer TOKEN\n";
+	const struct kp_auth *auth = &c->http->srv->auth;
+
+	if (!kp_auth_enabled(auth) ||
+	    kp_auth_check(auth, req->bearer, req->bearer_len) >= KP_ROLE_READ)
+		return true;
+	respond_bytes(c, 401, "Unauthorized", "text/plain; charset=utf-8",
+		      req->bearer_len > 0
+			      ? "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n"
+			      : "WWW-Authenticate: Bearer\r\n",
+		      text, sizeof(text) - 1);
+	return false;
+}
+
+static void route(struct http_conn *c, const struct kp_http_request *req)
 {
 	struct kp_server *s = c->http->srv;
 	struct kp_buf body;
-	const char *q = strchr(path, '?');
-	size_t plen = q ? (size_t)(q - path) : strlen(path);
+	const char *path = req->target;
+	size_t plen = req->path_len;
 
-	if (strcmp(method, "GET") != 0) {
+	if (strcmp(req->method, "GET") != 0) {
 		respond_text(c, 405, "Method Not Allowed", "GET only\n");
 		return;
 	}
 	kp_buf_init(&body);
-	if (plen == 8 && strncmp(path, "/metrics", 8) == 0) {
+	if (((plen == 8 && strncmp(path, "/metrics", 8) == 0) ||
+	     (plen == 7 && strncmp(path, "/health", 7) == 0)) &&
+	    !s->cfg.http_open_metrics && !authorized(c, req)) {
+		/* answered */
+	} else if (plen == 10 && strncmp(path, "/api/state", 10) == 0 &&
+		   !authorized(c, req)) {
+		/* answered */
+	} else if (plen == 8 && strncmp(path, "/metrics", 8) == 0) {
 		kp_metrics_render(s, &body);
 		respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
 			&body);
@@ -186,37 +216,52 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	buf->len = c->in.cap - c->in.len;
 }
 
+static const char *status_text(int status)
+{
+	switch (status) {
+	case 414:
+		return "URI Too Long";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Bad Request";
+	}
+}
+
+/* Answers a refused request head: its status and reason, one line. */
+static void respond_refused(struct http_conn *c,
+			    const struct kp_http_request *req)
+{
+	char text[KP_HTTP_REASON_MAX + 1];
+
+	snprintf(text, sizeof(text), "%s\n", req->reason);
+	respond_text(c, req->status, status_text(req->status), text);
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
 	struct http_conn *c = stream->data;
-	char method[16], path[1024];
+	struct kp_http_request req;
+	int rc;
 
 	(void)buf;
 	if (nread < 0) {
 		conn_close(c);
 		return;
 	}
+	if (nread == 0)
+		return;
 	c->in.len += (size_t)nread;
-	if (c->in.len > HTTP_MAX_REQUEST) {
-		uv_read_stop(stream);
-		respond_text(c, 431, "Request Header Fields Too Large",
-			     "request too large\n");
-		return;
-	}
-	if (kp_buf_append(&c->in, "", 1) != 0) {
-		conn_close(c);
-		return;
-	}
-	c->in.len--;
-	if (strstr(c->in.data, "\r\n\r\n") == NULL &&
-	    strstr(c->in.data, "\n\n") == NULL)
+	rc = kp_http_request_parse(c->in.data, c->in.len, &req);
+	if (rc == KP_HTTP_NEED_MORE)
 		return;
 	uv_read_stop(stream);
-	if (sscanf(c->in.data, "%15s %1023s", method, path) != 2) {
-		respond_text(c, 400, "Bad Request", "bad request\n");
-		return;
-	}
-	route(c, method, path);
+	if (rc == KP_HTTP_COMPLETE)
+		route(c, &req);
+	else
+		respond_refused(c, &req);
 }
 
 static void on_connection(uv_stream_t *listener, int status)

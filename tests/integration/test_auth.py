@@ -259,5 +259,42 @@ class AuthTest(kh.ServerTest):
             c.ok("ping")
 
 
+    def http(self, s, path, token=None):
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", s.http_port,
+                                          timeout=10 * kh.SLOW)
+        try:
+            headers = {"Authorization": "Bearer " + token} if token else {}
+            conn.request("GET", path, headers=headers)
+            r = conn.getresponse()
+            return r.status, dict(r.getheaders()), r.read().decode()
+        finally:
+            conn.close()
+
+    def test_http_needs_a_read_token_for_state(self):
+        s = self.auth_server()
+        for path in ("/metrics", "/health", "/"):
+            self.assertEqual(self.http(s, path)[0], 200, path)
+        status, headers, body = self.http(s, "/api/state")
+        self.assertEqual(status, 401)
+        self.assertEqual(headers.get("WWW-Authenticate"), "Bearer")
+        self.assertIn("read token", body)
+        self.assertNotIn('"topics"', body)
+        status, headers, _ = self.http(s, "/api/state", token="nope")
+        self.assertEqual(status, 401)
+        self.assertIn("invalid_token", headers.get("WWW-Authenticate"))
+        status, _, body = self.http(s, "/api/state", token=READER)
+        self.assertEqual(status, 200)
+        self.assertIn("t", [t["name"] for t in __import__("json").loads(
+            body)["topics"]])
+
+    def test_http_metrics_closed_on_request(self):
+        s = self.auth_server({"http_open_metrics": "false"})
+        for path in ("/metrics", "/health", "/api/state"):
+            self.assertEqual(self.http(s, path)[0], 401, path)
+            self.assertEqual(self.http(s, path, token=READER)[0], 200, path)
+        self.assertEqual(self.http(s, "/")[0], 200)
+
+
 if __name__ == "__main__":
     kh.main()

@@ -337,6 +337,35 @@ class DashboardBrowserTest(HttpTest):
                 return p
         return None
 
+    def test_token_from_fragment_or_form(self):
+        token = "read-0123456789abcdef"
+        s = self.new_server(tokens={"adm-0123456789abcdef": "admin",
+                                    token: "read"})
+        browser = Browser()
+        self.addCleanup(browser.close)
+        base = "http://127.0.0.1:%d/" % s.http_port
+        # Without a token the page asks for one and shows no data.
+        browser.open(base)
+        self.wait_page(browser, lambda p: p["conn"] != "connected" and
+                       browser.eval('document.getElementById("auth")'
+                                    '.className') == "show",
+                       "the page to ask for a token")
+        # Typed into the form: the page connects.
+        browser.eval('document.getElementById("token-input").value = "%s";'
+                     'document.getElementById("auth").requestSubmit();'
+                     % token)
+        self.wait_page(browser, lambda p: p["conn"] == "connected",
+                       "the page to connect with the typed token")
+        self.assertEqual(browser.eval('sessionStorage.getItem("kappa.token")'),
+                         token)
+        # From #token=: kept in sessionStorage, taken off the address.
+        browser2 = Browser()
+        self.addCleanup(browser2.close)
+        browser2.open(base + "#token=" + token)
+        self.wait_page(browser2, lambda p: p["conn"] == "connected",
+                       "the page to connect with the fragment's token")
+        self.assertNotIn("token", browser2.eval("location.href"))
+
     def test_dashboard(self):
         t0 = time.monotonic()
         s = self.new_server()
