@@ -55,12 +55,32 @@ static void conn_unlink(struct kp_conn *c)
 	c->next = c->prev = NULL;
 }
 
+/*
+ * Lets the connections whose frame waits for room read on, as far as the
+ * caps now allow: called when room is given back, so that a waiter does
+ * not sit until the next tick (and the room is not seen empty meanwhile).
+ */
+static void wake_waiters(struct kp_conns *s)
+{
+	struct kp_conn *c, *next;
+
+	for (c = s->head; c != NULL && s->waiting > 0; c = next) {
+		next = c->next;
+		if (c->waiting_len > 0)
+			conn_update_reading(c);
+	}
+}
+
 /* Gives back the room taken for the frame being received. */
 static void release_reservation(struct kp_conn *c)
 {
+	bool gave = c->reserved > 0;
+
 	c->set->inflight_total -= c->reserved;
 	c->set->partial_total -= c->reserved;
 	c->reserved = 0;
+	if (gave && c->set->waiting > 0)
+		wake_waiters(c->set);
 }
 
 void kp_conn_close_after_reply(struct kp_conn *c)
@@ -85,6 +105,10 @@ void kp_conn_close(struct kp_conn *c)
 		kp_slot_unref(slot);
 	}
 	c->head = c->tail = NULL;
+	if (c->waiting_len > 0) {
+		c->waiting_len = 0;
+		c->set->waiting--;
+	}
 	release_reservation(c);
 	uv_close((uv_handle_t *)&c->idle, on_closed);
 	uv_close((uv_handle_t *)&c->tcp, on_closed);
@@ -414,9 +438,10 @@ static void conn_update_reading(struct kp_conn *c)
 
 	/* Not a byte more of a frame that waits for room until it has it. */
 	if (want && c->waiting_len > 0) {
-		if (admit_partial(c, c->waiting_len))
+		if (admit_partial(c, c->waiting_len)) {
 			c->waiting_len = 0;
-		else
+			c->set->waiting--;
+		} else
 			want = false;
 	}
 
@@ -563,6 +588,7 @@ static void conn_process(struct kp_conn *c)
 	if (wanted > 0 && !c->fatal && !admit_partial(c, wanted)) {
 		c->set->stats.frames_waited++;
 		c->waiting_len = wanted;
+		c->set->waiting++;
 		kp_conn_stop_reading(c);
 	}
 }

@@ -96,6 +96,8 @@ struct kp_conns {
 	uint64_t inflight_total;      /* unanswered request bytes, all conns,
 					 with the frames being received */
 	uint64_t partial_total;       /* of which: frames being received */
+	uint32_t waiting;             /* connections whose next frame waits,
+					 unread, for room under the caps */
 	enum kp_role default_role;    /* of a new connection: admin in
 					 single-user mode, else none */
 	bool loopback_only;           /* refuse peers not on loopback */

@@ -283,6 +283,9 @@ int kp_metrics_render(struct kp_server *s, struct kp_buf *out)
 	server_counter(&w, "kappa_frames_waited_total", "counter",
 		       "Frames that waited, unread, for room under the in-flight caps.",
 		       st->frames_waited);
+	server_counter(&w, "kappa_connections_waiting", "gauge",
+		       "Connections whose next frame waits, unread, for room under the in-flight caps.",
+		       s->conns.waiting);
 	server_counter(&w, "kappa_inflight_partial_bytes", "gauge",
 		       "Bytes reserved for request frames being received.",
 		       s->conns.partial_total);
