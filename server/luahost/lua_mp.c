@@ -631,6 +631,15 @@ static int cmp_pair(const void *a, const void *b)
 	xl = x->kend - x->kpay;
 	yl = y->kend - y->kpay;
 	c = memcmp(x->base + x->kpay, y->base + y->kpay, xl < yl ? xl : yl);
+	if (c != 0 || xl != yl)
+		return c != 0 ? c : xl < yl ? -1 : 1;
+	/*
+	 * Distinct keys that pack alike (tables with the same contents) are
+	 * ordered by their values, so that Lua's pairs order never shows.
+	 */
+	xl = x->end - x->kend;
+	yl = y->end - y->kend;
+	c = memcmp(x->base + x->kend, y->base + y->kend, xl < yl ? xl : yl);
 	if (c != 0)
 		return c;
 	return xl < yl ? -1 : xl > yl;

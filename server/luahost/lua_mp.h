@@ -37,7 +37,8 @@
  *   Map pairs are packed in a canonical order so that the same table gives
  *   the same bytes in every run (Lua's own pairs order is not stable across
  *   states): string keys first, by bytes; then other keys by their packed
- *   bytes.
+ *   bytes; keys that pack alike (tables with the same contents) by their
+ *   values' packed bytes.
  * Lazy record values. A record value that is a small map with string keys
  *   reaches a processor as a proxy that decodes a field when it is read
  *   (lua_host.h); it looks like the decoded map (its metatable reads as

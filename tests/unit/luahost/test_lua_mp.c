@@ -329,6 +329,36 @@ static void test_decode_errors(void **state)
 	lua_close(L);
 }
 
+/*
+ * Keys that pack alike (distinct empty tables) are ordered by their values:
+ * the bytes do not depend on where the tables happen to be in memory
+ * (found by tests/fuzz/fuzz_luamp.c).
+ */
+static void test_alike_keys_canonical(void **state)
+{
+	lua_State *L = new_state();
+	struct kp_buf out, expect;
+	char err[128];
+
+	(void)state;
+	kp_buf_init(&out);
+	kp_buf_init(&expect);
+	kp_buf_append(&expect, "\xde\x00\x14", 3);   /* a map of 20 */
+	for (char v = 1; v <= 20; v++) {                 /* {}: v */
+		kp_buf_append(&expect, "\x80", 1);
+		kp_buf_append(&expect, &v, 1);
+	}
+	assert_int_equal(encode_expr(L, "(function() local t = {} "
+				     "for i = 20, 1, -1 do t[kappa.map()] = i "
+				     "end return t end)()", &out, err,
+				     sizeof(err)), 0);
+	assert_int_equal(out.len, expect.len);
+	assert_memory_equal(out.data, expect.data, out.len);
+	kp_buf_destroy(&out);
+	kp_buf_destroy(&expect);
+	lua_close(L);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -338,6 +368,7 @@ int main(void)
 		cmocka_unit_test(test_containers),
 		cmocka_unit_test(test_encode_errors),
 		cmocka_unit_test(test_decode_errors),
+		cmocka_unit_test(test_alike_keys_canonical),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
