@@ -9,7 +9,7 @@ DATA       ?= .kappa-data
 LISTEN     ?= 127.0.0.1:7070
 HTTP       ?= 127.0.0.1:7071
 JOBS       ?= $(shell nproc)
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 12
 
 .PHONY: all deps build build-asan run test test-plain test-asan fuzz bench clean
 
@@ -43,8 +43,9 @@ fuzz: deps
 	@if command -v clang >/dev/null 2>&1; then \
 	  CC=clang cmake -S . -B $(FUZZ_BUILD) -DKAPPA_FUZZ=ON -DKAPPA_TESTS=ON \
 	    -DKAPPA_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null && \
-	  cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_request && \
-	  cd $(FUZZ_BUILD) && ctest --output-on-failure -R '^fuzz\.'; \
+	  cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_request \
+	    fuzz_http fuzz_batch fuzz_luamp fuzz_config && \
+	  cd $(FUZZ_BUILD) && ctest --output-on-failure -j 2 -R '^fuzz\.'; \
 	else echo "clang not found: fuzz target skipped"; fi
 
 test: test-plain test-asan fuzz
