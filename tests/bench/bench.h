@@ -4,7 +4,9 @@
  * peers measured in the same run (bench_peer.c), sampling helpers
  * (bench_stats.c), the open-loop producer (bench_olp.c), the processor
  * scenarios with their "no server" floor (bench_proc.c), the version
- * scenarios (bench_versions.c) and the view scenarios (bench_views.c).
+ * scenarios (bench_versions.c), the view scenarios (bench_views.c), TLS
+ * (bench_tls.c: a certificate made at run time, the client's sessions)
+ * and the TLS scenarios (bench_tls_rows.c).
  *
  * Access pattern: one thread per connection, blocking sockets, requests
  * pipelined by the caller; nothing here is shared between threads, except
@@ -67,9 +69,52 @@ void kp_bench_die(const char *fmt, ...)
 /* Called by kp_bench_die after its message, when set (says if kappad died). */
 extern void (*kp_bench_die_hook)(void);
 
+/* ---- bench_tls.c: TLS (OpenSSL) ---- */
+
+/* A self-signed certificate, its key and a client context trusting it. */
+struct kp_bench_tls;
+
+/*
+ * Generates a P-256 key and a self-signed certificate for IP 127.0.0.1
+ * (valid for a day), writes them as PEM to dir/tls-cert.pem and
+ * dir/tls-key.pem (0600), and makes the client context every TLS
+ * connection uses: TLS 1.2 or later, the server's certificate must be
+ * that one and name 127.0.0.1 (verification is on). Also ignores
+ * SIGPIPE for the process (OpenSSL writes with write()). Dies on failure.
+ */
+struct kp_bench_tls *kp_bench_tls_new(const char *dir);
+
+/* Frees t (the files stay). NULL: no-op. */
+void kp_bench_tls_free(struct kp_bench_tls *t);
+
+/* Paths of the certificate and key files (owned by t). */
+const char *kp_bench_tls_cert(const struct kp_bench_tls *t);
+const char *kp_bench_tls_key(const struct kp_bench_tls *t);
+
+/*
+ * Runs a blocking client handshake on the connected socket fd. Returns
+ * the session (an SSL *), or NULL with the reason in why.
+ */
+void *kp_bench_tls_connect(struct kp_bench_tls *t, int fd, char *why,
+			   size_t size);
+
+/* Writes up to len bytes: the count, or -errno (-EPIPE: session ended). */
+ssize_t kp_bench_tls_write(void *session, const void *p, size_t len);
+
+/* Reads up to len bytes: the count, 0 at the end, or -errno / -EPROTO. */
+ssize_t kp_bench_tls_read(void *session, void *p, size_t len);
+
+/* Sends close_notify and frees the session (not the socket). NULL: no-op. */
+void kp_bench_tls_close(void *session);
+
+/* "<protocol> <cipher suite>" of an established session, into buf. */
+void kp_bench_tls_describe(void *session, char *buf, size_t size);
+
 /* A blocking connection speaking length-prefixed msgpack frames. */
 struct kp_bench_conn {
 	int fd;                /* the socket, -1 when closed */
+	void *ssl;             /* its TLS session, NULL over plain TCP */
+	char why[160];         /* why the last open failed, "" if it did not */
 	char *rbuf;            /* read buffer (owned) */
 	size_t rcap;           /* its capacity */
 	size_t rlen;           /* bytes held */
@@ -80,6 +125,15 @@ struct kp_bench_conn {
 
 /* Connects to 127.0.0.1:port (TCP_NODELAY). Returns 0 or -errno. */
 int kp_bench_conn_open(struct kp_bench_conn *c, int port);
+
+/*
+ * The same, then with tls non-NULL a TLS handshake (kp_bench_tls_connect)
+ * through which every later send and receive goes. Returns 0, -errno, or
+ * -EPROTO when the handshake failed (c->why says why). A TLS connection
+ * belongs to one thread.
+ */
+int kp_bench_conn_open_tls(struct kp_bench_conn *c, int port,
+			   struct kp_bench_tls *tls);
 void kp_bench_conn_close(struct kp_bench_conn *c);
 
 /* Writes all of buf. Returns 0 or -errno. */
@@ -197,32 +251,46 @@ struct kp_bench_load {
 	uint64_t p99_ns;
 };
 
+/*
+ * In the functions below, tls is the server's (kp_bench_server.tls): the
+ * connections go over TLS with it, over plain TCP when it is NULL.
+ */
+
 /* topic_create with the given partitions and fsync; dies on failure. */
 void kp_bench_topic_create(int port, const char *topic, uint32_t partitions,
 			   const char *fsync);
+/* The same over tls. */
+void kp_bench_topic_create_tls(int port, struct kp_bench_tls *tls,
+			       const char *topic, uint32_t partitions,
+			       const char *fsync);
 /* Sums end_offset and size_bytes over the topic's partitions. */
 void kp_bench_topic_stats(int port, const char *topic, uint64_t *records,
 			  uint64_t *bytes);
+/* The same over tls. */
+void kp_bench_topic_stats_tls(int port, struct kp_bench_tls *tls,
+			      const char *topic, uint64_t *records,
+			      uint64_t *bytes);
 /*
  * Produces at least `records` records of KP_BENCH_RECORD_BYTES to partitions
  * 0..conns-1 of topic, one connection and thread per partition, in requests
  * of `batch` records with up to `inflight` unacknowledged per connection.
  * Dies unless every record is acknowledged.
  */
-void kp_bench_produce(int port, const char *topic, uint32_t conns,
-		      uint64_t records, uint32_t batch, uint32_t inflight,
-		      struct kp_bench_load *out);
+void kp_bench_produce(int port, struct kp_bench_tls *tls, const char *topic,
+		      uint32_t conns, uint64_t records, uint32_t batch,
+		      uint32_t inflight, struct kp_bench_load *out);
 /*
  * Reads offsets 0..end-1 of partition 0 with fetches of max_bytes 1 MiB in
  * format "batches", up to `inflight` pipelined: checks both CRC32Cs of
  * every batch, walks its records, and checks every record arrives once, in
  * order, with its 100 bytes.
  */
-void kp_bench_fetch(int port, const char *topic, uint64_t end,
-		    uint32_t inflight, struct kp_bench_load *out);
+void kp_bench_fetch(int port, struct kp_bench_tls *tls, const char *topic,
+		    uint64_t end, uint32_t inflight, struct kp_bench_load *out);
 /* The same read in format "records" (a msgpack map per record). */
-void kp_bench_fetch_records(int port, const char *topic, uint64_t end,
-			    uint32_t inflight, struct kp_bench_load *out);
+void kp_bench_fetch_records(int port, struct kp_bench_tls *tls,
+			    const char *topic, uint64_t end, uint32_t inflight,
+			    struct kp_bench_load *out);
 
 /* The kappad child and its scratch directory. */
 struct kp_bench_server {
@@ -231,7 +299,10 @@ struct kp_bench_server {
 	char root[512];        /* the temp directory (data, logs, peer files) */
 	char data[600];        /* root/data, kappad's --data */
 	char log[600];         /* root/kappad.log, kappad's stdout and stderr */
-	char base_config[600]; /* root/base.conf: what every run needs */
+	char base_config[600]; /* root/base.conf: what every run needs (and
+				  tls_cert / tls_key with TLS) */
+	struct kp_bench_tls *tls; /* borrowed: the protocol port speaks TLS
+				     with its certificate; NULL: plain TCP */
 };
 
 /* Creates a directory from template "<parent>/kappa-bench.XXXXXX". */
@@ -250,6 +321,15 @@ int kp_bench_free_port(void);
  */
 void kp_bench_server_start(struct kp_bench_server *s, const char *kappad,
 			   const char *root, const char *config);
+/*
+ * The same with TLS on the protocol port when tls is not NULL (borrowed,
+ * it must outlive the server): base.conf also sets tls_cert and tls_key
+ * to tls's files, the ping goes over TLS, and s->tls is tls, for the
+ * caller's connections (kp_bench_conn_open_tls(c, s->port, s->tls)).
+ */
+void kp_bench_server_start_tls(struct kp_bench_server *s, const char *kappad,
+			       const char *root, const char *config,
+			       struct kp_bench_tls *tls);
 /* SIGTERM, wait for exit. Returns kappad's exit status (or -1). */
 int kp_bench_server_stop(struct kp_bench_server *s);
 
@@ -440,5 +520,31 @@ struct kp_bench_e2e_opts {
  * prints the lines (medians over the rounds) once all rounds are done.
  */
 void kp_bench_e2e(const struct kp_bench_e2e_opts *o);
+
+/* ---- what TLS costs (bench_tls_rows.c) ---- */
+
+struct kp_bench_tls_opts {
+	const char *kappad;          /* the server binary */
+	const char *root;            /* absolute scratch directory */
+	uint64_t records;            /* per produce, then fetched back */
+	uint32_t runs;               /* rounds (1..64); figures are medians */
+	uint32_t handshakes;         /* connect+ping per side and round */
+	uint32_t batch, inflight;    /* of the produce requests */
+	bool json;                   /* one JSON object per line */
+	struct kp_bench_server *plain;   /* the plain kappad (killed on exit) */
+	struct kp_bench_server *tls_srv; /* the TLS kappad (killed on exit) */
+};
+
+/*
+ * The TLS scenarios: starts a plain kappad and one with TLS (a
+ * certificate made under root by kp_bench_tls_new) side by side and, in
+ * each round, with the order of the two alternating, produces
+ * o->records over one connection to a fresh topic of each, fetches it
+ * back with one consumer, times o->handshakes connect+ping+close, and
+ * deletes the topics. Prints one line each for produce, fetch and
+ * connect, medians over the rounds with the ratio TLS/plain (per round,
+ * then the median) and kappad's CPU per MB; stops both kappads.
+ */
+void kp_bench_tls_rows(const struct kp_bench_tls_opts *o);
 
 #endif

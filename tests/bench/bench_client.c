@@ -3,6 +3,9 @@
  * built on msgpack-c: frames are packed with msgpack_packer into an sbuffer
  * and responses decoded with msgpack_unpack into a per-connection zone.
  *
+ * Over TLS (kp_bench_conn_open_tls) the same bytes go through the
+ * connection's OpenSSL session (bench_tls.c) instead of send/recv.
+ *
  * Access pattern: one connection per thread; the caller pipelines by sending
  * several frames before reading their responses, which come back in order.
  */
@@ -57,6 +60,12 @@ void kp_bench_die(const char *fmt, ...)
 
 int kp_bench_conn_open(struct kp_bench_conn *c, int port)
 {
+	return kp_bench_conn_open_tls(c, port, NULL);
+}
+
+int kp_bench_conn_open_tls(struct kp_bench_conn *c, int port,
+			   struct kp_bench_tls *tls)
+{
 	struct sockaddr_in sa;
 	int one = 1;
 
@@ -78,6 +87,15 @@ int kp_bench_conn_open(struct kp_bench_conn *c, int port)
 		return -e;
 	}
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (tls != NULL) {
+		c->ssl = kp_bench_tls_connect(tls, c->fd, c->why,
+					      sizeof(c->why));
+		if (c->ssl == NULL) {
+			close(c->fd);
+			c->fd = -1;
+			return -EPROTO;
+		}
+	}
 	c->rbuf = malloc(RBUF_INITIAL);
 	if (c->rbuf == NULL)
 		kp_bench_die("out of memory");
@@ -89,6 +107,8 @@ int kp_bench_conn_open(struct kp_bench_conn *c, int port)
 void kp_bench_conn_close(struct kp_bench_conn *c)
 {
 	if (c->fd >= 0) {
+		kp_bench_tls_close(c->ssl);
+		c->ssl = NULL;
 		close(c->fd);
 		msgpack_zone_destroy(&c->zone);
 	}
@@ -102,8 +122,11 @@ int kp_bench_conn_send(struct kp_bench_conn *c, const void *buf, size_t len)
 	const char *p = buf;
 
 	while (len > 0) {
-		ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+		ssize_t n = c->ssl != NULL ? kp_bench_tls_write(c->ssl, p, len)
+					   : send(c->fd, p, len, MSG_NOSIGNAL);
 
+		if (c->ssl != NULL && n < 0)
+			return (int)n;
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -131,8 +154,13 @@ static int fill(struct kp_bench_conn *c, size_t need)
 		c->rcap = need;
 	}
 	while (c->rlen - c->rpos < need) {
-		ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+		char *at = c->rbuf + c->rlen;
+		size_t room = c->rcap - c->rlen;
+		ssize_t n = c->ssl != NULL ? kp_bench_tls_read(c->ssl, at, room)
+					   : recv(c->fd, at, room, 0);
 
+		if (c->ssl != NULL && n < 0)
+			return (int)n;
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

@@ -5,6 +5,9 @@
  * checked by its two CRC32Cs and walked record by record, as a consumer
  * must) or "records" (a msgpack map per record).
  *
+ * Every connection goes over TLS when the caller passes a kp_bench_tls
+ * (the server's), over plain TCP when it passes NULL.
+ *
  * Access pattern: each producing thread owns its connection and a copy of a
  * prebuilt produce frame whose id is patched per request; responses are read
  * in order and decoded with msgpack_unpack.
@@ -30,6 +33,7 @@
 /* A producing connection: one partition, nreq pipelined requests. */
 struct producer {
 	int port;
+	struct kp_bench_tls *tls;   /* NULL: plain TCP */
 	const char *frame;          /* a prebuilt produce frame (shared) */
 	size_t frame_len;
 	uint32_t partition;
@@ -53,8 +57,8 @@ static void *produce_thread(void *arg)
 	if (sent_at == NULL || frame == NULL)
 		kp_bench_die("out of memory");
 	memcpy(frame, p->frame, p->frame_len);
-	if ((rc = kp_bench_conn_open(&c, p->port)) != 0)
-		kp_bench_die("connect: %s", strerror(-rc));
+	if ((rc = kp_bench_conn_open_tls(&c, p->port, p->tls)) != 0)
+		kp_bench_die("connect: %s", c.why[0] ? c.why : strerror(-rc));
 	while (done < p->nreq) {
 		while (sent < p->nreq && sent - done < p->inflight) {
 			kp_bench_frame_set_id(frame, (uint32_t)(sent + 1));
@@ -112,14 +116,21 @@ static void build_produce(msgpack_sbuffer *sb, const char *topic,
 void kp_bench_topic_create(int port, const char *topic, uint32_t partitions,
 			 const char *fsync)
 {
+	kp_bench_topic_create_tls(port, NULL, topic, partitions, fsync);
+}
+
+void kp_bench_topic_create_tls(int port, struct kp_bench_tls *tls,
+			       const char *topic, uint32_t partitions,
+			       const char *fsync)
+{
 	struct kp_bench_conn c;
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	msgpack_object resp;
 	int rc;
 
-	if ((rc = kp_bench_conn_open(&c, port)) != 0)
-		kp_bench_die("connect: %s", strerror(-rc));
+	if ((rc = kp_bench_conn_open_tls(&c, port, tls)) != 0)
+		kp_bench_die("connect: %s", c.why[0] ? c.why : strerror(-rc));
 	msgpack_sbuffer_init(&sb);
 	kp_bench_frame_begin(&sb, &pk, 1, "topic_create", 3);
 	kp_bench_pack_str(&pk, "topic");
@@ -138,13 +149,22 @@ void kp_bench_topic_create(int port, const char *topic, uint32_t partitions,
 void kp_bench_topic_stats(int port, const char *topic, uint64_t *records,
 			uint64_t *bytes)
 {
+	kp_bench_topic_stats_tls(port, NULL, topic, records, bytes);
+}
+
+void kp_bench_topic_stats_tls(int port, struct kp_bench_tls *tls,
+			      const char *topic, uint64_t *records,
+			      uint64_t *bytes)
+{
 	struct kp_bench_conn c;
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	msgpack_object resp;
 	const msgpack_object *ps;
+	int rc;
 
-	kp_bench_conn_open(&c, port);
+	if ((rc = kp_bench_conn_open_tls(&c, port, tls)) != 0)
+		kp_bench_die("connect: %s", c.why[0] ? c.why : strerror(-rc));
 	msgpack_sbuffer_init(&sb);
 	kp_bench_frame_begin(&sb, &pk, 1, "topic_describe", 1);
 	kp_bench_pack_str(&pk, "topic");
@@ -164,9 +184,9 @@ void kp_bench_topic_stats(int port, const char *topic, uint64_t *records,
 	kp_bench_conn_close(&c);
 }
 
-void kp_bench_produce(int port, const char *topic, uint32_t conns,
-		      uint64_t records, uint32_t batch, uint32_t inflight,
-		      struct kp_bench_load *r)
+void kp_bench_produce(int port, struct kp_bench_tls *tls, const char *topic,
+		      uint32_t conns, uint64_t records, uint32_t batch,
+		      uint32_t inflight, struct kp_bench_load *r)
 {
 	struct producer p[16];
 	pthread_t th[16];
@@ -179,7 +199,7 @@ void kp_bench_produce(int port, const char *topic, uint32_t conns,
 		msgpack_sbuffer_init(&sb[i]);
 		build_produce(&sb[i], topic, i, batch);
 		p[i] = (struct producer){
-			.port = port, .frame = sb[i].data,
+			.port = port, .tls = tls, .frame = sb[i].data,
 			.frame_len = sb[i].size, .partition = i, .nreq = per,
 			.batch = batch, .inflight = inflight,
 			.lat = calloc(per, sizeof(uint64_t)),
@@ -377,8 +397,9 @@ static void send_fetch(struct kp_bench_conn *c, msgpack_sbuffer *sb,
  * first fetch gives the stride (records per 1 MiB response), fetches go out
  * at stride steps; a response short of its range queues the gap.
  */
-static void fetch_all(int port, const char *topic, uint64_t end,
-		      uint32_t inflight, bool batches, struct kp_bench_load *r)
+static void fetch_all(int port, struct kp_bench_tls *tls, const char *topic,
+		      uint64_t end, uint32_t inflight, bool batches,
+		      struct kp_bench_load *r)
 {
 	take_fn take = batches ? take_batches : take_records;
 	struct range *fifo = calloc(inflight, sizeof(*fifo));
@@ -393,8 +414,8 @@ static void fetch_all(int port, const char *topic, uint64_t end,
 
 	if (fifo == NULL || gaps == NULL)
 		kp_bench_die("out of memory");
-	if ((rc = kp_bench_conn_open(&c, port)) != 0)
-		kp_bench_die("connect: %s", strerror(-rc));
+	if ((rc = kp_bench_conn_open_tls(&c, port, tls)) != 0)
+		kp_bench_die("connect: %s", c.why[0] ? c.why : strerror(-rc));
 	msgpack_sbuffer_init(&sb);
 	t0 = kp_bench_now_ns();
 	send_fetch(&c, &sb, topic, 0, id++, batches);
@@ -452,14 +473,15 @@ static void fetch_all(int port, const char *topic, uint64_t end,
 	free(gaps);
 }
 
-void kp_bench_fetch(int port, const char *topic, uint64_t end,
-		    uint32_t inflight, struct kp_bench_load *r)
+void kp_bench_fetch(int port, struct kp_bench_tls *tls, const char *topic,
+		    uint64_t end, uint32_t inflight, struct kp_bench_load *r)
 {
-	fetch_all(port, topic, end, inflight, true, r);
+	fetch_all(port, tls, topic, end, inflight, true, r);
 }
 
-void kp_bench_fetch_records(int port, const char *topic, uint64_t end,
-			    uint32_t inflight, struct kp_bench_load *r)
+void kp_bench_fetch_records(int port, struct kp_bench_tls *tls,
+			    const char *topic, uint64_t end, uint32_t inflight,
+			    struct kp_bench_load *r)
 {
-	fetch_all(port, topic, end, inflight, false, r);
+	fetch_all(port, tls, topic, end, inflight, false, r);
 }

@@ -1,6 +1,8 @@
 /*
  * bench_server.c - the kappad under test: a scratch directory, a free port,
- * fork/exec, wait for ping, SIGTERM at the end.
+ * fork/exec, wait for ping, SIGTERM at the end. With a kp_bench_tls, the
+ * base config also gives kappad its certificate and key and the ping goes
+ * over TLS.
  */
 #include "bench.h"
 
@@ -74,15 +76,24 @@ static void show_log(const char *path)
 	fclose(f);
 }
 
-static bool ping(int port)
+/*
+ * true when kappad answers a ping. A failed TLS handshake (the port is
+ * open, so kappad is up) is fatal: it would fail every request.
+ */
+static bool ping(const struct kp_bench_server *s)
 {
 	struct kp_bench_conn c;
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	msgpack_object resp;
 	bool ok = false;
+	int rc = kp_bench_conn_open_tls(&c, s->port, s->tls);
 
-	if (kp_bench_conn_open(&c, port) != 0)
+	if (rc == -EPROTO) {
+		show_log(s->log);
+		kp_bench_die("127.0.0.1:%d: %s", s->port, c.why);
+	}
+	if (rc != 0)
 		return false;
 	msgpack_sbuffer_init(&sb);
 	kp_bench_frame_begin(&sb, &pk, 1, "ping", 0);
@@ -95,16 +106,26 @@ static bool ping(int port)
 	return ok;
 }
 
-/* The settings every benchmark run needs: it loads C processors. */
+/*
+ * The settings every benchmark run needs: it loads C processors; with
+ * TLS, the certificate and key of the protocol port.
+ */
 static void write_base_config(struct kp_bench_server *s)
 {
 	FILE *f;
+	int rc;
 
 	snprintf(s->base_config, sizeof(s->base_config), "%s/base.conf",
 		 s->root);
 	f = fopen(s->base_config, "w");
-	if (f == NULL || fputs("native_plugins = on\n", f) < 0 ||
-	    fclose(f) != 0)
+	if (f == NULL)
+		kp_bench_die("%s: %s", s->base_config, strerror(errno));
+	rc = fputs("native_plugins = on\n", f);
+	if (rc >= 0 && s->tls != NULL)
+		rc = fprintf(f, "tls_cert = %s\ntls_key = %s\n",
+			     kp_bench_tls_cert(s->tls),
+			     kp_bench_tls_key(s->tls));
+	if (fclose(f) != 0 || rc < 0)
 		kp_bench_die("%s: %s", s->base_config, strerror(errno));
 }
 
@@ -135,10 +156,18 @@ static void exec_kappad(const struct kp_bench_server *s, const char *kappad,
 void kp_bench_server_start(struct kp_bench_server *s, const char *kappad,
 			   const char *root, const char *config)
 {
+	kp_bench_server_start_tls(s, kappad, root, config, NULL);
+}
+
+void kp_bench_server_start_tls(struct kp_bench_server *s, const char *kappad,
+			       const char *root, const char *config,
+			       struct kp_bench_tls *tls)
+{
 	uint64_t deadline;
 	int status;
 
 	memset(s, 0, sizeof(*s));
+	s->tls = tls;
 	snprintf(s->root, sizeof(s->root), "%s", root);
 	snprintf(s->data, sizeof(s->data), "%s/data", root);
 	snprintf(s->log, sizeof(s->log), "%s/kappad.log", root);
@@ -156,7 +185,7 @@ void kp_bench_server_start(struct kp_bench_server *s, const char *kappad,
 	if (s->pid == 0)
 		exec_kappad(s, kappad, config);
 	deadline = kp_bench_now_ns() + 10000000000ull;
-	while (!ping(s->port)) {
+	while (!ping(s)) {
 		if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
 			s->pid = 0;
 			show_log(s->log);

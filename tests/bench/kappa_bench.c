@@ -13,7 +13,9 @@
  * outgrows memory, kappad's memory, restart time, view_get latency, and a
  * compacted topic. With --e2e (or --e2e-only) it also runs the end-to-end
  * scenarios (bench_e2e.c): produce ack to output visible at 50 % of the
- * max rate, against ping round trips, also during a replay.
+ * max rate, against ping round trips, also during a replay. With --tls (or
+ * --tls-only) it also runs the TLS scenarios (bench_tls_rows.c): produce,
+ * fetch and connect against a TLS kappad and a plain one, TLS/plain.
  * docs/BENCHMARKS.md explains the scenarios and gives figures.
  */
 #include "bench.h"
@@ -55,6 +57,8 @@ struct options {
 	bool e2e;                   /* --e2e: add the end-to-end scenarios */
 	bool e2e_only;              /* --e2e-only: run only them */
 	uint64_t e2e_seconds;       /* --e2e-seconds, 0 for the default */
+	bool tls;                   /* --tls: add the TLS scenarios */
+	bool tls_only;              /* --tls-only: run only them */
 };
 
 /* One line of output: a kappa scenario and its peer, or a peer alone. */
@@ -77,14 +81,19 @@ static struct options opt = {
 
 /* What the exit handler cleans up when the run dies half-way. */
 static struct kp_bench_server srv;
+static struct kp_bench_server srv_tls;  /* the TLS kappad of --tls */
 static char scratch[512];
 
 static void on_exit_cleanup(void)
 {
-	if (srv.pid > 0) {
-		kill(srv.pid, SIGKILL);
-		waitpid(srv.pid, NULL, 0);
-		srv.pid = 0;
+	struct kp_bench_server *all[] = { &srv, &srv_tls };
+
+	for (size_t i = 0; i < 2; i++) {
+		if (all[i]->pid <= 0)
+			continue;
+		kill(all[i]->pid, SIGKILL);
+		waitpid(all[i]->pid, NULL, 0);
+		all[i]->pid = 0;
 	}
 	if (scratch[0] != '\0' && kp_bench_rmtree(scratch) != 0)
 		fprintf(stderr, "kappa-bench: could not remove %s\n", scratch);
@@ -92,10 +101,10 @@ static void on_exit_cleanup(void)
 }
 
 /*
- * On a failed request: if kappad is gone, says how it ended and shows the
+ * On a failed request: if kappad sp is gone, says how it ended and shows the
  * end of its log (the scratch directory, and the log with it, is removed).
  */
-static void on_die(void)
+static void report_death(struct kp_bench_server *sp)
 {
 	char line[1024];
 	long size;
@@ -106,13 +115,13 @@ static void on_die(void)
 	pid_t got = 0;
 
 	/* A reset connection can arrive just before the exit is reapable. */
-	while (srv.pid > 0 &&
-	       (got = waitpid(srv.pid, &status, WNOHANG)) == 0 &&
+	while (sp->pid > 0 &&
+	       (got = waitpid(sp->pid, &status, WNOHANG)) == 0 &&
 	       kp_bench_now_ns() < deadline)
 		usleep(10000);
-	if (srv.pid <= 0 || got != srv.pid)
+	if (sp->pid <= 0 || got != sp->pid)
 		return;
-	srv.pid = 0;
+	sp->pid = 0;
 	if (WIFSIGNALED(status))
 		fprintf(stderr, "kappa-bench: kappad was killed by signal %d "
 				"(%s)\n", WTERMSIG(status),
@@ -120,17 +129,24 @@ static void on_die(void)
 	else
 		fprintf(stderr, "kappa-bench: kappad exited with status %d\n",
 			WEXITSTATUS(status));
-	if ((f = fopen(srv.log, "r")) == NULL)
+	if ((f = fopen(sp->log, "r")) == NULL)
 		return;
 	fseek(f, 0, SEEK_END);
 	size = ftell(f);
 	fseek(f, size > 4096 ? size - 4096 : 0, SEEK_SET);
 	if (size > 4096 && fgets(line, sizeof(line), f) == NULL)
 		size = 0;
-	fprintf(stderr, "--- end of %s ---\n", srv.log);
+	fprintf(stderr, "--- end of %s ---\n", sp->log);
 	while (fgets(line, sizeof(line), f) != NULL)
 		fputs(line, stderr);
 	fclose(f);
+}
+
+/* The die hook: reports each kappad of the run that is gone. */
+static void on_die(void)
+{
+	report_death(&srv);
+	report_death(&srv_tls);
 }
 
 static double rate(uint64_t records, double seconds)
@@ -233,6 +249,7 @@ static void usage(void)
 	     " [--views-keys LIST]\n"
 	     "                   [--runs N] [--e2e | --e2e-only] "
 	     "[--e2e-seconds N]\n"
+	     "                   [--tls | --tls-only]\n"
 	     "defaults: --kappad build/kappad --data-root /tmp --batch 500 "
 	     "--inflight 16;\n"
 	     "--records: 2000000 for fsync=never, 200000 for fsync=always\n"
@@ -262,7 +279,12 @@ static void usage(void)
 	     "  visible at 50 % of the max rate, ping peer, during a replay); "
 	     "--e2e-only: only them\n"
 	     "  (5 rounds, --runs N for N; --quick: 1 round of 2 s)\n"
-	     "--e2e-seconds: the measured window at 50 % (default 10)");
+	     "--e2e-seconds: the measured window at 50 % (default 10)\n"
+	     "--tls: also run the TLS scenarios (produce, fetch, connect "
+	     "over TLS against\n"
+	     "  plain TCP, two kappads side by side); --tls-only: only them\n"
+	     "  (5 rounds of 4000000 records, --runs N, --records N; "
+	     "--quick: 1 round of 200000)");
 }
 
 static uint64_t parse_u64(const char *name, const char *s, uint64_t max)
@@ -307,6 +329,10 @@ static void parse_args(int argc, char **argv)
 			opt.e2e = true;
 		} else if (strcmp(a, "--e2e-only") == 0) {
 			opt.e2e_only = true;
+		} else if (strcmp(a, "--tls") == 0) {
+			opt.tls = true;
+		} else if (strcmp(a, "--tls-only") == 0) {
+			opt.tls_only = true;
 		} else if (v != NULL && strcmp(a, "--e2e-seconds") == 0) {
 			opt.e2e_seconds = parse_u64(a, argv[++i], 3600);
 		} else if (v == NULL) {
@@ -376,7 +402,7 @@ static void produce_rows(int port, const char *file, uint64_t n_never,
 				 "produce fsync=%s %u conn%s", fsync, conns[k],
 				 conns[k] > 1 ? "s" : "");
 			kp_bench_topic_create(port, topic, conns[k], fsync);
-			kp_bench_produce(port, topic, conns[k],
+			kp_bench_produce(port, NULL, topic, conns[k],
 					 f == 0 ? n_never : n_always, opt.batch,
 					 opt.inflight, &r.load);
 			kp_bench_topic_stats(port, topic, &stored, &bytes);
@@ -433,7 +459,7 @@ static void fetch_row(int port, const char *file, uint64_t records,
 
 	memset(&r, 0, sizeof(r));
 	snprintf(r.name, sizeof(r.name), "fetch 1 consumer 1MiB");
-	kp_bench_fetch(port, "bench-never-1", records, FETCH_INFLIGHT,
+	kp_bench_fetch(port, NULL, "bench-never-1", records, FETCH_INFLIGHT,
 		       &r.load);
 	snprintf(r.peer, sizeof(r.peer), "read 64KiB (cached)");
 	r.peer_rec_bytes = (double)rec_bytes(disk_bytes);
@@ -443,8 +469,8 @@ static void fetch_row(int port, const char *file, uint64_t records,
 	finish_row(&r);
 	maps = r;
 	snprintf(maps.name, sizeof(maps.name), "fetch 1MiB records form");
-	kp_bench_fetch_records(port, "bench-never-1", records, FETCH_INFLIGHT,
-			       &maps.load);
+	kp_bench_fetch_records(port, NULL, "bench-never-1", records,
+			       FETCH_INFLIGHT, &maps.load);
 	finish_row(&maps);
 }
 
@@ -837,6 +863,29 @@ static void e2e_rows(void)
 	kp_bench_e2e(&o);
 }
 
+/* The TLS scenarios: produce, fetch and connect, TLS against plain. */
+static void tls_rows(void)
+{
+	char root[PATH_MAX];
+	struct kp_bench_tls_opts o;
+	uint64_t n = opt.records ? opt.records : opt.quick ? 200000 : 4000000;
+
+	if (realpath(scratch, root) == NULL)
+		kp_bench_die("realpath %s: %s", scratch, strerror(errno));
+	memset(&o, 0, sizeof(o));
+	o.kappad = opt.kappad;
+	o.root = root;
+	o.records = (n + opt.batch - 1) / opt.batch * opt.batch;
+	o.runs = opt.runs ? opt.runs : opt.quick ? 1 : 5;
+	o.handshakes = opt.quick ? 20 : 200;
+	o.batch = opt.batch;
+	o.inflight = opt.inflight;
+	o.json = opt.json;
+	o.plain = &srv;
+	o.tls_srv = &srv_tls;
+	kp_bench_tls_rows(&o);
+}
+
 int main(int argc, char **argv)
 {
 	char file[600];
@@ -847,7 +896,7 @@ int main(int argc, char **argv)
 
 	parse_args(argc, argv);
 	log_rows = !opt.proc_only && !opt.versions_only && !opt.views_only &&
-		   !opt.e2e_only;
+		   !opt.e2e_only && !opt.tls_only;
 	n_never = opt.records ? opt.records : opt.quick ? 100000 : 2000000;
 	n_always = opt.records ? opt.records : opt.quick ? 10000 : 200000;
 	if (opt.redis == NULL)
@@ -895,5 +944,7 @@ int main(int argc, char **argv)
 		views_rows();
 	if (opt.e2e || opt.e2e_only)
 		e2e_rows();
+	if (opt.tls || opt.tls_only)
+		tls_rows();
 	return 0;
 }
