@@ -158,18 +158,20 @@ static int open_auth(struct kp_server *s, struct kp_error *err)
 	const struct kp_config *cfg = &s->cfg;
 	bool tokens = cfg->auth_tokens_file[0] != '\0';
 	const char *exposed = NULL;
+	const char *instead = "listen on 127.0.0.1";
 	int rc;
 
-	if (cfg->http_port != 0 && !kp_host_is_loopback(cfg->http_host))
-		return kp_error_set(err, KP_ECONFIG,
-				    "%s is reachable from other machines, and the HTTP port does not speak TLS yet: keep --http on 127.0.0.1 (or off)",
-				    cfg->http_host);
-	if (!kp_host_is_loopback(cfg->listen_host))
+	if (!kp_host_is_loopback(cfg->listen_host)) {
 		exposed = cfg->listen_host;
+	} else if (cfg->http_port != 0 &&
+		   !kp_host_is_loopback(cfg->http_host)) {
+		exposed = cfg->http_host;
+		instead = "keep --http on 127.0.0.1 (or off)";
+	}
 	if (exposed != NULL && !(tokens && cfg->tls_cert[0] != '\0'))
 		return kp_error_set(err, KP_ECONFIG,
-				    "%s is reachable from other machines: serving it needs auth_tokens_file and TLS (tls_cert, tls_key); or listen on 127.0.0.1",
-				    exposed);
+				    "%s is reachable from other machines: serving it needs auth_tokens_file and TLS (tls_cert, tls_key); or %s",
+				    exposed, instead);
 	rc = open_tls(s, err);
 	if (rc != 0)
 		return rc;

@@ -182,6 +182,15 @@ int kp_tls_session_send(struct kp_tls_session *s, const char *plain,
 	return encrypt(s, plain, len, out, err);
 }
 
+int kp_tls_session_close(struct kp_tls_session *s, struct kp_buf *out)
+{
+	if (!SSL_is_init_finished(s->ssl))
+		return 0;
+	(void)SSL_shutdown(s->ssl);  /* queues close_notify; no reply awaited */
+	ERR_clear_error();
+	return drain_records(s, out);
+}
+
 /* Reads every plaintext byte OpenSSL can give now into plain. */
 static int read_plain(struct kp_tls_session *s, struct kp_buf *plain,
 		      struct kp_error *err)

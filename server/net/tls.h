@@ -57,6 +57,12 @@ int kp_tls_session_recv(struct kp_tls_session *s, const char *cipher,
 int kp_tls_session_send(struct kp_tls_session *s, const char *plain,
 			size_t len, struct kp_buf *out, struct kp_error *err);
 
+/*
+ * Ends the session: appends its close_notify alert to out (nothing when
+ * the handshake never completed). Returns 0 or -ENOMEM.
+ */
+int kp_tls_session_close(struct kp_tls_session *s, struct kp_buf *out);
+
 /* true once the handshake is complete. */
 bool kp_tls_session_ready(const struct kp_tls_session *s);
 

@@ -2,7 +2,9 @@
  * http.c - a minimal HTTP/1.x server: /metrics, /health, the dashboard
  * page (GET /, dashboard.h) and its JSON snapshot (GET /api/state,
  * state_json.h). Request heads are parsed by http_request.h; a malformed
- * one is answered with its status and a one-line reason.
+ * one is answered with its status and a one-line reason. With the
+ * server's TLS configured (tls_cert, tls_key) the port speaks TLS only,
+ * through the same sessions as the protocol port (net/tls.h).
  */
 #include "http.h"
 
@@ -20,6 +22,7 @@
 #include "base/buf.h"
 #include "base/logging.h"
 #include "net/server.h"
+#include "net/tls.h"
 
 #define HTTP_DEADLINE_MS 10000
 #define HTTP_MAX_CONNS 256
@@ -31,10 +34,18 @@ struct http_conn {
 	struct kp_http *http;
 	struct http_conn *next;    /* in the listener's list */
 	struct http_conn *prev;
-	struct kp_buf in;          /* request bytes */
-	struct kp_buf out;         /* response being written */
-	uv_write_t write;
+	struct kp_buf in;          /* request bytes (plaintext) */
+	struct kp_buf cipher;      /* TLS: bytes read, not yet decrypted */
+	struct kp_tls_session *tls; /* NULL: plain HTTP */
 	bool closing;
+};
+
+/* One write in flight: its bytes, and whether the connection ends with it. */
+struct http_write {
+	uv_write_t req;            /* data is this struct */
+	struct http_conn *conn;
+	struct kp_buf data;
+	bool last;
 };
 
 struct kp_http {
@@ -56,7 +67,8 @@ static void on_conn_closed(uv_handle_t *h)
 	c->http->open_handles--;
 	c->http->conn_count--;
 	kp_buf_destroy(&c->in);
-	kp_buf_destroy(&c->out);
+	kp_buf_destroy(&c->cipher);
+	kp_tls_session_free(c->tls);
 	kp_free(c);
 }
 
@@ -84,8 +96,68 @@ static void on_deadline(uv_timer_t *t)
 
 static void on_written(uv_write_t *req, int status)
 {
-	(void)status;
-	conn_close(req->data);
+	struct http_write *w = req->data;
+
+	if (!w->conn->closing && (w->last || status != 0))
+		conn_close(w->conn);
+	kp_buf_destroy(&w->data);
+	kp_free(w);
+}
+
+/*
+ * Writes data's bytes (taken over: data is left empty); last: the
+ * connection is closed once they are written. A failure closes it now.
+ */
+static void send_bytes(struct http_conn *c, struct kp_buf *data, bool last)
+{
+	struct http_write *w = kp_calloc(1, sizeof(*w));
+	uv_buf_t buf;
+
+	if (w == NULL) {
+		kp_buf_destroy(data);
+		conn_close(c);
+		return;
+	}
+	w->conn = c;
+	w->data = *data;
+	w->last = last;
+	kp_buf_init(data);
+	w->req.data = w;
+	buf = uv_buf_init(w->data.data, (unsigned int)w->data.len);
+	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1,
+		     on_written) != 0) {
+		kp_buf_destroy(&w->data);
+		kp_free(w);
+		conn_close(c);
+	}
+}
+
+/*
+ * Sends a whole response and ends the connection: over TLS, encrypted and
+ * followed by close_notify.
+ */
+static void send_response(struct http_conn *c, struct kp_buf *plain)
+{
+	struct kp_buf cipher;
+	struct kp_error err;
+
+	if (c->tls == NULL) {
+		send_bytes(c, plain, true);
+		return;
+	}
+	kp_buf_init(&cipher);
+	kp_error_clear(&err);
+	if (kp_tls_session_send(c->tls, plain->data, plain->len, &cipher,
+				&err) != 0 ||
+	    kp_tls_session_close(c->tls, &cipher) != 0) {
+		kp_log_debug("http", "TLS response not sent: %s", err.msg);
+		kp_buf_destroy(&cipher);
+		kp_buf_destroy(plain);
+		conn_close(c);
+		return;
+	}
+	kp_buf_destroy(plain);
+	send_bytes(c, &cipher, true);
 }
 
 /* extra: more header lines, each ending in \r\n ("" for none). */
@@ -94,23 +166,22 @@ static void respond_bytes(struct http_conn *c, int code, const char *reason,
 			  const void *data, size_t len)
 {
 	char head[512];
+	struct kp_buf out;
 	int n;
-	uv_buf_t buf;
 
+	kp_buf_init(&out);
 	n = snprintf(head, sizeof(head),
 		     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
 		     "Content-Length: %zu\r\n%sConnection: close\r\n\r\n",
 		     code, reason, type, len, extra);
 	if (n < 0 || (size_t)n >= sizeof(head) ||
-	    kp_buf_append(&c->out, head, (size_t)n) != 0 ||
-	    kp_buf_append(&c->out, data, len) != 0) {
+	    kp_buf_append(&out, head, (size_t)n) != 0 ||
+	    kp_buf_append(&out, data, len) != 0) {
+		kp_buf_destroy(&out);
 		conn_close(c);
 		return;
 	}
-	buf = uv_buf_init(c->out.data, (unsigned int)c->out.len);
-	c->write.data = c;
-	if (uv_write(&c->write, (uv_stream_t *)&c->tcp, &buf, 1, on_written) != 0)
-		conn_close(c);
+	send_response(c, &out);
 }
 
 static void respond(struct http_conn *c, int code, const char *reason,
@@ -205,15 +276,43 @@ static void route(struct http_conn *c, const struct kp_http_request *req)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct http_conn *c = h->data;
+	struct kp_buf *b = c->tls != NULL ? &c->cipher : &c->in;
 
 	(void)suggested;
-	if (kp_buf_reserve(&c->in, 2048) != 0) {
+	if (kp_buf_reserve(b, c->tls != NULL ? 17 * 1024 : 2048) != 0) {
 		buf->base = NULL;
 		buf->len = 0;
 		return;
 	}
-	buf->base = c->in.data + c->in.len;
-	buf->len = c->in.cap - c->in.len;
+	buf->base = b->data + b->len;
+	buf->len = b->cap - b->len;
+}
+
+/*
+ * TLS: decrypts the nread bytes just read into c->in and sends what the
+ * session answers (handshake records, alerts). Returns true when c->in
+ * may hold request bytes to look at; false when there are none yet or the
+ * connection is closing (a failed handshake ends with its alert).
+ */
+static bool tls_read(struct http_conn *c, size_t nread)
+{
+	struct kp_buf reply;
+	struct kp_error err;
+	int rc;
+
+	kp_buf_init(&reply);
+	kp_error_clear(&err);
+	rc = kp_tls_session_recv(c->tls, c->cipher.data, nread, &c->in,
+				 &reply, &err);
+	c->cipher.len = 0;
+	if (rc != 0)
+		kp_log_debug("http", "TLS: %s", err.msg);
+	if (reply.len > 0)
+		send_bytes(c, &reply, rc != 0);
+	else if (rc != 0)
+		conn_close(c);
+	kp_buf_destroy(&reply);
+	return rc == 0 && !c->closing && c->in.len > 0;
 }
 
 static const char *status_text(int status)
@@ -253,7 +352,12 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (nread == 0)
 		return;
-	c->in.len += (size_t)nread;
+	if (c->tls != NULL) {
+		if (!tls_read(c, (size_t)nread))
+			return;
+	} else {
+		c->in.len += (size_t)nread;
+	}
 	rc = kp_http_request_parse(c->in.data, c->in.len, &req);
 	if (rc == KP_HTTP_NEED_MORE)
 		return;
@@ -276,7 +380,7 @@ static void on_connection(uv_stream_t *listener, int status)
 		return;
 	c->http = h;
 	kp_buf_init(&c->in);
-	kp_buf_init(&c->out);
+	kp_buf_init(&c->cipher);
 	uv_tcp_init(h->srv->loop, &c->tcp);
 	c->tcp.data = c;
 	uv_timer_init(h->srv->loop, &c->deadline);
@@ -293,8 +397,11 @@ static void on_connection(uv_stream_t *listener, int status)
 	 * at most HTTP_MAX_CONNS connections are open: slow or idle clients
 	 * cannot hold the listener's memory or descriptors.
 	 */
+	if (h->srv->tls != NULL)
+		c->tls = kp_tls_session_new(h->srv->tls);
 	if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ||
 	    h->conn_count > HTTP_MAX_CONNS ||
+	    (h->srv->tls != NULL && c->tls == NULL) ||
 	    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
 		conn_close(c);
 		return;
@@ -345,8 +452,9 @@ int kp_http_start(struct kp_server *s, struct kp_http **out,
 		*out = h;
 		return rc;
 	}
-	kp_log_info("http", "dashboard on http://%s:%d/ (metrics: /metrics)",
-		    s->cfg.http_host, s->cfg.http_port);
+	kp_log_info("http", "dashboard on %s://%s:%d/ (metrics: /metrics)",
+		    s->tls != NULL ? "https" : "http", s->cfg.http_host,
+		    s->cfg.http_port);
 	*out = h;
 	return 0;
 }

@@ -2,8 +2,8 @@
  * http.h - the HTTP listener: GET /metrics (Prometheus text format 0.0.4),
  * GET /health (200 or 503 with JSON reasons), GET / (the dashboard page)
  * and GET /api/state (the JSON the page polls). One request per connection
- * (Connection: close); requests are small and rare, so a minimal parser is
- * enough.
+ * (Connection: close); request heads are parsed strictly (http_request.h).
+ * With the server's TLS configured, the port speaks HTTPS only.
  */
 #ifndef KP_HTTP_H
 #define KP_HTTP_H

@@ -442,9 +442,15 @@ class Server:
         return spawn([KAPPACTL] + list(args), env=env, **kw)
 
     def http_get(self, path, timeout=10.0):
-        """GET path on the HTTP port; returns (status, headers, body text)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.http_port,
-                                          timeout=timeout * SLOW)
+        """GET path on the HTTP port (HTTPS when the server has TLS);
+        returns (status, headers, body text)."""
+        if self.tls:
+            conn = http.client.HTTPSConnection(
+                "127.0.0.1", self.http_port, timeout=timeout * SLOW,
+                context=self.tls_context())
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.http_port,
+                                              timeout=timeout * SLOW)
         try:
             conn.request("GET", path)
             r = conn.getresponse()

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """
-test_tls.py - TLS on the protocol port (issue 13): with tls_cert and
-tls_key the port speaks TLS only (openssl s_client and kappactl --tls-ca
-through a CA the test makes); with tls_client_ca a client must present a
-certificate from that CA; a listener other machines can reach starts only
-with tokens and TLS; bad TLS settings stop kappad with a clear message.
+test_tls.py - TLS on the protocol and HTTP ports (issue 13): with tls_cert
+and tls_key both ports speak TLS only (openssl s_client, kappactl
+--tls-ca and Python's HTTPS client through a CA the test makes); with
+tls_client_ca a client must present a certificate from that CA; a
+listener other machines can reach (either port) starts only with tokens
+and TLS; bad TLS settings stop kappad with a clear message.
 """
 
 import os
@@ -138,6 +139,96 @@ class TlsTest(kh.ServerTest):
         self.assertEqual(r.returncode, 1)
         self.assertIn("needs auth_tokens_file and TLS", r.stdout + r.stderr)
 
+    def test_http_port_speaks_tls_only(self):
+        reader = "rd-tls-0123456789abcdef"
+        s = self.tls_server(tokens={ADMIN: "admin", reader: "read"})
+        with s.client() as c:
+            c.ok("topic_create", topic="t", partitions=2)
+        # The harness's HTTP client speaks HTTPS, verifying the server.
+        status, _, body = s.http_get("/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn('kappa_log_end_offset{topic="t",partition="1"}',
+                      body)
+        status, _, _ = s.http_get("/health")
+        self.assertEqual(status, 200)
+        import http.client
+        conn = http.client.HTTPSConnection("127.0.0.1", s.http_port,
+                                           timeout=10 * kh.SLOW,
+                                           context=s.tls_context())
+        try:
+            conn.request("GET", "/api/state",
+                         headers={"Authorization": "Bearer " + reader})
+            r = conn.getresponse()
+            self.assertEqual(r.status, 200)
+            self.assertIn(b'"t"', r.read())
+        finally:
+            conn.close()
+        status, headers, _ = s.http_get("/api/state")
+        self.assertEqual(status, 401)
+        self.assertEqual(headers.get("WWW-Authenticate"), "Bearer")
+        # openssl s_client: verified, and the answer came through TLS.
+        out = s_client(["-connect", "127.0.0.1:%d" % s.http_port,
+                        "-CAfile", self.certs["ca"], "-verify_return_error"],
+                       send=b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+                       want=b"HTTP/1.1 200 OK")
+        self.assertIn(b"Verify return code: 0 (ok)", out)
+        self.assertIn(b"HTTP/1.1 200 OK", out)
+        # Plain HTTP gets no HTTP answer, and the server stays up.
+        with socket.create_connection(("127.0.0.1", s.http_port),
+                                      timeout=5) as sk:
+            sk.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = b""
+            try:
+                while True:
+                    chunk = sk.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            except (ConnectionResetError, socket.timeout):
+                pass
+        self.assertNotIn(b"HTTP/1.1", data)
+        self.assertGreater(s.metric("kappa_connections_accepted_total"), 0)
+
+    def test_http_client_certificates(self):
+        s = self.tls_server(client_cert=True)
+        self.assertEqual(s.http_get("/health")[0], 200)
+        import http.client
+        import ssl
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", s.http_port, timeout=10 * kh.SLOW,
+            context=s.tls_context(client_cert=False))
+        with self.assertRaises((ssl.SSLError, OSError)):
+            try:
+                conn.request("GET", "/health")
+                conn.getresponse().read()
+            finally:
+                conn.close()
+
+    def test_exposed_http_needs_tokens_and_tls(self):
+        s = self.new_server(start=False)
+        port = kh.free_port()
+        r = subprocess.run([kh.KAPPAD, "--data", s.data, "--listen", s.addr,
+                            "--http", "0.0.0.0:%d" % port],
+                           capture_output=True, text=True,
+                           timeout=20 * kh.SLOW)
+        self.assertEqual(r.returncode, 1, (r.stdout, r.stderr))
+        self.assertIn("0.0.0.0 is reachable from other machines: serving "
+                      "it needs auth_tokens_file and TLS",
+                      r.stdout + r.stderr)
+        # With both, it serves HTTPS there.
+        s = self.tls_server(tokens={ADMIN: "admin"})
+        s.stop()
+        p = kh.spawn([kh.KAPPAD, "--data", s.data, "--config", s.config_path,
+                      "--listen", s.addr, "--http", "0.0.0.0:%d" % port],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            s.http_port = port
+            kh.wait_for(lambda: _http_ok(s), 10 * kh.SLOW,
+                        "HTTPS on 0.0.0.0 with tokens and TLS")
+        finally:
+            p.terminate()
+            p.wait(20)
+
     def test_bad_tls_settings_stop_kappad(self):
         s = self.new_server(start=False)
         cases = [
@@ -163,9 +254,10 @@ class TlsTest(kh.ServerTest):
             self.assertIn(want, r.stdout + r.stderr, cfg)
 
 
-def s_client(args, wait=10):
-    """Runs openssl s_client with args, sends one ping frame and returns
-    what it printed once the answer came (or after wait seconds)."""
+def s_client(args, wait=10, send=None, want=b"version"):
+    """Runs openssl s_client with args, sends send (default: one ping
+    frame) and returns what it printed once want came (or after wait
+    seconds)."""
     import threading
     import time
     p = subprocess.Popen(["openssl", "s_client", "-ign_eof"] + args,
@@ -180,18 +272,28 @@ def s_client(args, wait=10):
     t = threading.Thread(target=read, daemon=True)
     t.start()
     try:
-        p.stdin.write(frame({"id": 7, "op": "ping"}))
+        p.stdin.write(send if send is not None
+                      else frame({"id": 7, "op": "ping"}))
         p.stdin.flush()
     except BrokenPipeError:
         pass
     deadline = time.monotonic() + wait * kh.SLOW
-    while (b"version" not in out and p.poll() is None and
+    while (want not in out and p.poll() is None and
            time.monotonic() < deadline):
         time.sleep(0.05)
     p.kill()
     p.wait(10)
     t.join(5)
+    p.stdin.close()
+    p.stdout.close()
     return bytes(out)
+
+
+def _http_ok(s):
+    try:
+        return s.http_get("/health", timeout=2)[0] == 200
+    except OSError:
+        return False
 
 
 def _answers(port, s):

@@ -1,8 +1,9 @@
 /*
  * test_tls.c - server TLS sessions on memory BIOs (net/tls.h), against an
  * OpenSSL client in the same process: the handshake, plaintext both ways,
- * bytes sent before the handshake held until it is done, and a peer that
- * sends garbage told so with an error.
+ * bytes sent before the handshake held until it is done, the close_notify
+ * that ends a session, and a peer that sends garbage told so with an
+ * error.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -146,6 +147,13 @@ static void test_handshake_and_data(void **state)
 	BIO_write(p.in, out.data, (int)out.len);
 	assert_int_equal(SSL_read(p.ssl, got, sizeof(got)), 4);
 	assert_memory_equal(got, "pong", 4);
+	/* Closing: the client reads a clean end (close_notify), not EOF. */
+	out.len = 0;
+	assert_int_equal(kp_tls_session_close(s, &out), 0);
+	assert_true(out.len > 0);
+	BIO_write(p.in, out.data, (int)out.len);
+	assert_int_equal(SSL_read(p.ssl, got, sizeof(got)), 0);
+	assert_int_equal(SSL_get_error(p.ssl, 0), SSL_ERROR_ZERO_RETURN);
 	kp_buf_destroy(&plain);
 	kp_buf_destroy(&out);
 	peer_close(&p);
@@ -171,6 +179,10 @@ static void test_garbage_is_an_error(void **state)
 						 &plain, &out, &err), 0);
 	assert_non_null(strstr(err.msg, "TLS"));
 	assert_int_equal(plain.len, 0);
+	/* No handshake, no close_notify. */
+	out.len = 0;
+	assert_int_equal(kp_tls_session_close(s, &out), 0);
+	assert_int_equal(out.len, 0);
 	kp_buf_destroy(&plain);
 	kp_buf_destroy(&out);
 	kp_tls_session_free(s);
