@@ -5,6 +5,7 @@ with their ids; /metrics and /health tell the truth.
 """
 
 import json
+import socket
 import re
 import threading
 import time
@@ -188,6 +189,37 @@ class Http(kh.ServerTest):
             self.assertGreaterEqual(r.status, 400)
         finally:
             conn.close()
+        status, _, _ = self.server.http_get("/health")
+        self.assertEqual(status, 200)
+
+    def test_malformed_requests_get_a_status_and_a_reason(self):
+        cases = [
+            (b"GET /metrics HTTP/2.0\r\n\r\n", 505, b"only HTTP/1.x"),
+            (b"GET metrics HTTP/1.1\r\n\r\n", 400, b"must start"),
+            (b"GET /" + b"a" * 2000 + b" HTTP/1.1\r\n\r\n", 414,
+             b"request line longer than"),
+            (b"GET /metrics HTTP/1.1\r\nX: " + b"y" * 5000 + b"\r\n\r\n",
+             431, b"header line longer"),
+            (b"GET /metrics HTTP/1.1\r\nAuthorization: Bearer\r\n\r\n",
+             400, b"bearer token"),
+        ]
+        for raw, status, reason in cases:
+            with socket.create_connection(
+                    ("127.0.0.1", self.server.http_port), timeout=10) as sk:
+                sk.sendall(raw)
+                data = b""
+                while True:
+                    chunk = sk.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            self.assertTrue(head.startswith(b"HTTP/1.1 %d " % status),
+                            (raw[:40], data[:200]))
+            self.assertIn(reason, body, raw[:40])
+            # One line of reason, no echo of what was sent.
+            self.assertEqual(body.count(b"\n"), 1, body)
+            self.assertNotIn(b"yyyy", body)
         status, _, _ = self.server.http_get("/health")
         self.assertEqual(status, 200)
 
