@@ -457,6 +457,10 @@ int kp_lua_sandbox_load(struct kp_lua_sandbox *sb, const char *path)
 	rc = luaL_loadbufferx(L, text.data ? text.data : "", text.len,
 			      chunkname, "t");
 	kp_buf_destroy(&text);
+	if (rc == LUA_ERRSYNTAX) {
+		lua_pushfstring(L, "syntax error: %s", lua_tostring(L, -1));
+		lua_remove(L, -2);
+	}
 	if (rc != 0)
 		return rc;
 	lua_pushvalue(L, LUA_GLOBALSINDEX);      /* -2: chunk, -1: env */

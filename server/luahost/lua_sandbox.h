@@ -90,8 +90,8 @@ int kp_lua_check_syntax(const char *name, const char *text, size_t len,
  * Loads the Lua file at path as text (bytecode is refused) with chunk name
  * "@" + kp_lua_sandbox_display_name() and the sandbox environment. Pushes
  * the chunk function and returns 0, or pushes an error message
- * ("name:line: ..." for syntax errors, "cannot read name: ..." otherwise)
- * and returns non-zero. May raise a Lua memory error: call it from a
+ * ("syntax error: name:line: ..." for syntax errors, "cannot read name:
+ * ..." otherwise) and returns non-zero. May raise a Lua memory error: call it from a
  * protected context.
  */
 int kp_lua_sandbox_load(struct kp_lua_sandbox *sb, const char *path);

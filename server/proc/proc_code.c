@@ -308,7 +308,8 @@ static int load_so(struct kp_proc_code *code, const char *code_dir,
 }
 
 /*
- * A file a client names must parse as Lua before kappad copies it. What
+ * A file a client names must parse as Lua before kappad copies it; if
+ * not: "syntax error: PATH:LINE: ...", PATH as the client gave it. What
  * the parser says quotes the text ("near 'root'"), so it is passed on
  * only when every user may read the file anyway; otherwise the client
  * learns the line, not the content (kappad may read files its client
@@ -323,14 +324,21 @@ static int check_lua_text(const char *path, const char *base,
 
 	if (kp_lua_check_syntax(base, data, len, msg, sizeof(msg)) == 0)
 		return 0;
-	if (stat(path, &st) == 0 && (st.st_mode & S_IROTH) != 0)
-		return kp_error_set(err, KP_EBADREQUEST, "%s", msg);
+	/* The parser names the file by its base name: name the client's. */
 	line = strncmp(msg, base, strlen(base)) == 0 &&
 	       msg[strlen(base)] == ':' ? msg + strlen(base) + 1 : NULL;
-	if (line != NULL && *line >= '0' && *line <= '9')
+	if (line == NULL || *line < '0' || *line > '9')
+		line = NULL;
+	if (line != NULL && stat(path, &st) == 0 &&
+	    (st.st_mode & S_IROTH) != 0)
+		return kp_error_set(err, KP_EBADREQUEST, "syntax error: %s:%s",
+				    path, line);
+	if (line != NULL)
 		return kp_error_set(err, KP_EBADREQUEST,
-				    "%s: not a Lua processor: it does not parse as Lua (line %d); its text is not quoted since not every user may read the file",
-				    path, atoi(line));
+				    "syntax error: %s:%d: not a Lua processor: it does not parse as Lua (line %d); its text is not quoted since not every user may read the file",
+				    path, atoi(line), atoi(line));
+	if (stat(path, &st) == 0 && (st.st_mode & S_IROTH) != 0)
+		return kp_error_set(err, KP_EBADREQUEST, "%s", msg);
 	return kp_error_set(err, KP_EBADREQUEST,
 			    "%s: not a Lua processor: it is not Lua source text",
 			    path);

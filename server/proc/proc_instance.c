@@ -112,6 +112,10 @@ static int run_init(struct kp_instance *inst, struct kp_error *err)
 		return 0;
 	kp_sink_abort_record(&inst->sink);
 	kp_sink_clear_emits(&inst->sink);
+	/* A module that does not parse never got to init: say what it is. */
+	if (strncmp(msg, "syntax error: ", 14) == 0)
+		return kp_error_set(err, KP_EINTERNAL, "%s",
+				    proc_message(inst->code, msg));
 	return kp_error_set(err, KP_EINTERNAL, "init failed: %s",
 			    proc_message(inst->code, msg));
 }

@@ -209,7 +209,17 @@ class ProcAdminTest(kh.ServerTest):
         name = kh.unique("p")
         path = kh.fixture("syntax_error.lua")
         msg = self.assertCreateFails(name, path, topic)
-        self.assertIn("syntax_error.lua:5", msg)
+        # Reported as a syntax error, naming the path the client gave.
+        self.assertIn("syntax error: %s:5: " % path, msg)
+        self.assertNotIn("init failed", msg)
+        # Offline too: `kappactl run` says the same, not "init failed".
+        events = os.path.join(self.server.root, "none.jsonl")
+        open(events, "w").close()
+        r = kh.run_ctl(["run", path, "--input", events])
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("syntax error: ", r.stderr)
+        self.assertIn("syntax_error.lua:5: ", r.stderr)
+        self.assertNotIn("init failed", r.stderr)
 
     def test_create_syntax_error_leaves_no_dlq_topic(self):
         # PROTOCOL.md: on failure "nothing of the processor remains".

@@ -63,7 +63,8 @@ class VersionsReloadTest(kh.ServerTest):
         bad = kh.fixture("syntax_error.lua")
         r = c.call("proc_reload", name="cbu", file=bad)
         self.assertIs(r.get("ok"), False, repr(r))
-        self.assertIn("syntax_error.lua:5", r.get("message", ""), repr(r))
+        self.assertIn("syntax error: %s:5: " % bad, r.get("message", ""),
+                      repr(r))
         st = kh.raw_status(s, "cbu")
         self.assertEqual((st["version"], st["revision"], st["hash"],
                           st["state"], st["file"]),
