@@ -4,6 +4,13 @@
 # topics, and a trickle of new click events so that data keeps flowing.
 # Usage: examples/demo.sh DATA_DIR LISTEN HTTP   (KAPPAD, KAPPACTL, TOPK set)
 set -eu
+# On a terminal, run as a foreground job of our own (a shell with job
+# control): Ctrl-C then reaches only the demo, which stops kappad cleanly
+# and exits 0, and not `make`, which would say "Interrupt" and exit 130.
+if [ -t 0 ] && [ -z "${KP_DEMO_JOB:-}" ]; then
+	export KP_DEMO_JOB=1
+	exec sh -mc '"$0" "$@" & fg >/dev/null' "$0" "$@"
+fi
 DATA=${1:-.kappa-data}
 LISTEN=${2:-127.0.0.1:7070}
 HTTP=${3:-127.0.0.1:7071}
@@ -19,10 +26,16 @@ mkdir -p "$DATA"
 	--config "$HERE/kappad.conf" &
 PID=$!
 FEED=""
+# Ctrl-C (SIGINT to the whole foreground group, kappad included) or
+# SIGTERM: a clean stop of kappad, whose exit status is the demo's.
 stop() {
+	trap - INT TERM
 	[ -n "$FEED" ] && kill "$FEED" 2>/dev/null
 	kill -TERM $PID 2>/dev/null
-	wait $PID
+	rc=0
+	wait $PID || rc=$?
+	[ $rc -eq 0 ] && echo "demo: kappad stopped cleanly"
+	exit $rc
 }
 trap stop INT TERM
 i=0
@@ -85,4 +98,6 @@ A new click arrives every second. Try, in another terminal:
 
 Press Ctrl-C to stop the server.
 MSG
-wait $PID
+rc=0
+wait $PID || rc=$?
+exit $rc

@@ -307,6 +307,13 @@ int kp_wk_spawn(uv_loop_t *loop, uint64_t data_limit,
 	opt.stdio = io;
 	opt.stdio_count = 4;
 	opt.exit_cb = on_process_exit;
+	/*
+	 * A session of its own: a terminal's Ctrl-C (SIGINT to the foreground
+	 * process group) stops kappad cleanly, and kappad stops its workers;
+	 * it must not kill them first and fail every processor. The worker
+	 * still dies with kappad (PR_SET_PDEATHSIG in wk_main.c).
+	 */
+	opt.flags = UV_PROCESS_DETACHED;
 	opt.env = worker_env();
 	w->proc.data = w;
 	rc = uv_spawn(loop, &w->proc, &opt);
