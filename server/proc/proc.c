@@ -244,6 +244,18 @@ void kp_proc_hold(struct kp_slot **pslot, struct kp_slot *slot)
 	slot->waits++;
 }
 
+void kp_proc_release(struct kp_slot **pslot)
+{
+	struct kp_slot *slot = *pslot;
+
+	if (slot == NULL)
+		return;
+	*pslot = NULL;
+	if (--slot->waits == 0)
+		kp_slot_ready(slot);
+	kp_slot_unref(slot);
+}
+
 /* ---- version hooks ---------------------------------------------------- */
 
 void kp_proc_retire(struct kp_proc *p, struct proc_version *v)
@@ -708,6 +720,7 @@ void kp_procs_close(struct kp_procs *ps)
 		}
 		kp_proc_answer(&p->create_slot, p, KP_ESHUTDOWN, "server is stopping");
 		kp_proc_answer(&p->reload_slot, p, KP_ESHUTDOWN, "server is stopping");
+		kp_proc_answer(&p->rollback_slot, p, KP_ESHUTDOWN, "server is stopping");
 		kp_proc_answer(&p->pending_slot, p, KP_ESHUTDOWN, "server is stopping");
 		proc_free(p);
 	}
@@ -764,6 +777,7 @@ void kp_procs_tick(struct kp_procs *ps, int64_t now_ms)
 	for (size_t i = 0; i < ps->count; i++) {
 		each_version(ps->procs[i], tick_one, &t);
 		kp_proc_watch_check(ps->procs[i], t.mono);
+		kp_proc_rollback_retry(ps->procs[i], t.mono);
 		kp_proc_replay_rate(ps->procs[i], t.mono);
 	}
 	kp_pipeline_tick(ps);
@@ -863,6 +877,7 @@ int kp_proc_delete(struct kp_proc *p, struct kp_error *err)
 	kp_log_info("proc", "deleted processor %s", p->def.name);
 	kp_proc_answer(&p->create_slot, p, KP_ENOTFOUND, "processor was deleted");
 	kp_proc_answer(&p->reload_slot, p, KP_ENOTFOUND, "processor was deleted");
+	kp_proc_answer(&p->rollback_slot, p, KP_ENOTFOUND, "processor was deleted");
 	kp_proc_answer(&p->pending_slot, p, KP_ENOTFOUND, "processor was deleted");
 	p->deleting = true;
 	proc_free(p);

@@ -162,10 +162,15 @@ int kp_proc_replay(struct kp_proc *p, const char *file, enum kp_proc_from from,
  * carries over) and slot is answered then; another version becomes live
  * with its own view, catching up from its checkpoint, and slot is answered
  * now. Either way slot gets the status. The revision gone back to is
- * recorded as the version's current one (persisted). Errors: KP_ENOTFOUND
- * (no such version or revision), KP_ESTATE (nothing to roll back, already
- * live, a replay or reload in progress, the version busy).
+ * recorded as the version's current one (persisted). While the target
+ * version is still finishing its last batch (retiring, or starting its
+ * worker) or a reload is in progress, the rollback waits for that, up to
+ * KP_PROC_ROLLBACK_WAIT_MS, and slot is answered when it is done. Errors:
+ * KP_ENOTFOUND (no such version or revision), KP_ESTATE (nothing to roll
+ * back, already live, a replay in progress, another rollback waiting, or
+ * still busy after the wait).
  */
+#define KP_PROC_ROLLBACK_WAIT_MS 10000
 int kp_proc_rollback(struct kp_proc *p, uint32_t to_version,
 		     uint32_t to_revision, struct kp_slot *slot,
 		     struct kp_error *err);

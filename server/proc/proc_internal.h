@@ -86,6 +86,19 @@ void kp_proc_free_version(struct kp_proc *p, struct proc_version *v);
 /* Keeps slot for a later answer (a reference and a wait). */
 void kp_proc_hold(struct kp_slot **pslot, struct kp_slot *slot);
 
+/*
+ * Drops the hold *pslot has on its slot without answering it (another
+ * hold answers it, or already did; the slot is ready once no hold is
+ * left). NULL *pslot: no-op.
+ */
+void kp_proc_release(struct kp_slot **pslot);
+
+/*
+ * A rollback that waited for a busy version (kp_proc_rollback): tried
+ * again; answered when it is done, fails, or waited past its deadline.
+ */
+void kp_proc_rollback_retry(struct kp_proc *p, int64_t now_mono_ms);
+
 /* Answers a held slot with p's status, or with the error rc / message. */
 void kp_proc_answer(struct kp_slot **pslot, struct kp_proc *p, int rc,
 		    const char *message);

@@ -21,6 +21,7 @@
 
 #include "proc_internal.h"
 #include "proc_version.h"
+#include "base/clock.h"
 #include "base/logging.h"
 #include "wire/slot.h"
 
@@ -222,9 +223,13 @@ static int named_target(struct kp_proc *p, uint32_t version,
 	return 0;
 }
 
-/* Refuses a target that cannot become live now. */
+/*
+ * Refuses a target that cannot become live now; *busy: only because it is
+ * still finishing a batch (worth waiting for).
+ */
 static int check_target(struct kp_proc *p, struct proc_version *k,
-			const struct target *t, struct kp_error *err)
+			const struct target *t, bool *busy,
+			struct kp_error *err)
 {
 	struct proc_version *live = p->live;
 
@@ -240,14 +245,14 @@ static int check_target(struct kp_proc *p, struct proc_version *k,
 		return kp_error_set(err, KP_ESTATE,
 				    "processor %s: v%u.%u is already live",
 				    p->def.name, k->number, k->revision);
-	if (k->busy && (k != live || !k->inst_started))
+	if ((k->busy && (k != live || !k->inst_started)) ||
+	    (k != live && k->retire_when_idle)) {
+		*busy = true;
 		return kp_error_set(err, KP_ESTATE,
-				    "processor %s: v%u is still finishing its last batch; retry in a moment",
-				    p->def.name, k->number);
-	if (k != live && k->retire_when_idle)
-		return kp_error_set(err, KP_ESTATE,
-				    "processor %s: v%u is still finishing its last batch; retry in a moment",
-				    p->def.name, k->number);
+				    "processor %s: v%u was still finishing its last batch after %d s",
+				    p->def.name, k->number,
+				    KP_PROC_ROLLBACK_WAIT_MS / 1000);
+	}
 	return 0;
 }
 
@@ -351,31 +356,38 @@ static int swap_revision(struct kp_proc *p, struct proc_version *v,
 	return 0;
 }
 
-int kp_proc_rollback(struct kp_proc *p, uint32_t to_version,
-		     uint32_t to_revision, struct kp_slot *slot,
-		     struct kp_error *err)
+/*
+ * One attempt at a rollback (kp_proc_rollback); *busy: it failed only
+ * because a version was still busy, so that waiting may help.
+ */
+static int try_rollback(struct kp_proc *p, uint32_t to_version,
+			uint32_t to_revision, struct kp_slot *slot, bool *busy,
+			struct kp_error *err)
 {
 	struct kp_slot *held = NULL;
 	struct proc_version *k;
 	struct target t = { NULL, NULL };
 	int rc;
 
+	*busy = false;
 	if (p->building != NULL && p->building->state != PV_FAILED)
 		return kp_error_set(err, KP_ESTATE,
 				    "processor %s: replay v%u is running; wait for it or delete it with proc gc after it fails",
 				    p->def.name, p->building->number);
 	if (p->reload_slot != NULL || p->reload_code != NULL ||
 	    (p->live != NULL && p->live->busy &&
-	     p->live->job.kind == PV_JOB_RELOAD))
+	     p->live->job.kind == PV_JOB_RELOAD)) {
+		*busy = true;
 		return kp_error_set(err, KP_ESTATE,
-				    "processor %s: a reload is in progress; retry when it is done",
-				    p->def.name);
+				    "processor %s: a reload was still in progress after %d s",
+				    p->def.name, KP_PROC_ROLLBACK_WAIT_MS / 1000);
+	}
 	rc = to_version != 0 ? named_target(p, to_version, to_revision, &t, err)
 			     : default_target(p, &t, err);
 	if (rc != 0)
 		return rc;
 	k = find_version(p, t.dv->number);
-	rc = check_target(p, k, &t, err);
+	rc = check_target(p, k, &t, busy, err);
 	if (rc != 0)
 		return rc;
 	if (k == p->live)
@@ -386,4 +398,48 @@ int kp_proc_rollback(struct kp_proc *p, uint32_t to_version,
 	kp_proc_hold(&held, slot);
 	kp_proc_answer(&held, p, 0, NULL);
 	return 0;
+}
+
+int kp_proc_rollback(struct kp_proc *p, uint32_t to_version,
+		     uint32_t to_revision, struct kp_slot *slot,
+		     struct kp_error *err)
+{
+	bool busy;
+	int rc;
+
+	if (p->rollback_slot != NULL)
+		return kp_error_set(err, KP_ESTATE,
+				    "processor %s: another rollback is waiting for its version",
+				    p->def.name);
+	rc = try_rollback(p, to_version, to_revision, slot, &busy, err);
+	if (rc == 0 || !busy)
+		return rc;
+	/* Waits for the version, tried again at every tick. */
+	kp_error_clear(err);
+	kp_proc_hold(&p->rollback_slot, slot);
+	p->rollback_version = to_version;
+	p->rollback_revision = to_revision;
+	p->rollback_deadline = kp_clock_mono_ms() + KP_PROC_ROLLBACK_WAIT_MS;
+	return 0;
+}
+
+void kp_proc_rollback_retry(struct kp_proc *p, int64_t now_mono_ms)
+{
+	struct kp_error err;
+	bool busy;
+	int rc;
+
+	if (p->rollback_slot == NULL)
+		return;
+	kp_error_clear(&err);
+	rc = try_rollback(p, p->rollback_version, p->rollback_revision,
+			  p->rollback_slot, &busy, &err);
+	if (rc != 0 && busy && now_mono_ms < p->rollback_deadline)
+		return;
+	if (rc != 0) {
+		kp_proc_answer(&p->rollback_slot, p, rc, err.msg);
+		return;
+	}
+	/* Done: the attempt answered the slot or holds it until it has. */
+	kp_proc_release(&p->rollback_slot);
 }

@@ -256,6 +256,11 @@ struct kp_proc {
 	struct kp_slot *create_slot; /* answered when the first init ends */
 	bool created[KP_PROC_MAX_TOPICS + 1]; /* outputs its create made */
 	struct kp_slot *reload_slot; /* answered when the reload ends */
+	struct kp_slot *rollback_slot; /* a rollback waiting for a busy
+					  version (kp_proc_rollback) */
+	uint32_t rollback_version;   /* its target (0: the default one) */
+	uint32_t rollback_revision;
+	int64_t rollback_deadline;   /* monotonic ms: then it is refused */
 	struct kp_proc_code *reload_code; /* loaded, waiting for a batch end */
 	char reload_source[KP_PROC_PATH_MAX]; /* the file being reloaded */
 	uint32_t reload_revision;    /* a rollback's: the revision it goes back

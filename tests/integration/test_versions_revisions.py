@@ -104,8 +104,8 @@ class VersionsRevisionsTest(kh.ServerTest):
                 for n, v in kh.raw_versions(s, name).items()}
 
     def rollback(self, c, name, **kw):
-        """proc_rollback, retried while the version gone back to is still
-        finishing its last batch (BAD_STATE, "retry in a moment")."""
+        """proc_rollback (which waits up to 10 s for a version still
+        finishing its last batch), retried if that was not enough."""
         def attempt():
             r = c.call("proc_rollback", name=name, **kw)
             if r.get("ok") is True:
