@@ -470,6 +470,10 @@ class VersionsRevisionsTest(kh.ServerTest):
                     for r in lines]
 
         v1 = [("totals.dlq", 1, i, i) for i in range(0, 1010, 10)]
+        # Lag 0 says the inputs were read; the dead letters become visible
+        # once their batch is durable, a moment later.
+        kh.wait_for(lambda: len(dead()) == len(v1), 10 * kh.SLOW,
+                    "the dead letters visible")
         self.assertEqual(dead(), v1)
 
         c.ok("proc_replay", name="totals", file=every20)
@@ -478,6 +482,8 @@ class VersionsRevisionsTest(kh.ServerTest):
         kh.wait_lag0(s, "totals", version=2)
         # The logical name shows the live version's dead letters ...
         v2 = [("totals.dlq", 2, i, i) for i in range(0, 1010, 20)]
+        kh.wait_for(lambda: len(dead()) == len(v2), 10 * kh.SLOW,
+                    "v2's dead letters visible")
         self.assertEqual(dead(), v2)
         # ... and --all-versions every version's, in version order.
         every = ([("totals.dlq.v1", 1, i, i) for i in range(0, 1010, 10)] +
