@@ -261,11 +261,38 @@ static int parse_header(struct line ln, struct kp_http_request *out)
 	return 0;
 }
 
+/*
+ * The method so far of an unfinished request line: refused at once when
+ * it cannot become one, so that a client speaking another protocol (a
+ * kappa frame begins with a zero byte) is answered now, not at the
+ * deadline.
+ */
+static int check_partial_method(const char *p, size_t n,
+				struct kp_http_request *out)
+{
+	size_t i;
+
+	for (i = 0; i < n && p[i] != ' ' && p[i] != '\r' && p[i] != '\n'; i++) {
+		if (!is_tchar((unsigned char)p[i]))
+			return refuse(out, 400, "bad byte in the method");
+	}
+	if (i > KP_HTTP_MAX_METHOD)
+		return refuse(out, 400, "method longer than 15 bytes");
+	return KP_HTTP_NEED_MORE;
+}
+
 /* Why an unfinished head cannot become a valid one, or 0. */
-static int check_partial(size_t len, size_t pos, bool in_request_line,
-			 struct kp_http_request *out)
+static int check_partial(const char *buf, size_t len, size_t pos,
+			 bool in_request_line, struct kp_http_request *out)
 {
 	size_t pending = len - pos;
+	int rc;
+
+	if (in_request_line) {
+		rc = check_partial_method(buf + pos, pending, out);
+		if (rc != KP_HTTP_NEED_MORE)
+			return rc;
+	}
 
 	if (in_request_line && pending > HTTP_MAX_REQUEST_LINE + 1)
 		return refuse(out, 414, "request line longer than 1048 bytes");
@@ -297,7 +324,8 @@ int kp_http_request_parse(const char *buf, size_t len,
 			return refuse(out, 431, "request head larger than "
 				      "8192 bytes");
 		if (!take_line(buf, len, pos, &ln, &next))
-			return check_partial(len, pos, !seen_request_line, out);
+			return check_partial(buf, len, pos, !seen_request_line,
+					     out);
 		pos = next;
 		if (ln.len == 0) {
 			if (seen_request_line)

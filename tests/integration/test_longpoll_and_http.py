@@ -223,6 +223,20 @@ class Http(kh.ServerTest):
         status, _, _ = self.server.http_get("/health")
         self.assertEqual(status, 200)
 
+    def test_a_kappa_client_on_the_http_port_is_answered_at_once(self):
+        # A kappa frame (length, then a msgpack ping) sent to the HTTP port
+        # by mistake: answered 400 right away, not at the 10 s deadline.
+        body = kh.msgpack.packb({"id": 1, "op": "ping"})
+        with socket.create_connection(
+                ("127.0.0.1", self.server.http_port), timeout=10) as sk:
+            t0 = time.monotonic()
+            sk.sendall(len(body).to_bytes(4, "big") + body)
+            data = sk.recv(4096)
+            took = time.monotonic() - t0
+        self.assertTrue(data.startswith(b"HTTP/1.1 400 "), data[:100])
+        self.assertIn(b"bad byte in the method", data)
+        self.assertLess(took, 1.0)
+
 
 if __name__ == "__main__":
     kh.main()

@@ -100,6 +100,19 @@ static void test_need_more(void **state)
 	assert_int_equal(req.head_len, 18);
 }
 
+/* Another protocol's first bytes are refused before any line end. */
+static void test_not_http_refused_at_once(void **state)
+{
+	(void)state;
+	/* A kappa frame: a 4-byte big-endian length, then msgpack. */
+	assert_string_equal(REFUSED("\x00\x00\x00\x0e\x82\xa2id", 400),
+			    "bad byte in the method");
+	assert_string_equal(REFUSED("\x16\x03\x01", 400),   /* TLS hello */
+			    "bad byte in the method");
+	assert_string_equal(REFUSED("ABCDEFGHIJKLMNOPQ", 400),
+			    "method longer than 15 bytes");
+}
+
 static void test_bearer(void **state)
 {
 	struct kp_http_request req;
@@ -243,6 +256,7 @@ int main(void)
 		cmocka_unit_test(test_curl_request),
 		cmocka_unit_test(test_lf_only_and_ows),
 		cmocka_unit_test(test_need_more),
+		cmocka_unit_test(test_not_http_refused_at_once),
 		cmocka_unit_test(test_bearer),
 		cmocka_unit_test(test_bearer_refused),
 		cmocka_unit_test(test_request_line_refused),
