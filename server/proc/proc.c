@@ -282,6 +282,7 @@ void kp_proc_cut_over(struct kp_proc *p)
 
 	b->role = PV_LIVE;
 	b->rate = 0;
+	kp_pv_worker_to_foreground(b);
 	p->building = NULL;
 	p->live = b;
 	kp_proc_def_set_role(p, b->number, "live");

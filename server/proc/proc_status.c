@@ -113,7 +113,7 @@ static void pack_replay(struct kp_proc *p, struct kp_response *r)
 	rps = replay_rps(p, b);
 	if (rps > 0)
 		eta = to_go * 1000 / rps;
-	msgpack_pack_map(&r->pk, 8);
+	msgpack_pack_map(&r->pk, 9);
 	kp_response_pair_u64(r, "version", b->number);
 	kp_response_pair_str(r, "state", kp_pv_state_name(b->state));
 	kp_response_pair_str(r, "reason", b->reason[0] ? b->reason : NULL);
@@ -122,6 +122,7 @@ static void pack_replay(struct kp_proc *p, struct kp_response *r)
 	kp_response_pair_u64(r, "records_per_second", rps);
 	kp_response_pair_u64(r, "eta_ms", eta);
 	kp_response_pair_u64(r, "rate_limit", b->rate);
+	kp_response_pair_str(r, "scheduling", b->wk_idle ? "idle" : "normal");
 }
 
 /*

@@ -174,6 +174,8 @@ struct proc_version {
 	bool busy;                   /* a job in flight */
 	struct kp_wk *wk;            /* its worker process while it runs
 					(proc_worker.c); v->view is NULL then */
+	bool wk_idle;                /* that worker runs under SCHED_IDLE (a
+					replay's: live work goes first) */
 	struct pv_view_stats vstats; /* its view, as the worker last said */
 	int64_t job_started_ms;      /* monotonic: when the job was sent */
 	int64_t rss_checked_ms;      /* monotonic: last memory sample */
@@ -445,8 +447,19 @@ void kp_pv_worker_lost(struct proc_version *v, const char *reason);
 
 /* ---- its worker process (proc_worker.c) ------------------------------- */
 
-/* Starts v's worker process if it has none. Returns 0 or an error. */
+/*
+ * Starts v's worker process if it has none. A replay's (role building)
+ * runs under SCHED_IDLE, so that live versions and the event loop go
+ * first, when kappad may take it back to normal at the cut-over
+ * (kp_wk_may_unidle). Returns 0 or an error.
+ */
 int kp_pv_worker_spawn(struct proc_version *v, struct kp_error *err);
+
+/*
+ * v became live (a cut-over): its worker, if under SCHED_IDLE, is put
+ * back to normal scheduling (a warning in the log when that fails).
+ */
+void kp_pv_worker_to_foreground(struct proc_version *v);
 
 /*
  * Lets v's worker go: asked to stop (its fini runs) and killed after

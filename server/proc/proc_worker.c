@@ -247,14 +247,31 @@ int kp_pv_worker_spawn(struct proc_version *v, struct kp_error *err)
 	uint64_t ceiling = memory_ceiling(v);
 	int rc;
 
+	bool idle = v->role == PV_BUILDING && kp_wk_may_unidle();
+
 	if (v->wk != NULL)
 		return 0;
-	rc = kp_wk_spawn(v->owner->loop, ceiling, &events, v, &v->wk, err);
+	rc = kp_wk_spawn(v->owner->loop, ceiling, idle, &events, v, &v->wk,
+			 err);
 	if (rc != 0)
 		return rc;
+	v->wk_idle = idle;
 	v->rss_anon = v->rss_base = 0;
 	v->rss_checked_ms = 0;
 	return 0;
+}
+
+void kp_pv_worker_to_foreground(struct proc_version *v)
+{
+	int rc;
+
+	if (v->wk == NULL || !v->wk_idle)
+		return;
+	v->wk_idle = false;
+	rc = kp_wk_set_normal(v->wk);
+	if (rc != 0)
+		kp_log_warn("proc", "processor %s v%u: its worker stays under SCHED_IDLE: %s",
+			    v->proc->def.name, v->number, kp_error_text(rc));
 }
 
 void kp_pv_worker_release(struct proc_version *v, uint32_t grace_ms)

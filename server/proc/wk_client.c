@@ -4,13 +4,16 @@
  */
 #include "wk_client.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -264,14 +267,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	kp_buf_consume(&w->in, pos);
 }
 
-int kp_wk_spawn(uv_loop_t *loop, uint64_t data_limit,
+int kp_wk_spawn(uv_loop_t *loop, uint64_t data_limit, bool idle,
 		const struct kp_wk_events *ev, void *arg, struct kp_wk **out,
 		struct kp_error *err)
 {
 	struct kp_wk *w = kp_calloc(1, sizeof(*w));
 	uv_process_options_t opt;
 	uv_stdio_container_t io[4];
-	char limit[32], parent[32], *args[5];
+	char limit[32], parent[32], *args[6];
 	int sv[2], rc;
 
 	if (w == NULL)
@@ -292,7 +295,8 @@ int kp_wk_spawn(uv_loop_t *loop, uint64_t data_limit,
 	args[2] = limit;
 	snprintf(parent, sizeof(parent), "%ld", (long)getpid());
 	args[3] = parent;
-	args[4] = NULL;
+	args[4] = idle ? KP_WORKER_IDLE_ARG : NULL;
+	args[5] = NULL;
 	memset(&opt, 0, sizeof(opt));
 	memset(io, 0, sizeof(io));
 	io[0].flags = UV_IGNORE;
@@ -467,4 +471,58 @@ uint64_t kp_wk_rss_anon(const struct kp_wk *w)
 	}
 	fclose(f);
 	return (uint64_t)kb * 1024;
+}
+
+int kp_wk_set_normal(struct kp_wk *w)
+{
+	struct sched_param sp = { 0 };
+	char dir[64];
+	struct dirent *d;
+	DIR *tasks;
+	int rc = 0;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/task", w->proc.pid);
+	tasks = opendir(dir);
+	if (tasks == NULL)
+		return -errno;
+	while ((d = readdir(tasks)) != NULL) {
+		long tid = strtol(d->d_name, NULL, 10);
+
+		if (tid <= 0)
+			continue;
+		if (sched_setscheduler((pid_t)tid, SCHED_OTHER, &sp) != 0 &&
+		    errno != ESRCH && rc == 0)
+			rc = -errno;
+	}
+	closedir(tasks);
+	return rc;
+}
+
+/* CAP_SYS_NICE in the effective set (/proc/self/status CapEff). */
+static bool has_cap_sys_nice(void)
+{
+	char line[256];
+	unsigned long long caps = 0;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (f == NULL)
+		return false;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, "CapEff:", 7) == 0) {
+			caps = strtoull(line + 7, NULL, 16);
+			break;
+		}
+	}
+	fclose(f);
+	return (caps >> 23) & 1;       /* CAP_SYS_NICE */
+}
+
+bool kp_wk_may_unidle(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NICE, &rl) == 0 &&
+	    (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= 20))
+		return true;
+	return has_cap_sys_nice();
 }

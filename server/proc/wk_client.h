@@ -44,11 +44,27 @@ typedef void (*kp_wk_query_fn)(void *arg, int rc, const char *message,
 
 /*
  * Starts a worker process whose data segment is capped at data_limit bytes
- * (0: none). Returns 0 and *out, or an error with err.
+ * (0: none); idle: under SCHED_IDLE (it runs only when a CPU has nothing
+ * else to do; kp_wk_set_normal ends that). Returns 0 and *out, or an
+ * error with err.
  */
-int kp_wk_spawn(uv_loop_t *loop, uint64_t data_limit,
+int kp_wk_spawn(uv_loop_t *loop, uint64_t data_limit, bool idle,
 		const struct kp_wk_events *ev, void *arg, struct kp_wk **out,
 		struct kp_error *err);
+
+/*
+ * Puts every thread of w's process back under SCHED_OTHER. Returns 0, or
+ * -errno of the first thread that could not be moved (EPERM without
+ * CAP_SYS_NICE or an RLIMIT_NICE of 20).
+ */
+int kp_wk_set_normal(struct kp_wk *w);
+
+/*
+ * true when this process may move a worker from SCHED_IDLE back to
+ * SCHED_OTHER (CAP_SYS_NICE, or an RLIMIT_NICE of at least 20), so that
+ * kp_wk_spawn's idle is worth asking for.
+ */
+bool kp_wk_may_unidle(void);
 
 /* Sends a whole frame (or several), copied. A dead worker drops it. */
 void kp_wk_send(struct kp_wk *w, const struct kp_buf *frames);

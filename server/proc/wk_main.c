@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -345,6 +346,14 @@ int kp_worker_main(int argc, char **argv)
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	if (argc > 4 && strcmp(argv[4], KP_WORKER_IDLE_ARG) == 0) {
+		struct sched_param sp = { 0 };
+
+		/* Before any thread starts: they all inherit it. */
+		if (sched_setscheduler(0, SCHED_IDLE, &sp) != 0)
+			fprintf(stderr, "kappad worker: cannot run under SCHED_IDLE: %s\n",
+				strerror(errno));
+	}
 	w->memory_limit = argc > 2 ? strtoull(argv[2], NULL, 10) : 0;
 	set_limits(w->memory_limit);
 	w->fd = KP_WORKER_FD;

@@ -12,6 +12,7 @@ takes its time, a replay whose init raises leaves the live version alone,
 and a parked long-poll on the logical output returns at the cut-over.
 """
 
+import os
 import threading
 import time
 
@@ -220,10 +221,19 @@ class VersionsReplayTest(kh.ServerTest):
         rep = st["replay"]
         self.assertEqual(rep["rate_limit"], 2000)
         self.assertGreater(rep["records_to_go"], 0)
+        # The replay's worker yields the CPU to live work (SCHED_IDLE)
+        # where kappad may take it back at the cut-over (root here).
+        if os.geteuid() == 0:
+            self.assertEqual(rep["scheduling"], "idle")
         kh.wait_status(s, "cnt", lambda st: st["version"] == 2, 30,
                        "the rate-limited replay to cut over",
                        interval=0.05)
         elapsed = time.monotonic() - t0
+        # Live now: every thread of its worker is scheduled normally.
+        pid = kh.raw_status(s, "cnt")["worker"]["pid"]
+        self.assertGreater(pid, 0)
+        self.assertEqual(set(sched_policies(pid)), {0},   # SCHED_OTHER
+                         "policies of the live worker's threads")
         # 10000 records at 2000/s: about 5 s; a generous lower bound.
         self.assertGreaterEqual(elapsed, 3.5,
                                 "10000 records at 2000/s took %.2f s"
@@ -322,6 +332,18 @@ class VersionsReplayTest(kh.ServerTest):
                          "cut-over answered %r" % (r,))
         if r.get("ok") is not True:
             self.assertError(r, "TOPIC_SWITCHED")
+
+
+def sched_policies(pid):
+    """The scheduling policy of each thread of pid (/proc stat field 41)."""
+    out = []
+    task = "/proc/%d/task" % pid
+    for tid in os.listdir(task):
+        with open(os.path.join(task, tid, "stat")) as f:
+            stat = f.read()
+        fields = stat[stat.rindex(")") + 2:].split()
+        out.append(int(fields[41 - 3]))
+    return out
 
 
 if __name__ == "__main__":
