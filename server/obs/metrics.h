@@ -11,8 +11,9 @@
  *
  * Health (GET /health) is unhealthy when any of these holds:
  *   - a live processor's lag has stayed above health_lag_records for longer
- *     than health_lag_seconds (measured between requests to /health or
- *     /metrics: the first request that sees it over starts the clock);
+ *     than health_lag_seconds (measured between requests to /health,
+ *     /metrics or /api/state: the first request that sees it over starts
+ *     the clock);
  *   - a processor was paused by its error rate, or its live version is
  *     stopped (failed: a time or memory budget, init, an unreadable input);
  *   - a partition stopped taking writes after an fsync (storage) error, or

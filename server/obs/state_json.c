@@ -3,10 +3,13 @@
  *
  * Processor status and versions are packed by the processor runtime as
  * msgpack (the same maps proc_status and proc_versions answer) and turned
- * into JSON here, so the dashboard shows exactly what the protocol does.
+ * into JSON here, so the dashboard shows exactly what the protocol does;
+ * health is /health's body (metrics.h). Each physical topic says which
+ * logical name (alias) it is a version of, read from the catalog.
  */
 #include "state_json.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -17,6 +20,7 @@
 
 #include <msgpack.h>
 
+#include "metrics.h"
 #include "base/clock.h"
 #include "log/partition.h"
 #include "log/topic.h"
@@ -341,9 +345,89 @@ static int u64_array(struct kp_buf *out, const struct kp_partition_stats *st,
 	return rc == 0 ? put(out, "]") : rc;
 }
 
-static int topic_json(struct kp_buf *out, struct kp_topic *t,
-		      struct kp_buf *tmp)
+/*
+ * What a physical topic is to the processors' outputs: the logical name it
+ * is one version of (empty for a plain topic), that version's generation,
+ * and whether the logical name resolves to it now.
+ */
+struct topic_role {
+	char logical[KP_NAME_MAX + 1]; /* the alias it is a version of, or "" */
+	uint32_t generation;           /* 1, 2, ...; 0 for a plain topic */
+	bool current;                  /* its name (or logical) resolves here */
+};
+
+/* n when name ends in ".v<n>" (n >= 2, no leading zero), else 0. */
+static uint32_t version_suffix(const char *name, size_t *base_len)
 {
+	const char *dot = strrchr(name, '.');
+	unsigned long n = 0;
+
+	if (dot == NULL || dot == name || dot[1] != 'v' || dot[2] < '1' ||
+	    dot[2] > '9')
+		return 0;
+	for (const char *p = dot + 2; *p != '\0'; p++) {
+		if (!isdigit((unsigned char)*p) || n > UINT32_MAX / 10)
+			return 0;
+		n = n * 10 + (unsigned long)(*p - '0');
+	}
+	if (n < 2 || n > UINT32_MAX)
+		return 0;
+	*base_len = (size_t)(dot - name);
+	return (uint32_t)n;
+}
+
+/*
+ * Version 1 of a processor's output L is the physical topic L, version
+ * N > 1 is L.vN (proc_version.c), and the alias L points at the live one;
+ * so t is a version of L when L is t's own name or its name less ".vN"
+ * and L is an alias.
+ */
+static void topic_role_of(struct kp_catalog *cat, const struct kp_topic *t,
+			  struct topic_role *r)
+{
+	const char *target = NULL;
+	uint32_t gen = 0, n;
+	size_t len = strlen(t->name), base = 0;
+
+	memset(r, 0, sizeof(*r));
+	if (kp_catalog_alias_get(cat, t->name, len, &gen, &target) == 1) {
+		memcpy(r->logical, t->name, len + 1);
+		r->current = strcmp(target, t->name) == 0;
+		r->generation = 1;
+		return;
+	}
+	n = version_suffix(t->name, &base);
+	if (n != 0 &&
+	    kp_catalog_alias_get(cat, t->name, base, &gen, &target) == 1) {
+		memcpy(r->logical, t->name, base);
+		r->logical[base] = '\0';
+		r->current = strcmp(target, t->name) == 0;
+		r->generation = n;
+		return;
+	}
+	r->current = true;
+}
+
+static int topic_role_json(struct kp_buf *out, const struct topic_role *r)
+{
+	int rc;
+
+	if (r->logical[0] == '\0')
+		return appendf(out, ",\"logical\":null,\"generation\":null,"
+			       "\"current\":%s", r->current ? "true" : "false");
+	rc = put(out, ",\"logical\":");
+	if (rc == 0)
+		rc = kp_json_string(out, r->logical, strlen(r->logical));
+	if (rc == 0)
+		rc = appendf(out, ",\"generation\":%u,\"current\":%s",
+			     r->generation, r->current ? "true" : "false");
+	return rc;
+}
+
+static int topic_json(struct kp_buf *out, struct kp_catalog *cat,
+		      struct kp_topic *t, struct kp_buf *tmp)
+{
+	struct topic_role role;
 	uint32_t n = t->config.partitions;
 	struct kp_partition_stats *st;
 	uint64_t end = 0, bytes = 0, segments = 0, appended = 0;
@@ -362,9 +446,12 @@ static int topic_json(struct kp_buf *out, struct kp_topic *t,
 		appended += t->parts[i].records_appended;
 		failed = failed || st[i].failed;
 	}
+	topic_role_of(cat, t, &role);
 	rc = put(out, "{\"name\":");
 	if (rc == 0)
 		rc = kp_json_string(out, t->name, strlen(t->name));
+	if (rc == 0)
+		rc = topic_role_json(out, &role);
 	if (rc == 0)
 		rc = appendf(out, ",\"partitions\":%u,\"start_offsets\":", n);
 	if (rc == 0)
@@ -383,6 +470,21 @@ static int topic_json(struct kp_buf *out, struct kp_topic *t,
 			     (unsigned long long)appended,
 			     failed ? "true" : "false");
 	return rc;
+}
+
+/* /health's body ({"status", "reasons"}), without its newline. */
+static int health_json(struct kp_buf *out, struct kp_server *s,
+		       struct kp_buf *tmp)
+{
+	if (s->store.catalog == NULL)
+		return put(out, "null");
+	kp_buf_reset(tmp);
+	kp_metrics_health(s, tmp);
+	while (tmp->len > 0 && tmp->data[tmp->len - 1] == '\n')
+		tmp->len--;
+	if (tmp->len == 0 || tmp->data[tmp->len - 1] != '}')
+		return -ENOMEM;   /* the writer ran out of memory */
+	return kp_buf_append(out, tmp->data, tmp->len) == 0 ? 0 : -ENOMEM;
 }
 
 int kp_state_json(struct kp_server *s, int64_t started_ms, struct kp_buf *out)
@@ -409,7 +511,8 @@ int kp_state_json(struct kp_server *s, int64_t started_ms, struct kp_buf *out)
 		if (i > 0)
 			rc = put(out, ",");
 		if (rc == 0)
-			rc = topic_json(out, kp_catalog_at(s->store.catalog, i), &tmp);
+			rc = topic_json(out, s->store.catalog,
+					kp_catalog_at(s->store.catalog, i), &tmp);
 	}
 	if (rc == 0)
 		rc = put(out, "],\"processors\":[");
@@ -423,6 +526,10 @@ int kp_state_json(struct kp_server *s, int64_t started_ms, struct kp_buf *out)
 		rc = put(out, "],\"pipeline\":");
 	if (rc == 0)
 		rc = pipeline_json(out, s->procs, &tmp);
+	if (rc == 0)
+		rc = put(out, ",\"health\":");
+	if (rc == 0)
+		rc = health_json(out, s, &tmp);
 	kp_buf_destroy(&tmp);
 	if (rc == 0)
 		rc = put(out, "}\n");

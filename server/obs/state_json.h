@@ -8,7 +8,8 @@
  * U+FFFD, so it is always valid JSON):
  *
  *   {"server": {"version", "pid", "now_ms", "started_ms", "uptime_ms"},
- *    "topics": [{"name", "partitions", "start_offsets": [..],
+ *    "topics": [{"name", "logical", "generation", "current",
+ *                "partitions", "start_offsets": [..],
  *                "end_offsets": [..], "end_offset" (sum), "bytes",
  *                "segments", "records_appended" (since start),
  *                "failed" (a partition stopped taking writes)}],
@@ -16,9 +17,18 @@
  *                    "versions" the proc_versions array (each with its
  *                    role) and "version_count" the number of versions>],
  *    "pipeline": <the proc_graph map of docs/PROTOCOL.md: processors,
- *                 topics, edges>}
+ *                 topics, edges>,
+ *    "health": <the /health body: {"status", "reasons"}, metrics.h>}
  *
- * Topics and processors are in name order.
+ * "topics" are the physical topics. One that is a version of a processor
+ * output has "logical" the output's (alias) name and "generation" the
+ * version's number: version 1 is the physical topic of the logical name
+ * itself, version N > 1 is "<logical>.vN". "current" is true when the
+ * logical name resolves to this topic now (and for a plain topic, whose
+ * "logical" and "generation" are null). The alias itself is no entry.
+ *
+ * Topics and processors are in name order. Asking for the snapshot counts
+ * as a /health request for health_lag_seconds (metrics.h).
  */
 #ifndef KP_STATE_JSON_H
 #define KP_STATE_JSON_H

@@ -11,6 +11,14 @@ throughput charts. A screenshot is kept as a test artifact
 the page shows the new version live; when kappad stops it shows
 "disconnected", and it recovers when kappad is back.
 
+Issue 14: a processor's output is listed by its logical name with the
+physical topic it points to (counts -> counts.v2 after a replay), its
+other version topics under it and marked as such; a processor that failed
+or was paused by its error rate is flagged in red with its reason, one
+paused by the operator is not; and one second after the page is opened it
+shows topics, processors and numbers (rates too), not "connecting" and
+dashes.
+
 Chromium is driven through the DevTools protocol over a pipe
 (--remote-debugging-pipe), with nothing but the standard library. The test
 skips, saying so, when Chromium is not installed (.ci/run installs it).
@@ -154,7 +162,9 @@ class Browser:
                 raise AssertionError("%s failed: %r" % (method, m["error"]))
             return m.get("result", {})
 
-    def open(self, url):
+    def open(self, url, before=None):
+        """Opens url in a new page; before: a script run in the page
+        before its own scripts."""
         target = self.call("Target.createTarget", {"url": "about:blank"},
                            session=False)["targetId"]
         self.session = self.call("Target.attachToTarget",
@@ -165,6 +175,9 @@ class Browser:
                    "mobile": False})
         self.call("Page.enable")
         self.call("Runtime.enable")
+        if before:
+            self.call("Page.addScriptToEvaluateOnNewDocument",
+                      {"source": before})
         self.call("Page.navigate", {"url": url})
 
     def eval(self, expression):
@@ -221,17 +234,36 @@ READ_PAGE = r"""
   };
   return {
     conn: text('[data-testid="conn-status"]'),
+    health: text('[data-testid="health-status"]'),
+    health_reasons: qa('[data-testid="health-reason"]').map(e => e.textContent),
     banner: text('[data-testid="banner"]'),
     meta: text('[data-testid="server-meta"]'),
     topics: qa('[data-testid="topic-row"]').map(r => ({
       name: r.dataset.name, text_name: text('[data-testid="topic-name"]', r),
+      physical: r.dataset.physical || null,
+      text: r.cells[0].textContent,
       records: text('[data-testid="topic-records"]', r) })),
+    topic_versions: qa('[data-testid="topic-version-row"]').map(r => ({
+      name: r.dataset.name, logical: r.dataset.logical,
+      generation: +r.dataset.generation, text: r.cells[0].textContent,
+      // the logical row this version row is listed under
+      under: (() => { let e = r.previousElementSibling;
+        while (e && e.dataset.testid !== "topic-row") e = e.previousElementSibling;
+        return e ? e.dataset.name : null; })() })),
+    topic_count: text('[data-testid="count-topics"]'),
     procs: qa('[data-testid="proc-row"]').map(r => ({
       name: r.dataset.name, text_name: text('[data-testid="proc-name"]', r),
       state: text('[data-testid="proc-state"]', r),
       version: text('[data-testid="proc-version"]', r),
       lag: text('[data-testid="proc-lag"]', r),
       last_error: text('[data-testid="proc-last-error"]', r),
+      flagged: r.dataset.flagged || null,
+      alerts: qa('[data-testid="proc-alert"]', r).map(e => ({
+        text: e.textContent, color: getComputedStyle(e).color,
+        visible: e.getBoundingClientRect().height > 0 })),
+      state_bg: q('[data-testid="proc-state"]', r) ?
+        getComputedStyle(q('[data-testid="proc-state"]', r)).backgroundColor : null,
+      row_bg: getComputedStyle(r.cells[0]).backgroundColor,
       elements_in_error: qa('[data-testid="proc-last-error"] *', r).length,
       chips: qa('[data-testid="version-chip"]', r).map(c => ({
         version: +c.dataset.version, role: c.dataset.role,
@@ -247,7 +279,7 @@ READ_PAGE = r"""
     pipeline: {
       nodes: qa('[data-testid="pipeline-node"]').map(n => ({
         kind: n.dataset.kind, name: n.dataset.name,
-        stalled: n.dataset.stalled,
+        stalled: n.dataset.stalled, flagged: n.dataset.flagged || null,
         w: n.getBBox().width, h: n.getBBox().height })),
       links: qa('[data-testid="pipeline-link"]').map(l => ({
         from: l.dataset.from, to: l.dataset.to,
@@ -255,6 +287,32 @@ READ_PAGE = r"""
     lag: chart("chart-lag", "chart-lag"),
     tput: chart("chart-throughput", "chart-tput"),
   };
+})()
+"""
+
+# Installed before the page's own script (Page.addScriptToEvaluateOnNewDocument):
+# 1000 ms after the navigation started (performance.now()'s origin), what
+# the page shows is kept in window.__kappaAt1s, then read by the test.
+SNAPSHOT_AT_1S = r"""
+(() => {
+  const snap = () => {
+    const q = (s, root) => (root || document).querySelector(s);
+    const qa = (s, root) => Array.from((root || document).querySelectorAll(s));
+    const text = (s, root) => { const e = q(s, root); return e ? e.textContent : null; };
+    window.__kappaAt1s = {
+      at_ms: performance.now(),
+      conn: text('[data-testid="conn-status"]'),
+      cards: qa('.card').map(c => ({ label: text('.label', c),
+                                     value: text('.value', c) })),
+      topics: qa('[data-testid="topic-row"]').map(r => ({
+        name: r.dataset.name,
+        cells: Array.from(r.cells).map(c => c.textContent) })),
+      procs: qa('[data-testid="proc-row"]').map(r => ({
+        name: r.dataset.name,
+        cells: Array.from(r.cells).map(c => c.textContent) })),
+    };
+  };
+  setTimeout(snap, Math.max(0, 1000 - performance.now()));
 })()
 """
 
@@ -366,6 +424,194 @@ class DashboardBrowserTest(HttpTest):
                        "the page to connect with the fragment's token")
         self.assertNotIn("token", browser2.eval("location.href"))
 
+    def test_data_within_one_second(self):
+        """What the page shows 1 s after it was opened (navigation start,
+        taken in the page itself): connected, the topics and processors by
+        name, and numbers in every card and rate column, not "connecting"
+        and dashes (the first fetch is immediate, the second follows it
+        soon so that rates show)."""
+        s = self.new_server()
+        with s.client() as c:
+            c.ok("topic_create", topic="events", partitions=2)
+            c.produce("events", [{"user": "u%d" % (i % 7), "i": i}
+                                 for i in range(200)], partition=None,
+                      keys=["u%d" % (i % 7) for i in range(200)])
+            c.ok("proc_create", name="cbu",
+                 file=kh.fixture("count_by_user.lua"), inputs=["events"],
+                 outputs=["counts"])
+        kh.wait_caught_up(s, "cbu")
+        producer = Producer(s, "events")
+        producer.start()
+        self.addCleanup(producer.stop)
+        browser = Browser()
+        self.addCleanup(browser.close)
+        # A first page in this browser, so that the one measured does not
+        # pay for the browser's own start-up.
+        browser.open("about:blank")
+        browser.open("http://127.0.0.1:%d/" % s.http_port,
+                     before=SNAPSHOT_AT_1S)
+        snap = kh.wait_for(lambda: browser.eval("window.__kappaAt1s"), 10,
+                           "the snapshot taken 1 s after opening")
+        shot = browser.screenshot(os.path.join(artifacts_dir(),
+                                               "dashboard-1s.png"))
+        print("dashboard screenshot after 1 s: %s" % shot, flush=True)
+        producer.stop()
+        self.assertIsNone(producer.error)
+        dump = json.dumps(snap, indent=1, ensure_ascii=False)
+        self.assertLess(snap["at_ms"], 1200, dump)
+        self.assertEqual(snap["conn"], "connected", dump)
+        cards = {c["label"]: c["value"] for c in snap["cards"]}
+        for label, value in cards.items():
+            self.assertNotIn(value.strip(), ("", "–", "-"),
+                             "card %r at 1 s\n%s" % (label, dump))
+            float(value.rstrip("kMG"))   # a number
+        self.assertEqual(cards["Processors"], "1", dump)
+        self.assertEqual({t["name"] for t in snap["topics"]},
+                         {"events", "counts", "cbu.dlq"}, dump)
+        self.assertEqual([p["name"] for p in snap["procs"]], ["cbu"], dump)
+        for row in snap["topics"] + snap["procs"]:
+            self.assertNotIn("–", row["cells"], "a dash at 1 s\n%s" % dump)
+        events = [t for t in snap["topics"] if t["name"] == "events"][0]
+        self.assertGreaterEqual(int(events["cells"][3]), 200, dump)
+
+    def test_logical_topics_name_their_physical_topic(self):
+        """After a replay the output counts resolves to counts.v2 (and the
+        dead-letter topic cbu.dlq to cbu.dlq.v2): the page lists one row
+        per logical name naming its physical topic, and the version topics
+        under it, marked as such, not as unrelated topics."""
+        s = self.new_server()
+        with s.client() as c:
+            c.ok("topic_create", topic="events")
+            c.produce("events", [{"user": "u%d" % (i % 5), "i": i}
+                                 for i in range(100)], partition=0)
+            c.ok("proc_create", name="cbu",
+                 file=kh.fixture("count_by_user.lua"), inputs=["events"],
+                 outputs=["counts"])
+        kh.wait_caught_up(s, "cbu")
+        with s.client() as c:
+            self.assertEqual(c.ok("proc_replay", name="cbu")["version"], 2)
+        kh.wait_proc(s, "cbu", lambda st: st["version"] == 2 and
+                     st["replay"] is None and st["lag"] == 0,
+                     what="the replay of cbu to cut over")
+
+        # /api/state: each physical topic says what it is a version of.
+        topics = {t["name"]: t for t in self.state(s)["topics"]}
+        self.assertEqual(sorted(topics), ["cbu.dlq", "cbu.dlq.v2", "counts",
+                                          "counts.v2", "events"])
+        role = {n: (t["logical"], t["generation"], t["current"])
+                for n, t in topics.items()}
+        self.assertEqual(role, {
+            "events": (None, None, True),
+            "counts": ("counts", 1, False),
+            "counts.v2": ("counts", 2, True),
+            "cbu.dlq": ("cbu.dlq", 1, False),
+            "cbu.dlq.v2": ("cbu.dlq", 2, True)})
+
+        browser = Browser()
+        self.addCleanup(browser.close)
+        browser.open("http://127.0.0.1:%d/" % s.http_port)
+        p = self.wait_page(browser, lambda p: p["conn"] == "connected" and
+                           p["topics"], "the page to list topics")
+        rows = {t["name"]: t for t in p["topics"]}
+        dump = json.dumps(p["topics"] + p["topic_versions"], indent=1)
+        self.assertEqual(sorted(rows), ["cbu.dlq", "counts", "events"], dump)
+        self.assertEqual(rows["counts"]["physical"], "counts.v2", dump)
+        self.assertIn("counts → counts.v2", rows["counts"]["text"], dump)
+        self.assertEqual(rows["cbu.dlq"]["physical"], "cbu.dlq.v2", dump)
+        self.assertIn("cbu.dlq → cbu.dlq.v2", rows["cbu.dlq"]["text"], dump)
+        self.assertNotIn("→", rows["events"]["text"], dump)
+        # Its numbers are those of the physical topic it points to.
+        self.assertEqual(rows["counts"]["records"],
+                         str(topics["counts.v2"]["end_offset"]), dump)
+        # Version 1's physical topics: listed under their logical name.
+        vers = {(v["under"], v["name"]): v for v in p["topic_versions"]}
+        self.assertEqual(sorted(vers), [("cbu.dlq", "cbu.dlq"),
+                                        ("counts", "counts")], dump)
+        for v in vers.values():
+            self.assertEqual((v["logical"], v["generation"]),
+                             (v["under"], 1), dump)
+            self.assertIn("version topic of " + v["under"], v["text"], dump)
+        self.assertEqual(p["topic_count"], "3", dump)
+        browser.screenshot(os.path.join(artifacts_dir(),
+                                        "dashboard-aliases.png"))
+
+    def test_failed_or_paused_processor_flagged_red(self):
+        """A processor paused by its error rate and one stopped for its
+        time budget are flagged in red with their reasons (the row, its
+        state, a visible line saying why; /health's reasons on top); a
+        running one and one paused by the operator are not."""
+        s = self.new_server()
+        with s.client() as c:
+            for t in ("good", "bad", "loop"):
+                c.ok("topic_create", topic=t)
+            c.ok("proc_create", name="ok", file=kh.fixture("count_by_user.lua"),
+                 inputs=["good"], outputs=["counts"])
+            c.ok("proc_create", name="held",
+                 file=kh.fixture("count_by_user.lua"), inputs=["good"],
+                 outputs=["held_counts"])
+            c.ok("proc_pause", name="held")
+            c.ok("proc_create", name="erring",
+                 file=kh.fixture("raise_on_bad.lua"), inputs=["bad"],
+                 outputs=["erring_out"], config={"output": "erring_out"},
+                 max_error_rate=0.5, error_window_min=5)
+            c.ok("proc_create", name="looping",
+                 file=kh.fixture("iso_loop.lua"), inputs=["loop"],
+                 time_budget_ms=100)
+            c.produce("good", [{"user": "u", "i": i} for i in range(10)],
+                      partition=0)
+            c.produce("bad", [{"user": "u", "i": i, "bad": True}
+                              for i in range(10)], partition=0)
+            c.produce("loop", [{"i": 0}], partition=0)
+        erring = kh.wait_proc(s, "erring", lambda st: st["state"] == "paused")
+        self.assertIn("error rate", erring["reason"])
+        looping = kh.wait_proc(s, "looping",
+                               lambda st: st["state"] == "failed")
+        self.assertIn("time budget", looping["reason"])
+        kh.wait_caught_up(s, "ok")
+        self.assertEqual(self.state(s)["health"]["status"], "unhealthy")
+
+        browser = Browser()
+        self.addCleanup(browser.close)
+        browser.open("http://127.0.0.1:%d/" % s.http_port)
+
+        def shown(p):
+            procs = {r["name"]: r for r in p["procs"]}
+            return (p["conn"] == "connected" and
+                    sorted(procs) == ["erring", "held", "looping", "ok"] and
+                    procs["looping"]["state"] == "failed" and
+                    procs["erring"]["state"] == "paused")
+
+        p = self.wait_page(browser, shown, "the page to show the processors")
+        browser.screenshot(os.path.join(artifacts_dir(),
+                                        "dashboard-flagged.png"))
+        procs = {r["name"]: r for r in p["procs"]}
+        dump = json.dumps(p["procs"], indent=1, ensure_ascii=False)
+        red = "rgb(211, 58, 44)"    # --bad
+        for name, why in (("erring", "error rate"),
+                          ("looping", "time budget")):
+            r = procs[name]
+            self.assertEqual(r["flagged"], "true", dump)
+            self.assertTrue(any(why in a["text"] for a in r["alerts"]), dump)
+            for a in r["alerts"]:
+                self.assertEqual(a["color"], red, dump)
+                self.assertTrue(a["visible"], dump)
+            self.assertEqual(r["state_bg"], red, dump)
+            self.assertNotEqual(r["row_bg"], procs["ok"]["row_bg"], dump)
+        for name in ("ok", "held"):
+            self.assertEqual(procs[name]["flagged"], "false", dump)
+            self.assertEqual(procs[name]["alerts"], [], dump)
+            self.assertNotEqual(procs[name]["state_bg"], red, dump)
+        self.assertEqual(procs["held"]["state"], "paused")
+        self.assertTrue(p["health"].startswith("unhealthy"), p["health"])
+        self.assertTrue(any("erring" in m and "error rate" in m
+                            for m in p["health_reasons"]), p["health_reasons"])
+        self.assertTrue(any("looping" in m for m in p["health_reasons"]),
+                        p["health_reasons"])
+        flagged = {n["name"]: n["flagged"] for n in p["pipeline"]["nodes"]
+                   if n["kind"] == "proc"}
+        self.assertEqual(flagged, {"ok": "false", "held": "false",
+                                   "erring": "true", "looping": "true"})
+
     def test_dashboard(self):
         t0 = time.monotonic()
         s = self.new_server()
@@ -411,8 +657,8 @@ class DashboardBrowserTest(HttpTest):
 
         # The JSON snapshot, strictly parsed.
         st = self.state(s)
-        self.assertEqual(sorted(st),
-                         ["pipeline", "processors", "server", "topics"])
+        self.assertEqual(sorted(st), ["health", "pipeline", "processors",
+                                      "server", "topics"])
         self.assertEqual(st["pipeline"]["edges"],
                          [{"from": "cbu", "to": "cbu_top", "topic": "counts"}])
         self.assertIsInstance(st["server"]["now_ms"], int)
