@@ -14,7 +14,7 @@
 
 #include <uv.h>
 
-#include "state_json.h"
+#include "json_text.h"
 #include "base/metrics_text.h"
 #include "log/groups.h"
 #include "log/topic.h"

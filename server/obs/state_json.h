@@ -47,9 +47,6 @@ struct kp_server;
 int kp_state_json(struct kp_server *s, int64_t started_ms,
 		  struct kp_buf *out);
 
-/* Appends s (len bytes) as a JSON string literal. Returns 0 or -ENOMEM. */
-int kp_json_string(struct kp_buf *out, const char *s, size_t len);
-
 /*
  * Appends the msgpack object in data[0..len) as JSON (maps with non-string
  * keys get their keys as strings; bin as a string; NaN and infinities as
