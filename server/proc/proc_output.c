@@ -14,6 +14,7 @@
 #include "base/logging.h"
 #include "base/mp.h"
 #include "log/batch.h"
+#include "log/partition.h"
 #include "log/store.h"
 #include "log/writer.h"
 
@@ -341,18 +342,35 @@ static int out_add(struct out_set *set, const char *physical, const char *key,
 
 /* ---- refused writes: kept and retried ---------------------------------- */
 
-static void block(struct proc_version *v, const char *topic,
-		  uint32_t partition, const struct kp_error *err)
+/*
+ * The reason names what ends the pause (a failed partition takes writes
+ * again only after a restart) and cuts the error, never that, to fit.
+ */
+static void block(struct proc_version *v, struct kp_topic_partition *tp,
+		  const struct kp_error *err)
 {
+	const char *topic = tp->topic->name;
+	struct kp_partition_stats st;
+	const char *until;
+	int head, room;
+
+	kp_partition_stats(tp->log, &st);
+	until = st.failed ? "; it takes writes again once kappad restarts"
+			  : "; resumes by itself once it can";
+
 	if (v->blocked[0] == '\0') {
 		v->blocked_total++;
-		kp_log_error("proc", "processor %s v%u paused: output %s/%u cannot take writes (%s); it resumes once the partition does",
-			     v->proc->def.name, v->number, topic, partition,
-			     err->msg);
+		kp_log_error("proc", "processor %s v%u paused: output %s/%u cannot take writes (%s)%s",
+			     v->proc->def.name, v->number, topic, tp->id,
+			     err->msg, until);
 	}
+	head = snprintf(v->blocked, sizeof(v->blocked),
+			"output %s partition %u cannot take writes: ", topic,
+			tp->id);
+	room = (int)sizeof(v->blocked) - head - (int)strlen(until) - 1;
 	snprintf(v->blocked, sizeof(v->blocked),
-		 "output %s partition %u cannot take writes: %s; resumes by itself once it can",
-		 topic, partition, err->msg);
+		 "output %s partition %u cannot take writes: %.*s%s", topic,
+		 tp->id, room > 0 ? room : 0, err->msg, until);
 }
 
 /* Keeps a finished batch (its bytes move into the list). */
@@ -414,7 +432,7 @@ bool kp_pv_retry_pending(struct proc_version *v, int64_t now_ms)
 				     pd->partition, pd->count);
 		} else if (append_one(v, tp, &pd->batch, pd->count, now_ms,
 				      &err) != 0) {
-			block(v, pd->topic, pd->partition, &err);
+			block(v, tp, &err);
 			return false;
 		}
 		v->pending = pd->next;
@@ -460,7 +478,7 @@ static void out_flush(struct out_set *set, int64_t now)
 			if (v->pending == NULL && v->blocked[0] == '\0' &&
 			    append_one(v, ob->tp, &ob->buf, ob->count, now,
 				       &err) != 0)
-				block(v, ob->tp->topic->name, ob->tp->id, &err);
+				block(v, ob->tp, &err);
 			if (v->blocked[0] != '\0' &&
 			    keep_pending(v, ob->tp, &ob->buf, ob->count) != 0)
 				kp_log_error("proc", "processor %s v%u: out of memory keeping %u outputs for %s/%u",
@@ -474,11 +492,35 @@ static void out_flush(struct out_set *set, int64_t now)
 	kp_buf_destroy(&set->headers);
 }
 
+/* true for NAME.vN: the name of a version's physical topic, or its alias. */
+static bool version_name(const char *topic, size_t len)
+{
+	size_t digits = 0;
+
+	while (digits < len && topic[len - 1 - digits] >= '0' &&
+	       topic[len - 1 - digits] <= '9')
+		digits++;
+	return digits > 0 && len >= digits + 3 &&
+	       topic[len - digits - 1] == 'v' && topic[len - digits - 2] == '.';
+}
+
+/*
+ * The claim opens the output at once (not when the batch's outputs are
+ * written): a later emit of the same batch, or another processor's claim,
+ * then sees the topic taken, and is refused instead of dropped at write.
+ */
 int kp_pv_claim_topic(struct proc_version *v, const char *topic, size_t len)
 {
-	return kp_catalog_name_taken(v->owner->store->catalog, topic, len)
-		       ? KP_ENOTOWNER
-		       : 0;
+	if (physical_output(v, topic, len) != NULL)
+		return 0;
+	if (version_name(topic, len) ||
+	    kp_catalog_name_taken(v->owner->store->catalog, topic, len))
+		return KP_ENOTOWNER;
+	if (v->role == PV_SCRATCH || !v->proc->def.open_outputs)
+		return 0;
+	return v->owner->events.open_output(v->proc, topic, len) == 0
+		       ? 0
+		       : KP_ENOTOWNER;
 }
 
 void kp_pv_write_outputs(struct proc_version *v, struct pv_job *job)

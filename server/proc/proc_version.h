@@ -515,9 +515,11 @@ int kp_pv_add_marks(struct proc_version *v, const char *topic,
 		    const struct kp_checkpoint *ck);
 
 /*
- * Whether a processor created without --output may emit to topic, which
- * is not one of its outputs yet: only when no topic has that name (it
- * then becomes its output). Returns 0 or KP_ENOTOWNER (proc_output.c).
+ * Whether v may emit to topic: yes to one of its outputs; for a processor
+ * created without --output, to a name no topic has and that is not a
+ * version's (X.vN), which becomes its output at once (created now, so
+ * that a later claim of the name by anyone is refused). Returns 0 or
+ * KP_ENOTOWNER (proc_output.c).
  */
 int kp_pv_claim_topic(struct proc_version *v, const char *topic, size_t len);
 
