@@ -18,6 +18,12 @@
 #include "log/writer.h"
 
 #define FETCH_DEFAULT_MAX_BYTES (1024 * 1024)
+/*
+ * A longer max_wait_ms waits this long (PROTOCOL.md, fetch): clamped, not
+ * refused, since a poll that runs out answers empty and its reader fetches
+ * again anyway, so a client that asks for "as long as you will" loses
+ * nothing.
+ */
 #define FETCH_MAX_WAIT_MS 60000
 /* msgpack bin 32: the marker byte, then the length, big-endian. */
 #define MP_BIN32 0xc6

@@ -10,8 +10,22 @@
 #include "base/alloc.h"
 #include "proc/proc.h"
 
+/*
+ * The longest processor name and declared output: every version N's
+ * physical topics, NAME.dlq.vN and OUTPUT.vN (N up to 2^32-1, ten digits),
+ * must be topic names (1..KP_NAME_MAX), else they would be cut short and
+ * two versions would share one.
+ */
+#define PROC_NAME_MAX (KP_NAME_MAX - (int)sizeof(".dlq.v4294967295") + 1)
+#define PROC_OUTPUT_MAX (KP_NAME_MAX - (int)sizeof(".v4294967295") + 1)
+
+/*
+ * Reads a required str of at most cap - 1 bytes without control bytes;
+ * why, when not NULL, says in the error why longer is refused.
+ */
 static int read_name(const struct kp_request *req, const char *field,
-		     char *out, size_t cap, struct kp_error *err)
+		     char *out, size_t cap, const char *why,
+		     struct kp_error *err)
 {
 	struct kp_mp_view v;
 	int rc = kp_field_str(req->map, field, &v, err);
@@ -22,8 +36,9 @@ static int read_name(const struct kp_request *req, const char *field,
 		return kp_error_set(err, KP_EBADREQUEST,
 				    "field '%s' is required", field);
 	if (v.len >= cap)
-		return kp_error_set(err, KP_EBADREQUEST, "field '%s' is too long",
-				    field);
+		return kp_error_set(err, KP_EBADREQUEST,
+				    "field '%s' is too long (at most %zu bytes%s)",
+				    field, cap - 1, why != NULL ? why : "");
 	for (size_t i = 0; i < v.len; i++) {
 		if ((unsigned char)v.ptr[i] < 0x20 || v.ptr[i] == 0x7f)
 			return kp_error_set(err, KP_EBADREQUEST,
@@ -35,9 +50,13 @@ static int read_name(const struct kp_request *req, const char *field,
 	return 0;
 }
 
+/*
+ * Reads an array of 1..KP_PROC_MAX_TOPICS distinct topic names, each at
+ * most max_len bytes (0: any topic name).
+ */
 static int read_topics(const struct kp_request *req, const char *field,
 		       char names[][201], uint32_t *count, bool required,
-		       struct kp_error *err)
+		       size_t max_len, struct kp_error *err)
 {
 	struct kp_mp_iter it;
 	struct kp_mp_view item, s;
@@ -62,6 +81,10 @@ static int read_topics(const struct kp_request *req, const char *field,
 			return kp_error_set(err, KP_EBADREQUEST,
 					    "field '%s' must hold topic names",
 					    field);
+		if (max_len != 0 && s.len > max_len)
+			return kp_error_set(err, KP_EBADREQUEST,
+					    "field '%s': '%.32s...' is longer than %zu bytes, which leaves no room for a version's '.vN'",
+					    field, s.ptr, max_len);
 		memcpy(names[*count], s.ptr, s.len);
 		names[*count][s.len] = '\0';
 		for (uint32_t k = 0; k < *count; k++) {
@@ -125,7 +148,8 @@ static int read_from(const struct kp_request *req, struct kp_proc_def *def,
 /*
  * The limits a processor asks, within the server's ceilings
  * (max_time_budget_ms, max_proc_memory_bytes; the latter 0 lets a
- * processor ask for no memory limit at all).
+ * processor ask for no memory limit at all). The defaults are capped by
+ * the same ceilings.
  */
 static int read_limits(const struct kp_server *s, const struct kp_request *req,
 		       struct kp_proc_def *def, struct kp_error *err)
@@ -138,7 +162,7 @@ static int read_limits(const struct kp_server *s, const struct kp_request *req,
 	if (rc < 0)
 		return rc;
 	if (rc == 0 && (kp_mp_read_double(v, &def->max_error_rate) != 0 ||
-			def->max_error_rate < 0 || def->max_error_rate > 1))
+			!(def->max_error_rate >= 0 && def->max_error_rate <= 1)))
 		return kp_error_set(err, KP_EBADREQUEST,
 				    "field 'max_error_rate' must be a number in 0..1");
 	rc = kp_field_uint(req->map, "error_window_min", &u, err);
@@ -172,6 +196,8 @@ static int read_limits(const struct kp_server *s, const struct kp_request *req,
 	}
 	if (mem_max != 0 && def->memory_limit > mem_max)
 		def->memory_limit = mem_max;
+	if (def->time_budget_ms > s->cfg.max_time_budget_ms)
+		def->time_budget_ms = s->cfg.max_time_budget_ms;
 	return 0;
 }
 
@@ -184,19 +210,22 @@ int kp_handle_proc_create(struct kp_server *s, struct kp_slot *slot,
 
 	kp_proc_def_init(&def);
 	def.error_window_min = s->cfg.error_window_min;
-	rc = read_name(req, "name", def.name, sizeof(def.name), err);
+	rc = read_name(req, "name", def.name, PROC_NAME_MAX + 1,
+		       ", so that every version's dead-letter topic NAME.dlq.vN is a topic name",
+		       err);
 	if (rc == 0)
-		rc = read_name(req, "file", def.source, sizeof(def.source), err);
+		rc = read_name(req, "file", def.source, sizeof(def.source),
+			       NULL, err);
 
 	if (rc == 0 && def.source[0] != '/')
 		rc = kp_error_set(err, KP_EBADREQUEST,
 				  "field 'file' must be an absolute path on the server");
 	if (rc == 0)
 		rc = read_topics(req, "inputs", def.inputs, &def.input_count,
-				 true, err);
+				 true, 0, err);
 	if (rc == 0)
 		rc = read_topics(req, "outputs", def.outputs, &def.output_count,
-				 false, err);
+				 false, PROC_OUTPUT_MAX, err);
 	def.open_outputs = def.output_count == 0;
 	if (rc == 0)
 		rc = read_from(req, &def, err);

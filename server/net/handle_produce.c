@@ -89,6 +89,42 @@ static int records_check(const struct kp_records *r, struct kp_error *err)
 	return kp_error_set(err, r->err.code, "%s", r->err.msg);
 }
 
+/*
+ * producer_id (1..2^64-1) and seq (0..2^32-1: a batch stores it in 32
+ * bits, log/batch.h), both or neither, and then partition too.
+ */
+static int read_idempotence(const struct kp_request *req,
+			    struct produce_req *p, struct kp_error *err)
+{
+	int has_id = kp_request_field_uint(req, "producer_id", &p->producer_id,
+					   err);
+	int has_seq;
+
+	if (has_id < 0)
+		return has_id;
+	has_seq = kp_request_field_uint(req, "seq", &p->seq, err);
+	if (has_seq < 0)
+		return has_seq;
+	if (has_id == 1)
+		return has_seq == 1 ? 0
+				    : kp_error_set(err, KP_EBADREQUEST,
+						   "field 'seq' needs 'producer_id'");
+	if (p->producer_id == 0)
+		return kp_error_set(err, KP_EBADREQUEST,
+				    "field 'producer_id' must be non-zero (1..2^64-1)");
+	if (has_seq == 1)
+		return kp_error_set(err, KP_EBADREQUEST,
+				    "field 'seq' is required with 'producer_id'");
+	if (p->seq > UINT32_MAX)
+		return kp_error_set(err, KP_EBADREQUEST,
+				    "field 'seq' must be 0..4294967295 (2^32-1), got %llu",
+				    (unsigned long long)p->seq);
+	if (!p->has_partition)
+		return kp_error_set(err, KP_EBADREQUEST,
+				    "idempotent produce needs 'partition'");
+	return 0;
+}
+
 static int produce_decode(struct kp_server *s, const struct kp_request *req,
 			  struct kp_records *local, struct produce_req *p,
 			  struct kp_error *err)
@@ -117,20 +153,9 @@ static int produce_decode(struct kp_server *s, const struct kp_request *req,
 	if (rc < 0)
 		return rc;
 	p->has_partition = rc == 0;
-	rc = kp_request_field_uint(req, "producer_id", &p->producer_id, err);
-	if (rc < 0)
+	rc = read_idempotence(req, p, err);
+	if (rc != 0)
 		return rc;
-	if (p->producer_id != 0) {
-		rc = kp_request_field_uint(req, "seq", &p->seq, err);
-		if (rc < 0)
-			return rc;
-		if (rc == 1 || p->seq > UINT32_MAX)
-			return kp_error_set(err, KP_EBADREQUEST,
-					    "field 'seq' (0..2^32-1) is required with 'producer_id'");
-		if (!p->has_partition)
-			return kp_error_set(err, KP_EBADREQUEST,
-					    "idempotent produce needs 'partition'");
-	}
 	if (kp_catalog_alias_get(s->store.catalog, name.ptr, name.len, NULL,
 				 NULL) ||
 	    kp_procs_topic_user(s->procs, name.ptr, name.len, true) != NULL)

@@ -128,7 +128,8 @@ int kp_request_decode_records(const char *body, size_t len,
 		req->nfields = 0;
 		req->all_fields = false;
 		return kp_error_set(err, KP_EBADMSGPACK,
-				    "body is not a well-formed msgpack value");
+				    "body is not a well-formed msgpack value (truncated, a reserved byte, a length past the frame, or arrays and maps nested more than %d deep)",
+				    KP_MP_MAX_DEPTH);
 	}
 	req->map.len = size;
 	is_map = kp_mp_type(req->map) == KP_MP_MAP;
