@@ -126,8 +126,9 @@ static int l_emit(lua_State *L)
 				  "when creating the processor, or emit to a new "
 				  "topic)", topic);
 	if (rc == KP_EBADTOPIC)
-		return luaL_error(L, "emit failed: '%s' is not a valid topic "
-				  "name (1..200 of A-Z a-z 0-9 . _ -)", topic);
+		return luaL_error(L, "emit failed: '%s' is not a valid output "
+				  "topic name (1..188 of A-Z a-z 0-9 . _ -)",
+				  topic);
 	if (rc < 0)
 		return host_fail(L, "emit", rc);
 	return 0;

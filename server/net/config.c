@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "log/topic.h"
 #include "proc/proc_def.h"
 
 static const char usage[] =
@@ -134,18 +135,20 @@ int kp_config_parse_addr(const char *addr, char *host, size_t host_cap,
 	return 0;
 }
 
-/* Settings that are plain numbers: name, target, minimum. */
+/* Settings that are plain numbers: name, target, minimum, maximum. */
 struct num_setting {
 	const char *key;
 	size_t offset;
 	int width;  /* 32 or 64 bits, unsigned */
 	uint64_t min;
+	uint64_t max;  /* 0: what the width holds */
 };
 
-#define NUM(field, width, min) { #field, offsetof(struct kp_config, field), width, min }
+#define NUM(field, width, min) { #field, offsetof(struct kp_config, field), width, min, 0 }
+#define NUM_MAX(field, width, min, max) { #field, offsetof(struct kp_config, field), width, min, max }
 
 static const struct num_setting num_settings[] = {
-	NUM(default_partitions, 32, 1),
+	NUM_MAX(default_partitions, 32, 1, KP_MAX_PARTITIONS),
 	NUM(fsync_interval_ms, 32, 1),
 	NUM(max_frame_bytes, 32, 1024),
 	NUM(max_inflight_bytes, 64, 65536),
@@ -169,6 +172,12 @@ static int set_number(struct kp_config *cfg, const struct num_setting *s,
 	uint64_t v;
 	char *field = (char *)cfg + s->offset;
 
+	if (s->max != 0 && parse_u64(value, &v) == 0 &&
+	    (v < s->min || v > s->max))
+		return kp_error_set(err, KP_ECONFIG,
+				    "%s: '%s' is not a number in %llu..%llu",
+				    s->key, value, (unsigned long long)s->min,
+				    (unsigned long long)s->max);
 	if (parse_u64(value, &v) != 0 || v < s->min ||
 	    (s->width == 32 && v > UINT32_MAX))
 		return kp_error_set(err, KP_ECONFIG,

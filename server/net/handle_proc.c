@@ -11,15 +11,6 @@
 #include "proc/proc.h"
 
 /*
- * The longest processor name and declared output: every version N's
- * physical topics, NAME.dlq.vN and OUTPUT.vN (N up to 2^32-1, ten digits),
- * must be topic names (1..KP_NAME_MAX), else they would be cut short and
- * two versions would share one.
- */
-#define PROC_NAME_MAX (KP_NAME_MAX - (int)sizeof(".dlq.v4294967295") + 1)
-#define PROC_OUTPUT_MAX (KP_NAME_MAX - (int)sizeof(".v4294967295") + 1)
-
-/*
  * Reads a required str of at most cap - 1 bytes without control bytes;
  * why, when not NULL, says in the error why longer is refused.
  */
@@ -210,7 +201,7 @@ int kp_handle_proc_create(struct kp_server *s, struct kp_slot *slot,
 
 	kp_proc_def_init(&def);
 	def.error_window_min = s->cfg.error_window_min;
-	rc = read_name(req, "name", def.name, PROC_NAME_MAX + 1,
+	rc = read_name(req, "name", def.name, KP_PROC_NAME_MAX + 1,
 		       ", so that every version's dead-letter topic NAME.dlq.vN is a topic name",
 		       err);
 	if (rc == 0)
@@ -225,7 +216,7 @@ int kp_handle_proc_create(struct kp_server *s, struct kp_slot *slot,
 				 true, 0, err);
 	if (rc == 0)
 		rc = read_topics(req, "outputs", def.outputs, &def.output_count,
-				 false, PROC_OUTPUT_MAX, err);
+				 false, KP_PROC_OUTPUT_MAX, err);
 	def.open_outputs = def.output_count == 0;
 	if (rc == 0)
 		rc = read_from(req, &def, err);

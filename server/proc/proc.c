@@ -432,10 +432,11 @@ int kp_proc_load_code(struct kp_proc *p, struct proc_version *v,
 static int check_def(struct kp_procs *ps, const struct kp_proc_def *def,
 		     struct kp_error *err)
 {
-	if (!kp_topic_name_valid(def->name, strlen(def->name)))
+	if (!kp_topic_name_valid(def->name, strlen(def->name)) ||
+	    strlen(def->name) > KP_PROC_NAME_MAX)
 		return kp_error_set(err, KP_EBADREQUEST,
-				    "bad processor name '%s': use 1..200 of A-Z a-z 0-9 . _ -",
-				    def->name);
+				    "bad processor name '%s': use 1..%d of A-Z a-z 0-9 . _ -",
+				    def->name, KP_PROC_NAME_MAX);
 	if (kp_procs_find(ps, def->name, strlen(def->name)) != NULL)
 		return kp_error_set(err, KP_EEXISTS,
 				    "processor '%s' already exists", def->name);

@@ -17,8 +17,18 @@
 
 #include "base/buf.h"
 #include "base/error.h"
+#include "log/topic.h"
 
 #define KP_PROC_MAX_TOPICS 32
+
+/*
+ * The longest processor name and output topic name: every version N's
+ * physical topics, NAME.dlq.vN and OUTPUT.vN (N up to 2^32-1, ten
+ * digits), must be topic names (1..KP_NAME_MAX, log/topic.h), else they
+ * would be cut short and two versions would share one.
+ */
+#define KP_PROC_NAME_MAX (KP_NAME_MAX - (int)sizeof(".dlq.v4294967295") + 1)
+#define KP_PROC_OUTPUT_MAX (KP_NAME_MAX - (int)sizeof(".v4294967295") + 1)
 #define KP_PROC_MAX_VERSIONS 16
 #define KP_PROC_PATH_MAX 1024
 

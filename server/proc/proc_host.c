@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "proc_def.h"
 #include "base/logging.h"
 #include "base/mp.h"
 #include "log/topic.h"
@@ -227,7 +228,9 @@ static int on_emit(void *host_data, const char *topic, size_t topic_len,
 		return KP_EBADTOPIC;
 	if (topic_len >= NO_LEN || key_len >= NO_LEN || value_len >= NO_LEN)
 		return KP_ETOOLARGE;
-	if (!kp_topic_name_valid(topic, topic_len))
+	/* An output's name leaves room for its versions' (OUTPUT.vN). */
+	if (!kp_topic_name_valid(topic, topic_len) ||
+	    topic_len > KP_PROC_OUTPUT_MAX)
 		return KP_EBADTOPIC;
 	rc = topic_allowed(sink, topic, topic_len);
 	if (rc != 0)

@@ -75,7 +75,7 @@ int kp_proc_open_output(struct kp_proc *p, const char *name, size_t len)
 
 	kp_proc_def_dlq(&p->def, dlq, sizeof(dlq));
 	if (!p->def.open_outputs || !kp_topic_name_valid(name, len) ||
-	    i >= KP_PROC_MAX_TOPICS ||
+	    len > KP_PROC_OUTPUT_MAX || i >= KP_PROC_MAX_TOPICS ||
 	    (strlen(dlq) == len && memcmp(dlq, name, len) == 0) ||
 	    kp_catalog_name_taken(p->owner->store->catalog, name, len))
 		return -1;

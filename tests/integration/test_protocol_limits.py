@@ -9,6 +9,7 @@ alone must meet no limit it was not told of.
 
 import os
 import select
+import subprocess
 
 import msgpack
 
@@ -195,6 +196,20 @@ class ProtocolLimits(kh.ServerTest):
                 self.assertEqual(d["partitions"], good)
             r = c.call("fetch", topic=t, partition=1024, offset=0)
             self.assertRefused(r, "UNKNOWN_PARTITION", "1024")
+
+    def test_default_partitions_past_the_limit_stops_kappad(self):
+        # Else every topic_create without partitions would fail later.
+        s = self.new_server(start=False)
+        path = os.path.join(s.root, "parts.conf")
+        with open(path, "w") as f:
+            f.write("default_partitions = 1025\n")
+        r = subprocess.run([kh.KAPPAD, "--data", s.data, "--listen",
+                            s.addr, "--http", "off", "--config", path],
+                           capture_output=True, text=True,
+                           timeout=20 * kh.SLOW)
+        self.assertEqual(r.returncode, 2, r)     # a configuration error
+        self.assertIn("default_partitions: '1025' is not a number in "
+                      "1..1024", r.stdout + r.stderr)
 
     def test_other_topic_settings(self):
         with self.conn() as c:

@@ -267,8 +267,8 @@ static void test_errors_have_file_line(void **state)
 	(void)state;
 	assert_int_not_equal(run_file(sb, "tests/unit/lua/syntax_error.lua", err,
 				      sizeof(err)), 0);
-	/* The file's name, not the directory it was loaded from. */
-	assert_true(strncmp(err, "syntax_error.lua:4:", 19) == 0);
+	/* Said to be one, naming the file, not the directory it came from. */
+	assert_true(strncmp(err, "syntax error: syntax_error.lua:4:", 33) == 0);
 	expect_error(sb, "local t = {}\n\nerror('boom')\n", "snippet.lua:3: boom");
 	expect_error(sb, "local t = {}\nreturn t.a.b\n",
 		     "snippet.lua:2: attempt to index field 'a'");
