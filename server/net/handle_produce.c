@@ -131,6 +131,7 @@ static int produce_decode(struct kp_server *s, const struct kp_request *req,
 {
 	struct kp_mp_view name;
 	struct kp_mp_iter it;
+	const char *writer;
 	int rc;
 
 	memset(p, 0, sizeof(*p));
@@ -156,9 +157,14 @@ static int produce_decode(struct kp_server *s, const struct kp_request *req,
 	rc = read_idempotence(req, p, err);
 	if (rc != 0)
 		return rc;
+	writer = kp_procs_topic_user(s->procs, name.ptr, name.len, true);
+	if (writer != NULL)
+		return kp_error_set(err, KP_EBADREQUEST,
+				    "topic '%.*s' is processor %s's output: only the processor writes it",
+				    (int)(name.len > 200 ? 200 : name.len),
+				    name.ptr, writer);
 	if (kp_catalog_alias_get(s->store.catalog, name.ptr, name.len, NULL,
-				 NULL) ||
-	    kp_procs_topic_user(s->procs, name.ptr, name.len, true) != NULL)
+				 NULL))
 		return kp_error_set(err, KP_EBADREQUEST,
 				    "topic '%.*s' is a processor's output: only the processor writes it",
 				    (int)(name.len > 200 ? 200 : name.len),

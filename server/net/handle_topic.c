@@ -160,6 +160,7 @@ int kp_handle_topic_create(struct kp_server *s, struct kp_slot *slot,
 	struct kp_topic_config cfg;
 	struct kp_mp_view name;
 	struct kp_topic *t;
+	const char *user;
 	int rc;
 
 	rc = kp_field_str(req->map, "topic", &name, err);
@@ -171,6 +172,14 @@ int kp_handle_topic_create(struct kp_server *s, struct kp_slot *slot,
 	rc = read_settings(s, req, &cfg, err);
 	if (rc != 0)
 		return rc;
+	/* Names of a processor's future versions' topics are its own. */
+	user = kp_procs_topic_user(s->procs, name.ptr, name.len, true);
+	if (user != NULL &&
+	    kp_catalog_find(s->store.catalog, name.ptr, name.len) == NULL)
+		return kp_error_set(err, KP_EBADREQUEST,
+				    "topic name '%.*s' is reserved: processor %s's versions write topics of that name",
+				    (int)(name.len > 200 ? 200 : name.len),
+				    name.ptr, user);
 	rc = kp_store_create_topic(&s->store, name.ptr, name.len, &cfg, &t,
 				   err);
 	if (rc != 0)

@@ -91,8 +91,9 @@ struct kp_proc *kp_procs_find(struct kp_procs *ps, const char *name,
 
 /*
  * The name of a processor that writes topic name (an output, its dead-letter
- * topic, or any version's physical output), or with writers_only false also
- * one that reads it; NULL when none does. ps may be NULL.
+ * topic, any version's physical output, or a name a future version's would
+ * take: OUTPUT.vN, NAME.dlq.vN), or with writers_only false also one that
+ * reads it; NULL when none does. ps may be NULL.
  */
 const char *kp_procs_topic_user(struct kp_procs *ps, const char *name,
 				size_t len, bool writers_only);

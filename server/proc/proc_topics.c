@@ -226,7 +226,23 @@ static bool same(const char *a, const char *name, size_t len)
 	return strlen(a) == len && memcmp(a, name, len) == 0;
 }
 
-static bool writes(const struct kp_proc *p, const char *name, size_t len)
+/* The length of name without a version suffix ".vN", or 0 when none. */
+static size_t version_base(const char *name, size_t len)
+{
+	size_t digits = 0;
+
+	while (digits < len && name[len - 1 - digits] >= '0' &&
+	       name[len - 1 - digits] <= '9')
+		digits++;
+	if (digits == 0 || len < digits + 3 || name[len - digits - 1] != 'v' ||
+	    name[len - digits - 2] != '.')
+		return 0;
+	return len - digits - 2;
+}
+
+/* name is one of p's logical outputs or its dead-letter topic. */
+static bool writes_logical(const struct kp_proc *p, const char *name,
+			   size_t len)
 {
 	char dlq[256];
 
@@ -237,6 +253,21 @@ static bool writes(const struct kp_proc *p, const char *name, size_t len)
 		if (same(p->def.outputs[i], name, len))
 			return true;
 	}
+	return false;
+}
+
+/*
+ * p writes name: a logical output, its dead-letter topic, any version's
+ * physical one, or a name a future version's would take (BASE.vN of one
+ * of those), which nobody else may have.
+ */
+static bool writes(const struct kp_proc *p, const char *name, size_t len)
+{
+	size_t base = version_base(name, len);
+
+	if (writes_logical(p, name, len) ||
+	    (base > 0 && writes_logical(p, name, base)))
+		return true;
 	for (uint32_t k = 0; k < p->version_count; k++) {
 		const struct proc_version *v = p->versions[k];
 

@@ -175,6 +175,31 @@ class OwnershipEdges(H.ServerTest):
                 self.assertError(r, "BAD_REQUEST")
         s.stop_ok(self)
 
+    def test_clients_cannot_create_a_future_version_topic(self):
+        # x.v3 and p.dlq.v2 would become the topics of p's future
+        # versions; a client's would then mix into them after a replay.
+        s = self.new_server()
+        with s.client() as c:
+            c.ok("topic_create", topic="in", partitions=1)
+        self.router(s, "p", outputs=["x"])
+        with s.client() as c:
+            for t in ("x.v3", "p.dlq.v2", "x.v1"):
+                r = c.call("topic_create", topic=t)
+                self.assertIn(r.get("error"), ("BAD_REQUEST", "TOPIC_EXISTS"),
+                              r)
+                if r["error"] == "BAD_REQUEST":
+                    self.assertIn("reserved", r["message"])
+                    self.assertIn("processor p", r["message"])
+            r = c.call("produce", topic="x.v7", records=[{"value": 1}])
+            self.assertError(r, "BAD_REQUEST")
+            self.assertIn("processor p's output", r["message"])
+            # A name like it of no processor's is a topic like any other.
+            c.ok("topic_create", topic="y.v3")
+            names = [t["name"] for t in c.ok("topic_list")["topics"]]
+        self.assertNotIn("x.v3", names)
+        self.assertNotIn("p.dlq.v2", names)
+        s.stop_ok(self)
+
     def test_open_output_cannot_take_a_future_version_name(self):
         s = self.new_server()
         with s.client() as c:
