@@ -33,6 +33,7 @@ static int name_only(struct kp_ctl_ctx *ctx, const char *verb, int argc,
 	const char *pos[1];
 	int npos, rc = kp_ctl_args_parse(ctx, argc, argv, opts, pos, 1, &npos);
 
+	*name = NULL;
 	if (rc != 0)
 		return rc;
 	if (npos != 1)

@@ -229,7 +229,8 @@ static void remove_if(struct kp_groups *g, const char *group, size_t glen,
 		struct entry *e = &g->entries[i];
 		int match = group != NULL ? (strncmp(e->group, group, glen) == 0 &&
 					     e->group[glen] == '\0')
-					  : strcmp(e->topic, topic) == 0;
+					  : (topic != NULL &&
+					     strcmp(e->topic, topic) == 0);
 
 		if (match) {
 			kp_free(e->group);

@@ -270,7 +270,8 @@ int kp_luahost_field(const char *buf, size_t len, const char *key,
 	n = map_header(p, &hdr);
 	off = hdr;
 	for (i = 0; i < n; i++) {
-		str_header(p + off, &hdr, &slen);
+		if (!str_header(p + off, &hdr, &slen))
+			return KP_LUAHOST_ABSENT;
 		off += hdr;
 		if (slen == key_len && memcmp(buf + off, key, key_len) == 0) {
 			off += slen;

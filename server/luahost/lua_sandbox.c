@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -651,9 +652,45 @@ static int setup(lua_State *L)
 	return 0;
 }
 
+/* Where `cmake --install` puts lua/, relative to the installed binaries. */
+#ifndef KP_LUA_DIR_FROM_BIN
+#define KP_LUA_DIR_FROM_BIN "../share/kappa/lua"
+#endif
+
+/*
+ * The installed modules beside this program (bin/kappad or bin/kappactl,
+ * then share/kappa/lua) into dir, or false when there are none there (a
+ * build tree's binary: the source tree's modules are used).
+ */
+static bool installed_lua_dir(char *dir, size_t cap)
+{
+	char exe[4096], *slash, *real;
+	struct stat st;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	bool ok;
+
+	if (n <= 0)
+		return false;
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (slash == NULL)
+		return false;
+	*slash = '\0';
+	if ((size_t)snprintf(dir, cap, "%s/%s", exe, KP_LUA_DIR_FROM_BIN) >= cap)
+		return false;
+	real = realpath(dir, NULL);
+	ok = real != NULL && stat(real, &st) == 0 && S_ISDIR(st.st_mode) &&
+	     strlen(real) < cap;
+	if (ok)
+		memcpy(dir, real, strlen(real) + 1);
+	free(real);
+	return ok;
+}
+
 struct kp_lua_sandbox *kp_lua_sandbox_new(const struct kp_lua_sandbox_opts *opts,
 					  char *err, size_t err_len)
 {
+	char installed[4096];
 	struct kp_lua_sandbox *sb = kp_calloc(1, sizeof(*sb));
 	const char *dir = opts->lua_dir;
 	size_t n;
@@ -665,6 +702,9 @@ struct kp_lua_sandbox *kp_lua_sandbox_new(const struct kp_lua_sandbox_opts *opts
 	}
 	if (dir == NULL)
 		dir = getenv("KAPPA_LUA_DIR");
+	if ((dir == NULL || dir[0] == '\0') &&
+	    installed_lua_dir(installed, sizeof(installed)))
+		dir = installed;
 	if (dir == NULL || dir[0] == '\0')
 		dir = KP_SOURCE_DIR "/lua";
 	n = strlen(dir);

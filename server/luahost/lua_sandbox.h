@@ -56,7 +56,10 @@ struct kp_lua_sandbox {
 struct kp_lua_sandbox_opts {
 	size_t memory_limit;     /* bytes; 0 = no limit */
 	int jit;                 /* 1: JIT compiler on (fast); 0: interpreter */
-	const char *lua_dir;     /* NULL: $KAPPA_LUA_DIR, else KP_SOURCE_DIR/lua */
+	const char *lua_dir;     /* NULL: $KAPPA_LUA_DIR, else the installed
+				    modules beside the program
+				    (../share/kappa/lua), else
+				    KP_SOURCE_DIR/lua */
 };
 
 /*

@@ -163,8 +163,8 @@ static void test_floats(void **state)
 static void test_nested_round_trip(void **state)
 {
 	static const char *const texts[] = {
-		"{\"user\":\"ana\",\"tags\":[\"a\",\"b\"],\"geo\":{\"lat\":1.25,"
-		"\"lon\":-3,\"ok\":true,\"none\":null,\"f\":false},\"e\":{},\"l\":[]}",
+		("{\"user\":\"ana\",\"tags\":[\"a\",\"b\"],\"geo\":{\"lat\":1.25,"
+		 "\"lon\":-3,\"ok\":true,\"none\":null,\"f\":false},\"e\":{},\"l\":[]}"),
 		"[[[[1]]],{\"a\":{\"b\":{\"c\":[null]}}}]",
 		"\"caf\xc3\xa9 \xe2\x82\xac\"",
 		"\"quote\\\" back\\\\ nl\\n tab\\t ctl\\u0001 nul\\u0000\"",
