@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "json_mp.h"
@@ -143,6 +144,23 @@ int kp_ctl_client_start_tls(struct kp_ctl_client *c,
 {
 	c->ssl = kp_ctl_tls_connect(c->fd, c->host, tls, err);
 	return c->ssl != NULL ? 0 : err->code;
+}
+
+int kp_ctl_client_set_timeout(struct kp_ctl_client *c, int timeout_ms)
+{
+	struct timeval tv = { .tv_sec = timeout_ms / 1000,
+			      .tv_usec = (timeout_ms % 1000) * 1000 };
+
+	if (setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+		return -errno;
+	return 0;
+}
+
+void kp_ctl_client_received(const struct kp_ctl_client *c, const char **p,
+			    size_t *len)
+{
+	*p = c->rbuf.data ? c->rbuf.data : "";
+	*len = c->rbuf.len;
 }
 
 uint64_t kp_ctl_client_in_flight(const struct kp_ctl_client *c)
@@ -283,6 +301,9 @@ static int fill(struct kp_ctl_client *c, size_t need, struct kp_error *err)
 				   c->rbuf.cap - c->rbuf.len, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return kp_error_set(err, -ETIMEDOUT,
+					    "no answer from the server in time");
 		if (n < 0)
 			return kp_error_set(err, -errno, "reading from the server: %s",
 					    kp_error_text(-errno));

@@ -73,6 +73,22 @@ void kp_ctl_client_close(struct kp_ctl_client *c);
 int kp_ctl_client_start_tls(struct kp_ctl_client *c,
 			    const struct kp_ctl_tls *tls, struct kp_error *err);
 
+/*
+ * Makes every later read on c give up after timeout_ms without a byte
+ * (0: wait without a limit, the default); a read that gives up fails with
+ * -ETIMEDOUT. For the first exchange on a connection (kp_ctl_connect), so
+ * that a server that never answers is told within that time.
+ */
+int kp_ctl_client_set_timeout(struct kp_ctl_client *c, int timeout_ms);
+
+/*
+ * The bytes received on c that are still buffered (*p, *len; borrowed
+ * until the next read): on a new connection, everything received so far.
+ * For judging a reply that was not a kappa frame (probe.h).
+ */
+void kp_ctl_client_received(const struct kp_ctl_client *c, const char **p,
+			    size_t *len);
+
 /* Requests sent whose responses have not been received yet. */
 uint64_t kp_ctl_client_in_flight(const struct kp_ctl_client *c);
 

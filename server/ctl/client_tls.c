@@ -85,6 +85,7 @@ void *kp_ctl_tls_connect(int fd, const char *host,
 	char why[256];
 	SSL *ssl;
 	long verify;
+	int rc;
 
 	if (ctx == NULL)
 		return NULL;
@@ -96,9 +97,13 @@ void *kp_ctl_tls_connect(int fd, const char *host,
 		kp_error_set(err, -ENOMEM, "TLS: cannot set up a session");
 		return NULL;
 	}
-	if (SSL_connect(ssl) != 1) {
+	if ((rc = SSL_connect(ssl)) != 1) {
 		verify = SSL_get_verify_result(ssl);
-		if (verify != X509_V_OK)
+		if (SSL_get_error(ssl, rc) == SSL_ERROR_WANT_READ)
+			kp_error_set(err, -ETIMEDOUT,
+				     "TLS handshake with %s failed: no answer in time",
+				     host);
+		else if (verify != X509_V_OK)
 			kp_error_set(err, -EPROTO,
 				     "TLS handshake with %s failed: the server's certificate: %s",
 				     host, X509_verify_cert_error_string(verify));
@@ -135,7 +140,9 @@ ssize_t kp_ctl_tls_read(void *session, char *p, size_t len)
 	if (e == SSL_ERROR_ZERO_RETURN ||
 	    (e == SSL_ERROR_SYSCALL && errno == 0))
 		return 0;
-	if (e != SSL_ERROR_SYSCALL)
+	if (e == SSL_ERROR_WANT_READ)
+		errno = EAGAIN;       /* the socket's receive timeout ran out */
+	else if (e != SSL_ERROR_SYSCALL)
 		errno = EPROTO;
 	return -1;
 }

@@ -21,7 +21,8 @@ struct kp_ctl_tls {
 /*
  * Runs the handshake on the connected socket fd: the server's
  * certificate must chain to tls->ca and name host (its IP address or DNS
- * name). Returns the session, or NULL with err saying why.
+ * name). Returns the session, or NULL with err saying why (err->code
+ * -ETIMEDOUT when the socket's receive timeout ran out).
  */
 void *kp_ctl_tls_connect(int fd, const char *host,
 			 const struct kp_ctl_tls *tls, struct kp_error *err);
@@ -32,7 +33,10 @@ void *kp_ctl_tls_connect(int fd, const char *host,
  */
 ssize_t kp_ctl_tls_write(void *session, const char *p, size_t len);
 
-/* Reads up to len bytes: the count, 0 at the end, or -1 with errno. */
+/*
+ * Reads up to len bytes: the count, 0 at the end, or -1 with errno
+ * (EAGAIN when the socket's receive timeout ran out).
+ */
 ssize_t kp_ctl_tls_read(void *session, char *p, size_t len);
 
 /* Frees a session. NULL: no-op. */

@@ -26,6 +26,11 @@ enum {
 
 /* Milliseconds to wait for a TCP connection to the server. */
 #define KP_CTL_CONNECT_TIMEOUT_MS 5000
+/*
+ * Milliseconds the server has for each reply of the first exchange (the
+ * TLS handshake, then auth or ping); later requests wait without a limit.
+ */
+#define KP_CTL_HELLO_TIMEOUT_MS 1000
 
 /* What a verb runs with. */
 struct kp_ctl_ctx {
@@ -38,7 +43,17 @@ struct kp_ctl_ctx {
 	FILE *in;          /* input (JSON lines for produce) */
 	FILE *out;         /* results: JSON lines */
 	FILE *err;         /* one-line errors */
+	const char *file_given; /* a processor file as the user named it, */
+	char file_sent[4096];   /* and as sent (absolute): errors name the
+				   former (kp_ctl_fail) */
 };
+
+/*
+ * Records that the processor file the user named given is sent to the
+ * server as sent (its absolute path), so that errors name it as given.
+ */
+void kp_ctl_name_file(struct kp_ctl_ctx *ctx, const char *given,
+		      const char *sent);
 
 /* One option a verb accepts: --name VALUE, --name=VALUE, or a flag --name. */
 struct kp_ctl_opt {
@@ -76,8 +91,12 @@ int kp_ctl_parse_u64(const char *s, uint64_t *v);
 int kp_ctl_parse_i64(const char *s, int64_t *v);
 
 /*
- * Connects c to ctx->addr. Returns 0, or prints the error and returns
- * KP_CTL_EXIT_FAIL.
+ * Connects c to ctx->addr: TCP, the TLS handshake when a --tls-* option is
+ * given, then one exchange (auth with the token, else ping) that must be
+ * answered within KP_CTL_HELLO_TIMEOUT_MS; a server that stays silent,
+ * answers like an HTTP server or not in kappa frames is named as such
+ * (probe.h). Returns 0, or prints the error and returns KP_CTL_EXIT_FAIL
+ * (c closed).
  */
 int kp_ctl_connect(struct kp_ctl_ctx *ctx, struct kp_ctl_client *c);
 
@@ -93,6 +112,13 @@ int kp_ctl_print(struct kp_ctl_ctx *ctx, json_t *v);
  * o NULL (a result missing from a response) is reported as an error.
  */
 int kp_ctl_print_mp(struct kp_ctl_ctx *ctx, const msgpack_object *o);
+
+/*
+ * Prints the msgpack value o raw, as one line on ctx->out: a str as its
+ * bytes, anything else as kp_ctl_print_mp does (NULL as null). Returns 0,
+ * or prints the error and returns KP_CTL_EXIT_FAIL.
+ */
+int kp_ctl_print_raw(struct kp_ctl_ctx *ctx, const msgpack_object *o);
 
 /*
  * The number of partitions of topic, from topic_describe on c. Returns 0

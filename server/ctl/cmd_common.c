@@ -11,6 +11,7 @@
 
 #include "json_mp.h"
 #include "mpget.h"
+#include "probe.h"
 
 /* The entry of opts named by the len bytes at name, or NULL. */
 static const struct kp_ctl_opt *find_opt(const struct kp_ctl_opt *opts,
@@ -82,6 +83,32 @@ int kp_ctl_args_parse(struct kp_ctl_ctx *ctx, int argc, char **argv,
 	return 0;
 }
 
+void kp_ctl_name_file(struct kp_ctl_ctx *ctx, const char *given,
+		      const char *sent)
+{
+	ctx->file_given = given;
+	snprintf(ctx->file_sent, sizeof(ctx->file_sent), "%s", sent);
+}
+
+/* Names the processor file in line as the user did (kp_ctl_name_file). */
+static void given_path(const struct kp_ctl_ctx *ctx, char *line, size_t cap)
+{
+	size_t from = strlen(ctx->file_sent), to;
+	char *at;
+
+	if (ctx->file_given == NULL || from == 0 ||
+	    strcmp(ctx->file_given, ctx->file_sent) == 0)
+		return;
+	to = strlen(ctx->file_given);
+	at = line;
+	while ((at = strstr(at, ctx->file_sent)) != NULL &&
+	       strlen(line) - from + to < cap) {
+		memmove(at + to, at + from, strlen(at + from) + 1);
+		memcpy(at, ctx->file_given, to);
+		at += to;
+	}
+}
+
 int kp_ctl_fail(struct kp_ctl_ctx *ctx, const char *fmt, ...)
 {
 	char line[4096];
@@ -91,6 +118,7 @@ int kp_ctl_fail(struct kp_ctl_ctx *ctx, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	given_path(ctx, line, sizeof(line));
 	/* One line, always: a Lua traceback's newlines become spaces. */
 	for (char *c = line; *c != '\0'; c++) {
 		if (*c == '\n' || *c == '\r' || *c == '\t')
@@ -180,47 +208,100 @@ static int read_token(struct kp_ctl_ctx *ctx, char *buf, size_t cap)
 	return 1;
 }
 
-int kp_ctl_connect(struct kp_ctl_ctx *ctx, struct kp_ctl_client *c)
+/*
+ * Why the first exchange on c failed (err), as one line: what answered
+ * instead of kappad when that can be told (probe.h), else err itself,
+ * after what (NULL: nothing).
+ */
+static int hello_failed(struct kp_ctl_ctx *ctx, struct kp_ctl_client *c,
+			const char *what, struct kp_error *err)
+{
+	const char *p;
+	size_t len;
+
+	kp_ctl_client_received(c, &p, &len);
+	if (kp_ctl_probe_explain(kp_ctl_probe_classify(p, len, KP_CTL_MAX_FRAME),
+				 ctx->addr, KP_CTL_HELLO_TIMEOUT_MS, c->ssl != NULL, p,
+				 len, err))
+		return kp_ctl_fail(ctx, "%s", err->msg);
+	return kp_ctl_fail(ctx, "%s%s", what ? what : "", err->msg);
+}
+
+/*
+ * The first exchange on c, bounded by KP_CTL_HELLO_TIMEOUT_MS: auth with
+ * token, else ping, carrying the probe field (probe.h). A ping the server
+ * refuses (UNAUTHORIZED without a token) still shows it is kappad: the
+ * verb's own request then gets the error. Returns 0 or an exit status.
+ */
+static int hello(struct kp_ctl_ctx *ctx, struct kp_ctl_client *c,
+		 const char *token)
 {
 	struct kp_ctl_resp resp;
 	struct kp_error err;
 	json_t *fields;
-	char token[1024];
 	int rc;
+
+	fields = token != NULL
+			 ? json_pack("{ssss}", "token", token, KP_CTL_PROBE_FIELD,
+				     KP_CTL_PROBE_VALUE)
+			 : json_pack("{ss}", KP_CTL_PROBE_FIELD, KP_CTL_PROBE_VALUE);
+	if (fields == NULL)
+		return kp_ctl_fail(ctx, "out of memory");
+	kp_ctl_resp_init(&resp);
+	rc = kp_ctl_client_call(c, token != NULL ? "auth" : "ping", fields,
+				&resp, &err);
+	json_decref(fields);
+	kp_ctl_resp_destroy(&resp);
+	if (rc != 0 && (token != NULL || kp_ctl_client_in_flight(c) != 0))
+		return hello_failed(ctx, c, token ? "authentication failed: " : NULL,
+				    &err);
+	if (kp_ctl_client_set_timeout(c, 0) != 0)
+		return kp_ctl_fail(ctx, "setting a socket timeout: %s",
+				   strerror(errno));
+	return 0;
+}
+
+/* Connects c and runs the TLS handshake when asked; 0 or an exit status. */
+static int open_conn(struct kp_ctl_ctx *ctx, struct kp_ctl_client *c)
+{
+	struct kp_error err;
 
 	if (kp_ctl_client_open(c, ctx->addr, KP_CTL_CONNECT_TIMEOUT_MS, &err) != 0)
 		return kp_ctl_fail(ctx, "%s", err.msg);
+	if (kp_ctl_client_set_timeout(c, KP_CTL_HELLO_TIMEOUT_MS) != 0)
+		return kp_ctl_fail(ctx, "setting a socket timeout: %s",
+				   strerror(errno));
 	if (ctx->tls_ca != NULL || ctx->tls_cert != NULL ||
 	    ctx->tls_key != NULL) {
 		const struct kp_ctl_tls tls = { ctx->tls_ca, ctx->tls_cert,
 						ctx->tls_key };
 
-		if (kp_ctl_client_start_tls(c, &tls, &err) != 0) {
-			kp_ctl_client_close(c);
-			return kp_ctl_fail(ctx, "%s", err.msg);
-		}
-	}
-	rc = read_token(ctx, token, sizeof(token));
-	if (rc != 1) {
+		int rc = kp_ctl_client_start_tls(c, &tls, &err);
+
+		if (rc == -ETIMEDOUT)
+			return kp_ctl_fail(ctx, "%s did not answer the TLS handshake within %d ms; is it kappad's --listen address, with TLS?",
+					   ctx->addr, KP_CTL_HELLO_TIMEOUT_MS);
 		if (rc != 0)
-			kp_ctl_client_close(c);
-		return rc;
-	}
-	fields = json_pack("{ss}", "token", token);
-	memset(token, 0, sizeof(token));
-	if (fields == NULL) {
-		kp_ctl_client_close(c);
-		return kp_ctl_fail(ctx, "out of memory");
-	}
-	kp_ctl_resp_init(&resp);
-	rc = kp_ctl_client_call(c, "auth", fields, &resp, &err);
-	json_decref(fields);
-	kp_ctl_resp_destroy(&resp);
-	if (rc != 0) {
-		kp_ctl_client_close(c);
-		return kp_ctl_fail(ctx, "authentication failed: %s", err.msg);
+			return kp_ctl_fail(ctx, "%s", err.msg);
 	}
 	return 0;
+}
+
+int kp_ctl_connect(struct kp_ctl_ctx *ctx, struct kp_ctl_client *c)
+{
+	char token[1024];
+	int rc;
+
+	rc = open_conn(ctx, c);
+	if (rc == 0) {
+		rc = read_token(ctx, token, sizeof(token));
+		if (rc == 0 || rc == 1)
+			rc = hello(ctx, c, rc == 1 ? token : NULL);
+		memset(token, 0, sizeof(token));
+	}
+	if (rc != 0)
+		kp_ctl_client_close(c);
+	return rc;
 }
 
 int kp_ctl_print(struct kp_ctl_ctx *ctx, json_t *v)
@@ -243,6 +324,17 @@ int kp_ctl_print_mp(struct kp_ctl_ctx *ctx, const msgpack_object *o)
 	if (o == NULL)
 		return kp_ctl_fail(ctx, "the server's response lacks its result");
 	return kp_ctl_print(ctx, kp_ctl_mp_to_json(o));
+}
+
+int kp_ctl_print_raw(struct kp_ctl_ctx *ctx, const msgpack_object *o)
+{
+	if (o == NULL || o->type != MSGPACK_OBJECT_STR)
+		return kp_ctl_print(ctx, o ? kp_ctl_mp_to_json(o) : json_null());
+	if (fwrite(o->via.str.ptr, 1, o->via.str.size, ctx->out) !=
+		    o->via.str.size ||
+	    fputc('\n', ctx->out) == EOF)
+		return kp_ctl_fail(ctx, "writing output: %s", strerror(errno));
+	return 0;
 }
 
 int kp_ctl_topic_partitions(struct kp_ctl_ctx *ctx, struct kp_ctl_client *c,

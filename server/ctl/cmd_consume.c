@@ -6,7 +6,8 @@
  *   {"proc","version","topic","partition","offset"} (the input it came from).
  *
  * (key: a string when its bytes are UTF-8, "base64:..." otherwise, null when
- * absent; value converted as in json_mp.h).
+ * absent; value converted as in json_mp.h). With --raw only each record's
+ * value is printed, one per line: a str as its bytes, anything else as JSON.
  *
  * Reads one partition (--partition) or all of them, round-robin: each round
  * pipelines one fetch per partition still being read. Without --follow a
@@ -89,6 +90,7 @@ struct consumer {
 	const char *topic;        /* the topic read */
 	const char *group;        /* --group, or NULL */
 	int follow;               /* --follow */
+	int raw;                  /* --raw: print values only */
 	int has_count;            /* --count given */
 	uint64_t count_left;      /* records still to print with --count */
 	struct part *parts;       /* the partitions read */
@@ -265,6 +267,8 @@ static int print_record(struct consumer *cs, const struct part *p,
 	int64_t ts = 0;
 
 	kp_ctl_mp_get_i64(rec, "ts", &ts);
+	if (cs->raw)
+		return kp_ctl_print_raw(cs->ctx, value);
 	return print_line(cs, p, offset, ts,
 			  kp_ctl_mp_bytes(key, &kb, &klen) == 0
 				  ? kp_ctl_bytes_to_json(kb, klen)
@@ -302,6 +306,8 @@ static int print_stored(struct consumer *cs, const struct part *p,
 		return kp_ctl_fail(cs->ctx, "fetch: record %llu of %s/%u is not "
 				   "msgpack", (unsigned long long)rec->offset,
 				   cs->topic, p->id);
+	if (cs->raw)
+		return kp_ctl_print_raw(cs->ctx, &value);
 	return print_line(cs, p, rec->offset, rec->ts,
 			  rec->key != NULL
 				  ? kp_ctl_bytes_to_json(rec->key, rec->key_len)
@@ -817,6 +823,7 @@ int kp_ctl_cmd_consume(struct kp_ctl_ctx *ctx, int argc, char **argv)
 		{ "follow", NULL, &cs.follow },
 		{ "group", &cs.group, NULL },
 		{ "all-versions", NULL, &all_versions },
+		{ "raw", NULL, &cs.raw },
 		{ NULL, NULL, NULL },
 	};
 	int npos, rc;
@@ -832,7 +839,7 @@ int kp_ctl_cmd_consume(struct kp_ctl_ctx *ctx, int argc, char **argv)
 		return kp_ctl_usage(ctx, "kappactl consume TOPIC [--partition N]"
 					 " [--from earliest|latest|OFFSET|@TIME]"
 					 " [--count N] [--follow] [--group G]"
-					 " [--all-versions]");
+					 " [--all-versions] [--raw]");
 	if (all_versions && (cs.follow || cs.group != NULL))
 		return kp_ctl_usage(ctx, "--all-versions reads each version once:"
 					 " it takes neither --follow nor --group");

@@ -4,6 +4,9 @@
  * Output, one JSON object per line:
  *   list:     {"group":"G"}
  *   describe: {"group":"G","topic":"t","partition":0,"offset":5,"end_offset":9,"lag":4}
+ *             per partition with a committed offset; a group without any
+ *             is an error: "kappactl: no group 'G' (it has committed no
+ *             offsets)", exit 1.
  *   reset:    {"group":"G","topic":"t","partition":0,"current":5,"new":0,"executed":false}
  *             for every partition of the topic; "current" is null when the
  *             group has no offset there. Without --execute nothing changes
@@ -103,6 +106,9 @@ static int group_describe(struct kp_ctl_ctx *ctx, struct kp_ctl_client *c,
 	if (rc == 0) {
 		offs = array_field(ctx, &resp, "group_fetch", "offsets");
 		rc = offs ? 0 : KP_CTL_EXIT_FAIL;
+		if (rc == 0 && offs->via.array.size == 0)
+			rc = kp_ctl_fail(ctx, "no group '%s' (it has committed no offsets)",
+					 pos[0]);
 		for (i = 0; rc == 0 && i < offs->via.array.size; i++) {
 			o = json_pack("{ss}", "group", pos[0]);
 			for (k = 0; o != NULL && k < sizeof(fields) / sizeof(fields[0]); k++) {

@@ -118,6 +118,7 @@ int kp_ctl_proc_file(struct kp_ctl_ctx *ctx, json_t *f, const char *path)
 
 	if (realpath(path, abs) == NULL)
 		return kp_ctl_fail(ctx, "%s: %s", path, strerror(errno));
+	kp_ctl_name_file(ctx, path, abs);
 	if (json_object_set_new(f, "file", json_string(abs)) != 0)
 		return kp_ctl_fail(ctx, "out of memory");
 	return 0;
@@ -229,6 +230,8 @@ static int proc_create(struct kp_ctl_ctx *ctx, int argc, char **argv)
 		rc = kp_ctl_usage(ctx, CREATE_USAGE);
 	if (rc == 0 && realpath(file, path) == NULL)
 		rc = kp_ctl_fail(ctx, "%s: no such file", file);
+	if (rc == 0)
+		kp_ctl_name_file(ctx, file, path);
 	if (rc != 0) {
 		json_decref(outputs);
 		return rc;

@@ -4,14 +4,26 @@
  * KP_CTL_BATCH_BYTES bytes per produce request, with up to
  * KP_CTL_PRODUCE_IN_FLIGHT requests in flight.
  *
- * Each non-empty line is one record's value (any JSON value). A line that is
- * not JSON is reported ("kappactl: line N: invalid JSON: ...") and skipped;
- * the exit status is then 1 but the other lines are still sent. With
- * --key-field F the key is the value's member F (a string as-is, another
- * value as its compact JSON text; absent or null: no key). With --ts-field F
- * the ts is member F: integer epoch ms or an RFC 3339 string (absent or
- * null: the server's clock). When the server refuses a request, nothing more
- * is sent. At the end one line {"acked":N} tells how many records the server
+ * The topic is looked up first (topic_describe; with --partition, that
+ * partition must exist). When the server does not know it, the first
+ * record is sent alone and answered before more input is read (a server
+ * with auto_create_topics creates the topic then), and an input without
+ * records is the UNKNOWN_TOPIC error: a wrong name is an error even when
+ * stdin is empty. Each non-blank line is one record's value (any JSON
+ * value). A line that is not JSON is reported ("kappactl: line N: invalid
+ * JSON: ...") and skipped; the exit status is then 1 but the other lines
+ * are still sent. With --raw each non-empty line, without its line end
+ * (\n or \r\n), is the value as a string, not parsed (blank lines are
+ * values too). With --key-field F the key is the value's member F (a
+ * string as-is, another value as its compact JSON text; null: no key).
+ * With --ts-field F the ts is member F: integer epoch ms or an RFC 3339
+ * string (null: the server's clock). A value without member F (or not an
+ * object) is sent without a key (or with the server's time), warned about
+ * on stderr ("kappactl: line N: no member 'F'; sent without a key", for
+ * the first KP_CTL_MISSING_WARNINGS such lines) and counted at the end
+ * ("kappactl: N records had no member 'F' (sent without a key)"); the
+ * exit status stays 0. When the server refuses a request, nothing more is
+ * sent. At the end one line {"acked":N} tells how many records the server
  * acknowledged.
  */
 #include "cmd.h"
@@ -31,6 +43,8 @@
 #define KP_CTL_PRODUCE_IN_FLIGHT 8
 /* Values nested deeper than this are refused: consume could not decode them. */
 #define KP_CTL_MAX_DEPTH 28
+/* Lines without the --key-field/--ts-field member warned about one by one. */
+#define KP_CTL_MISSING_WARNINGS 100
 
 /* One produce run. */
 struct producer {
@@ -39,6 +53,9 @@ struct producer {
 	const char *topic;        /* the topic written */
 	const char *key_field;    /* --key-field, or NULL */
 	const char *ts_field;     /* --ts-field, or NULL */
+	int raw;                  /* --raw: lines are string values */
+	uint64_t no_key;          /* values without the --key-field member */
+	uint64_t no_ts;           /* values without the --ts-field member */
 	int has_partition;        /* --partition given */
 	uint64_t partition;       /* its value */
 	struct kp_buf recs;       /* packed record maps of the current batch */
@@ -49,6 +66,10 @@ struct producer {
 	struct kp_ctl_resp resp;  /* the last response */
 	uint64_t acked;           /* records acknowledged so far */
 	int bad_input;            /* some line was reported and skipped */
+	int unknown;              /* topic_describe said UNKNOWN_TOPIC and no
+				     record was sent yet */
+	int was_unknown;          /* it said so at the start */
+	struct kp_error unknown_err; /* its error */
 	int failed;               /* the server or connection failed: stop */
 	struct kp_error err;      /* why, when failed */
 };
@@ -158,7 +179,6 @@ static int ts_of(const json_t *t, int64_t *ts, const char **why)
 	return -EINVAL;
 }
 
-/* Adds one parsed line as a record; returns 0, or 1 if the line was bad. */
 /* Nesting depth of v (1 for a scalar), counting no further than limit. */
 static int depth_of(const json_t *v, int limit)
 {
@@ -191,25 +211,56 @@ static int depth_of(const json_t *v, int limit)
 	return 1 + deepest;
 }
 
+/*
+ * Member field of v (NULL when absent, v not being an object included;
+ * json null stays). Counts an absent one in *missing and warns about the
+ * first KP_CTL_MISSING_WARNINGS.
+ */
+static const json_t *member(struct producer *pr, const json_t *v,
+			    const char *field, size_t lineno, uint64_t *missing,
+			    const char *sent)
+{
+	const json_t *m = json_is_object(v) ? json_object_get(v, field) : NULL;
+
+	if (m == NULL && ++*missing <= KP_CTL_MISSING_WARNINGS)
+		kp_ctl_fail(pr->ctx, "line %zu: no member '%s'; sent %s", lineno,
+			    field, sent);
+	return m;
+}
+
+/* Prints the count of values without the member field, when any. */
+static void report_missing(struct producer *pr, uint64_t n, const char *field,
+			   const char *sent)
+{
+	if (n > 0)
+		kp_ctl_fail(pr->ctx, "%llu record%s had no member '%s' (sent %s)",
+			    (unsigned long long)n, n == 1 ? "" : "s", field, sent);
+}
+
+/* Adds one parsed line as a record; returns 0, or 1 if the line was bad. */
 static int add_record(struct producer *pr, const json_t *v, size_t lineno)
 {
 	const json_t *k = NULL, *t = NULL;
 	const char *why = NULL;
 	int64_t ts = 0;
 
-	if (pr->key_field != NULL && json_is_object(v))
-		k = json_object_get(v, pr->key_field);
-	if (k != NULL && json_is_null(k))
-		k = NULL;
 	if (pr->ts_field != NULL && json_is_object(v))
 		t = json_object_get(v, pr->ts_field);
-	if (t != NULL && json_is_null(t))
-		t = NULL;
-	if (t != NULL && ts_of(t, &ts, &why) != 0) {
+	if (t != NULL && !json_is_null(t) && ts_of(t, &ts, &why) != 0) {
 		kp_ctl_fail(pr->ctx, "line %zu: bad ts field '%s': %s", lineno,
 			    pr->ts_field, why);
 		return 1;
 	}
+	if (pr->key_field != NULL)
+		k = member(pr, v, pr->key_field, lineno, &pr->no_key,
+			   "without a key");
+	if (k != NULL && json_is_null(k))
+		k = NULL;
+	if (pr->ts_field != NULL)
+		t = member(pr, v, pr->ts_field, lineno, &pr->no_ts,
+			   "with the server's time");
+	if (t != NULL && json_is_null(t))
+		t = NULL;
 	msgpack_pack_map(&pr->pk, 1 + (k != NULL) + (t != NULL));
 	msgpack_pack_str_with_body(&pr->pk, "value", 5);
 	kp_ctl_json_pack(&pr->pk, v);
@@ -235,6 +286,38 @@ static int blank(const char *s, size_t len)
 	return 1;
 }
 
+/*
+ * After a record was added to a topic the server did not know: sends it
+ * at once and waits for the answer, so that a server without
+ * auto_create_topics stops the run before more input is read.
+ */
+static void send_first(struct producer *pr)
+{
+	if (!pr->unknown || pr->nrecs == 0)
+		return;
+	pr->unknown = 0;
+	flush_batch(pr);
+	while (pr->c.fd >= 0 && kp_ctl_client_in_flight(&pr->c) > 0)
+		recv_one(pr);
+}
+
+/* Adds the len bytes at text as one record whose value is that string. */
+static void add_raw(struct producer *pr, const char *text, size_t len)
+{
+	msgpack_pack_map(&pr->pk, 1);
+	msgpack_pack_str_with_body(&pr->pk, "value", 5);
+	msgpack_pack_str_with_body(&pr->pk, text, len);
+	pr->nrecs++;
+	if (pr->pack_failed) {
+		pr->failed = 1;
+		kp_error_set(&pr->err, -ENOMEM, "out of memory");
+	}
+	if (pr->nrecs >= KP_CTL_BATCH_RECORDS ||
+	    pr->recs.len >= KP_CTL_BATCH_BYTES)
+		flush_batch(pr);
+	send_first(pr);
+}
+
 /* Reads stdin to its end (or until the server fails) and sends the records. */
 static void run(struct producer *pr)
 {
@@ -249,7 +332,9 @@ static void run(struct producer *pr)
 		lineno++;
 		if (len > 0 && line[len - 1] == '\n')
 			len--;
-		if (blank(line, len))
+		if (pr->raw && len > 0 && line[len - 1] == '\r')
+			len--;
+		if (pr->raw ? len == 0 : blank(line, len))
 			continue;
 		if (len > KP_CTL_MAX_RECORD) {
 			kp_ctl_fail(pr->ctx,
@@ -261,6 +346,10 @@ static void run(struct producer *pr)
 		/* A big record goes in a batch of its own rather than overflow one. */
 		if (pr->nrecs > 0 && pr->recs.len + len > KP_CTL_BATCH_BYTES)
 			flush_batch(pr);
+		if (pr->raw) {
+			add_raw(pr, line, len);
+			continue;
+		}
 		v = kp_ctl_json_parse(line, len, msg, sizeof(msg));
 		if (v == NULL) {
 			kp_ctl_fail(pr->ctx, "line %zu: invalid JSON: %s", lineno, msg);
@@ -284,6 +373,7 @@ static void run(struct producer *pr)
 		if (pr->nrecs >= KP_CTL_BATCH_RECORDS ||
 		    pr->recs.len >= KP_CTL_BATCH_BYTES)
 			flush_batch(pr);
+		send_first(pr);
 	}
 	free(line);
 	if (ferror(pr->ctx->in) && !pr->failed) {
@@ -295,6 +385,41 @@ static void run(struct producer *pr)
 		recv_one(pr);
 }
 
+/*
+ * Checks that the topic exists and has the --partition asked for. A topic
+ * the server does not know is not yet an error (the server may create it
+ * on produce): pr->unknown is set. Returns 0 or an exit status.
+ */
+static int check_topic(struct producer *pr)
+{
+	struct kp_ctl_resp resp;
+	uint64_t n = 0;
+	json_t *f = json_pack("{ss}", "topic", pr->topic);
+	int rc;
+
+	if (f == NULL)
+		return kp_ctl_fail(pr->ctx, "out of memory");
+	kp_ctl_resp_init(&resp);
+	rc = kp_ctl_client_call(&pr->c, "topic_describe", f, &resp,
+				&pr->unknown_err);
+	json_decref(f);
+	if (rc == 0)
+		kp_ctl_mp_get_u64(kp_ctl_mp_get(resp.map, "topic"), "partitions", &n);
+	kp_ctl_resp_destroy(&resp);
+	if (rc == KP_ENOTOPIC) {
+		pr->unknown = pr->was_unknown = 1;
+		return 0;
+	}
+	if (rc != 0)
+		return kp_ctl_fail(pr->ctx, "%s", pr->unknown_err.msg);
+	if (pr->has_partition && pr->partition >= n)
+		return kp_ctl_fail(pr->ctx, "UNKNOWN_PARTITION: topic '%s' has %llu"
+				   " partition%s; there is no partition %llu",
+				   pr->topic, (unsigned long long)n, n == 1 ? "" : "s",
+				   (unsigned long long)pr->partition);
+	return 0;
+}
+
 int kp_ctl_cmd_produce(struct kp_ctl_ctx *ctx, int argc, char **argv)
 {
 	const char *partition = NULL, *pos[1];
@@ -303,6 +428,7 @@ int kp_ctl_cmd_produce(struct kp_ctl_ctx *ctx, int argc, char **argv)
 		{ "key-field", &pr.key_field, NULL },
 		{ "ts-field", &pr.ts_field, NULL },
 		{ "partition", &partition, NULL },
+		{ "raw", NULL, &pr.raw },
 		{ NULL, NULL, NULL },
 	};
 	int npos, rc;
@@ -315,7 +441,10 @@ int kp_ctl_cmd_produce(struct kp_ctl_ctx *ctx, int argc, char **argv)
 		return rc;
 	if (npos != 1)
 		return kp_ctl_usage(ctx, "kappactl produce TOPIC [--key-field F]"
-					 " [--ts-field F] [--partition N]");
+					 " [--ts-field F] [--partition N] [--raw]");
+	if (pr.raw && (pr.key_field != NULL || pr.ts_field != NULL))
+		return kp_ctl_usage(ctx, "--raw sends lines as they are: --key-field"
+					 " and --ts-field need JSON values");
 	pr.topic = pos[0];
 	if (partition != NULL) {
 		if (kp_ctl_parse_u64(partition, &pr.partition) != 0)
@@ -324,14 +453,30 @@ int kp_ctl_cmd_produce(struct kp_ctl_ctx *ctx, int argc, char **argv)
 		pr.has_partition = 1;
 	}
 	rc = kp_ctl_connect(ctx, &pr.c);
-	if (rc != 0)
+	if (rc == 0)
+		rc = check_topic(&pr);
+	if (rc != 0) {
+		kp_ctl_client_close(&pr.c);
 		return rc;
+	}
 	kp_buf_init(&pr.recs);
 	msgpack_packer_init(&pr.pk, &pr, recs_write);
 	kp_ctl_req_init(&pr.req);
 	kp_ctl_resp_init(&pr.resp);
 	run(&pr);
-	rc = kp_ctl_print(ctx, json_pack("{sI}", "acked", (json_int_t)pr.acked));
+	if (pr.unknown && !pr.failed) {
+		pr.failed = 1;
+		pr.err = pr.unknown_err;
+	}
+	/* Nothing went to a topic that never existed: no {"acked":0}. */
+	rc = pr.was_unknown && pr.failed && pr.acked == 0
+		     ? 0
+		     : kp_ctl_print(ctx, json_pack("{sI}", "acked",
+						   (json_int_t)pr.acked));
+	if (pr.key_field != NULL)
+		report_missing(&pr, pr.no_key, pr.key_field, "without a key");
+	if (pr.ts_field != NULL)
+		report_missing(&pr, pr.no_ts, pr.ts_field, "with the server's time");
 	if (pr.failed)
 		rc = kp_ctl_fail(ctx, "%s", pr.err.msg);
 	else if (pr.bad_input)

@@ -212,6 +212,14 @@ class ProcAdminTest(kh.ServerTest):
         # Reported as a syntax error, naming the path the client gave.
         self.assertIn("syntax error: %s:5: " % path, msg)
         self.assertNotIn("init failed", msg)
+        # kappactl sends the absolute path; its message names the file as
+        # the user gave it.
+        given = os.path.join(os.path.dirname(path), ".",
+                             os.path.basename(path))
+        r = kh.run_ctl(["proc", "create", name, "--file", given, "--input",
+                        topic], addr=self.server.addr)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("syntax error: %s:5: " % given, r.stderr)
         # Offline too: `kappactl run` says the same, not "init failed".
         events = os.path.join(self.server.root, "none.jsonl")
         open(events, "w").close()

@@ -107,17 +107,19 @@ class CVsLuaTest(kh.ServerTest):
         counts = collections.Counter()
         for rec, e in zip(self.recs, emits_c):
             counts[rec["user"]] += 1
-            self.assertEqual(e, {"topic": "counts", "key": rec["user"],
+            self.assertEqual(e, {"topic": "counts", "ts": 0, "key": rec["user"],
                                  "value": {"user": rec["user"],
                                            "n": counts[rec["user"]]}})
+        # --view: the same emits, then the view as the last line.
         view_c = self.run_offline(kh.test_plugin("count_by_user"), True)
         view_l = self.run_offline(kh.fixture("count_by_user.lua"), True)
-        self.assertEqual(view_c, [dict(self.want)])
+        self.assertEqual(view_c, emits_c + [{"view": dict(self.want)}])
         self.assertEqual(view_l, view_c)
+        view_c = view_c[-1]["view"]
 
         # And the same as the server (Lua there).
         _, view_s, out_s = self.run_in_server(kh.fixture("count_by_user.lua"))
-        self.assertEqual(view_s, view_c[0])
+        self.assertEqual(view_s, view_c)
         self.assertEqual(per_key(out_s),
                          per_key([{"key": e["key"], "value": e["value"]}
                                   for e in emits_c]))
@@ -130,7 +132,8 @@ class CVsLuaTest(kh.ServerTest):
                        kh.fixture("count_by_user.lua")):
             cp = kh.run_ctl(["run", plugin, "--input", path, "--view"])
             self.assertCtlFails(cp, "line 2")
-            self.assertEqual(kh.json_lines(cp.stdout), [{"ann": 2}], plugin)
+            self.assertEqual(kh.json_lines(cp.stdout)[-1],
+                             {"view": {"ann": 2}}, plugin)
 
 
 if __name__ == "__main__":

@@ -42,11 +42,12 @@ class ExamplesTest(unittest.TestCase):
         for v in read_jsonl(data("lines.jsonl")):
             for w in re.findall(r"[A-Za-z0-9']+", v["text"].lower()):
                 want[w] += 1
-                emits.append({"topic": "word-counts", "key": w,
+                emits.append({"topic": "word-counts", "ts": 0, "key": w,
                               "value": {"word": w, "count": want[w]}})
+        # --view: the emitted records, then the view as the last line.
         view = self.run_ok("run", lua("wordcount.lua"), "--input",
                            data("lines.jsonl"), "--view")
-        self.assertEqual(view, [dict(want)])
+        self.assertEqual(view, emits + [{"view": dict(want)}])
         self.assertEqual(self.run_ok("run", lua("wordcount.lua"), "--input",
                                      data("lines.jsonl")), emits)
 
@@ -58,7 +59,7 @@ class ExamplesTest(unittest.TestCase):
             u, ts = c["user"], c["ts"]
             s = open_s.get(u)
             if s is not None and ts - s["last"] > gap:
-                want.append({"topic": "sessions", "key": u,
+                want.append({"topic": "sessions", "ts": ts, "key": u,
                              "value": {"user": u, "start": s["start"],
                                        "end": s["last"],
                                        "clicks": s["count"]}})
@@ -76,7 +77,9 @@ class ExamplesTest(unittest.TestCase):
         args = ["run", lua("sessions.lua"), "--input", data("clicks.jsonl"),
                 "--ts-field", "ts", "--config", '{"gap_ms":%d}' % gap]
         self.assertEqual(self.run_ok(*args), want)
-        view = self.run_ok(*(args + ["--view"]))[0]
+        lines = self.run_ok(*(args + ["--view"]))
+        self.assertEqual(lines[:-1], want)
+        view = lines[-1]["view"]
         for u, s in open_s.items():
             self.assertEqual(view["session:" + u], s, u)
             self.assertEqual(view["last_page:" + u], last_page[u])
@@ -106,7 +109,7 @@ class ExamplesTest(unittest.TestCase):
             counts["count:" + kind] += 1
             if cur:
                 counts["count:" + cur] -= 1
-            emits.append({"topic": "order-status", "key": oid,
+            emits.append({"topic": "order-status", "ts": ev["ts"], "key": oid,
                           "value": {"order": oid, "status": kind,
                                     "ts": ev["ts"]}})
         self.assertEqual(len(failing), 1, failing)
@@ -122,9 +125,9 @@ class ExamplesTest(unittest.TestCase):
         self.assertIn("order %s: cannot go from %s to %s"
                       % (oid, cur, kind), err[0])
         self.assertIn("orders.lua:", err[0])
-        view = kh.json_lines(cp.stdout)
-        self.assertEqual(len(view), 1)
-        view = view[0]
+        lines = kh.json_lines(cp.stdout)
+        self.assertEqual(lines[:-1], emits)
+        view = lines[-1]["view"]
         self.assertEqual({k: v for k, v in view.items()
                           if not k.startswith("count:")}, orders)
         self.assertEqual({k: v for k, v in view.items()
@@ -145,13 +148,14 @@ class ExamplesTest(unittest.TestCase):
             u = c["user"]
             counts[u] += 1
             if counts[u] in (10, 50):
-                emits.append({"topic": "topk", "key": u,
+                emits.append({"topic": "topk", "ts": 0, "key": u,
                               "value": {"count": counts[u], "key": u,
                                         "threshold": counts[u]}})
         args = ["run", so, "--input", data("clicks.jsonl"),
                 "--config", '{"thresholds":[10,50]}']
         self.assertEqual(self.run_ok(*args), emits)
-        self.assertEqual(self.run_ok(*(args + ["--view"])), [dict(counts)])
+        self.assertEqual(self.run_ok(*(args + ["--view"])),
+                         emits + [{"view": dict(counts)}])
         # A bad config is refused by init: non-zero exit, one line.
         cp = kh.run_ctl(["run", so, "--input", data("clicks.jsonl"),
                          "--config", '{"thresholds":[]}'])
