@@ -49,17 +49,9 @@
 #include "log/producer.h"
 #include "log/recovery.h"
 #include "log/segment.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                        \
-	do {                                                               \
-		if (!(cond)) {                                             \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, \
-				__LINE__, #cond);                          \
-			abort();                                           \
-		}                                                          \
-	} while (0)
 
 #define CONTROL 16
 #define FLAG_FIX_CRC 0x01u

@@ -23,17 +23,9 @@
 
 #include "base/error.h"
 #include "net/config.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                        \
-	do {                                                               \
-		if (!(cond)) {                                             \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, \
-				__LINE__, #cond);                          \
-			abort();                                           \
-		}                                                          \
-	} while (0)
 
 #define FUZZ_MAX_INPUT (64u << 10)
 #define MAX_ARGS 64

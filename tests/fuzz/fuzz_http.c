@@ -18,17 +18,9 @@
 
 #include "base/error.h"
 #include "obs/http_request.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                        \
-	do {                                                               \
-		if (!(cond)) {                                             \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, \
-				__LINE__, #cond);                          \
-			abort();                                           \
-		}                                                          \
-	} while (0)
 
 static bool inside(const char *p, size_t n, const char *buf, size_t len)
 {

@@ -29,17 +29,9 @@
 #include "base/mp.h"
 #include "luahost/lua_host.h"
 #include "luahost/lua_mp.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                        \
-	do {                                                               \
-		if (!(cond)) {                                             \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, \
-				__LINE__, #cond);                          \
-			abort();                                           \
-		}                                                          \
-	} while (0)
 
 #define STATE_RUNS 2000
 #define STATE_MAX_KB (64 * 1024)

@@ -22,19 +22,11 @@
 #include "base/mp.h"
 #include "wire/proto.h"
 #include "wire/records.h"
+#include "fuzz_check.h"
 
 #define FUZZ_MAX_FRAME (1u << 20)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                        \
-	do {                                                               \
-		if (!(cond)) {                                             \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, \
-				__LINE__, #cond);                          \
-			abort();                                           \
-		}                                                          \
-	} while (0)
 
 static const char *const field_names[] = {
 	"id", "op", "topic", "partition", "records", "offset", "key", "value",
