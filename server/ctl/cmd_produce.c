@@ -301,13 +301,12 @@ static void send_first(struct producer *pr)
 		recv_one(pr);
 }
 
-/* Adds the len bytes at text as one record whose value is that string. */
-static void add_raw(struct producer *pr, const char *text, size_t len)
+/*
+ * After a record was added: a packing failure ends the run; a full batch
+ * goes out; the first batch is sent alone (send_first).
+ */
+static void record_added(struct producer *pr)
 {
-	msgpack_pack_map(&pr->pk, 1);
-	msgpack_pack_str_with_body(&pr->pk, "value", 5);
-	msgpack_pack_str_with_body(&pr->pk, text, len);
-	pr->nrecs++;
 	if (pr->pack_failed) {
 		pr->failed = 1;
 		kp_error_set(&pr->err, -ENOMEM, "out of memory");
@@ -316,6 +315,16 @@ static void add_raw(struct producer *pr, const char *text, size_t len)
 	    pr->recs.len >= KP_CTL_BATCH_BYTES)
 		flush_batch(pr);
 	send_first(pr);
+}
+
+/* Adds the len bytes at text as one record whose value is that string. */
+static void add_raw(struct producer *pr, const char *text, size_t len)
+{
+	msgpack_pack_map(&pr->pk, 1);
+	msgpack_pack_str_with_body(&pr->pk, "value", 5);
+	msgpack_pack_str_with_body(&pr->pk, text, len);
+	pr->nrecs++;
+	record_added(pr);
 }
 
 /* Reads stdin to its end (or until the server fails) and sends the records. */
@@ -366,14 +375,7 @@ static void run(struct producer *pr)
 		}
 		pr->bad_input |= add_record(pr, v, lineno);
 		json_decref(v);
-		if (pr->pack_failed) {
-			pr->failed = 1;
-			kp_error_set(&pr->err, -ENOMEM, "out of memory");
-		}
-		if (pr->nrecs >= KP_CTL_BATCH_RECORDS ||
-		    pr->recs.len >= KP_CTL_BATCH_BYTES)
-			flush_batch(pr);
-		send_first(pr);
+		record_added(pr);
 	}
 	free(line);
 	if (ferror(pr->ctx->in) && !pr->failed) {
