@@ -14,12 +14,27 @@
  * Following a step means processing its cursor from the cursor's position
  * up to the step's end: a step already passed is dropped, one partly done
  * (a checkpoint taken inside it) goes on where it was.
+ *
+ * A cursor that follows its logical input onto another physical topic
+ * (proc_pipeline.c) records the move among its steps. Recovery takes a
+ * move of its own steps again where it comes, so that the steps after it
+ * are of the topic they were taken in. A replay or a verify reads the
+ * topic the live version reads now: when it starts at or after the live
+ * version's last move onto it, it passes the live steps before that move
+ * (they are of another topic). A verify that would start before it is
+ * refused (proc_verify.c); a replay that does reads history the live
+ * version read in the older topic and follows those steps by offset (the
+ * same order when the new history is, record for record, the old one).
  */
 #include "proc_version.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "proc_pipeline.h"
+#include "base/alloc.h"
 #include "base/logging.h"
 
 static bool same_inputs(const struct proc_version *a,
@@ -53,42 +68,140 @@ int kp_pv_order_open(struct proc_version *v, const struct kp_checkpoint *ck)
 	return kp_steps_read(path, &next, &v->own_steps);
 }
 
-/* Decides, once, whether v follows the live version's steps. */
-static void choose_source(struct proc_version *v)
+/*
+ * Sets, for each cursor of v, the moves of its input in the live version's
+ * steps read so far to pass before they are of the topic v reads: all of
+ * them when v starts at or after the last one, else none. true when an
+ * input of v with records to process starts before its last move: *index
+ * and *at say which one and where.
+ */
+static bool pass_moves(struct proc_version *v, uint32_t *index, uint64_t *at)
+{
+	const struct kp_steps_queue *q = &v->follow;
+	uint32_t n = v->cursor_count;
+	uint32_t *moves = kp_calloc(n ? n : 1, sizeof(*moves));
+	uint64_t *last = kp_calloc(n ? n : 1, sizeof(*last));
+	bool spans = false;
+
+	if (moves == NULL || last == NULL) {
+		kp_log_warn("proc", "processor %s v%u: out of memory reading where the live version's inputs moved",
+			    v->proc->def.name, v->number);
+		goto done;
+	}
+	for (size_t k = q->head; k < q->count; k++) {
+		const struct kp_step *s = &q->items[k];
+
+		if (kp_step_is_move(s) && kp_step_index(s) < n) {
+			moves[kp_step_index(s)]++;
+			last[kp_step_index(s)] = s->start;
+		}
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		struct pv_cursor *c = &v->cursors[i];
+
+		c->moves_before = 0;
+		if (moves[i] == 0)
+			continue;
+		if (c->offset >= last[i]) {
+			c->moves_before = moves[i];
+		} else if (!spans && c->offset < c->stop) {
+			spans = true;
+			*index = i;
+			*at = last[i];
+		}
+	}
+done:
+	kp_free(moves);
+	kp_free(last);
+	return spans;
+}
+
+bool kp_pv_order_choose(struct proc_version *v, uint32_t *index, uint64_t *at)
 {
 	const struct proc_version *live = v->proc->live;
+	bool spans;
 
 	v->order_ready = true;
 	v->follow_path[0] = '\0';
-	if (v->cursor_count < 2 ||
-	    (v->role != PV_BUILDING && v->role != PV_SCRATCH) ||
+	if ((v->role != PV_BUILDING && v->role != PV_SCRATCH) ||
 	    live == NULL || live == v || !same_inputs(v, live))
-		return;
+		return false;
 	kp_steps_path(live->dir, v->follow_path, sizeof(v->follow_path));
 	v->follow_next = 0;
+	if (kp_steps_read(v->follow_path, &v->follow_next, &v->follow) != 0)
+		kp_log_warn("proc", "processor %s v%u: out of memory reading the live version's steps",
+			    v->proc->def.name, v->number);
+	spans = pass_moves(v, index, at);
+	if (v->cursor_count < 2) {
+		/* One input: no order to follow, only where it moved. */
+		v->follow_path[0] = '\0';
+		kp_steps_queue_destroy(&v->follow);
+	}
+	return spans;
 }
 
 /*
  * Drops the steps at the head of q that v's cursors have passed (or, for a
- * verify, that lie past where it stops), counting them in *dropped.
+ * verify, that lie past where it stops), and those of a topic the cursor
+ * does not read (before the moves it is to pass), counting them in
+ * *dropped. Moves of the live version's steps are passed; a move at the
+ * head of v's own steps is returned (kp_pv_order_next takes it).
  */
-static const struct kp_step *head_to_follow(const struct proc_version *v,
+static const struct kp_step *head_to_follow(struct proc_version *v,
 					    struct kp_steps_queue *q,
 					    uint64_t *dropped)
 {
 	const struct kp_step *s;
 
 	while ((s = kp_steps_queue_head(q)) != NULL) {
-		const struct pv_cursor *c = s->cursor < v->cursor_count
-						    ? &v->cursors[s->cursor]
-						    : NULL;
+		uint32_t i = kp_step_index(s);
+		struct pv_cursor *c = i < v->cursor_count ? &v->cursors[i]
+							  : NULL;
 
-		if (c != NULL && c->offset < s->end && c->offset < c->stop)
+		if (kp_step_is_move(s)) {
+			if (c != NULL && q == &v->own_steps)
+				return s;
+			if (c != NULL && c->moves_before > 0)
+				c->moves_before--;
+		} else if (c != NULL && c->moves_before == 0 &&
+			   c->offset < s->end && c->offset < c->stop) {
 			return s;
+		}
 		kp_steps_queue_pop(q);
 		(*dropped)++;
 	}
 	return NULL;
+}
+
+/*
+ * Takes again a move at the head of v's own steps (recovery): its cursor
+ * goes on where the move took it before the restart.
+ */
+static void take_move(struct proc_version *v, const struct kp_step *s)
+{
+	struct pv_cursor *c = &v->cursors[kp_step_index(s)];
+	const char *logical = kp_pipeline_input_of(v->proc, c->topic);
+	char name[201] = "";
+
+	if (logical != NULL)
+		kp_pv_physical_name(logical, (uint32_t)s->end, name,
+				    sizeof(name));
+	if (logical == NULL ||
+	    kp_pv_find_tp(v->owner, name, c->partition) == NULL) {
+		kp_log_warn("proc", "processor %s v%u: a recorded move of input %s/%u names a topic that is gone; going on without it",
+			    v->proc->def.name, v->number, c->topic,
+			    c->partition);
+	} else if (strcmp(name, c->topic) != 0 || c->offset != s->start) {
+		kp_log_info("proc", "processor %s v%u: input %s follows %s to %s in partition %u from offset %llu again, as recorded before the restart",
+			    v->proc->def.name, v->number, logical, c->topic,
+			    name, c->partition,
+			    (unsigned long long)s->start);
+		snprintf(c->topic, sizeof(c->topic), "%s", name);
+		c->offset = s->start;
+		v->since_checkpoint++;
+	}
+	kp_steps_queue_pop(&v->own_steps);
+	v->steps_done++;
 }
 
 /*
@@ -112,13 +225,16 @@ bool kp_pv_order_next(struct proc_version *v, uint32_t *index,
 		      uint64_t *stop)
 {
 	const struct kp_step *s;
-	uint64_t dropped = 0;
+	uint64_t dropped = 0, at;
+	uint32_t moved;
 
 	if (v->cursor_count < 2)
 		return false;
 	if (!v->order_ready)
-		choose_source(v);
-	s = head_to_follow(v, &v->own_steps, &v->steps_done);
+		(void)kp_pv_order_choose(v, &moved, &at);
+	while ((s = head_to_follow(v, &v->own_steps, &v->steps_done)) != NULL &&
+	       kp_step_is_move(s))
+		take_move(v, s);
 	v->following_own = s != NULL;
 	if (s == NULL && v->follow_path[0] != '\0') {
 		s = head_to_follow(v, &v->follow, &dropped);
@@ -181,6 +297,25 @@ void kp_pv_order_done(struct proc_version *v, struct pv_job *job)
 		v->steps_done++;
 	if (v->following_own)
 		head_to_follow(v, &v->own_steps, &v->steps_done);
+}
+
+int kp_pv_order_move(struct proc_version *v, uint32_t index, uint32_t number,
+		     uint64_t at)
+{
+	struct kp_step s = { KP_STEP_MOVE | index, at, number };
+	int rc;
+
+	if (v->role == PV_SCRATCH || number == 0)
+		return 0;
+	if (head_to_follow(v, &v->own_steps, &v->steps_done) != NULL ||
+	    v->step_pending)
+		return -EAGAIN;
+	rc = v->steps.fd < 0 ? kp_steps_open(&v->steps, v->dir) : 0;
+	if (rc == 0)
+		rc = kp_steps_append(&v->steps, &s);
+	if (rc == 0)
+		v->steps_done++;
+	return rc;
 }
 
 int kp_pv_order_write_unwritten(struct proc_version *v,

@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <msgpack.h>
@@ -450,6 +451,14 @@ static uint64_t switch_offset(struct kp_procs *ps, const struct target *t,
 	return kp_pv_written_end(ps, t->physical, part);
 }
 
+/* The version number whose physical topic of logical is physical. */
+static uint32_t version_number(const char *physical, const char *logical)
+{
+	const char *p = physical + strlen(logical);
+
+	return *p == '\0' ? 1 : (uint32_t)strtoul(p + 2, NULL, 10);
+}
+
 /* Moves v's cursors that may follow their input now; true if any moved. */
 static bool follow_version(struct proc_version *v)
 {
@@ -464,10 +473,21 @@ static bool follow_version(struct proc_version *v)
 		struct target t;
 		bool known;
 		uint64_t at;
+		int rc;
 
 		if (follow_target(v, c, &t) != FOLLOW_NOW)
 			continue;
 		at = switch_offset(v->owner, &t, c->partition, &known);
+		rc = kp_pv_order_move(v, i,
+				      version_number(t.physical, t.logical), at);
+		if (rc == -EAGAIN)
+			continue;       /* its own recorded steps come first */
+		if (rc != 0) {
+			kp_log_warn("proc", "processor %s v%u: input %s moved to %s; cannot record the move yet (%s), following it later",
+				    v->proc->def.name, v->number, t.logical,
+				    t.physical, kp_error_text(rc));
+			continue;
+		}
 		if (known)
 			kp_log_info("proc", "processor %s v%u: input %s moved from %s to %s (generation %u); following it in partition %u from offset %llu, where it switched",
 				    v->proc->def.name, v->number, t.logical,

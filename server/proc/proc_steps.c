@@ -30,6 +30,8 @@ bool kp_step_decode(const char in[KP_STEP_SIZE], struct kp_step *s)
 	s->cursor = kp_get_le32(in);
 	s->start = kp_get_le64(in + 4);
 	s->end = kp_get_le64(in + 12);
+	if (kp_step_is_move(s))
+		return s->end >= 1 && s->end <= UINT32_MAX;
 	return s->start < s->end;
 }
 

@@ -11,9 +11,16 @@
  * follows the version's own steps past its checkpoint, verify and a replay
  * follow the live version's steps from the start.
  *
+ * A cursor that follows its logical input onto another physical topic
+ * (proc_pipeline.c) changes what its offsets mean: that is recorded too,
+ * as a move "cursor i goes on in version N's physical topic of its input
+ * from offset `start`", in the order it happened. A step of cursor i is of
+ * the topic that cursor read after the last move of i before the step.
+ *
  * The file is 24-byte records (little-endian): u32 cursor, u64 start,
- * u64 end, u32 CRC32C of the first 20 bytes. A torn last record (a crash
- * while appending) is cut off when the file is opened for appending.
+ * u64 end, u32 CRC32C of the first 20 bytes; a move has KP_STEP_MOVE set
+ * in cursor and N in end. A torn last record (a crash while appending) is
+ * cut off when the file is opened for appending.
  *
  * Access: a version appends from its own job only (one at a time, worker
  * thread); readers use their own descriptor (loop thread) and stop at the
@@ -28,12 +35,30 @@
 
 #define KP_STEP_SIZE 24
 
-/* Records [start, end) of input cursor `cursor`, in one go. */
+/* In kp_step.cursor: the record is a move, not a step. */
+#define KP_STEP_MOVE 0x80000000u
+
+/*
+ * Records [start, end) of input cursor `cursor`, in one go; or, with
+ * KP_STEP_MOVE in cursor, that cursor (cursor & ~KP_STEP_MOVE) moved to
+ * offset `start` of version `end`'s physical topic of its input.
+ */
 struct kp_step {
 	uint32_t cursor;
 	uint64_t start;
 	uint64_t end;
 };
+
+/* true when s is a move (kp_step_index gives its cursor). */
+static inline bool kp_step_is_move(const struct kp_step *s)
+{
+	return (s->cursor & KP_STEP_MOVE) != 0;
+}
+
+static inline uint32_t kp_step_index(const struct kp_step *s)
+{
+	return s->cursor & ~KP_STEP_MOVE;
+}
 
 /* A version's own steps file, open for appending. */
 struct kp_steps_log {

@@ -5,6 +5,7 @@
 #include "proc_verify.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -199,6 +200,29 @@ static int snapshot_live(struct kp_proc *p, struct proc_version *live)
 	return kp_view_snap_begin(p->verify_view, &p->verify_snap);
 }
 
+/*
+ * true when the scratch s would start an input before the point where the
+ * live version followed it onto the physical topic it reads now: up to
+ * there the live version read another topic, and a run over this one
+ * cannot be compared with it (why says so).
+ */
+static bool spans_move(struct kp_proc *p, const struct proc_version *live,
+		       struct proc_version *s, char *why, size_t cap)
+{
+	const struct pv_cursor *c;
+	uint32_t i;
+	uint64_t at;
+
+	if (!kp_pv_order_choose(s, &i, &at))
+		return false;
+	c = &s->cursors[i];
+	snprintf(why, cap,
+		 "cannot compare from before an input's switch: %s v%u read another physical topic before %s partition %u offset %llu; verify --from a time after the switch",
+		 p->def.name, live->number, c->topic, c->partition,
+		 (unsigned long long)at);
+	return true;
+}
+
 void kp_proc_verify_start(struct kp_proc *p, enum kp_proc_from from,
 			  int64_t value, bool to_set, int64_t to_ts,
 			  struct kp_slot **pslot)
@@ -256,6 +280,7 @@ void kp_proc_verify_start(struct kp_proc *p, enum kp_proc_from from,
 		struct pv_cursor *c = &s->cursors[i];
 
 		*c = live->cursors[i];
+		c->moves_before = 0;
 		c->offset = offset_at(p, &live->cursors[i], from, value);
 		c->stop = live->cursors[i].offset;
 		if (to_set) {
@@ -270,6 +295,11 @@ void kp_proc_verify_start(struct kp_proc *p, enum kp_proc_from from,
 		p->reset_before[i] = c->offset;
 	}
 	s->cursor_count = live->cursor_count;
+	if (spans_move(p, live, s, why, sizeof(why))) {
+		kp_pv_free(s);
+		fail(pslot, KP_ESTATE, why);
+		return;
+	}
 	kp_proc_verify_drop_snapshot(p);
 	/* The view is compared (verify_snap kept) only for a whole replay. */
 	if (!from_start || to_set || snapshot_live(p, live) != 0)

@@ -70,6 +70,9 @@ struct pv_cursor {
 	uint32_t partition;
 	uint64_t offset;
 	uint64_t stop;         /* scratch runs: stop here (exclusive) */
+	uint32_t moves_before; /* replay, verify: moves of this input in the
+				  live version's steps to pass before they
+				  are of the topic it reads (proc_order.c) */
 };
 
 /*
@@ -537,6 +540,27 @@ int kp_pv_order_open(struct proc_version *v, const struct kp_checkpoint *ck);
  */
 bool kp_pv_order_next(struct proc_version *v, uint32_t *index,
 		      uint64_t *stop);
+
+/*
+ * For a replay or a verify's scratch v: decides, once, whether v follows
+ * the live version's steps, and reads those it has. true when an input of
+ * v starts before the point where the live version followed it onto the
+ * physical topic v reads (what the live version read up to there was
+ * another topic): *index is the first such input, *at that point.
+ */
+bool kp_pv_order_choose(struct proc_version *v, uint32_t *index,
+			uint64_t *at);
+
+/*
+ * Cursor index of v follows its input to offset `at` of version number's
+ * physical topic (proc_pipeline.c, loop thread, v between batches): the
+ * move is recorded first. Returns 0 (move it now), -EAGAIN while v has
+ * recorded steps of its own to follow first (they include this move when
+ * it was made before a crash: it is taken again from there), or -errno
+ * when it cannot be recorded (move it later).
+ */
+int kp_pv_order_move(struct proc_version *v, uint32_t index, uint32_t number,
+		     uint64_t at);
 
 /* Drops the step kp_pv_order_next gave when its records are gone. */
 void kp_pv_order_skip(struct proc_version *v);
