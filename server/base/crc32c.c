@@ -1,9 +1,12 @@
 /*
  * crc32c.c - CRC32C (Castagnoli, reflected polynomial 0x82f63b78).
  *
- * Two implementations with identical results: the SSE4.2 crc32 instruction
- * (8 bytes per step), chosen at run time when the CPU has it, and a
- * slicing-by-8 table walk. Pure functions over constant tables: no state.
+ * Two implementations with identical results: the SSE4.2 crc32 instruction,
+ * chosen at run time when the CPU has it, and a slicing-by-8 table walk.
+ * On x86-64 the instruction runs as three independent chains over three
+ * adjacent blocks, joined at the end of each block (see crc_3way); the
+ * joining tables are built once, on the first long buffer, under
+ * pthread_once. Everything else is pure functions over constant tables.
  */
 #include "crc32c.h"
 
@@ -12,6 +15,10 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <nmmintrin.h>
 #define KP_CRC32C_X86 1
+#endif
+
+#ifdef __x86_64__
+#include <pthread.h>
 #endif
 
 static const uint32_t crc_table[8][256] = {
@@ -417,6 +424,107 @@ bool kp_crc32c_hw_available(void)
 	return __builtin_cpu_supports("sse4.2");
 }
 
+#ifdef __x86_64__
+
+/*
+ * Three chains, joined.
+ *
+ * Write R(c, d) for the raw register (no inversion before or after) after
+ * the crc32 instruction has taken the bytes d starting from register c.
+ * Each step is linear over GF(2) in the register and the data together, so
+ * R(c, d) = R(c, 0^n) ^ R(0, d) for any n bytes d. Call Z_n(c) = R(c, 0^n),
+ * "n zero bytes": a linear map of the 32-bit register. For three adjacent
+ * blocks A, B, C of n bytes each:
+ *
+ *   R(c, A B C) = Z_n(R(c, A B)) ^ R(0, C)
+ *               = Z_n(Z_n(R(c, A)) ^ R(0, B)) ^ R(0, C)
+ *
+ * so R(c, A), R(0, B) and R(0, C) are three independent chains that the
+ * CPU overlaps, and two applications of Z_n join them. The instruction has
+ * a latency of 3 cycles; Intel cores start one every cycle (about 3x from
+ * three chains), AMD Zen 1 one every 2.5 or so (about 1.2x: issue 12's
+ * figures in docs/BENCHMARKS.md).
+ *
+ * Z_n is applied a byte of the register at a time: with T_k[b] = Z_n(b <<
+ * 8k), Z_n(c) = T_0[c & 0xff] ^ T_1[c >> 8 & 0xff] ^ T_2[..] ^ T_3[c >> 24].
+ * The tables come from the images of the 32 unit vectors, each computed by
+ * running the instruction over n zero bytes, and linearity again:
+ * T_k[b] = T_k[b & (b - 1)] ^ Z_n(lowest set bit of b, shifted by 8k).
+ *
+ * Two block lengths: 3 x 8 KiB rounds take long buffers (1 MiB fetch
+ * windows, whole batches) with a join every 24 KiB, and 3 x 256 B rounds
+ * take what remains of 768 bytes or more; the last < 768 bytes run as one
+ * chain.
+ */
+#define KP_CRC32C_LONG 8192
+#define KP_CRC32C_SHORT 256
+
+/* Z_n as four byte tables, n = KP_CRC32C_LONG and KP_CRC32C_SHORT. */
+static uint32_t zeros_long[4][256];
+static uint32_t zeros_short[4][256];
+static pthread_once_t zeros_once = PTHREAD_ONCE_INIT;
+
+__attribute__((target("sse4.2")))
+static uint32_t zeros_by_steps(uint32_t c, size_t n)
+{
+	uint64_t r = c;
+
+	for (size_t i = 0; i < n; i += 8)
+		r = _mm_crc32_u64(r, 0);
+	return (uint32_t)r;
+}
+
+static void zeros_fill(uint32_t t[4][256], size_t n)
+{
+	uint32_t unit[32];
+
+	for (int i = 0; i < 32; i++)
+		unit[i] = zeros_by_steps((uint32_t)1 << i, n);
+	for (int k = 0; k < 4; k++) {
+		t[k][0] = 0;
+		for (unsigned b = 1; b < 256; b++)
+			t[k][b] = t[k][b & (b - 1)] ^ unit[8 * k + __builtin_ctz(b)];
+	}
+}
+
+static void zeros_init(void)
+{
+	zeros_fill(zeros_long, KP_CRC32C_LONG);
+	zeros_fill(zeros_short, KP_CRC32C_SHORT);
+}
+
+static inline uint32_t zeros_apply(const uint32_t t[4][256], uint32_t c)
+{
+	return t[0][c & 0xff] ^ t[1][(c >> 8) & 0xff] ^ t[2][(c >> 16) & 0xff] ^
+	       t[3][c >> 24];
+}
+
+/* R(c, p[0 .. rounds * 3n)), n a multiple of 8 and t the tables of Z_n. */
+__attribute__((target("sse4.2"), always_inline))
+static inline uint64_t crc_3way(uint64_t c, const unsigned char *p,
+				size_t rounds, size_t n, const uint32_t t[4][256])
+{
+	for (; rounds > 0; rounds--, p += 3 * n) {
+		uint64_t c1 = 0, c2 = 0;
+
+		for (size_t i = 0; i < n; i += 8) {
+			uint64_t w0, w1, w2;
+
+			memcpy(&w0, p + i, 8);
+			memcpy(&w1, p + n + i, 8);
+			memcpy(&w2, p + 2 * n + i, 8);
+			c = _mm_crc32_u64(c, w0);
+			c1 = _mm_crc32_u64(c1, w1);
+			c2 = _mm_crc32_u64(c2, w2);
+		}
+		c = zeros_apply(t, zeros_apply(t, (uint32_t)c) ^ (uint32_t)c1) ^
+		    (uint32_t)c2;
+	}
+	return c;
+}
+
+#endif
+
 __attribute__((target("sse4.2")))
 uint32_t kp_crc32c_hw(uint32_t crc, const void *buf, size_t len)
 {
@@ -428,6 +536,19 @@ uint32_t kp_crc32c_hw(uint32_t crc, const void *buf, size_t len)
 		len--;
 	}
 #ifdef __x86_64__
+	if (len >= 3 * KP_CRC32C_SHORT) {
+		size_t rounds;
+
+		pthread_once(&zeros_once, zeros_init);
+		rounds = len / (3 * KP_CRC32C_LONG);
+		c = crc_3way(c, p, rounds, KP_CRC32C_LONG, zeros_long);
+		p += rounds * 3 * KP_CRC32C_LONG;
+		len -= rounds * 3 * KP_CRC32C_LONG;
+		rounds = len / (3 * KP_CRC32C_SHORT);
+		c = crc_3way(c, p, rounds, KP_CRC32C_SHORT, zeros_short);
+		p += rounds * 3 * KP_CRC32C_SHORT;
+		len -= rounds * 3 * KP_CRC32C_SHORT;
+	}
 	while (len >= 8) {
 		uint64_t w;
 
