@@ -55,18 +55,8 @@ class TlsTest(kh.ServerTest):
         self.assertEqual([v["value"] for v in kh.json_lines(r.stdout)],
                          [{"x": 1}, {"x": 2}])
         # A plain client gets no answer: the server speaks TLS only.
-        with socket.create_connection(("127.0.0.1", s.port), timeout=5) as sk:
-            sk.sendall(frame({"id": 1, "op": "ping"}))
-            data = b""
-            try:
-                while True:
-                    chunk = sk.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-            except (ConnectionResetError, socket.timeout):
-                pass
-            self.assertNotIn(b"version", data)
+        data = plain_exchange(s.port, frame({"id": 1, "op": "ping"}))
+        self.assertNotIn(b"version", data)
         r = kh.run_ctl(["ping"], addr=s.addr, timeout=20)
         self.assertEqual(r.returncode, 1, r)
         with s.client() as c:
@@ -174,18 +164,8 @@ class TlsTest(kh.ServerTest):
         self.assertIn(b"Verify return code: 0 (ok)", out)
         self.assertIn(b"HTTP/1.1 200 OK", out)
         # Plain HTTP gets no HTTP answer, and the server stays up.
-        with socket.create_connection(("127.0.0.1", s.http_port),
-                                      timeout=5) as sk:
-            sk.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            data = b""
-            try:
-                while True:
-                    chunk = sk.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-            except (ConnectionResetError, socket.timeout):
-                pass
+        data = plain_exchange(s.http_port,
+                              b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
         self.assertNotIn(b"HTTP/1.1", data)
         self.assertGreater(s.metric("kappa_connections_accepted_total"), 0)
 
@@ -252,6 +232,23 @@ class TlsTest(kh.ServerTest):
                                timeout=20 * kh.SLOW)
             self.assertEqual(r.returncode, 1, (cfg, r.stdout, r.stderr))
             self.assertIn(want, r.stdout + r.stderr, cfg)
+
+
+def plain_exchange(port, request):
+    """Sends request over plain TCP to port and returns what came back
+    before the server closed (or 5 s passed)."""
+    data = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sk:
+        sk.sendall(request)
+        try:
+            while True:
+                chunk = sk.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except (ConnectionResetError, socket.timeout):
+            pass
+    return data
 
 
 def s_client(args, wait=10, send=None, want=b"version"):
