@@ -9,7 +9,6 @@
  */
 #include "state_json.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -273,26 +272,6 @@ struct topic_role {
 	bool current;                  /* its name (or logical) resolves here */
 };
 
-/* n when name ends in ".v<n>" (n >= 2, no leading zero), else 0. */
-static uint32_t version_suffix(const char *name, size_t *base_len)
-{
-	const char *dot = strrchr(name, '.');
-	unsigned long n = 0;
-
-	if (dot == NULL || dot == name || dot[1] != 'v' || dot[2] < '1' ||
-	    dot[2] > '9')
-		return 0;
-	for (const char *p = dot + 2; *p != '\0'; p++) {
-		if (!isdigit((unsigned char)*p) || n > UINT32_MAX / 10)
-			return 0;
-		n = n * 10 + (unsigned long)(*p - '0');
-	}
-	if (n < 2 || n > UINT32_MAX)
-		return 0;
-	*base_len = (size_t)(dot - name);
-	return (uint32_t)n;
-}
-
 /*
  * Version 1 of a processor's output L is the physical topic L, version
  * N > 1 is L.vN (proc_version.c), and the alias L points at the live one;
@@ -313,8 +292,8 @@ static void topic_role_of(struct kp_catalog *cat, const struct kp_topic *t,
 		r->generation = 1;
 		return;
 	}
-	n = version_suffix(t->name, &base);
-	if (n != 0 &&
+	base = kp_proc_version_base(t->name, len, &n);
+	if (base > 0 && n >= 2 &&
 	    kp_catalog_alias_get(cat, t->name, base, &gen, &target) == 1) {
 		memcpy(r->logical, t->name, base);
 		r->logical[base] = '\0';

@@ -49,6 +49,26 @@ void kp_proc_def_dlq(const struct kp_proc_def *def, char *out, size_t cap)
 	snprintf(out, cap, "%s.dlq", def->name);
 }
 
+size_t kp_proc_version_base(const char *name, size_t len, uint32_t *n)
+{
+	size_t digits = 0, base;
+	uint64_t value = 0;
+
+	while (digits < len && name[len - 1 - digits] >= '0' &&
+	       name[len - 1 - digits] <= '9')
+		digits++;
+	if (digits == 0 || len < digits + 3 || name[len - digits - 1] != 'v' ||
+	    name[len - digits - 2] != '.')
+		return 0;
+	base = len - digits - 2;
+	for (size_t i = len - digits; i < len && value <= UINT32_MAX; i++)
+		value = value * 10 + (uint64_t)(name[i] - '0');
+	if (n != NULL)
+		*n = value > UINT32_MAX || name[len - digits] == '0'
+			     ? 0 : (uint32_t)value;
+	return base;
+}
+
 struct kp_proc_def_version *kp_proc_def_version(struct kp_proc_def *def,
 						uint32_t n)
 {

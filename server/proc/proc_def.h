@@ -116,6 +116,15 @@ int kp_proc_def_load(struct kp_proc_def *def, const char *dir,
 /* The logical name of the processor's dead-letter topic: "<name>.dlq". */
 void kp_proc_def_dlq(const struct kp_proc_def *def, char *out, size_t cap);
 
+/*
+ * Whether the len bytes at name are a version's topic name, BASE.vN (the
+ * naming of kp_pv_physical_name: version N > 1 of output or dead-letter
+ * topic BASE): returns BASE's length, and N in *n when n is not NULL (0
+ * when the digits overflow 32 bits or start with a zero); 0 when name has
+ * no ".v<digits>" suffix after a non-empty BASE.
+ */
+size_t kp_proc_version_base(const char *name, size_t len, uint32_t *n);
+
 /* The persisted entry of version n, or NULL. */
 struct kp_proc_def_version *kp_proc_def_version(struct kp_proc_def *def,
 						uint32_t n);

@@ -492,18 +492,6 @@ static void out_flush(struct out_set *set, int64_t now)
 	kp_buf_destroy(&set->headers);
 }
 
-/* true for NAME.vN: the name of a version's physical topic, or its alias. */
-static bool version_name(const char *topic, size_t len)
-{
-	size_t digits = 0;
-
-	while (digits < len && topic[len - 1 - digits] >= '0' &&
-	       topic[len - 1 - digits] <= '9')
-		digits++;
-	return digits > 0 && len >= digits + 3 &&
-	       topic[len - digits - 1] == 'v' && topic[len - digits - 2] == '.';
-}
-
 /*
  * The claim opens the output at once (not when the batch's outputs are
  * written): a later emit of the same batch, or another processor's claim,
@@ -513,7 +501,7 @@ int kp_pv_claim_topic(struct proc_version *v, const char *topic, size_t len)
 {
 	if (physical_output(v, topic, len) != NULL)
 		return 0;
-	if (version_name(topic, len) ||
+	if (kp_proc_version_base(topic, len, NULL) > 0 ||
 	    kp_catalog_name_taken(v->owner->store->catalog, topic, len))
 		return KP_ENOTOWNER;
 	if (v->role == PV_SCRATCH || !v->proc->def.open_outputs)

@@ -226,20 +226,6 @@ static bool same(const char *a, const char *name, size_t len)
 	return strlen(a) == len && memcmp(a, name, len) == 0;
 }
 
-/* The length of name without a version suffix ".vN", or 0 when none. */
-static size_t version_base(const char *name, size_t len)
-{
-	size_t digits = 0;
-
-	while (digits < len && name[len - 1 - digits] >= '0' &&
-	       name[len - 1 - digits] <= '9')
-		digits++;
-	if (digits == 0 || len < digits + 3 || name[len - digits - 1] != 'v' ||
-	    name[len - digits - 2] != '.')
-		return 0;
-	return len - digits - 2;
-}
-
 /* name is one of p's logical outputs or its dead-letter topic. */
 static bool writes_logical(const struct kp_proc *p, const char *name,
 			   size_t len)
@@ -263,7 +249,7 @@ static bool writes_logical(const struct kp_proc *p, const char *name,
  */
 static bool writes(const struct kp_proc *p, const char *name, size_t len)
 {
-	size_t base = version_base(name, len);
+	size_t base = kp_proc_version_base(name, len, NULL);
 
 	if (writes_logical(p, name, len) ||
 	    (base > 0 && writes_logical(p, name, base)))

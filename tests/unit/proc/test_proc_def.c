@@ -254,12 +254,34 @@ static void test_oldest_revisions_go_past_the_cap(void **state)
 	kp_proc_def_destroy(&def);
 }
 
+/* BASE.vN names: the base's length, and N when it is a version's. */
+static void test_version_base(void **state)
+{
+	uint32_t n = 99;
+
+	(void)state;
+	assert_int_equal(kp_proc_version_base("counts.v2", 9, &n), 6);
+	assert_int_equal(n, 2);
+	assert_int_equal(kp_proc_version_base("p.dlq.v17", 9, &n), 5);
+	assert_int_equal(n, 17);
+	assert_int_equal(kp_proc_version_base("x.v01", 5, &n), 1);
+	assert_int_equal(n, 0);                 /* not a name we make */
+	assert_int_equal(kp_proc_version_base("x.v99999999999", 14, &n), 1);
+	assert_int_equal(n, 0);                 /* past 32 bits */
+	assert_int_equal(kp_proc_version_base("counts", 6, NULL), 0);
+	assert_int_equal(kp_proc_version_base(".v2", 3, NULL), 0);
+	assert_int_equal(kp_proc_version_base("x.v", 3, NULL), 0);
+	assert_int_equal(kp_proc_version_base("xv2", 3, NULL), 0);
+	assert_int_equal(kp_proc_version_base("x.v2y", 5, NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_revisions_survive_save_and_load),
 		cmocka_unit_test(test_definition_without_revisions),
 		cmocka_unit_test(test_oldest_revisions_go_past_the_cap),
+		cmocka_unit_test(test_version_base),
 	};
 
 	return cmocka_run_group_tests(tests, setup_dir, remove_dir);
