@@ -15,6 +15,7 @@
  */
 #include "lua_adapter.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,11 @@ struct lua_proc {
 	struct kp_proc_ctx *ctx;           /* the host's ctx of the current call */
 	const struct kp_proc_record *rec;  /* the record being processed */
 	int call_ref;                      /* registry ref of on_process */
+	int run_ref;                       /* registry ref of the batch loop */
+	const struct kp_lua_feed *feed;    /* kp_lua_run's source */
+	int in_record;                     /* a run's record is under way */
+	int run_start;                     /* no record of this run yet */
+	int ended;                         /* the feed said there is no more */
 	struct kp_buf scratch;             /* msgpack of an emit or put */
 	struct kp_buf scan;                /* pairs copied by state:scan */
 	int scan_failed;                   /* a copy failed (memory) */
@@ -414,7 +420,9 @@ static int on_init(lua_State *L)
 	lua_pushvalue(L, 4);
 	lua_pushvalue(L, 6);
 	lua_pushvalue(L, 2);
-	lua_call(L, 2, 1);                          /* 8: entry */
+	kp_lua_sandbox_push_handler(lp->sb);
+	lua_call(L, 3, 2);                          /* 8: entry, 9: run */
+	lp->run_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_pushnil(L);                             /* 9: the topic */
 	lua_pushcclosure(L, on_process, UP_COUNT);  /* 7: the call */
 	lp->call_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -459,6 +467,11 @@ static int jit_wanted(void)
 	return KP_LUA_JIT_DEFAULT;
 }
 
+static int host_next(struct kp_lua_host *h);
+static void host_decode(struct kp_lua_host *h, lua_State *L);
+static void host_fail_record(struct kp_lua_host *h, lua_State *L);
+static void host_topic(struct kp_lua_host *h, lua_State *L);
+
 static int lua_proc_init(struct kp_proc_ctx *ctx, char *err)
 {
 	struct kp_lua_sandbox_opts opts = { ctx->memory_limit, jit_wanted(),
@@ -476,6 +489,11 @@ static int lua_proc_init(struct kp_proc_ctx *ctx, char *err)
 	lp->ctx = ctx;
 	lp->host.ctx = ctx;
 	lp->call_ref = LUA_NOREF;
+	lp->run_ref = LUA_NOREF;
+	lp->host.next = host_next;
+	lp->host.decode = host_decode;
+	lp->host.fail = host_fail_record;
+	lp->host.topic = host_topic;
 	lp->sb = kp_lua_sandbox_new(&opts, err, KP_PROC_ERR_MAX);
 	if (lp->sb == NULL) {
 		proc_free(lp);
@@ -529,6 +547,128 @@ static int lua_proc_process(struct kp_proc_ctx *ctx,
 	lua_settop(L, top);
 	lp->rec = NULL;
 	return rc == 0 ? 0 : -1;
+}
+
+/* ---- batch runs (kp_lua_run) ------------------------------------------ */
+
+static struct lua_proc *proc_of_host(struct kp_lua_host *h)
+{
+	return (struct lua_proc *)(void *)((char *)h -
+					   offsetof(struct lua_proc, host));
+}
+
+/* The prelude's next_rec: begins the feed's next record. */
+static int host_next(struct kp_lua_host *h)
+{
+	struct lua_proc *lp = proc_of_host(h);
+	const struct kp_proc_record *rec;
+	struct kp_mp_view v;
+
+	lp->in_record = 0;
+	if (lp->ended || lp->feed->next(lp->feed->arg, &rec) != 1) {
+		lp->ended = 1;
+		lp->rec = NULL;
+		return KP_LUAHOST_END;
+	}
+	lp->in_record = 1;
+	lp->rec = rec;
+	h->rec.new_topic = lp->run_start;
+	lp->run_start = 0;
+	if (lp->topic == NULL || rec->topic == NULL ||
+	    strcmp(lp->topic, rec->topic) != 0) {
+		new_topic(lp, rec->topic);
+		h->rec.new_topic = 1;
+	}
+	kp_lua_sandbox_seed_hashed(lp->sb, lp->topic_hash, rec->partition,
+				   rec->offset);
+	h->rec.partition = rec->partition;
+	h->rec.offset = (double)rec->offset;
+	h->rec.ts = (double)rec->ts;
+	h->rec.key = rec->key;
+	h->rec.key_len = (double)rec->key_len;
+	h->rec.value = rec->value;
+	h->rec.value_len = (double)rec->value_len;
+	if (rec->value != NULL &&
+	    kp_mp_validate_one(rec->value, rec->value_len, &v) == 0 &&
+	    kp_lua_host_lazy_ok(v.ptr, v.len)) {
+		h->rec.value_len = (double)v.len;
+		return KP_LUAHOST_LAZY;
+	}
+	return KP_LUAHOST_DECODE;
+}
+
+static void host_decode(struct kp_lua_host *h, lua_State *L)
+{
+	const struct kp_proc_record *rec = proc_of_host(h)->rec;
+
+	push_value(L, rec->value, rec->value_len, "record value");
+}
+
+static void host_topic(struct kp_lua_host *h, lua_State *L)
+{
+	const struct kp_proc_record *rec = proc_of_host(h)->rec;
+
+	lua_pushstring(L, rec != NULL && rec->topic != NULL ? rec->topic : "");
+}
+
+/*
+ * The record raised the message at the top of L (through the sandbox's
+ * handler): it is worded as a failed process() call's would be.
+ */
+static void host_fail_record(struct kp_lua_host *h, lua_State *L)
+{
+	struct lua_proc *lp = proc_of_host(h);
+	const char *msg = lua_tostring(L, -1);
+	char err[KP_PROC_ERR_MAX];
+	int status = LUA_ERRRUN;
+
+	/* Out of memory, or the handler's traceback ran out of it. */
+	if (msg != NULL && (strncmp(msg, "not enough memory", 17) == 0 ||
+			    strcmp(msg, "error in error handling") == 0))
+		status = LUA_ERRMEM;
+	kp_lua_sandbox_error(lp->sb, status, err, sizeof(err));
+	lp->in_record = 0;
+	lp->feed->fail(lp->feed->arg, err);
+}
+
+int kp_lua_can_run(const struct kp_proc_ctx *ctx)
+{
+	const struct lua_proc *lp = ctx->user;
+
+	return lp != NULL && lp->sb->jit && lp->run_ref != LUA_NOREF;
+}
+
+void kp_lua_run(struct kp_proc_ctx *ctx, const struct kp_lua_feed *feed)
+{
+	struct lua_proc *lp = ctx->user;
+	lua_State *L = lp->sb->L;
+	int top = lua_gettop(L);
+	char err[KP_PROC_ERR_MAX];
+
+	kp_lua_sandbox_clear_interrupt(lp->sb);
+	lp->ctx = ctx;
+	lp->host.ctx = ctx;
+	lp->feed = feed;
+	lp->ended = 0;
+	lp->run_start = 1;
+	while (!lp->ended) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, lp->run_ref);
+		if (kp_lua_sandbox_call(lp->sb, 0, 0, err, sizeof(err)) == 0)
+			break;
+		lua_settop(L, top);
+		/*
+		 * Raised outside xpcall (memory, an interrupt in the loop):
+		 * the record under way fails; between records the run ends
+		 * and the caller goes on from the next record later.
+		 */
+		if (!lp->in_record)
+			break;
+		lp->in_record = 0;
+		feed->fail(feed->arg, err);
+	}
+	lua_settop(L, top);
+	lp->feed = NULL;
+	lp->rec = NULL;
 }
 
 static void lua_proc_fini(struct kp_proc_ctx *ctx)

@@ -16,4 +16,27 @@
 /* The descriptor (static; never NULL). */
 const struct kp_processor *kp_lua_processor(void);
 
+/*
+ * A run's source of records for kp_lua_run: next begins the next record
+ * (1 with *rec set, borrowed until the following call; 0 at the end) and
+ * fail hears that the current record raised msg (the caller undoes it).
+ */
+struct kp_lua_feed {
+	int (*next)(void *arg, const struct kp_proc_record **rec);
+	void (*fail)(void *arg, const char *msg);
+	void *arg;
+};
+
+/* true when kp_lua_run applies to this started instance (the JIT is on). */
+int kp_lua_can_run(const struct kp_proc_ctx *ctx);
+
+/*
+ * Runs every record of feed through the module in one call into the VM:
+ * the prelude's loop (lua_host.h), which the JIT compiles together with
+ * the processor. Each record sees what process() would give it (the same
+ * rec, random seed and error messages); a record that raises is reported
+ * to fail and the run goes on with the next.
+ */
+void kp_lua_run(struct kp_proc_ctx *ctx, const struct kp_lua_feed *feed);
+
 #endif

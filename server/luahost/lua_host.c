@@ -298,6 +298,13 @@ const char *kp_luahost_error_text(int rc)
 	return kp_error_text(rc);
 }
 
+int kp_luahost_next(double self)
+{
+	struct kp_lua_host *h = host_of(self);
+
+	return h->next != NULL ? h->next(h) : KP_LUAHOST_END;
+}
+
 /* ------------------------------------------------------------------------
  * C helpers of the prelude: upvalue 1 is the struct kp_lua_host.
  */
@@ -376,6 +383,34 @@ static int l_lazy_index(lua_State *L)
 	}
 }
 
+/* decode_rec() -> the current batch record's value (raises if malformed) */
+static int l_decode_rec(lua_State *L)
+{
+	struct kp_lua_host *h = lua_touserdata(L, lua_upvalueindex(1));
+
+	h->decode(h, L);
+	return 1;
+}
+
+/* failed(message): the current batch record raised message */
+static int l_failed(lua_State *L)
+{
+	struct kp_lua_host *h = lua_touserdata(L, lua_upvalueindex(1));
+
+	lua_settop(L, 1);
+	h->fail(h, L);
+	return 0;
+}
+
+/* topic_now() -> the current batch record's topic */
+static int l_topic_now(lua_State *L)
+{
+	struct kp_lua_host *h = lua_touserdata(L, lua_upvalueindex(1));
+
+	h->topic(h, L);
+	return 1;
+}
+
 /* bigint() -> the decimal digits of the last incr result */
 static int l_bigint(lua_State *L)
 {
@@ -387,9 +422,9 @@ static int l_bigint(lua_State *L)
 
 /*
  * The prelude. Arguments: ffi, the host's address, the table of function
- * addresses, the table of C helpers (and bindings), the lazy key and
- * metatable, kappa.null and the sandbox environment. Returns
- * bind(process, ctx) -> entry.
+ * addresses (and of the batch record), the table of C helpers (and
+ * bindings), the lazy key and metatable, kappa.null and the sandbox
+ * environment. Returns bind(process, ctx, handler) -> entry, run.
  */
 static const char prelude[] =
 "local ffi, H, fp, c, KEY, LAZY, NULL, env = ...\n"
@@ -406,10 +441,16 @@ static const char prelude[] =
 "local field = ffi.cast('int (*)(const char *, size_t, const char *, '\n"
 "  .. 'size_t, double *)', fp.field)\n"
 "local errtext = ffi.cast('const char *(*)(int)', fp.errtext)\n"
+"local next_rec = ffi.cast('int (*)(double)', fp.next)\n"
+"local R = ffi.cast('struct { double partition, offset, ts; '\n"
+"  .. 'const char *key; double key_len; const char *value; '\n"
+"  .. 'double value_len; double new_topic; } *', fp.rec)\n"
 "local out = ffi.new('double[2]')\n"
 "local INTR = 'interrupted: time budget exceeded'\n"
 "local c_put, decode_get, decode_at, materialize, bigint =\n"
 "  c.put, c.decode_get, c.decode_at, c.materialize, c.bigint\n"
+"local decode_rec, failed, topic_now, xpcall =\n"
+"  c.decode_rec, c.failed, c.topic_now, xpcall\n"
 "local function fail(what, rc)\n"
 "  if rc == 1 then error(INTR, 0) end\n"
 "  error(what .. ' failed: ' .. fstring(errtext(rc)), 3)\n"
@@ -486,9 +527,9 @@ static const char prelude[] =
 "            scan = c.scan }\n"
 "  LAZY.__index = c.lazy_index\n"
 "end\n"
-"return function(process, ctx)\n"
+"return function(process, ctx, handler)\n"
 "  ctx.state = state\n"
-"  return function(topic, partition, offset, ts, key, value, lz)\n"
+"  local function entry(topic, partition, offset, ts, key, value, lz)\n"
 "    if lz then value = setmetatable({ [KEY] = value }, LAZY) end\n"
 "    local rec = { topic = false, partition = false, offset = false,\n"
 "                  ts = false, key = false, value = false }\n"
@@ -496,6 +537,29 @@ static const char prelude[] =
 "    rec.ts = ts rec.key = key rec.value = value\n"
 "    return process(ctx, rec)\n"
 "  end\n"
+"  local topic\n"
+"  local function one(kind)\n"
+"    local key, value = nil, nil\n"
+"    if R.key ~= nil then key = fstring(R.key, R.key_len) end\n"
+"    if kind == 1 then\n"
+"      value = setmetatable({ [KEY] = fstring(R.value, R.value_len) }, LAZY)\n"
+"    elseif kind == 2 then value = decode_rec() end\n"
+"    local rec = { topic = false, partition = false, offset = false,\n"
+"                  ts = false, key = false, value = false }\n"
+"    rec.topic = topic rec.partition = R.partition rec.offset = R.offset\n"
+"    rec.ts = R.ts rec.key = key rec.value = value\n"
+"    return process(ctx, rec)\n"
+"  end\n"
+"  local function run()\n"
+"    while true do\n"
+"      local kind = next_rec(H)\n"
+"      if kind == 0 then return end\n"
+"      if R.new_topic ~= 0 then topic = topic_now() end\n"
+"      local ok, e = xpcall(one, handler, kind)\n"
+"      if not ok then failed(e) end\n"
+"    end\n"
+"  end\n"
+"  return entry, run\n"
 "end\n";
 
 static void set_addr(lua_State *L, const char *name, void (*fn)(void))
@@ -527,12 +591,18 @@ void kp_lua_host_push_prelude(lua_State *L, struct kp_lua_host *h, int c_idx)
 	set_addr(L, "put_str", (void (*)(void))kp_luahost_put_str);
 	set_addr(L, "field", (void (*)(void))kp_luahost_field);
 	set_addr(L, "errtext", (void (*)(void))kp_luahost_error_text);
+	set_addr(L, "next", (void (*)(void))kp_luahost_next);
+	lua_pushnumber(L, (lua_Number)(uintptr_t)&h->rec);
+	lua_setfield(L, -2, "rec");
 	lua_pushvalue(L, c_idx);                     /* top+5: c */
 	set_helper(L, h, "decode_get", l_decode_get);
 	set_helper(L, h, "decode_at", l_decode_at);
 	set_helper(L, h, "materialize", l_materialize);
 	set_helper(L, h, "bigint", l_bigint);
 	set_helper(L, h, "lazy_index", l_lazy_index);
+	set_helper(L, h, "decode_rec", l_decode_rec);
+	set_helper(L, h, "failed", l_failed);
+	set_helper(L, h, "topic_now", l_topic_now);
 	kp_luamp_push_lazy(L);                       /* top+6, top+7 */
 	kp_luamp_push_null(L);                       /* top+8 */
 	lua_pushvalue(L, LUA_GLOBALSINDEX);          /* top+9: env */

@@ -42,6 +42,28 @@ enum {
 	KP_LUAHOST_OTHER = 15   /* decode with the C API (get: host->val) */
 };
 
+/* Kinds of record kp_luahost_next hands the prelude's batch loop. */
+enum {
+	KP_LUAHOST_END = 0,     /* no more records in this run */
+	KP_LUAHOST_LAZY = 1,    /* the value is a small map: a lazy proxy */
+	KP_LUAHOST_DECODE = 2,  /* the value is decoded by the C helper */
+	KP_LUAHOST_NOVALUE = 3  /* the record has no value (nil) */
+};
+
+/*
+ * The record of a batch run, read by the prelude through the FFI (its
+ * layout is declared there too: keep the two alike). Numbers are doubles,
+ * as Lua sees them; key is NULL for a record without a key.
+ */
+struct kp_lua_rec {
+	double partition, offset, ts;
+	const char *key;
+	double key_len;
+	const char *value;
+	double value_len;
+	double new_topic;              /* 1: the topic changed (topic_now()) */
+};
+
 /* The per-instance host of the prelude. */
 struct kp_lua_host {
 	struct kp_lua_sandbox *sb;     /* borrowed; the instance's sandbox */
@@ -49,12 +71,28 @@ struct kp_lua_host {
 	const char *val;               /* get: the borrowed value, for OTHER */
 	size_t val_len;                /* its length */
 	char digits[24];               /* incr: a result outside +-2^53 */
+	struct kp_lua_rec rec;         /* the batch loop's current record */
+	/*
+	 * The batch loop's source (set by the adapter): next begins the next
+	 * record, fills rec and returns a KP_LUAHOST_* record kind; decode
+	 * pushes the record's value (or raises); fail hears that the current
+	 * record raised the message on top of the stack; topic pushes the
+	 * current record's topic.
+	 */
+	int (*next)(struct kp_lua_host *h);
+	void (*decode)(struct kp_lua_host *h, lua_State *L);
+	void (*fail)(struct kp_lua_host *h, lua_State *L);
+	void (*topic)(struct kp_lua_host *h, lua_State *L);
 };
 
 /*
- * Loads the prelude into L and pushes bind(process, ctx): bind sets
- * ctx.state (get, put, incr, del over FFI; scan from the helpers) and
- * returns entry(topic, partition, offset, ts, key, value, lazy), which
+ * Loads the prelude into L and pushes bind(process, ctx, handler): bind
+ * sets ctx.state (get, put, incr, del over FFI; scan from the helpers) and
+ * returns entry and run. run() is the batch loop (JIT on only): it takes
+ * records from h->next until KP_LUAHOST_END and calls process on each
+ * under xpcall with handler, calling h->fail when one raises; the JIT
+ * compiles the loop, the FFI calls and the processor into one trace.
+ * entry(topic, partition, offset, ts, key, value, lazy) is one record: it
  * builds rec (rec.value a lazy proxy of the msgpack string value when lazy
  * is true) and tail-calls process(ctx, rec). c_idx is a table of the C
  * bindings (state methods get, put, incr, del, scan) and jit (whether the
@@ -88,6 +126,7 @@ int kp_luahost_put_str(double self, const char *key, size_t key_len,
 		       const char *s, size_t len);
 int kp_luahost_field(const char *buf, size_t len, const char *key,
 		     size_t key_len, double *out);
+int kp_luahost_next(double self);
 const char *kp_luahost_error_text(int rc);
 
 #endif

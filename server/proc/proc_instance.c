@@ -10,10 +10,12 @@
 #include "proc_instance.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/alloc.h"
 #include "base/mp.h"
+#include "luahost/lua_adapter.h"
 
 static const char empty_map[1] = { (char)0x80 };
 
@@ -185,6 +187,60 @@ int kp_instance_process(struct kp_instance *inst,
 	kp_sink_abort_record(&inst->sink);
 	return kp_error_set(err, KP_EINTERNAL, "%s",
 			    proc_message(inst->code, msg));
+}
+
+/* kp_instance_run's state for a Lua run (struct kp_lua_feed's arg). */
+struct lua_run {
+	struct kp_instance *inst;
+	const struct kp_record_feed *feed;
+	struct kp_proc_record rec;
+};
+
+static int lua_run_next(void *arg, const struct kp_proc_record **rec)
+{
+	struct lua_run *r = arg;
+
+	if (r->feed->next(r->feed->arg, &r->rec) != 1)
+		return 0;
+	r->inst->sink.record_ts = r->rec.ts;
+	r->inst->sink.record_offset = r->rec.offset;
+	kp_sink_begin_record(&r->inst->sink);
+	*rec = &r->rec;
+	return 1;
+}
+
+static void lua_run_fail(void *arg, const char *msg)
+{
+	struct lua_run *r = arg;
+	char copy[KP_PROC_ERR_MAX];
+	struct kp_error err;
+
+	kp_sink_abort_record(&r->inst->sink);
+	snprintf(copy, sizeof(copy), "%s", msg);
+	kp_error_set(&err, KP_EINTERNAL, "%s",
+		     proc_message(r->inst->code, copy));
+	r->feed->failed(r->feed->arg, &r->rec, &err);
+}
+
+void kp_instance_run(struct kp_instance *inst,
+		     const struct kp_record_feed *feed)
+{
+	struct kp_proc_record rec;
+	struct kp_error err;
+
+	if (inst->started && strcmp(inst->code->lang, "lua") == 0 &&
+	    kp_lua_can_run(&inst->ctx)) {
+		struct lua_run r = { inst, feed, { 0 } };
+		struct kp_lua_feed lf = { lua_run_next, lua_run_fail, &r };
+
+		kp_lua_run(&inst->ctx, &lf);
+		return;
+	}
+	while (feed->next(feed->arg, &rec) == 1) {
+		kp_error_clear(&err);
+		if (kp_instance_process(inst, &rec, &err) != 0)
+			feed->failed(feed->arg, &rec, &err);
+	}
 }
 
 void kp_instance_interrupt(struct kp_instance *inst)

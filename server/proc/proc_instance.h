@@ -55,6 +55,28 @@ int kp_instance_start(struct kp_instance *inst, struct kp_proc_code *code,
 int kp_instance_process(struct kp_instance *inst,
 			const struct kp_proc_record *rec, struct kp_error *err);
 
+/*
+ * A source of records for kp_instance_run: next puts the next record in
+ * *rec (its pointers borrowed until the following call) and returns 1, or
+ * 0 when the run is over (no more records, or time to stop); failed hears
+ * of a record that failed, after its emits and state changes were undone.
+ */
+struct kp_record_feed {
+	int (*next)(void *arg, struct kp_proc_record *rec);
+	void (*failed)(void *arg, const struct kp_proc_record *rec,
+		       const struct kp_error *err);
+	void *arg;
+};
+
+/*
+ * Processes feed's records one after the other, each atomically as
+ * kp_instance_process would (the same results, messages and seeds). A Lua
+ * processor with the JIT on runs them in one call into its VM, so the JIT
+ * compiles the host's loop together with the processor (lua_adapter.h).
+ */
+void kp_instance_run(struct kp_instance *inst,
+		     const struct kp_record_feed *feed);
+
 /* Asks a running call to stop (time budget). Any thread. */
 void kp_instance_interrupt(struct kp_instance *inst);
 

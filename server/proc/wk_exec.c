@@ -357,65 +357,113 @@ static int64_t coarse_ms(void)
 }
 
 /*
- * Runs the records of the batches in [start, stop) for a slice of time,
- * checked after every record, so that a job lasts a slice plus one record:
- * a job that runs longer than the time budget is a call that does not
- * come back (proc_worker.c).
+ * The records of the batches in [start, stop), fed to the instance one at
+ * a time (struct kp_record_feed) for a slice of time, checked after every
+ * record, so that a job lasts a slice plus one record: a job that runs
+ * longer than the time budget is a call that does not come back
+ * (proc_worker.c).
  */
+struct batch_feed {
+	const struct batch_req *q;
+	struct batch *b;
+	int64_t deadline;
+	size_t pos;                  /* the batch being read, in q->raw */
+	struct kp_batch_header h;
+	size_t rpos;                 /* the next record in it */
+	uint32_t index;
+	uint64_t offset;             /* the current record's */
+	bool in_batch, current, over;
+};
+
+/* The current record is done: its accounting, then whether to go on. */
+static bool record_done(struct batch_feed *f, uint64_t offset)
+{
+	const struct batch_req *q = f->q;
+	struct batch *b = f->b;
+
+	b->processed++;
+	b->next_offset = offset + 1;
+	if (b->interrupted || b->out_of_memory)
+		return false;
+	if (b->failed > 0 &&
+	    kp_limits_error_rate_exceeded(q->window_total + b->processed,
+					  q->window_errors + b->failed,
+					  q->window_min, q->max_error_rate))
+		return false;
+	return coarse_ms() <= f->deadline;
+}
+
+static int feed_next(void *arg, struct kp_proc_record *pr)
+{
+	struct batch_feed *f = arg;
+	const struct batch_req *q = f->q;
+	struct kp_record rec;
+
+	if (f->current && !record_done(f, f->offset))
+		f->over = true;
+	f->current = false;
+	while (!f->over) {
+		if (!f->in_batch) {
+			if (f->pos >= q->raw_len ||
+			    kp_batch_header_decode(q->raw + f->pos,
+						   q->raw_len - f->pos,
+						   &f->h) != 0 ||
+			    f->h.batch_len > q->raw_len - f->pos) {
+				f->over = true;
+				break;
+			}
+			f->in_batch = true;
+			f->rpos = 0;
+			f->index = 0;
+		}
+		if (kp_batch_next(q->raw + f->pos, &f->h, &f->rpos, &f->index,
+				  &rec) != 1) {
+			f->pos += f->h.batch_len;
+			f->in_batch = false;
+			continue;
+		}
+		if (rec.offset < q->start)
+			continue;
+		if (rec.offset >= q->stop) {
+			f->over = true;
+			break;
+		}
+		pr->topic = q->topic;
+		pr->partition = q->partition;
+		pr->offset = rec.offset;
+		pr->ts = rec.ts;
+		pr->key = rec.key;
+		pr->key_len = rec.key_len;
+		pr->value = rec.value;
+		pr->value_len = rec.value_len;
+		f->offset = rec.offset;
+		f->current = true;
+		return 1;
+	}
+	return 0;
+}
+
+static void feed_failed(void *arg, const struct kp_proc_record *rec,
+			const struct kp_error *err)
+{
+	struct batch_feed *f = arg;
+
+	record_failed(f->b, rec, err);
+}
+
 static void process_batches(struct kp_wx *x, const struct batch_req *q,
 			    struct batch *b)
 {
-	int64_t deadline = coarse_ms() + SLICE_MS;
-	size_t pos = 0;
+	struct batch_feed f;
+	struct kp_record_feed feed = { feed_next, feed_failed, &f };
 
+	memset(&f, 0, sizeof(f));
+	f.q = q;
+	f.b = b;
+	f.deadline = coarse_ms() + SLICE_MS;
 	b->next_offset = q->start;
 	atomic_store(&x->calling, x->inst);
-	while (pos < q->raw_len && !b->interrupted && !b->out_of_memory) {
-		struct kp_batch_header h;
-		struct kp_record rec;
-		size_t rpos = 0;
-		uint32_t index = 0;
-
-		if (kp_batch_header_decode(q->raw + pos, q->raw_len - pos,
-					   &h) != 0 ||
-		    h.batch_len > q->raw_len - pos)
-			break;
-		while (kp_batch_next(q->raw + pos, &h, &rpos, &index, &rec) ==
-		       1) {
-			struct kp_proc_record pr;
-			struct kp_error err;
-
-			if (rec.offset < q->start)
-				continue;
-			if (rec.offset >= q->stop)
-				goto out;
-			pr.topic = q->topic;
-			pr.partition = q->partition;
-			pr.offset = rec.offset;
-			pr.ts = rec.ts;
-			pr.key = rec.key;
-			pr.key_len = rec.key_len;
-			pr.value = rec.value;
-			pr.value_len = rec.value_len;
-			kp_error_clear(&err);
-			if (kp_instance_process(x->inst, &pr, &err) != 0)
-				record_failed(b, &pr, &err);
-			b->processed++;
-			b->next_offset = rec.offset + 1;
-			if (b->interrupted || b->out_of_memory)
-				break;
-			if (b->failed > 0 &&
-			    kp_limits_error_rate_exceeded(
-				    q->window_total + b->processed,
-				    q->window_errors + b->failed,
-				    q->window_min, q->max_error_rate))
-				goto out;
-			if (coarse_ms() > deadline)
-				goto out;
-		}
-		pos += h.batch_len;
-	}
-out:
+	kp_instance_run(x->inst, &feed);
 	atomic_store(&x->calling, NULL);
 }
 
