@@ -36,6 +36,7 @@ struct lua_proc {
 	const struct kp_proc_record *rec;  /* the record being processed */
 	int call_ref;                      /* registry ref of on_process */
 	int run_ref;                       /* registry ref of the batch loop */
+	int finish_ref;                    /* ... of the end of a run */
 	const struct kp_lua_feed *feed;    /* kp_lua_run's source */
 	int in_record;                     /* a run's record is under way */
 	int run_start;                     /* no record of this run yet */
@@ -421,7 +422,8 @@ static int on_init(lua_State *L)
 	lua_pushvalue(L, 6);
 	lua_pushvalue(L, 2);
 	kp_lua_sandbox_push_handler(lp->sb);
-	lua_call(L, 3, 2);                          /* 8: entry, 9: run */
+	lua_call(L, 3, 3);                   /* 8: entry, 9: run, 10: finish */
+	lp->finish_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	lp->run_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_pushnil(L);                             /* 9: the topic */
 	lua_pushcclosure(L, on_process, UP_COUNT);  /* 7: the call */
@@ -490,6 +492,7 @@ static int lua_proc_init(struct kp_proc_ctx *ctx, char *err)
 	lp->host.ctx = ctx;
 	lp->call_ref = LUA_NOREF;
 	lp->run_ref = LUA_NOREF;
+	lp->finish_ref = LUA_NOREF;
 	lp->host.next = host_next;
 	lp->host.decode = host_decode;
 	lp->host.fail = host_fail_record;
@@ -588,13 +591,19 @@ static int host_next(struct kp_lua_host *h)
 	h->rec.key_len = (double)rec->key_len;
 	h->rec.value = rec->value;
 	h->rec.value_len = (double)rec->value_len;
-	if (rec->value != NULL &&
-	    kp_mp_validate_one(rec->value, rec->value_len, &v) == 0 &&
-	    kp_lua_host_lazy_ok(v.ptr, v.len)) {
-		h->rec.value_len = (double)v.len;
-		return KP_LUAHOST_LAZY;
-	}
-	return KP_LUAHOST_DECODE;
+	if (rec->value == NULL ||
+	    kp_mp_validate_one(rec->value, rec->value_len, &v) != 0 ||
+	    !kp_lua_host_lazy_ok(v.ptr, v.len))
+		return KP_LUAHOST_DECODE;
+	h->rec.value = v.ptr;
+	h->rec.value_len = (double)v.len;
+	/* Off the run's bytes, a lazy value gets its own copy. */
+	h->rec.value_off = -1;
+	if (h->rec.base != NULL && v.ptr >= h->rec.base &&
+	    v.len <= (size_t)h->rec.base_len &&
+	    (size_t)(v.ptr - h->rec.base) <= (size_t)h->rec.base_len - v.len)
+		h->rec.value_off = (double)(v.ptr - h->rec.base);
+	return KP_LUAHOST_LAZY;
 }
 
 static void host_decode(struct kp_lua_host *h, lua_State *L)
@@ -635,7 +644,8 @@ int kp_lua_can_run(const struct kp_proc_ctx *ctx)
 {
 	const struct lua_proc *lp = ctx->user;
 
-	return lp != NULL && lp->sb->jit && lp->run_ref != LUA_NOREF;
+	return lp != NULL && lp->sb->jit && lp->run_ref != LUA_NOREF &&
+	       lp->finish_ref != LUA_NOREF;
 }
 
 void kp_lua_run(struct kp_proc_ctx *ctx, const struct kp_lua_feed *feed)
@@ -651,9 +661,17 @@ void kp_lua_run(struct kp_proc_ctx *ctx, const struct kp_lua_feed *feed)
 	lp->feed = feed;
 	lp->ended = 0;
 	lp->run_start = 1;
-	while (!lp->ended) {
+	/* One shared copy of the run's bytes, unless it would crowd the limit. */
+	lp->host.rec.base = feed->base;
+	lp->host.rec.base_len = (double)feed->base_len;
+	if (lp->sb->mem_limit != 0 && feed->base_len > lp->sb->mem_limit / 8) {
+		lp->host.rec.base = NULL;
+		lp->host.rec.base_len = 0;
+	}
+	for (int first = 1; !lp->ended; first = 0) {
 		lua_rawgeti(L, LUA_REGISTRYINDEX, lp->run_ref);
-		if (kp_lua_sandbox_call(lp->sb, 0, 0, err, sizeof(err)) == 0)
+		lua_pushboolean(L, first);
+		if (kp_lua_sandbox_call(lp->sb, 1, 0, err, sizeof(err)) == 0)
 			break;
 		lua_settop(L, top);
 		/*
@@ -667,8 +685,19 @@ void kp_lua_run(struct kp_proc_ctx *ctx, const struct kp_lua_feed *feed)
 		feed->fail(feed->arg, err);
 	}
 	lua_settop(L, top);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, lp->finish_ref);
+	(void)kp_lua_sandbox_call(lp->sb, 0, 0, err, sizeof(err));
+	lua_settop(L, top);
+	lp->host.rec.base = NULL;
 	lp->feed = NULL;
 	lp->rec = NULL;
+}
+
+size_t kp_lua_memory_used(const struct kp_proc_ctx *ctx)
+{
+	const struct lua_proc *lp = ctx->user;
+
+	return lp != NULL ? lp->sb->mem_used : 0;
 }
 
 static void lua_proc_fini(struct kp_proc_ctx *ctx)

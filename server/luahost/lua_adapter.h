@@ -20,11 +20,15 @@ const struct kp_processor *kp_lua_processor(void);
  * A run's source of records for kp_lua_run: next begins the next record
  * (1 with *rec set, borrowed until the following call; 0 at the end) and
  * fail hears that the current record raised msg (the caller undoes it).
+ * base and base_len (may be NULL, 0) are bytes holding the records'
+ * values, copied once for the run so that lazy values share them.
  */
 struct kp_lua_feed {
 	int (*next)(void *arg, const struct kp_proc_record **rec);
 	void (*fail)(void *arg, const char *msg);
 	void *arg;
+	const char *base;
+	size_t base_len;
 };
 
 /* true when kp_lua_run applies to this started instance (the JIT is on). */
@@ -38,5 +42,8 @@ int kp_lua_can_run(const struct kp_proc_ctx *ctx);
  * to fail and the run goes on with the next.
  */
 void kp_lua_run(struct kp_proc_ctx *ctx, const struct kp_lua_feed *feed);
+
+/* Bytes the started instance's Lua state holds now. */
+size_t kp_lua_memory_used(const struct kp_proc_ctx *ctx);
 
 #endif

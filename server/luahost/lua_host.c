@@ -298,6 +298,13 @@ const char *kp_luahost_error_text(int rc)
 	return kp_error_text(rc);
 }
 
+int kp_luahost_field_at(const char *base, double off, double len,
+			const char *key, size_t key_len, double *out)
+{
+	return kp_luahost_field(base + (size_t)off, (size_t)len, key, key_len,
+				out);
+}
+
 int kp_luahost_next(double self)
 {
 	struct kp_lua_host *h = host_of(self);
@@ -358,11 +365,7 @@ static int l_lazy_index(lua_State *L)
 	if (lua_type(L, 2) != LUA_TSTRING)
 		return 0;
 	k = lua_tolstring(L, 2, &klen);
-	kp_luamp_push_lazy(L);                   /* 3: key, 4: mt */
-	lua_pop(L, 1);
-	lua_rawget(L, 1);                        /* 3: bytes */
-	b = lua_tolstring(L, 3, &len);
-	if (b == NULL)
+	if (!kp_luamp_lazy_bytes(L, 1, &b, &len))
 		return 0;
 	kind = kp_luahost_field(b, len, k, klen, out);
 	switch (kind) {
@@ -375,10 +378,10 @@ static int l_lazy_index(lua_State *L)
 	case KP_LUAHOST_FALSE: lua_pushboolean(L, 0); return 1;
 	case KP_LUAHOST_NIL: kp_luamp_push_null(L); return 1;
 	default:
-		lua_pushcfunction(L, l_decode_at);
-		lua_pushvalue(L, 3);
-		lua_pushnumber(L, out[0]);
-		lua_call(L, 2, 1);
+		if (kp_mp_skip(b + (size_t)out[0], len - (size_t)out[0],
+			       &klen) != 0)
+			return luaL_error(L, "record value: malformed msgpack");
+		push_decoded(L, b + (size_t)out[0], klen, "record value");
 		return 1;
 	}
 }
@@ -411,6 +414,68 @@ static int l_topic_now(lua_State *L)
 	return 1;
 }
 
+/*
+ * The proxies a batch run made share one anchor, the run's bytes. Once a
+ * run is over, guard(made, n, anchor) leaves a garbage object whose
+ * finalizer runs at the end of the next collection: by then `made` (weak)
+ * holds only the proxies that are still referenced, and each gets its own
+ * copy of its bytes. So the anchor is freed one collection later, and a
+ * value kept past its record holds its own bytes, not its whole batch.
+ */
+static int detach_all(lua_State *L)
+{
+	int n = (int)lua_tonumber(L, 2);
+
+	for (int i = 1; i <= n; i++) {
+		lua_rawgeti(L, 1, i);
+		kp_luamp_lazy_detach(L, -1, 3);
+		lua_pop(L, 1);
+	}
+	return 0;
+}
+
+/* __gc of a guard: its env is { made, n, anchor }. */
+static int l_guard_gc(lua_State *L)
+{
+	lua_getfenv(L, 1);                           /* 2: env */
+	if (!lua_istable(L, 2))
+		return 0;
+	lua_pushcfunction(L, detach_all);
+	for (int i = 1; i <= 3; i++)
+		lua_rawgeti(L, 2, i);
+	/* Out of memory: the proxies keep the anchor, as during the run. */
+	(void)lua_pcall(L, 3, 0, 0);
+	return 0;
+}
+
+static const char guard_mt_key;
+
+/* guard(made, n, anchor) */
+static int l_guard(lua_State *L)
+{
+	lua_settop(L, 3);
+	lua_newuserdata(L, 1);                       /* 4: the guard */
+	lua_pushlightuserdata(L, (void *)&guard_mt_key);
+	lua_rawget(L, LUA_REGISTRYINDEX);            /* 5: its metatable */
+	if (lua_isnil(L, 5)) {
+		lua_pop(L, 1);
+		lua_createtable(L, 0, 1);
+		lua_pushcfunction(L, l_guard_gc);
+		lua_setfield(L, -2, "__gc");
+		lua_pushlightuserdata(L, (void *)&guard_mt_key);
+		lua_pushvalue(L, -2);
+		lua_rawset(L, LUA_REGISTRYINDEX);
+	}
+	lua_setmetatable(L, 4);
+	lua_createtable(L, 3, 0);                    /* 5: env */
+	for (int i = 1; i <= 3; i++) {
+		lua_pushvalue(L, i);
+		lua_rawseti(L, 5, i);
+	}
+	lua_setfenv(L, 4);
+	return 0;
+}
+
 /* bigint() -> the decimal digits of the last incr result */
 static int l_bigint(lua_State *L)
 {
@@ -427,7 +492,7 @@ static int l_bigint(lua_State *L)
  * environment. Returns bind(process, ctx, handler) -> entry, run.
  */
 static const char prelude[] =
-"local ffi, H, fp, c, KEY, LAZY, NULL, env = ...\n"
+"local ffi, H, fp, c, KEY, OFF, LEN, LAZY, NULL, env = ...\n"
 "local type, tostring, error, rawget, rawset, setmetatable, next, pairs =\n"
 "  type, tostring, error, rawget, rawset, setmetatable, next, pairs\n"
 "local sub, fstring = string.sub, ffi.string\n"
@@ -438,19 +503,21 @@ static const char prelude[] =
 "local put_num = ffi.cast('int (*)(' .. K .. ', double)', fp.put_num)\n"
 "local put_str = ffi.cast('int (*)(' .. K .. ', const char *, size_t)',\n"
 "  fp.put_str)\n"
-"local field = ffi.cast('int (*)(const char *, size_t, const char *, '\n"
-"  .. 'size_t, double *)', fp.field)\n"
+"local field = ffi.cast('int (*)(const char *, double, double, '\n"
+"  .. 'const char *, size_t, double *)', fp.field_at)\n"
 "local errtext = ffi.cast('const char *(*)(int)', fp.errtext)\n"
 "local next_rec = ffi.cast('int (*)(double)', fp.next)\n"
 "local R = ffi.cast('struct { double partition, offset, ts; '\n"
 "  .. 'const char *key; double key_len; const char *value; '\n"
-"  .. 'double value_len; double new_topic; } *', fp.rec)\n"
+"  .. 'double value_off, value_len, new_topic; const char *base; '\n"
+"  .. 'double base_len; } *', fp.rec)\n"
 "local out = ffi.new('double[2]')\n"
 "local INTR = 'interrupted: time budget exceeded'\n"
 "local c_put, decode_get, decode_at, materialize, bigint =\n"
 "  c.put, c.decode_get, c.decode_at, c.materialize, c.bigint\n"
-"local decode_rec, failed, topic_now, xpcall =\n"
-"  c.decode_rec, c.failed, c.topic_now, xpcall\n"
+"local decode_rec, failed, topic_now, guard, xpcall, pcall =\n"
+"  c.decode_rec, c.failed, c.topic_now, c.guard, xpcall, pcall\n"
+"local WEAK = { __mode = 'v' }\n"
 "local function fail(what, rc)\n"
 "  if rc == 1 then error(INTR, 0) end\n"
 "  error(what .. ' failed: ' .. fstring(errtext(rc)), 3)\n"
@@ -498,15 +565,15 @@ static const char prelude[] =
 "end\n"
 "LAZY.__index = function(p, k)\n"
 "  if type(k) ~= 'string' then return nil end\n"
-"  local b = rawget(p, KEY)\n"
-"  local kind = field(b, #b, k, #k, out)\n"
-"  if kind == 11 then local o = out[0] return sub(b, o + 1, o + out[1]) end\n"
+"  local b, o = rawget(p, KEY), rawget(p, OFF)\n"
+"  local kind = field(b, o, rawget(p, LEN), k, #k, out)\n"
+"  if kind == 11 then o = o + out[0] return sub(b, o + 1, o + out[1]) end\n"
 "  if kind == 10 then return out[0] end\n"
 "  if kind == 0 then return nil end\n"
 "  if kind == 12 then return true end\n"
 "  if kind == 13 then return false end\n"
 "  if kind == 14 then return NULL end\n"
-"  return decode_at(b, out[0])\n"
+"  return decode_at(b, o + out[0])\n"
 "end\n"
 "LAZY.__newindex = function(p, k, v)\n"
 "  materialize(p)\n"
@@ -530,19 +597,26 @@ static const char prelude[] =
 "return function(process, ctx, handler)\n"
 "  ctx.state = state\n"
 "  local function entry(topic, partition, offset, ts, key, value, lz)\n"
-"    if lz then value = setmetatable({ [KEY] = value }, LAZY) end\n"
+"    if lz then\n"
+"      value = setmetatable({ [KEY] = value, [OFF] = 0, [LEN] = #value }, LAZY)\n"
+"    end\n"
 "    local rec = { topic = false, partition = false, offset = false,\n"
 "                  ts = false, key = false, value = false }\n"
 "    rec.topic = topic rec.partition = partition rec.offset = offset\n"
 "    rec.ts = ts rec.key = key rec.value = value\n"
 "    return process(ctx, rec)\n"
 "  end\n"
-"  local topic\n"
+"  local topic, anchor, made, n_made\n"
 "  local function one(kind)\n"
 "    local key, value = nil, nil\n"
 "    if R.key ~= nil then key = fstring(R.key, R.key_len) end\n"
-"    if kind == 1 then\n"
-"      value = setmetatable({ [KEY] = fstring(R.value, R.value_len) }, LAZY)\n"
+"    if kind == 1 and anchor and R.value_off >= 0 then\n"
+"      value = setmetatable({ [KEY] = anchor, [OFF] = R.value_off,\n"
+"                             [LEN] = R.value_len }, LAZY)\n"
+"      n_made = n_made + 1 made[n_made] = value\n"
+"    elseif kind == 1 then\n"
+"      local b = fstring(R.value, R.value_len)\n"
+"      value = setmetatable({ [KEY] = b, [OFF] = 0, [LEN] = #b }, LAZY)\n"
 "    elseif kind == 2 then value = decode_rec() end\n"
 "    local rec = { topic = false, partition = false, offset = false,\n"
 "                  ts = false, key = false, value = false }\n"
@@ -550,7 +624,20 @@ static const char prelude[] =
 "    rec.ts = R.ts rec.key = key rec.value = value\n"
 "    return process(ctx, rec)\n"
 "  end\n"
-"  local function run()\n"
+"  local function start()\n"
+"    anchor = nil\n"
+"    if R.base ~= nil then\n"
+"      local ok, a = pcall(fstring, R.base, R.base_len)\n"
+"      if ok then anchor = a end\n"
+"    end\n"
+"    made, n_made = setmetatable({}, WEAK), 0\n"
+"  end\n"
+"  local function finish()\n"
+"    if n_made > 0 then guard(made, n_made, anchor) end\n"
+"    anchor, made, n_made = nil, nil, 0\n"
+"  end\n"
+"  local function run(first)\n"
+"    if first then start() end\n"
 "    while true do\n"
 "      local kind = next_rec(H)\n"
 "      if kind == 0 then return end\n"
@@ -559,7 +646,7 @@ static const char prelude[] =
 "      if not ok then failed(e) end\n"
 "    end\n"
 "  end\n"
-"  return entry, run\n"
+"  return entry, run, finish\n"
 "end\n";
 
 static void set_addr(lua_State *L, const char *name, void (*fn)(void))
@@ -589,7 +676,7 @@ void kp_lua_host_push_prelude(lua_State *L, struct kp_lua_host *h, int c_idx)
 	set_addr(L, "del", (void (*)(void))kp_luahost_del);
 	set_addr(L, "put_num", (void (*)(void))kp_luahost_put_num);
 	set_addr(L, "put_str", (void (*)(void))kp_luahost_put_str);
-	set_addr(L, "field", (void (*)(void))kp_luahost_field);
+	set_addr(L, "field_at", (void (*)(void))kp_luahost_field_at);
 	set_addr(L, "errtext", (void (*)(void))kp_luahost_error_text);
 	set_addr(L, "next", (void (*)(void))kp_luahost_next);
 	lua_pushnumber(L, (lua_Number)(uintptr_t)&h->rec);
@@ -603,8 +690,10 @@ void kp_lua_host_push_prelude(lua_State *L, struct kp_lua_host *h, int c_idx)
 	set_helper(L, h, "decode_rec", l_decode_rec);
 	set_helper(L, h, "failed", l_failed);
 	set_helper(L, h, "topic_now", l_topic_now);
-	kp_luamp_push_lazy(L);                       /* top+6, top+7 */
-	kp_luamp_push_null(L);                       /* top+8 */
-	lua_pushvalue(L, LUA_GLOBALSINDEX);          /* top+9: env */
-	lua_call(L, 8, 1);                           /* top+1: bind */
+	lua_pushcfunction(L, l_guard);
+	lua_setfield(L, -2, "guard");
+	kp_luamp_push_lazy(L);                       /* top+6..top+9 */
+	kp_luamp_push_null(L);                       /* top+10 */
+	lua_pushvalue(L, LUA_GLOBALSINDEX);          /* top+11: env */
+	lua_call(L, 10, 1);                          /* top+1: bind */
 }

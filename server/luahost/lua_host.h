@@ -60,8 +60,11 @@ struct kp_lua_rec {
 	const char *key;
 	double key_len;
 	const char *value;
+	double value_off;              /* of value in base (lazy records) */
 	double value_len;
 	double new_topic;              /* 1: the topic changed (topic_now()) */
+	const char *base;              /* the run's bytes, holding the values */
+	double base_len;
 };
 
 /* The per-instance host of the prelude. */
@@ -126,6 +129,8 @@ int kp_luahost_put_str(double self, const char *key, size_t key_len,
 		       const char *s, size_t len);
 int kp_luahost_field(const char *buf, size_t len, const char *key,
 		     size_t key_len, double *out);
+int kp_luahost_field_at(const char *base, double off, double len,
+			const char *key, size_t key_len, double *out);
 int kp_luahost_next(double self);
 const char *kp_luahost_error_text(int rc);
 

@@ -22,7 +22,9 @@
 static const char array_marker_key;
 static const char map_marker_key;
 static const char lazy_marker_key;   /* the lazy proxies' metatable */
-static const char lazy_bytes_key;    /* a proxy's raw key of its bytes */
+static const char lazy_bytes_key;    /* a proxy's raw key of its anchor */
+static const char lazy_off_key;      /* ... of its bytes' offset in it */
+static const char lazy_len_key;      /* ... of their length */
 
 /* The registry holds the marker metatables under these lightuserdata keys. */
 static void push_marker(lua_State *L, const char *key)
@@ -88,7 +90,67 @@ void kp_luamp_open(lua_State *L)
 void kp_luamp_push_lazy(lua_State *L)
 {
 	lua_pushlightuserdata(L, (void *)&lazy_bytes_key);
+	lua_pushlightuserdata(L, (void *)&lazy_off_key);
+	lua_pushlightuserdata(L, (void *)&lazy_len_key);
 	push_marker(L, &lazy_marker_key);
+}
+
+/* Pushes t[key] (raw) for one of the proxies' keys. */
+static void raw_field(lua_State *L, int idx, const char *key)
+{
+	lua_pushlightuserdata(L, (void *)key);
+	lua_rawget(L, idx);
+}
+
+int kp_luamp_lazy_bytes(lua_State *L, int idx, const char **p, size_t *len)
+{
+	const char *anchor;
+	size_t size;
+	double off, n;
+
+	if (idx < 0 && idx > LUA_REGISTRYINDEX)
+		idx = lua_gettop(L) + idx + 1;
+	if (lua_type(L, idx) != LUA_TTABLE || !lua_checkstack(L, 3))
+		return 0;
+	raw_field(L, idx, &lazy_bytes_key);
+	raw_field(L, idx, &lazy_off_key);
+	raw_field(L, idx, &lazy_len_key);
+	anchor = lua_type(L, -3) == LUA_TSTRING ? lua_tolstring(L, -3, &size)
+						 : NULL;
+	off = lua_tonumber(L, -2);
+	n = lua_tonumber(L, -1);
+	lua_pop(L, 3);
+	/* (the anchor stays referenced by the proxy, so the bytes live on) */
+	if (anchor == NULL || !(off >= 0 && n >= 0 && off + n <= (double)size))
+		return 0;
+	*p = anchor + (size_t)off;
+	*len = (size_t)n;
+	return 1;
+}
+
+void kp_luamp_lazy_detach(lua_State *L, int idx, int anchor_idx)
+{
+	const char *b;
+	size_t len;
+	int shared;
+
+	if (idx < 0 && idx > LUA_REGISTRYINDEX)
+		idx = lua_gettop(L) + idx + 1;
+	if (anchor_idx < 0 && anchor_idx > LUA_REGISTRYINDEX)
+		anchor_idx = lua_gettop(L) + anchor_idx + 1;
+	if (!kp_luamp_lazy_bytes(L, idx, &b, &len))
+		return;
+	raw_field(L, idx, &lazy_bytes_key);
+	shared = lua_rawequal(L, -1, anchor_idx);
+	lua_pop(L, 1);
+	if (!shared)
+		return;
+	lua_pushlightuserdata(L, (void *)&lazy_bytes_key);
+	lua_pushlstring(L, b, len);
+	lua_rawset(L, idx);
+	lua_pushlightuserdata(L, (void *)&lazy_off_key);
+	lua_pushnumber(L, 0);
+	lua_rawset(L, idx);
 }
 
 void kp_luamp_materialize(lua_State *L, int idx)
@@ -99,16 +161,11 @@ void kp_luamp_materialize(lua_State *L, int idx)
 
 	if (idx < 0 && idx > LUA_REGISTRYINDEX)
 		idx = lua_gettop(L) + idx + 1;
-	if (lua_type(L, idx) != LUA_TTABLE)
-		return;
 	luaL_checkstack(L, 8, "materializing a record value");
-	lua_pushlightuserdata(L, (void *)&lazy_bytes_key);
-	lua_rawget(L, idx);                          /* +1: bytes */
-	if (lua_type(L, -1) != LUA_TSTRING) {
-		lua_pop(L, 1);
+	if (!kp_luamp_lazy_bytes(L, idx, &b, &len))
 		return;
-	}
-	b = lua_tolstring(L, -1, &len);
+	lua_pushlightuserdata(L, (void *)&lazy_bytes_key);
+	lua_rawget(L, idx);                          /* +1: the anchor */
 	if (kp_luamp_push(L, b, len, msg, sizeof(msg)) != 0) /* +2: T */
 		luaL_error(L, "record value: %s", msg);
 	lua_pushnil(L);                              /* +3: key */
@@ -127,6 +184,12 @@ void kp_luamp_materialize(lua_State *L, int idx)
 	}
 	lua_pop(L, 2);
 	lua_pushlightuserdata(L, (void *)&lazy_bytes_key);
+	lua_pushnil(L);
+	lua_rawset(L, idx);
+	lua_pushlightuserdata(L, (void *)&lazy_off_key);
+	lua_pushnil(L);
+	lua_rawset(L, idx);
+	lua_pushlightuserdata(L, (void *)&lazy_len_key);
 	lua_pushnil(L);
 	lua_rawset(L, idx);
 	push_marker(L, &map_marker_key);

@@ -119,10 +119,28 @@ int kp_luamp_pack_number(struct kp_buf *out, double v);
 int kp_luamp_pack_string(struct kp_buf *out, const char *s, size_t len);
 
 /*
- * Pushes the raw key under which a lazy proxy holds its msgpack bytes (a
- * lightuserdata no Lua code can forge), then the proxies' metatable.
+ * A lazy proxy is a table with the proxies' metatable holding, under raw
+ * keys no Lua code can forge (lightuserdata), a string (its anchor), the
+ * offset of the value's msgpack bytes in it and their length: a record's
+ * own copy (offset 0), or the bytes of a whole job shared by its records
+ * (lua_host.h).
+ *
+ * Pushes the three keys (anchor, offset, length), then the metatable.
  */
 void kp_luamp_push_lazy(lua_State *L);
+
+/*
+ * When the value at idx is a lazy proxy still holding its bytes, sets *p
+ * and *len to them (borrowed from its anchor) and returns 1; else 0.
+ */
+int kp_luamp_lazy_bytes(lua_State *L, int idx, const char **p, size_t *len);
+
+/*
+ * When the value at idx is a lazy proxy sharing the anchor at anchor_idx,
+ * gives it a copy of its own bytes (offset 0), so that it no longer holds
+ * the anchor alive. May raise a Lua memory error (the proxy is unchanged).
+ */
+void kp_luamp_lazy_detach(lua_State *L, int idx, int anchor_idx);
 
 /*
  * When the value at idx is a lazy proxy, decodes its bytes into it (keys

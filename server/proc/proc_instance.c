@@ -231,7 +231,8 @@ void kp_instance_run(struct kp_instance *inst,
 	if (inst->started && strcmp(inst->code->lang, "lua") == 0 &&
 	    kp_lua_can_run(&inst->ctx)) {
 		struct lua_run r = { inst, feed, { 0 } };
-		struct kp_lua_feed lf = { lua_run_next, lua_run_fail, &r };
+		struct kp_lua_feed lf = { lua_run_next, lua_run_fail, &r,
+					  feed->base, feed->base_len };
 
 		kp_lua_run(&inst->ctx, &lf);
 		return;

@@ -60,12 +60,16 @@ int kp_instance_process(struct kp_instance *inst,
  * *rec (its pointers borrowed until the following call) and returns 1, or
  * 0 when the run is over (no more records, or time to stop); failed hears
  * of a record that failed, after its emits and state changes were undone.
+ * base and base_len (or NULL, 0) are bytes that hold the records' values
+ * for the whole run (a Lua run shares one copy of them, lua_adapter.h).
  */
 struct kp_record_feed {
 	int (*next)(void *arg, struct kp_proc_record *rec);
 	void (*failed)(void *arg, const struct kp_proc_record *rec,
 		       const struct kp_error *err);
 	void *arg;
+	const char *base;
+	size_t base_len;
 };
 
 /*

@@ -455,7 +455,8 @@ static void process_batches(struct kp_wx *x, const struct batch_req *q,
 			    struct batch *b)
 {
 	struct batch_feed f;
-	struct kp_record_feed feed = { feed_next, feed_failed, &f };
+	struct kp_record_feed feed = { feed_next, feed_failed, &f, q->raw,
+				       q->raw_len };
 
 	memset(&f, 0, sizeof(f));
 	f.q = q;
