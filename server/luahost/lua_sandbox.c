@@ -162,13 +162,18 @@ void kp_lua_sandbox_push_handler(struct kp_lua_sandbox *sb)
 	lua_rawgeti(sb->L, LUA_REGISTRYINDEX, sb->handler_ref);
 }
 
-/* Length of src without trailing traceback lines of C frames. */
+/*
+ * Length of src without the traceback lines below the processor's own
+ * frames: C frames, and the host's prelude that called it (chunk "kappa
+ * host"), so that a record's error reads the same however it was called.
+ */
 static size_t trim_c_frames(const char *src, size_t len)
 {
 	const char *nl;
 
 	while ((nl = memrchr(src, '\n', len)) != NULL &&
-	       strncmp(nl, "\n\t[C]: ", 6) == 0)
+	       (strncmp(nl, "\n\t[C]: ", 6) == 0 ||
+		strncmp(nl, "\n\tkappa host:", 13) == 0))
 		len = (size_t)(nl - src);
 	return len;
 }

@@ -741,6 +741,9 @@ static void test_run_batch(void **state)
 	struct kp_proc_ctx ctx;
 	struct run_feed f;
 	struct fake_kv rand0;
+	char batch_error[KP_PROC_ERR_MAX], err[KP_PROC_ERR_MAX];
+	char fail115[32];
+	size_t fail115_len;
 
 	(void)state;
 	setenv("KAPPA_LUA_JIT", "on", 1);
@@ -756,6 +759,9 @@ static void test_run_batch(void **state)
 	expect_kv("last", LIT("\xa4u100"));
 	assert_non_null(find(&F, LIT("rand0")));
 	rand0 = *find(&F, LIT("rand0"));
+	snprintf(batch_error, sizeof(batch_error), "%s", f.last_error);
+	memcpy(fail115, f.recs[115].value, f.recs[115].value_len);
+	fail115_len = f.recs[115].value_len;
 	/* A value kept past its run still reads its own record. */
 	run_records(&ctx, &f, base, sizeof(base), 50, 200, 0);
 	expect_kv("first", LIT("\xa2u0"));
@@ -769,6 +775,10 @@ static void test_run_batch(void **state)
 	unsetenv("KAPPA_LUA_JIT");
 	feed_ok(&ctx, 0, NULL, LIT("\x82\xa4user\xa2u0\xa4" "fail\xc2"));
 	expect_kv("rand0", rand0.value, rand0.value_len);
+	/* ... and a record that raises gets the same message. */
+	assert_int_not_equal(feed(&ctx, 115, NULL, fail115, fail115_len, err),
+			     0);
+	assert_string_equal(err, batch_error);
 	P->fini(&ctx);
 }
 
