@@ -200,6 +200,9 @@ struct out_set {
 	size_t count;
 	size_t cap;
 	struct kp_buf headers;           /* scratch for one record's headers */
+	size_t headers_prefix;           /* its bytes up to the offset's */
+	const char *physical;            /* the last emit's topic ... */
+	struct kp_topic *topic;          /* ... and its catalog entry */
 };
 
 static struct out_batch *out_for(struct out_set *set,
@@ -243,19 +246,24 @@ static void pack_provenance(struct out_set *set, uint64_t offset)
 	const char *name = v->proc->def.name;
 	msgpack_packer pk;
 
-	kp_buf_reset(&set->headers);
 	msgpack_packer_init(&pk, &set->headers, kp_buf_msgpack_write);
-	msgpack_pack_map(&pk, 5);
-	msgpack_pack_str_with_body(&pk, "proc", 4);
-	msgpack_pack_str_with_body(&pk, name, strlen(name));
-	msgpack_pack_str_with_body(&pk, "version", 7);
-	msgpack_pack_uint32(&pk, v->number);
-	msgpack_pack_str_with_body(&pk, "topic", 5);
-	msgpack_pack_str_with_body(&pk, set->input->topic,
-				   strlen(set->input->topic));
-	msgpack_pack_str_with_body(&pk, "partition", 9);
-	msgpack_pack_uint32(&pk, set->input->partition);
-	msgpack_pack_str_with_body(&pk, "offset", 6);
+	/* All but the offset is the same for every record of the set. */
+	if (set->headers_prefix == 0) {
+		kp_buf_reset(&set->headers);
+		msgpack_pack_map(&pk, 5);
+		msgpack_pack_str_with_body(&pk, "proc", 4);
+		msgpack_pack_str_with_body(&pk, name, strlen(name));
+		msgpack_pack_str_with_body(&pk, "version", 7);
+		msgpack_pack_uint32(&pk, v->number);
+		msgpack_pack_str_with_body(&pk, "topic", 5);
+		msgpack_pack_str_with_body(&pk, set->input->topic,
+					   strlen(set->input->topic));
+		msgpack_pack_str_with_body(&pk, "partition", 9);
+		msgpack_pack_uint32(&pk, set->input->partition);
+		msgpack_pack_str_with_body(&pk, "offset", 6);
+		set->headers_prefix = set->headers.len;
+	}
+	set->headers.len = set->headers_prefix;
 	msgpack_pack_uint64(&pk, offset);
 }
 
@@ -309,12 +317,17 @@ static int out_add(struct out_set *set, const char *physical, const char *key,
 		   int64_t ts, uint64_t offset)
 {
 	struct proc_version *v = set->v;
-	struct kp_topic *t = kp_catalog_find_physical(
-		v->owner->store->catalog, physical, strlen(physical));
+	struct kp_topic *t = set->topic;
 	struct out_batch *ob;
 	struct pv_mark *m;
 	uint32_t part;
 
+	if (physical != set->physical || t == NULL) {
+		t = kp_catalog_find_physical(v->owner->store->catalog,
+					     physical, strlen(physical));
+		set->physical = t != NULL ? physical : NULL;
+		set->topic = t;
+	}
 	if (t == NULL)
 		return KP_ENOTOPIC;
 	part = key ? kp_fnv1a32(key, key_len) % t->config.partitions
@@ -526,10 +539,15 @@ void kp_pv_write_outputs(struct proc_version *v, struct pv_job *job)
 		const char *physical = physical_output(v, e.topic, e.topic_len);
 
 		if (physical == NULL && v->role != PV_SCRATCH &&
-		    v->proc->def.open_outputs &&
-		    v->owner->events.open_output(v->proc, e.topic,
-					 e.topic_len) == 0)
-			physical = physical_output(v, e.topic, e.topic_len);
+		    v->proc->def.open_outputs) {
+			/* Opening an output may move outputs and topics. */
+			set.physical = NULL;
+			set.topic = NULL;
+			if (v->owner->events.open_output(v->proc, e.topic,
+							 e.topic_len) == 0)
+				physical = physical_output(v, e.topic,
+							   e.topic_len);
+		}
 
 		if (v->role == PV_SCRATCH) {
 			capture(v, &set, e.topic, e.topic_len, e.key, e.key_len,
