@@ -349,12 +349,9 @@ static void push_ctx(lua_State *L, struct lua_proc *lp)
  */
 static void push_record_value(lua_State *L, const struct kp_proc_record *rec)
 {
-	struct kp_mp_view v;
-
 	if (rec->value != NULL &&
-	    kp_mp_validate_one(rec->value, rec->value_len, &v) == 0 &&
-	    kp_lua_host_lazy_ok(v.ptr, v.len)) {
-		lua_pushlstring(L, v.ptr, v.len);
+	    kp_lua_host_lazy_ok(rec->value, rec->value_len)) {
+		lua_pushlstring(L, rec->value, rec->value_len);
 		lua_pushboolean(L, 1);
 		return;
 	}
@@ -565,7 +562,6 @@ static int host_next(struct kp_lua_host *h)
 {
 	struct lua_proc *lp = proc_of_host(h);
 	const struct kp_proc_record *rec;
-	struct kp_mp_view v;
 
 	lp->in_record = 0;
 	if (lp->ended || lp->feed->next(lp->feed->arg, &rec) != 1) {
@@ -592,17 +588,15 @@ static int host_next(struct kp_lua_host *h)
 	h->rec.value = rec->value;
 	h->rec.value_len = (double)rec->value_len;
 	if (rec->value == NULL ||
-	    kp_mp_validate_one(rec->value, rec->value_len, &v) != 0 ||
-	    !kp_lua_host_lazy_ok(v.ptr, v.len))
+	    !kp_lua_host_lazy_ok(rec->value, rec->value_len))
 		return KP_LUAHOST_DECODE;
-	h->rec.value = v.ptr;
-	h->rec.value_len = (double)v.len;
 	/* Off the run's bytes, a lazy value gets its own copy. */
 	h->rec.value_off = -1;
-	if (h->rec.base != NULL && v.ptr >= h->rec.base &&
-	    v.len <= (size_t)h->rec.base_len &&
-	    (size_t)(v.ptr - h->rec.base) <= (size_t)h->rec.base_len - v.len)
-		h->rec.value_off = (double)(v.ptr - h->rec.base);
+	if (h->rec.base != NULL && rec->value >= h->rec.base &&
+	    rec->value_len <= (size_t)h->rec.base_len &&
+	    (size_t)(rec->value - h->rec.base) <=
+		    (size_t)h->rec.base_len - rec->value_len)
+		h->rec.value_off = (double)(rec->value - h->rec.base);
 	return KP_LUAHOST_LAZY;
 }
 

@@ -236,27 +236,36 @@ static long map_header(const unsigned char *p, size_t *hdr)
 	return -1;
 }
 
+/* The first byte of a str or bin (what a lazy map's keys may be). */
+static int str_byte(unsigned b)
+{
+	return (b >= 0xa0 && b <= 0xbf) || (b >= 0xc4 && b <= 0xc6) ||
+	       (b >= 0xd9 && b <= 0xdb);
+}
+
 int kp_lua_host_lazy_ok(const char *buf, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)buf;
-	size_t hdr, off, size, slen;
+	size_t hdr, off, size;
 	long n, i;
 
-	if (len == 0)
+	if (len == 0 || (p[0] == 0xde && len < 3) || (p[0] == 0xdf && len < 5))
 		return 0;
 	n = map_header(p, &hdr);
 	if (n < 0 || n > LAZY_MAX_PAIRS)
 		return 0;
 	off = hdr;
+	/* One walk validates too: every key and value is skipped in bounds. */
 	for (i = 0; i < n; i++) {
-		if (!str_header(p + off, &hdr, &slen))
+		if (off >= len || !str_byte(p[off]) ||
+		    kp_mp_skip(buf + off, len - off, &size) != 0)
 			return 0;
-		off += hdr + slen;
+		off += size;
 		if (kp_mp_skip(buf + off, len - off, &size) != 0)
 			return 0;
 		off += size;
 	}
-	return 1;
+	return off == len;
 }
 
 int kp_luahost_field(const char *buf, size_t len, const char *key,

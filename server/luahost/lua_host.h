@@ -111,9 +111,11 @@ struct kp_lua_host {
 void kp_lua_host_push_prelude(lua_State *L, struct kp_lua_host *h, int c_idx);
 
 /*
- * Checks a record value for the lazy path: 1 when it is a map whose keys
- * are all strings (rec.value is then a proxy decoding fields on access),
- * 0 otherwise. buf is already validated as one msgpack object.
+ * Checks a record value for the lazy path: 1 when buf is exactly one
+ * valid msgpack map of at most 16 pairs whose keys are all strings
+ * (rec.value is then a proxy decoding fields on access), 0 otherwise
+ * (another value, or bytes that are not valid msgpack: one walk checks
+ * both).
  */
 int kp_lua_host_lazy_ok(const char *buf, size_t len);
 
