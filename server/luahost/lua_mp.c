@@ -117,8 +117,9 @@ int kp_luamp_lazy_bytes(lua_State *L, int idx, const char **p, size_t *len)
 	raw_field(L, idx, &lazy_len_key);
 	anchor = lua_type(L, -3) == LUA_TSTRING ? lua_tolstring(L, -3, &size)
 						 : NULL;
-	off = lua_tonumber(L, -2);
-	n = lua_tonumber(L, -1);
+	/* A proxy of a record's own copy may hold the string alone. */
+	off = lua_isnil(L, -2) ? 0 : lua_tonumber(L, -2);
+	n = lua_isnil(L, -1) ? (double)size : lua_tonumber(L, -1);
 	lua_pop(L, 3);
 	/* (the anchor stays referenced by the proxy, so the bytes live on) */
 	if (anchor == NULL || !(off >= 0 && n >= 0 && off + n <= (double)size))

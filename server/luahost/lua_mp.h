@@ -121,9 +121,9 @@ int kp_luamp_pack_string(struct kp_buf *out, const char *s, size_t len);
 /*
  * A lazy proxy is a table with the proxies' metatable holding, under raw
  * keys no Lua code can forge (lightuserdata), a string (its anchor), the
- * offset of the value's msgpack bytes in it and their length: a record's
- * own copy (offset 0), or the bytes of a whole job shared by its records
- * (lua_host.h).
+ * offset of the value's msgpack bytes in it and their length: the bytes
+ * of a whole job shared by its records (lua_host.h), or a record's own
+ * copy (then offset and length may be absent: 0 and the whole string).
  *
  * Pushes the three keys (anchor, offset, length), then the metatable.
  */

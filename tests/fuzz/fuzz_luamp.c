@@ -187,11 +187,8 @@ static void push_proxy(lua_State *L, const char *buf, size_t len)
 	lua_newtable(L);                     /* +1: proxy */
 	kp_luamp_push_lazy(L);               /* +2..+4: keys, +5: metatable */
 	lua_setmetatable(L, -5);
-	lua_pushnumber(L, (lua_Number)len);
-	lua_rawset(L, -5);                   /* proxy[len key] = len */
-	lua_pushnumber(L, 0);
-	lua_rawset(L, -4);                   /* proxy[offset key] = 0 */
-	lua_pushlstring(L, buf, len);
+	lua_pop(L, 2);                       /* a record's own copy: no */
+	lua_pushlstring(L, buf, len);        /* offset or length needed */
 	lua_rawset(L, -3);                   /* proxy[anchor key] = bytes */
 }
 
