@@ -43,6 +43,10 @@ struct kp_lua_sandbox {
 	size_t mem_used;         /* bytes the state holds now */
 	size_t mem_peak;         /* most bytes it ever held */
 	size_t mem_limit;        /* bytes it may hold; 0 = no limit */
+	struct {                 /* big blocks freed by Lua, kept for reuse */
+		void *ptr;       /* (NULL: none) */
+		size_t size;
+	} spare[2];
 	atomic_int interrupted;  /* set by kp_lua_sandbox_interrupt */
 	int in_handler;          /* the error handler runs: allow allocation */
 	int jit;                 /* the JIT compiler is on */
