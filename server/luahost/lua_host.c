@@ -261,7 +261,8 @@ int kp_lua_host_lazy_ok(const char *buf, size_t len)
 		    kp_mp_skip(buf + off, len - off, &size) != 0)
 			return 0;
 		off += size;
-		if (kp_mp_skip(buf + off, len - off, &size) != 0)
+		/* (the value sits in the map: one level less to nest) */
+		if (kp_mp_skip_at(buf + off, len - off, 1, &size) != 0)
 			return 0;
 		off += size;
 	}
