@@ -1081,22 +1081,6 @@ class FaultServer(Server):
             resource.setrlimit(resource.RLIMIT_NOFILE,
                                (self.nofile, self.nofile))
 
-    def start(self, timeout=10.0):
-        """Starts kappad and waits until it answers ping. On the first
-        start, ports that another process took since free_port() chose them
-        are chosen again (up to 5 times); a restart keeps its ports."""
-        for attempt in range(5):
-            try:
-                return self._start_once(timeout)
-            except AssertionError:
-                taken = (self.starts == 1 and self.proc.poll() is not None
-                         and "address already in use" in self.log_tail(5))
-                if not taken or attempt == 4:
-                    raise
-                self.starts = 0
-                self.port, self.http_port = free_port(), free_port()
-                self.addr = "127.0.0.1:%d" % self.port
-
     def _start_once(self, timeout):
         assert self.proc is None or self.proc.poll() is not None
         args = self.wrap + [KAPPAD, "--data", self.data, "--listen", self.addr,
