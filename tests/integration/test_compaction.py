@@ -399,8 +399,10 @@ class CompactionTest(kh.ServerTest):
         # the manifest on disk, the files swapped in (old ones not deleted).
         for stall in ("written", "manifest", "swapped"):
             s.kill()
-            self.start_with(s, KAPPA_TEST_COMPACT_STALL=stall)
+            # Counted before the start: a run over the records already
+            # there can stall at once, before this server answers.
             before = log_count(s, "stalling at '%s'" % stall)
+            self.start_with(s, KAPPA_TEST_COMPACT_STALL=stall)
             with s.client(timeout=60) as c:
                 produce_table(c, t, 30000, seq0=seq, rng=rng, keyless_every=501,
                               sent=sent)
