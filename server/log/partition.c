@@ -603,6 +603,26 @@ int kp_partition_read(struct kp_partition *p, uint64_t offset,
 	return kp_reader_read(&lv, offset, max_bytes, out, skip_to, err);
 }
 
+int kp_partition_locate(struct kp_partition *p, uint64_t offset,
+			size_t max_bytes, struct kp_read_span *span,
+			uint64_t *skip_to, struct kp_error *err)
+{
+	struct kp_log_view lv;
+
+	memset(span, 0, sizeof(*span));
+	span->fd = -1;
+	if (skip_to != NULL)
+		*skip_to = 0;
+	if (offset < p->segs[0]->base || offset > p->visible_end)
+		return kp_error_set(err, KP_EOFFSET, "offset %" PRIu64
+				    " is outside %" PRIu64 "..%" PRIu64, offset,
+				    p->segs[0]->base, p->visible_end);
+	if (offset == p->visible_end)
+		return 0;
+	log_view(p, &lv);
+	return kp_reader_locate(&lv, offset, max_bytes, span, skip_to, err);
+}
+
 int kp_partition_offset_for_time(struct kp_partition *p, int64_t ts,
 				 uint64_t *offset, struct kp_error *err)
 {

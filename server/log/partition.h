@@ -34,6 +34,7 @@
 
 #include "base/buf.h"
 #include "base/error.h"
+#include "reader.h"
 
 enum kp_fsync_mode {
 	KP_FSYNC_ALWAYS,    /* acknowledge after fsync (group commit) */
@@ -162,6 +163,17 @@ bool kp_partition_syncing(const struct kp_partition *p);
 int kp_partition_read(struct kp_partition *p, uint64_t offset,
 		      size_t max_bytes, struct kp_buf *out, uint64_t *skip_to,
 		      struct kp_error *err);
+
+/*
+ * Like kp_partition_read, without reading the batches: where their bytes
+ * are (kp_reader_locate), for a reader that reads and checks them itself.
+ * span->len is 0 when offset == visible end. Returns 0, KP_ECORRUPT (with
+ * *skip_to) or KP_EOFFSET as kp_partition_read; span borrows the segment
+ * until the partition next changes (an append, a roll, retention).
+ */
+int kp_partition_locate(struct kp_partition *p, uint64_t offset,
+			size_t max_bytes, struct kp_read_span *span,
+			uint64_t *skip_to, struct kp_error *err);
 
 /*
  * The first offset whose record has ts >= ts, or the visible end when none

@@ -279,6 +279,49 @@ int kp_reader_read(const struct kp_log_view *lv, uint64_t offset,
 	}
 }
 
+int kp_reader_locate(const struct kp_log_view *lv, uint64_t offset,
+		     size_t max_bytes, struct kp_read_span *span,
+		     uint64_t *skip_to, struct kp_error *err)
+{
+	struct kp_segment_reader r;
+	struct kp_batch_header h;
+	struct kp_segment *seg;
+	struct damage d;
+	size_t si;
+	int rc;
+
+	memset(span, 0, sizeof(*span));
+	span->fd = -1;
+	if (skip_to != NULL)
+		*skip_to = 0;
+	for (si = find_segment(lv, offset);; si++) {
+		if (si == lv->n || lv->segs[si]->base >= lv->visible_end)
+			return 0;
+		seg = lv->segs[si];
+		rc = locate(lv, si, offset < seg->base ? seg->base : offset, &r,
+			    &h, &d);
+		if (rc != 1)
+			break;
+	}
+	if (rc == KP_ECORRUPT)
+		return report(lv, &d, offset, skip_to, err);
+	if (rc != 0)
+		return kp_error_set(err, rc, "read of %s.log failed: %s",
+				    seg->path, kp_error_text(rc));
+	if (h.base_offset >= lv->visible_end)
+		return 0;
+	span->path = seg->path;
+	span->fd = seg->fd;
+	span->pos = r.pos;
+	span->len = max_bytes > h.batch_len ? max_bytes : h.batch_len;
+	if (span->len > seg->size - r.pos)
+		span->len = (size_t)(seg->size - r.pos);
+	span->end_offset = seg->next_offset < lv->visible_end
+				   ? seg->next_offset
+				   : lv->visible_end;
+	return 0;
+}
+
 /* The first offset of segment si whose record has ts >= ts; 1 if none. */
 static int find_time(const struct kp_log_view *lv, size_t si, int64_t ts,
 		     uint64_t *offset)

@@ -46,6 +46,34 @@ int kp_reader_read(const struct kp_log_view *lv, uint64_t offset,
 		   struct kp_error *err);
 
 /*
+ * Where a read of whole batches would find its bytes, for a reader that
+ * reads (and checks) them itself: one segment's file (path without ".log",
+ * its fd for an identity check), the position of the batch that holds
+ * offset (or the first after it), how many bytes from there may be read
+ * (max_bytes, at least that batch, not past the segment's end) and
+ * end_offset, the first offset of the segment not to serve (its end, or the
+ * visible end). Batches from pos that start below end_offset, each checked
+ * as kp_reader_read checks them, are what kp_reader_read would return.
+ */
+struct kp_read_span {
+	const char *path;          /* borrowed from the segment */
+	int fd;                    /* the segment's .log */
+	uint64_t pos;              /* position of the first batch */
+	size_t len;                /* bytes that may be read from pos */
+	uint64_t end_offset;       /* do not serve from here */
+};
+
+/*
+ * Finds the span of a read at offset (kp_read_span) reading only batch
+ * headers. Returns 0 (span->len 0 when no batch at or after offset is
+ * visible), KP_ECORRUPT as kp_reader_read (the batch or header that holds
+ * offset is damaged: *skip_to, the damage logged once), or -errno with err.
+ */
+int kp_reader_locate(const struct kp_log_view *lv, uint64_t offset,
+		     size_t max_bytes, struct kp_read_span *span,
+		     uint64_t *skip_to, struct kp_error *err);
+
+/*
  * The first offset whose record has ts >= ts, or the visible end when none
  * has. A damaged stretch where that record may lie answers its first
  * offset (reading it then says where to go on). Returns 0 and *offset, or

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "wk_msg.h"
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/fsutil.h"
@@ -176,9 +177,30 @@ static void check_error_rate(struct proc_version *v, struct pv_job *job)
 		v->window_total = v->window_errors = 0;
 }
 
+/*
+ * The worker did not read all of a span itself: the batch where it
+ * stopped is read here and sent (where damage is found, logged and
+ * stepped over); a worker that cannot read the files at all is sent every
+ * batch from now on.
+ */
+static void input_not_read(struct proc_version *v, struct pv_cursor *c,
+			   const struct pv_job *job)
+{
+	if (job->input_state == KP_WM_INPUT_CHANGED) {
+		c->send_next = true;
+		return;
+	}
+	v->send_input = true;
+	kp_log_warn("proc", "processor %s v%u: its worker cannot read the log files (%s); its input batches are sent to it instead",
+		    v->proc->def.name, v->number, job->input_error);
+}
+
 static void batch_done(struct proc_version *v, struct pv_job *job)
 {
 	struct pv_cursor *c = &v->cursors[job->cursor_index];
+
+	if (job->input_state != KP_WM_INPUT_READ)
+		input_not_read(v, c, job);
 
 	kp_pv_order_record(v, job);
 	if (job->step_rc != 0) {
@@ -398,6 +420,7 @@ static void job_submit(struct proc_version *v, enum pv_job_kind kind)
 	job->rc = 0;
 	job->processed = job->failed = 0;
 	job->interrupted = job->out_of_memory = false;
+	job->input_state = KP_WM_INPUT_READ;
 	v->busy = true;
 	v->interrupted_ms = 0;
 	/*
@@ -481,6 +504,7 @@ static bool start_batch(struct proc_version *v, uint32_t index,
 	struct kp_partition_stats st;
 	struct kp_error err;
 	uint64_t skip_to = 0, allowed;
+	size_t want = v->role == PV_BUILDING ? REPLAY_READ_BYTES : READ_BYTES;
 	int rc;
 
 	if (tp == NULL || c->offset >= c->stop)
@@ -497,11 +521,14 @@ static bool start_batch(struct proc_version *v, uint32_t index,
 	if (st.visible_end <= c->offset)
 		return false;
 	kp_buf_reset(&v->job.raw);
-	rc = kp_partition_read(tp->log, c->offset,
-			       v->role == PV_BUILDING ? REPLAY_READ_BYTES
-						      : READ_BYTES,
-			       &v->job.raw,
-			       &skip_to, &err);
+	v->job.from_file = !v->send_input && !c->send_next;
+	c->send_next = false;
+	if (v->job.from_file)
+		rc = kp_partition_locate(tp->log, c->offset, want, &v->job.span,
+					 &skip_to, &err);
+	else
+		rc = kp_partition_read(tp->log, c->offset, want, &v->job.raw,
+				       &skip_to, &err);
 	if (rc == KP_ECORRUPT && skip_to > c->offset) {
 		kp_log_error("proc", "processor %s: skipping corrupt batch in %s/%u at %llu",
 			     v->proc->def.name, c->topic, c->partition,
@@ -513,7 +540,7 @@ static bool start_batch(struct proc_version *v, uint32_t index,
 		kp_pv_set_failed(v, "cannot read input", err.msg);
 		return false;
 	}
-	if (v->job.raw.len == 0)
+	if (v->job.from_file ? v->job.span.len == 0 : v->job.raw.len == 0)
 		return false;
 	v->job.cursor_index = index;
 	v->job.window_total = v->window_total;

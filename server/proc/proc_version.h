@@ -35,6 +35,7 @@
 #include "base/error.h"
 #include "base/mp.h"
 #include "log/batch.h"
+#include "log/reader.h"
 #include "log/topic.h"
 #include "wire/proto.h"
 
@@ -73,6 +74,8 @@ struct pv_cursor {
 	uint32_t moves_before; /* replay, verify: moves of this input in the
 				  live version's steps to pass before they
 				  are of the topic it reads (proc_order.c) */
+	bool send_next;        /* its next batch is read here and sent: the
+				  worker found the file changed or damaged */
 };
 
 /*
@@ -119,7 +122,12 @@ struct pv_job {
 	struct kp_error err;
 	bool write_checkpoint;       /* init: also write the first checkpoint */
 	struct kp_checkpoint ckpt;   /* checkpoint (and init) jobs */
-	struct kp_buf raw;           /* batch: input batches */
+	struct kp_buf raw;           /* batch: input batches, when sent */
+	bool from_file;              /* batch: the worker reads them itself */
+	struct kp_read_span span;    /* batch: where, when from_file (its
+					path borrowed until the job is sent) */
+	uint8_t input_state;         /* batch: KP_WM_INPUT_* of the result */
+	char input_error[KP_ERROR_MSG_MAX]; /* batch: why not READ */
 	uint32_t cursor_index;       /* batch: which input */
 	uint64_t start_offset;       /* batch: first offset to process */
 	uint64_t stop_offset;        /* batch: do not process from here */
@@ -175,6 +183,8 @@ struct proc_version {
 	struct pv_mark *marks;       /* owned */
 	uint32_t mark_count;
 	bool busy;                   /* a job in flight */
+	bool send_input;             /* its worker cannot read the log files:
+					input batches are read and sent */
 	struct kp_wk *wk;            /* its worker process while it runs
 					(proc_worker.c); v->view is NULL then */
 	bool wk_idle;                /* that worker runs under SCHED_IDLE (a

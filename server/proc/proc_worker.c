@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "wk_client.h"
 #include "wk_msg.h"
@@ -85,13 +86,20 @@ static bool one_object(const struct kp_emit *e)
  * processor's doing but a broken or hostile process. Returns NULL, or
  * what is wrong.
  */
-/* One past the last offset of the batches a job was given. */
+/*
+ * One past the last offset of the batches a job was given. Of a span the
+ * worker reads itself, the span's end offset: a worker may claim to have
+ * read more of it than the span's bytes hold, which only skips inputs of
+ * its own processor (as a processor that ignores records may).
+ */
 static uint64_t raw_end(const struct pv_job *job)
 {
 	uint64_t end = job->start_offset;
 	size_t pos = 0;
 	struct kp_batch_header h;
 
+	if (job->from_file)
+		return job->span.end_offset;
 	while (pos < job->raw.len &&
 	       kp_batch_header_decode(job->raw.data + pos, job->raw.len - pos,
 				      &h) == 0 &&
@@ -163,6 +171,10 @@ static void on_result(void *arg, struct kp_wm_reader *r)
 		job->emit_count = kp_wm_get_u32(r);
 		copy_bytes(r, &job->dlq);
 		job->dlq_count = kp_wm_get_u32(r);
+		job->input_state = kp_wm_get_u8(r);
+		kp_wm_get_str(r, job->input_error, sizeof(job->input_error));
+		if (!job->from_file || job->input_state > KP_WM_INPUT_UNREADABLE)
+			job->input_state = KP_WM_INPUT_READ;
 		if (job->rc != 0) {
 			/* A batch that failed as a whole emitted nothing. */
 			job->next_offset = job->start_offset;
@@ -329,6 +341,31 @@ static void encode_init(struct proc_version *v, struct kp_buf *b)
 		kp_wm_put_bytes(b, NULL, 0);
 }
 
+/*
+ * The input of a batch job: its bytes, or where the worker reads them,
+ * with the file's identity (a segment replaced by compaction between here
+ * and the worker's open is another file: the worker asks for the bytes).
+ */
+static void put_input(struct kp_buf *b, const struct pv_job *job)
+{
+	struct stat st;
+
+	if (!job->from_file) {
+		kp_wm_put_u8(b, KP_WM_INPUT_BYTES);
+		kp_wm_put_bytes(b, job->raw.data, job->raw.len);
+		return;
+	}
+	if (fstat(job->span.fd, &st) != 0)
+		memset(&st, 0, sizeof(st));  /* no identity: the worker asks */
+	kp_wm_put_u8(b, KP_WM_INPUT_FILE);
+	kp_wm_put_str(b, job->span.path);
+	kp_wm_put_u64(b, (uint64_t)st.st_dev);
+	kp_wm_put_u64(b, (uint64_t)st.st_ino);
+	kp_wm_put_u64(b, job->span.pos);
+	kp_wm_put_u64(b, job->span.len);
+	kp_wm_put_u64(b, job->span.end_offset);
+}
+
 static void encode_batch(struct proc_version *v, struct kp_buf *b)
 {
 	const struct pv_job *job = &v->job;
@@ -346,7 +383,7 @@ static void encode_batch(struct proc_version *v, struct kp_buf *b)
 		put_names(b, v->allowed, v->proc->def.output_count);
 	else
 		kp_wm_put_u32(b, UINT32_MAX);
-	kp_wm_put_bytes(b, job->raw.data, job->raw.len);
+	put_input(b, job);
 }
 
 static const uint8_t frame_of[PV_JOB_RELOAD + 1] = {

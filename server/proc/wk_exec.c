@@ -34,6 +34,7 @@ void kp_wx_init(struct kp_wx *x)
 	pthread_mutex_init(&x->ready_lock, NULL);
 	pthread_cond_init(&x->ready_cond, NULL);
 	kp_buf_init(&x->config);
+	kp_wk_input_init(&x->input);
 }
 
 /* The first init opened the view, or cannot: queries stop waiting. */
@@ -85,6 +86,7 @@ void kp_wx_destroy(struct kp_wx *x)
 	x->code = NULL;
 	free_names(x->allowed, x->output_count);
 	free_names(x->owned, x->owned_count);
+	kp_wk_input_destroy(&x->input);
 	kp_buf_destroy(&x->config);
 	pthread_rwlock_destroy(&x->view_lock);
 	pthread_mutex_destroy(&x->ready_lock);
@@ -278,6 +280,7 @@ struct batch {
 	uint32_t processed, failed;
 	uint64_t next_offset;
 	bool interrupted, out_of_memory;
+	bool read_all;               /* its feed reached the end of its bytes */
 	char last_error[KP_ERROR_MSG_MAX];
 	struct kp_buf dlq;
 	uint32_t dlq_count;
@@ -345,6 +348,8 @@ struct batch_req {
 	double max_error_rate;
 	const char *raw;
 	size_t raw_len;
+	uint8_t input_state;         /* KP_WM_INPUT_*, of reading the file */
+	char input_error[KP_ERROR_MSG_MAX];
 };
 
 /* The coarse monotonic clock (a few ns; ticks of a few ms) in ms. */
@@ -409,6 +414,7 @@ static int feed_next(void *arg, struct kp_proc_record *pr)
 						   q->raw_len - f->pos,
 						   &f->h) != 0 ||
 			    f->h.batch_len > q->raw_len - f->pos) {
+				f->b->read_all = f->pos >= q->raw_len;
 				f->over = true;
 				break;
 			}
@@ -468,6 +474,36 @@ static void process_batches(struct kp_wx *x, const struct batch_req *q,
 	atomic_store(&x->calling, NULL);
 }
 
+/*
+ * The batches of a request: in the frame, or read from the segment file
+ * it names (wk_input.h). A malformed request is r->bad.
+ */
+static void get_input(struct kp_wx *x, struct kp_wm_reader *r,
+		      struct batch_req *q)
+{
+	struct kp_wk_span s;
+
+	q->input_state = KP_WM_INPUT_READ;
+	q->input_error[0] = '\0';
+	q->raw = NULL;
+	q->raw_len = 0;
+	if (kp_wm_get_u8(r) == KP_WM_INPUT_BYTES) {
+		q->raw = kp_wm_get_bytes(r, &q->raw_len);
+		return;
+	}
+	kp_wm_get_str(r, s.path, sizeof(s.path));
+	s.dev = kp_wm_get_u64(r);
+	s.ino = kp_wm_get_u64(r);
+	s.pos = kp_wm_get_u64(r);
+	s.len = kp_wm_get_u64(r);
+	s.end_offset = kp_wm_get_u64(r);
+	if (r->bad)
+		return;
+	q->input_state = (uint8_t)kp_wk_input_read(&x->input, &s, &q->raw,
+						   &q->raw_len, q->input_error,
+						   sizeof(q->input_error));
+}
+
 static int claim(void *arg, const char *topic, size_t len)
 {
 	struct kp_wx *x = arg;
@@ -500,7 +536,7 @@ static void run_batch(struct kp_wx *x, struct kp_wm_reader *r,
 	q.max_error_rate = kp_wm_get_f64(r);
 	if (get_names(r, &owned, &owned_count) != 0)
 		r->bad = true;
-	q.raw = kp_wm_get_bytes(r, &q.raw_len);
+	get_input(x, r, &q);
 	if (r->bad) {
 		rc = kp_error_set(&err, KP_EINTERNAL, "batch request is malformed");
 	} else if (!x->inst_started) {
@@ -536,6 +572,11 @@ static void run_batch(struct kp_wx *x, struct kp_wm_reader *r,
 	}
 	kp_wm_put_bytes(out, b.dlq.data, b.dlq.len);
 	kp_wm_put_u32(out, b.dlq_count);
+	/* Damage after what it processed is not its business yet. */
+	if (q.input_state == KP_WM_INPUT_CHANGED && !b.read_all)
+		q.input_state = KP_WM_INPUT_READ;
+	kp_wm_put_u8(out, q.input_state);
+	kp_wm_put_str(out, q.input_error);
 	kp_wm_finish(out, start);
 	kp_buf_destroy(&b.dlq);
 }

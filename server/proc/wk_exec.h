@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "wk_input.h"
 #include "proc_code.h"
 #include "proc_instance.h"
 #include "view.h"
@@ -49,6 +50,7 @@ struct kp_wx {
 	char steps_path[4200];           /* "" when it has none */
 	kp_wx_claim_fn claim;
 	void *claim_arg;
+	struct kp_wk_input input;        /* batch input read from the log */
 };
 
 /* Initialises x (no code, no view). */

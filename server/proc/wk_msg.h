@@ -38,6 +38,20 @@ enum kp_wm_type {
 	KP_WM_FATAL            /* why the worker is about to die (a string) */
 };
 
+/*
+ * How a batch job gives its input: the bytes in the frame, or where they
+ * are in a segment file that the worker reads (and checks) itself.
+ */
+enum kp_wm_input_form { KP_WM_INPUT_BYTES = 0, KP_WM_INPUT_FILE };
+
+/* What a worker says of reading a batch's input from its file. */
+enum kp_wm_input_state {
+	KP_WM_INPUT_READ = 0,     /* read and checked (or sent as bytes) */
+	KP_WM_INPUT_CHANGED,      /* not the file, or damaged there: send the
+				     batch from that offset as bytes */
+	KP_WM_INPUT_UNREADABLE    /* the worker cannot read the files */
+};
+
 /* Starts a frame of type and tag at the end of b. Returns its start. */
 size_t kp_wm_begin(struct kp_buf *b, uint8_t type, uint32_t tag);
 

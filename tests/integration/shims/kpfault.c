@@ -7,6 +7,9 @@
  *   KP_FAULT_WRITE_FLAG=PATH  while PATH exists, pwrite to a .log file
  *                             fails with ENOSPC
  *   KP_FAULT_SYNC_DELAY_MS=N  every fdatasync first sleeps N ms (a slow disk)
+ *   KP_FAULT_OPEN_RO_FLAG=PATH while PATH exists, an O_RDONLY open of a
+ *                             .log file fails with EACCES (a worker process
+ *                             that may not read the log)
  *
  * Built without sanitizers (tests/CMakeLists.txt); an ASan kappad preloading
  * it needs ASAN_OPTIONS=verify_asan_link_order=0.
@@ -16,6 +19,8 @@
 #endif
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,4 +82,46 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
 {
 	return pwrite(fd, buf, n, off);
+}
+
+static int refuse_open(const char *path, int flags)
+{
+	size_t len = strlen(path);
+
+	return (flags & O_ACCMODE) == O_RDONLY && len > 4 &&
+	       strcmp(path + len - 4, ".log") == 0 &&
+	       flag_set("KP_FAULT_OPEN_RO_FLAG");
+}
+
+int open(const char *path, int flags, ...)
+{
+	static int (*real)(const char *, int, ...);
+	mode_t mode = 0;
+	va_list ap;
+
+	if (real == NULL)
+		real = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, "open");
+	if (flags & (O_CREAT | O_TMPFILE)) {
+		va_start(ap, flags);
+		mode = (mode_t)va_arg(ap, int);
+		va_end(ap);
+	}
+	if (refuse_open(path, flags)) {
+		errno = EACCES;
+		return -1;
+	}
+	return real(path, flags, mode);
+}
+
+int open64(const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	va_list ap;
+
+	if (flags & (O_CREAT | O_TMPFILE)) {
+		va_start(ap, flags);
+		mode = (mode_t)va_arg(ap, int);
+		va_end(ap);
+	}
+	return open(path, flags, mode);
 }

@@ -2,7 +2,8 @@
  * test_reader.c - reading a partition whose files are damaged: no flipped
  * bit of a sealed segment is ever served, every other record stays
  * readable by following the skip offsets, a batch cut by the read window
- * is not reported as damage, offsets with gaps, and damaged indexes.
+ * is not reported as damage, offsets with gaps, damaged indexes, and
+ * kp_partition_locate naming what a read returns.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -736,6 +737,99 @@ static void test_resync_across_chunk_boundary(void **state)
 	free(big);
 }
 
+/*
+ * The bytes of a span (kp_partition_locate) that a worker would take:
+ * whole batches from its position below its end offset, read through its
+ * fd. Appended to out.
+ */
+static void span_bytes(const struct kp_read_span *sp, struct kp_buf *out)
+{
+	struct kp_batch_header h;
+	size_t at = 0;
+	char *data;
+
+	assert_int_equal(kp_buf_reserve(out, sp->len), 0);
+	data = out->data + out->len;
+	assert_int_equal(pread(sp->fd, data, sp->len, (off_t)sp->pos),
+			 (ssize_t)sp->len);
+	while (kp_batch_header_decode(data + at, sp->len - at, &h) == 0 &&
+	       h.base_offset < sp->end_offset) {
+		assert_int_equal(kp_batch_verify(data + at, &h), 0);
+		at += h.batch_len;
+		if (at == sp->len)
+			break;
+	}
+	out->len += at;
+}
+
+/*
+ * kp_partition_locate names the bytes kp_partition_read returns from the
+ * same offset (up to the end of one segment, which a read may pass), at
+ * every offset and read size; where the header holding the offset is
+ * damaged it answers KP_ECORRUPT with the same skip offset as a read.
+ */
+static void test_locate_names_what_read_returns(void **state)
+{
+	struct fixture *f = *state;
+	static const size_t sizes[] = { 1, 300, 2000, 1 << 20 };
+	struct kp_partition_config cfg;
+	struct kp_partition *p;
+	struct kp_read_span sp;
+	struct kp_error err;
+	struct kp_buf got, want;
+	struct layout l0;
+	uint64_t end = 0, skip, skip2;
+	char p0[700];
+
+	config(&cfg, 3000);
+	p = open_ok(f->dir, &cfg);
+	for (int i = 0; i < 40; i++)
+		end = append_at(p, end, NULL, 3, 0, 0);
+	kp_buf_init(&got);
+	kp_buf_init(&want);
+	for (uint64_t o = 0; o <= end; o++) {
+		for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+			kp_buf_reset(&got);
+			kp_buf_reset(&want);
+			assert_int_equal(kp_partition_locate(p, o, sizes[k], &sp,
+							     &skip, &err), 0);
+			assert_int_equal(kp_partition_read(p, o, sizes[k],
+							   &want, &skip, &err),
+					 0);
+			if (o == end) {
+				assert_int_equal(sp.len, 0);
+				continue;
+			}
+			assert_true(sp.len > 0 && sp.fd >= 0);
+			assert_true(sp.end_offset > o);
+			span_bytes(&sp, &got);
+			assert_true(got.len > 0 && got.len <= want.len);
+			assert_memory_equal(got.data, want.data, got.len);
+			assert_true(got.len == want.len || got.len >= sizes[k] ||
+				    sp.pos + sp.len == (uint64_t)lseek(
+					    sp.fd, 0, SEEK_END));
+		}
+	}
+	kp_partition_close(p);
+	/* A damaged header: the same skip as a read. */
+	seg_path(f->dir, 0, ".log", p0, sizeof(p0));
+	read_layout(p0, &l0);
+	flip(p0, l0.pos[2] + 3, 2);
+	p = open_ok(f->dir, &cfg);
+	for (uint64_t o = l0.base[2]; o < l0.next[2]; o++) {
+		kp_buf_reset(&want);
+		assert_int_equal(kp_partition_locate(p, o, 1 << 20, &sp, &skip,
+						     &err), KP_ECORRUPT);
+		assert_int_equal(kp_partition_read(p, o, 1 << 20, &want,
+						   &skip2, &err), KP_ECORRUPT);
+		assert_int_equal(skip, skip2);
+		assert_int_equal(skip, l0.base[3]);
+	}
+	kp_partition_close(p);
+	kp_buf_destroy(&got);
+	kp_buf_destroy(&want);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -745,6 +839,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_offsets_with_gaps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_indexes_are_rebuilt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resync_across_chunk_boundary, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_locate_names_what_read_returns, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
