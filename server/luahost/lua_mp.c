@@ -839,7 +839,11 @@ static int enc_table(struct enc *e, int idx, int depth)
 				"table nested too deeply (or a cycle)");
 	if (!lua_checkstack(L, 6))
 		return enc_fail(e, KP_EBADREQUEST, "Lua stack exhausted");
-	kp_luamp_materialize(L, idx);
+	/* (a lazy proxy always has its metatable: the sandbox keeps it) */
+	if (lua_getmetatable(L, idx)) {
+		lua_pop(L, 1);
+		kp_luamp_materialize(L, idx);
+	}
 	if (lua_getmetatable(L, idx)) {          /* -1: metatable */
 		push_marker(L, &array_marker_key);   /* -1: kappa.array's */
 		if (lua_rawequal(L, -1, -2))
