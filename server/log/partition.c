@@ -585,6 +585,15 @@ static void log_view(struct kp_partition *p, struct kp_log_view *lv)
 	lv->scratch = &p->scratch;
 }
 
+/* KP_EOFFSET for a read at offset outside the partition's range. */
+static int outside(const struct kp_partition *p, uint64_t offset,
+		   struct kp_error *err)
+{
+	return kp_error_set(err, KP_EOFFSET, "offset %" PRIu64
+			    " is outside %" PRIu64 "..%" PRIu64, offset,
+			    p->segs[0]->base, p->visible_end);
+}
+
 int kp_partition_read(struct kp_partition *p, uint64_t offset,
 		      size_t max_bytes, struct kp_buf *out, uint64_t *skip_to,
 		      struct kp_error *err)
@@ -594,9 +603,7 @@ int kp_partition_read(struct kp_partition *p, uint64_t offset,
 	if (skip_to != NULL)
 		*skip_to = 0;
 	if (offset < p->segs[0]->base || offset > p->visible_end)
-		return kp_error_set(err, KP_EOFFSET, "offset %" PRIu64
-				    " is outside %" PRIu64 "..%" PRIu64, offset,
-				    p->segs[0]->base, p->visible_end);
+		return outside(p, offset, err);
 	if (offset == p->visible_end)
 		return 0;
 	log_view(p, &lv);
@@ -614,9 +621,7 @@ int kp_partition_locate(struct kp_partition *p, uint64_t offset,
 	if (skip_to != NULL)
 		*skip_to = 0;
 	if (offset < p->segs[0]->base || offset > p->visible_end)
-		return kp_error_set(err, KP_EOFFSET, "offset %" PRIu64
-				    " is outside %" PRIu64 "..%" PRIu64, offset,
-				    p->segs[0]->base, p->visible_end);
+		return outside(p, offset, err);
 	if (offset == p->visible_end)
 		return 0;
 	log_view(p, &lv);

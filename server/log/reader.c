@@ -222,6 +222,40 @@ static int read_window(const struct kp_log_view *lv, size_t si, uint64_t pos,
 	return rc;
 }
 
+/*
+ * Positions r at the first visible batch that holds offset or follows it
+ * (segment *si, header *h). Returns 0; 1 when there is none; KP_ECORRUPT
+ * as kp_reader_read (reported, *skip_to); -errno with err.
+ */
+static int first_batch(const struct kp_log_view *lv, uint64_t offset,
+		       size_t *si, struct kp_segment_reader *r,
+		       struct kp_batch_header *h, uint64_t *skip_to,
+		       struct kp_error *err)
+{
+	struct damage d;
+	int rc;
+
+	if (skip_to != NULL)
+		*skip_to = 0;
+	for (*si = find_segment(lv, offset);; (*si)++) {
+		struct kp_segment *seg;
+
+		if (*si == lv->n || lv->segs[*si]->base >= lv->visible_end)
+			return 1;
+		seg = lv->segs[*si];
+		rc = locate(lv, *si, offset < seg->base ? seg->base : offset,
+			    r, h, &d);
+		if (rc != 1)
+			break;
+	}
+	if (rc == KP_ECORRUPT)
+		return report(lv, &d, offset, skip_to, err);
+	if (rc != 0)
+		return kp_error_set(err, rc, "read of %s.log failed: %s",
+				    lv->segs[*si]->path, kp_error_text(rc));
+	return h->base_offset >= lv->visible_end ? 1 : 0;
+}
+
 int kp_reader_read(const struct kp_log_view *lv, uint64_t offset,
 		   size_t max_bytes, struct kp_buf *out, uint64_t *skip_to,
 		   struct kp_error *err)
@@ -234,26 +268,9 @@ int kp_reader_read(const struct kp_log_view *lv, uint64_t offset,
 	bool more;
 	int rc;
 
-	if (skip_to != NULL)
-		*skip_to = 0;
-	for (si = find_segment(lv, offset);; si++) {
-		struct kp_segment *seg;
-
-		if (si == lv->n || lv->segs[si]->base >= lv->visible_end)
-			return 0;
-		seg = lv->segs[si];
-		rc = locate(lv, si, offset < seg->base ? seg->base : offset, &r,
-			    &h, &d);
-		if (rc != 1)
-			break;
-	}
-	if (rc == KP_ECORRUPT)
-		return report(lv, &d, offset, skip_to, err);
+	rc = first_batch(lv, offset, &si, &r, &h, skip_to, err);
 	if (rc != 0)
-		return kp_error_set(err, rc, "read of %s.log failed: %s",
-				    lv->segs[si]->path, kp_error_text(rc));
-	if (h.base_offset >= lv->visible_end)
-		return 0;
+		return rc == 1 ? 0 : rc;
 	pos = r.pos;
 	expect = h.base_offset;
 	want = max_bytes > h.batch_len ? max_bytes : h.batch_len;
@@ -286,30 +303,15 @@ int kp_reader_locate(const struct kp_log_view *lv, uint64_t offset,
 	struct kp_segment_reader r;
 	struct kp_batch_header h;
 	struct kp_segment *seg;
-	struct damage d;
 	size_t si;
 	int rc;
 
 	memset(span, 0, sizeof(*span));
 	span->fd = -1;
-	if (skip_to != NULL)
-		*skip_to = 0;
-	for (si = find_segment(lv, offset);; si++) {
-		if (si == lv->n || lv->segs[si]->base >= lv->visible_end)
-			return 0;
-		seg = lv->segs[si];
-		rc = locate(lv, si, offset < seg->base ? seg->base : offset, &r,
-			    &h, &d);
-		if (rc != 1)
-			break;
-	}
-	if (rc == KP_ECORRUPT)
-		return report(lv, &d, offset, skip_to, err);
+	rc = first_batch(lv, offset, &si, &r, &h, skip_to, err);
 	if (rc != 0)
-		return kp_error_set(err, rc, "read of %s.log failed: %s",
-				    seg->path, kp_error_text(rc));
-	if (h.base_offset >= lv->visible_end)
-		return 0;
+		return rc == 1 ? 0 : rc;
+	seg = lv->segs[si];
 	span->path = seg->path;
 	span->fd = seg->fd;
 	span->pos = r.pos;
