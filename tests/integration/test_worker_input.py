@@ -9,7 +9,13 @@ check them exactly as kappad's reader does:
   reports each damaged batch, and the processor keeps running;
 - a worker that cannot open the log files (the kpfault shim refuses
   read-only opens of .log files) is sent its input instead: every record is
-  still processed once, and the log says why.
+  still processed once, and the log says why;
+- segments deleted by retention, or swapped by compaction, while a slow
+  processor is still reading the topic: nothing is processed twice,
+  nothing still in the log is missed, and the processor keeps reading the
+  files itself (no warning that its worker cannot read them). Whether a
+  file goes between kappad naming it and the worker opening it is up to
+  the scheduler; these tests check the outcome under churn.
 """
 
 import os
@@ -17,6 +23,16 @@ import random
 
 import kappa_harness as kh
 import test_integrity as ti
+
+# About 0.5 ms of work per record, so that the producer runs ahead of it.
+SLOW_EMIT = """local M = {}
+function M.process(ctx, rec)
+  local x = 0
+  for i = 1, 1000000 do x = x + i end
+  ctx:emit("out", { o = rec.offset, n = rec.value.n, x = x > 0 })
+end
+return M
+"""
 
 EMIT = """local M = {}
 function M.process(ctx, rec)
@@ -104,6 +120,60 @@ class WorkerInput(kh.ServerTest):
         self.assertIn("Permission denied", ti.log_text(s))
         os.unlink(flag)
         s.stop_ok(self)
+
+    def churn(self, cleanup, keys):
+        """Produces 8000 records (keys: that many distinct) into a topic of
+        16 KiB segments with the given cleanup while SLOW_EMIT reads it from
+        earliest; returns the offsets it emitted, the log's records at the
+        end, its status and the server's log since the start."""
+        s = self.new_server({"retention_check_ms": 100})
+        t = kh.unique("churn")
+        n = 8000
+        opts = {"cleanup": cleanup}
+        if cleanup == "delete":
+            opts["retention_bytes"] = 49152
+        log_start = len(ti.log_text(s))
+        code = self.write_code(s, "slow.lua", SLOW_EMIT)
+        with s.client() as c:
+            c.ok("topic_create", topic=t, segment_bytes=16384, fsync="never",
+                 **opts)
+            c.ok("topic_create", topic="out", fsync="never")
+            c.ok("proc_create", name="p", file=code, inputs=[t],
+                 outputs=["out"])
+            for first in range(0, n, 20):
+                idx = range(first, first + 20)
+                c.produce(t, [ti.value_of(i) for i in idx],
+                          keys=[("k%d" % (i % keys)).encode() for i in idx])
+        st = kh.wait_caught_up(s, "p", 120)
+        with s.client() as c:
+            outs = c.fetch_all("out")
+            first = c.call("fetch", topic=t, partition=0, offset=0)
+            left = c.fetch_all(t, start=first.get("start_offset", 0))
+        seen = []
+        for r in outs:
+            self.assertEqual(r["value"]["n"], r["value"]["o"], r)
+            seen.append(r["value"]["o"])
+        return seen, [r["offset"] for r in left], st, ti.log_text(s)[log_start:]
+
+    def assert_churn_ok(self, seen, left, st, log):
+        self.assertEqual(len(seen), len(set(seen)), "an input processed twice")
+        missed = sorted(set(left) - set(seen))
+        self.assertEqual(missed[:10], [], "records still in the log missed")
+        self.assertEqual(st["state"], "running", st)
+        self.assertNotIn("its worker cannot read the log files", log)
+
+    def test_retention_deletes_segments_under_a_slow_reader(self):
+        seen, left, st, log = self.churn("delete", 8000)
+        self.assert_churn_ok(seen, left, st, log)
+        self.assertGreater(left[0], 0, "retention removed nothing")
+        self.assertIn("removed by retention; skipping them", log,
+                      "the processor never fell behind retention")
+        self.assertLess(len(seen), 8000)
+
+    def test_compaction_swaps_segments_under_a_slow_reader(self):
+        seen, left, st, log = self.churn("compact", 40)
+        self.assert_churn_ok(seen, left, st, log)
+        self.assertLess(len(left), 4000, "compaction removed nothing")
 
 
 if __name__ == "__main__":
