@@ -216,11 +216,33 @@ static int check_value(const char *value, size_t value_len)
 	return 0;
 }
 
-static int on_emit(void *host_data, const char *topic, size_t topic_len,
-		   const char *key, size_t key_len, const char *value,
-		   size_t value_len)
+/*
+ * 0 when sink may emit to topic (not empty): a valid output name, and
+ * an allowed one. The last valid name is remembered, so that a processor
+ * emitting to one topic pays for the byte check once.
+ */
+static int check_topic(struct kp_sink *sink, const char *topic,
+		       size_t topic_len)
 {
-	struct kp_sink *sink = host_data;
+	if (topic_len != sink->valid_topic_len ||
+	    memcmp(topic, sink->valid_topic, topic_len) != 0) {
+		/* An output's name leaves room for its versions' (OUTPUT.vN). */
+		if (!kp_topic_name_valid(topic, topic_len) ||
+		    topic_len > KP_PROC_OUTPUT_MAX)
+			return KP_EBADTOPIC;
+		if (topic_len <= sizeof(sink->valid_topic)) {
+			memcpy(sink->valid_topic, topic, topic_len);
+			sink->valid_topic_len = (uint32_t)topic_len;
+		}
+	}
+	return topic_allowed(sink, topic, topic_len);
+}
+
+/* An emit; packed: the value is known to be one msgpack object. */
+static int emit(struct kp_sink *sink, const char *topic, size_t topic_len,
+		const char *key, size_t key_len, const char *value,
+		size_t value_len, bool packed)
+{
 	char header[EMIT_HEADER];
 	int rc;
 
@@ -228,17 +250,13 @@ static int on_emit(void *host_data, const char *topic, size_t topic_len,
 		return KP_EBADTOPIC;
 	if (topic_len >= NO_LEN || key_len >= NO_LEN || value_len >= NO_LEN)
 		return KP_ETOOLARGE;
-	/* An output's name leaves room for its versions' (OUTPUT.vN). */
-	if (!kp_topic_name_valid(topic, topic_len) ||
-	    topic_len > KP_PROC_OUTPUT_MAX)
-		return KP_EBADTOPIC;
-	rc = topic_allowed(sink, topic, topic_len);
+	rc = check_topic(sink, topic, topic_len);
 	if (rc != 0)
 		return rc;
 	if (sink->max_value_bytes != 0 &&
 	    (uint64_t)key_len + value_len > sink->max_value_bytes)
 		return KP_ETOOLARGE;
-	rc = check_value(value, value_len);
+	rc = packed ? 0 : check_value(value, value_len);
 	if (rc != 0)
 		return rc;
 	kp_put_le32(header, (uint32_t)topic_len);
@@ -257,6 +275,22 @@ static int on_emit(void *host_data, const char *topic, size_t topic_len,
 	kp_buf_append(&sink->emits, value, value_len);
 	sink->emit_count++;
 	return 0;
+}
+
+static int on_emit(void *host_data, const char *topic, size_t topic_len,
+		   const char *key, size_t key_len, const char *value,
+		   size_t value_len)
+{
+	return emit(host_data, topic, topic_len, key, key_len, value,
+		    value_len, false);
+}
+
+int kp_sink_emit_packed(void *host_data, const char *topic, size_t topic_len,
+			const char *key, size_t key_len, const char *value,
+			size_t value_len)
+{
+	return emit(host_data, topic, topic_len, key, key_len, value,
+		    value_len, true);
 }
 
 /* An empty key may come as NULL; any other NULL key is refused. */

@@ -55,6 +55,8 @@ struct kp_sink {
 	uint32_t emit_count;
 	struct kp_buf scratch;       /* backs state_get's borrowed value */
 	struct kp_buf undo;          /* undo log of the current record */
+	char valid_topic[192];       /* the last emit's topic name, valid */
+	uint32_t valid_topic_len;    /* its length (0: none yet) */
 	int64_t record_ts;           /* ts of the record being processed */
 	uint64_t record_offset;      /* its input offset */
 	size_t record_emits_len;     /* emits.len at begin_record */
@@ -73,6 +75,16 @@ void kp_sink_destroy(struct kp_sink *sink);
 
 /* The host table whose host_data is a struct kp_sink. */
 const struct kp_proc_host *kp_sink_host(void);
+
+/*
+ * The host table's emit for a value the caller vouches is exactly one
+ * msgpack object, which it then does not walk again: the host's own
+ * encoders' output (the Lua adapter's, lua_adapter.h), never a plugin's.
+ * Otherwise the same checks, results and effects as the table's emit.
+ */
+int kp_sink_emit_packed(void *host_data, const char *topic, size_t topic_len,
+			const char *key, size_t key_len, const char *value,
+			size_t value_len);
 
 /* Starts a record: later abort undoes back to here. */
 void kp_sink_begin_record(struct kp_sink *sink);

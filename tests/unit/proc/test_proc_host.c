@@ -179,6 +179,36 @@ static void test_owned_outputs(void **state)
 	kp_view_delete(v);
 }
 
+/*
+ * The packed emit skips the value's walk and nothing else; the table's
+ * emit still walks every value, and the remembered topic name never lets
+ * a different name through.
+ */
+static void test_packed_emit(void **state)
+{
+	struct fixture *f = *state;
+
+	kp_sink_begin_record(&f->sink);
+	assert_int_equal(kp_sink_emit_packed(f->hd, "alerts", 6, "k", 1,
+					     "\x01", 1), 0);
+	assert_int_equal(f->h->emit(f->hd, "alerts", 6, NULL, 0, "\x92\x01",
+				    2), KP_EBADMSGPACK);
+	assert_int_equal(f->h->emit(f->hd, "alerts", 6, NULL, 0, "\x01\x02",
+				    2), KP_EBADMSGPACK);
+	assert_int_equal(kp_sink_emit_packed(f->hd, "alerts\0", 7, NULL, 0,
+					     "\x01", 1), KP_EBADTOPIC);
+	assert_int_equal(kp_sink_emit_packed(f->hd, "alert!", 6, NULL, 0,
+					     "\x01", 1), KP_EBADTOPIC);
+	assert_int_equal(kp_sink_emit_packed(f->hd, "alert", 5, NULL, 0,
+					     "\x01", 1), KP_ENOTOPIC);
+	assert_int_equal(kp_sink_emit_packed(f->hd, "", 0, NULL, 0, "\x01", 1),
+			 KP_EBADTOPIC);
+	assert_int_equal(f->h->emit(f->hd, "counts", 6, NULL, 0, "\x02", 1), 0);
+	assert_int_equal(kp_sink_emit_packed(f->hd, "alerts", 6, NULL, 0,
+					     "\x03", 1), 0);
+	assert_int_equal(f->sink.emit_count, 3);
+}
+
 static void test_state(void **state)
 {
 	struct fixture *f = *state;
@@ -381,6 +411,8 @@ int main(void)
 		cmocka_unit_test(test_host_table),
 		cmocka_unit_test_setup_teardown(test_emits, setup, teardown),
 		cmocka_unit_test(test_any_output),
+		cmocka_unit_test_setup_teardown(test_packed_emit, setup,
+						teardown),
 		cmocka_unit_test(test_owned_outputs),
 		cmocka_unit_test_setup_teardown(test_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
