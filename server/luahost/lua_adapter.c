@@ -8,8 +8,9 @@
  * template and calls process) and the current topic name as a Lua
  * string; process pushes the record's fields and its value (a small map
  * as its bytes, for the lazy proxy; anything else decoded) and calls that
- * function under the error handler. state:get/incr/del/put are FFI calls
- * of the prelude; emit, log, scan and put of tables stay C bindings here.
+ * function under the error handler. state:get/incr/del/put and emit are
+ * FFI calls of the prelude (JIT on); log, scan, put of tables and emit of
+ * what the prelude does not pack stay C bindings here.
  * All are thin: they convert arguments (lua_mp.h) and call the host table
  * of the ABI, the same services a C processor calls.
  */
@@ -120,8 +121,9 @@ static int l_emit(lua_State *L)
 	if (!lua_isnoneornil(L, 4))
 		key = key_arg(L, 4, &klen);
 	encode_arg(L, lp, 3, "emit");
-	rc = h->emit(lp->ctx->host_data, topic, tlen, key, klen,
-		     lp->scratch.data, lp->scratch.len);
+	rc = (lp->host.emit != NULL ? lp->host.emit : h->emit)(
+		lp->ctx->host_data, topic, tlen, key, klen, lp->scratch.data,
+		lp->scratch.len);
 	if (rc == KP_ENOTOPIC)
 		return luaL_error(L, "emit to '%s' failed: not one of this "
 				  "processor's outputs (declare it with --output)",
@@ -311,7 +313,8 @@ static void set_binding(lua_State *L, struct lua_proc *lp, const char *name,
 /*
  * Pushes the ctx table (config, name, emit, log; the prelude adds state)
  * and the table of C bindings the prelude falls back to or, with the JIT
- * off, uses instead of its FFI calls (get, put, incr, del, scan, jit).
+ * off, uses instead of its FFI calls (get, put, incr, del, scan, emit,
+ * jit).
  */
 static void push_ctx(lua_State *L, struct lua_proc *lp)
 {
@@ -333,6 +336,7 @@ static void push_ctx(lua_State *L, struct lua_proc *lp)
 	set_binding(L, lp, "incr", l_incr);
 	set_binding(L, lp, "del", l_del);
 	set_binding(L, lp, "scan", l_scan);
+	set_binding(L, lp, "emit", l_emit);
 	lua_pushboolean(L, lp->sb->jit);
 	lua_setfield(L, -2, "jit");
 }
@@ -685,6 +689,14 @@ void kp_lua_run(struct kp_proc_ctx *ctx, const struct kp_lua_feed *feed)
 	lp->host.rec.base = NULL;
 	lp->feed = NULL;
 	lp->rec = NULL;
+}
+
+void kp_lua_use_packed_emit(struct kp_proc_ctx *ctx, kp_lua_emit_fn emit)
+{
+	struct lua_proc *lp = ctx->user;
+
+	if (lp != NULL)
+		lp->host.emit = emit;
 }
 
 size_t kp_lua_memory_used(const struct kp_proc_ctx *ctx)

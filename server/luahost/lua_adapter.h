@@ -11,6 +11,8 @@
 #ifndef KP_LUA_ADAPTER_H
 #define KP_LUA_ADAPTER_H
 
+#include <stddef.h>
+
 #include "kappa_processor.h"
 
 /* The descriptor (static; never NULL). */
@@ -42,6 +44,24 @@ int kp_lua_can_run(const struct kp_proc_ctx *ctx);
  * to fail and the run goes on with the next.
  */
 void kp_lua_run(struct kp_proc_ctx *ctx, const struct kp_lua_feed *feed);
+
+/*
+ * An emit of the processor ABI's host (kp_proc_host's arguments and
+ * results) for values known to be exactly one msgpack object.
+ */
+typedef int (*kp_lua_emit_fn)(void *host_data, const char *topic,
+			      size_t topic_len, const char *key,
+			      size_t key_len, const char *value,
+			      size_t value_len);
+
+/*
+ * Makes the started instance's later emits go through emit (with
+ * ctx->host_data) instead of ctx->host->emit: every value the adapter
+ * emits is its own encoders' output, so a host can skip checking it.
+ * emit must otherwise behave as ctx->host->emit. NULL restores the
+ * table's emit.
+ */
+void kp_lua_use_packed_emit(struct kp_proc_ctx *ctx, kp_lua_emit_fn emit);
 
 /* Bytes the started instance's Lua state holds now. */
 size_t kp_lua_memory_used(const struct kp_proc_ctx *ctx);

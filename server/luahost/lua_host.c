@@ -9,7 +9,10 @@
  * sandbox's originals); per record, C pushes the record's fields and calls
  * the entry function it returned. With the JIT on, state:get/incr/del,
  * state:put of a number or string and the lazy field lookup are one FFI
- * call each, which the JIT compiles into the processor's trace; with it
+ * call each, and ctx:emit of a scalar or flat table is packed by the
+ * prelude into a reused FFI buffer (scalars by lua_mp.c's packers, called
+ * through the FFI) and handed over in one FFI call: the JIT compiles all
+ * of it into the processor's trace; with it
  * off (FFI calls are slow in the interpreter) they are the adapter's
  * classic C bindings and a C __index.
  */
@@ -322,6 +325,41 @@ int kp_luahost_next(double self)
 	return h->next != NULL ? h->next(h) : KP_LUAHOST_END;
 }
 
+int kp_luahost_emit(double self, const char *topic, size_t topic_len,
+		    const char *key, size_t key_len, const char *value,
+		    size_t value_len)
+{
+	struct kp_lua_host *h = host_of(self);
+	void *hd = h->ctx->host_data;
+	int rc;
+
+	if (interrupted(h))
+		return KP_LUAHOST_INTR;
+	if (h->emit != NULL)
+		rc = h->emit(hd, topic, topic_len, key, key_len, value,
+			     value_len);
+	else
+		rc = h->ctx->host->emit(hd, topic, topic_len, key, key_len,
+					value, value_len);
+	return rc < 0 ? rc : 0;
+}
+
+int kp_luahost_pack_str(char *dst, const char *s, size_t len)
+{
+	struct kp_buf b = { dst, 0, len + 5 };
+
+	(void)kp_luamp_pack_string(&b, s, len);
+	return (int)b.len;
+}
+
+int kp_luahost_pack_num(char *dst, double v)
+{
+	struct kp_buf b = { dst, 0, 9 };
+
+	(void)kp_luamp_pack_number(&b, v);
+	return (int)b.len;
+}
+
 /* ------------------------------------------------------------------------
  * C helpers of the prelude: upvalue 1 is the struct kp_lua_host.
  */
@@ -505,6 +543,7 @@ static const char prelude[] =
 "local ffi, H, fp, c, KEY, OFF, LEN, LAZY, NULL, env = ...\n"
 "local type, tostring, error, rawget, rawset, setmetatable, next, pairs =\n"
 "  type, tostring, error, rawget, rawset, setmetatable, next, pairs\n"
+"local getmetatable = getmetatable\n"
 "local sub, fstring = string.sub, ffi.string\n"
 "local K = 'double, const char *, size_t'\n"
 "local incr = ffi.cast('int (*)(' .. K .. ', double, double *)', fp.incr)\n"
@@ -538,6 +577,132 @@ static const char prelude[] =
 "  if t == 'number' then return tostring(k) end\n"
 "  error('bad argument #1 (key must be a string or a number, got ' ..\n"
 "    t .. ')', 3)\n"
+"end\n"
+"local fcopy = ffi.copy\n"
+"local emit_fn = ffi.cast('int (*)(double, const char *, size_t, '\n"
+"  .. 'const char *, size_t, const uint8_t *, size_t)', fp.emit)\n"
+"local pstr = ffi.cast('int (*)(uint8_t *, const char *, size_t)',\n"
+"  fp.pack_str)\n"
+"local pnum = ffi.cast('int (*)(uint8_t *, double)', fp.pack_num)\n"
+"local c_emit, MAXK = c.emit, 32\n"
+"local buf, cap, keys = ffi.new('uint8_t[?]', 256), 256, {}\n"
+"local SCALAR = { string = true, number = true, boolean = true }\n"
+"local function room(n)\n"
+"  if n > cap then\n"
+"    local nc = cap * 2\n"
+"    while nc < n do nc = nc * 2 end\n"
+"    buf, cap = ffi.new('uint8_t[?]', nc), nc\n"
+"  end\n"
+"  return buf\n"
+"end\n"
+"local function pack_scalar(v, t)\n"
+"  if t == 'string' then return pstr(room(#v + 5), v, #v) end\n"
+"  if t == 'number' then return pnum(room(9), v) end\n"
+"  if t ~= 'boolean' then return -1 end\n"
+"  if v then room(1)[0] = 0xc3 else room(1)[0] = 0xc2 end\n"
+"  return 1\n"
+"end\n"
+"local function pack_big(t)\n"
+"  local n, size, k, v = 0, 3, next(t)\n"
+"  while k ~= nil do\n"
+"    local tv = type(v)\n"
+"    if type(k) ~= 'string' or n == MAXK or not SCALAR[tv] then\n"
+"      return -1\n"
+"    end\n"
+"    local j = n\n"
+"    while j > 0 and keys[j] > k do keys[j + 1] = keys[j] j = j - 1 end\n"
+"    keys[j + 1] = k\n"
+"    n = n + 1\n"
+"    size = size + #k + 14\n"
+"    if tv == 'string' then size = size + #v end\n"
+"    k, v = next(t, k)\n"
+"  end\n"
+"  local b, p = room(size), 3\n"
+"  if n < 16 then b[0] = 0x80 + n p = 1\n"
+"  else b[0] = 0xde b[1] = 0 b[2] = n end\n"
+"  for i = 1, n do\n"
+"    k = keys[i] v = t[k]\n"
+"    p = p + pstr(b + p, k, #k)\n"
+"    local tv = type(v)\n"
+"    if tv == 'string' then p = p + pstr(b + p, v, #v)\n"
+"    elseif tv == 'number' then p = p + pnum(b + p, v)\n"
+"    elseif v then b[p] = 0xc3 p = p + 1 else b[p] = 0xc2 p = p + 1 end\n"
+"  end\n"
+"  return p\n"
+"end\n"
+"local function pack_map(t)\n"
+"  if getmetatable(t) ~= nil then return -1 end\n"
+"  local k1, v1 = next(t)\n"
+"  if k1 == nil then room(1)[0] = 0x80 return 1 end\n"
+"  local k2, v2 = next(t, k1)\n"
+"  local k3, v3, k4, v4\n"
+"  if k2 ~= nil then k3, v3 = next(t, k2) end\n"
+"  if k3 ~= nil then k4, v4 = next(t, k3) end\n"
+"  if k4 ~= nil and next(t, k4) ~= nil then return pack_big(t) end\n"
+"  local tv, n, size = type(v1), 1, 15\n"
+"  if type(k1) ~= 'string' or not SCALAR[tv] then return -1 end\n"
+"  size = size + #k1\n"
+"  if tv == 'string' then size = size + #v1 end\n"
+"  if k2 ~= nil then\n"
+"    tv, n = type(v2), 2\n"
+"    if type(k2) ~= 'string' or not SCALAR[tv] then return -1 end\n"
+"    size = size + 14 + #k2\n"
+"    if tv == 'string' then size = size + #v2 end\n"
+"    if k2 < k1 then k1, k2 = k2, k1 end\n"
+"  end\n"
+"  if k3 ~= nil then\n"
+"    tv, n = type(v3), 3\n"
+"    if type(k3) ~= 'string' or not SCALAR[tv] then return -1 end\n"
+"    size = size + 14 + #k3\n"
+"    if tv == 'string' then size = size + #v3 end\n"
+"    if k3 < k2 then k2, k3 = k3, k2 end\n"
+"    if k2 < k1 then k1, k2 = k2, k1 end\n"
+"  end\n"
+"  if k4 ~= nil then\n"
+"    tv, n = type(v4), 4\n"
+"    if type(k4) ~= 'string' or not SCALAR[tv] then return -1 end\n"
+"    size = size + 14 + #k4\n"
+"    if tv == 'string' then size = size + #v4 end\n"
+"    if k4 < k3 then k3, k4 = k4, k3 end\n"
+"    if k3 < k2 then k2, k3 = k3, k2 end\n"
+"    if k2 < k1 then k1, k2 = k2, k1 end\n"
+"  end\n"
+"  local b, p, v = room(size), 1, t[k1]\n"
+"  b[0] = 0x80 + n\n"
+"  p = p + pstr(b + p, k1, #k1) tv = type(v)\n"
+"  if tv == 'string' then p = p + pstr(b + p, v, #v)\n"
+"  elseif tv == 'number' then p = p + pnum(b + p, v)\n"
+"  elseif v then b[p] = 0xc3 p = p + 1 else b[p] = 0xc2 p = p + 1 end\n"
+"  if n == 1 then return p end\n"
+"  v = t[k2] p = p + pstr(b + p, k2, #k2) tv = type(v)\n"
+"  if tv == 'string' then p = p + pstr(b + p, v, #v)\n"
+"  elseif tv == 'number' then p = p + pnum(b + p, v)\n"
+"  elseif v then b[p] = 0xc3 p = p + 1 else b[p] = 0xc2 p = p + 1 end\n"
+"  if n == 2 then return p end\n"
+"  v = t[k3] p = p + pstr(b + p, k3, #k3) tv = type(v)\n"
+"  if tv == 'string' then p = p + pstr(b + p, v, #v)\n"
+"  elseif tv == 'number' then p = p + pnum(b + p, v)\n"
+"  elseif v then b[p] = 0xc3 p = p + 1 else b[p] = 0xc2 p = p + 1 end\n"
+"  if n == 3 then return p end\n"
+"  v = t[k4] p = p + pstr(b + p, k4, #k4) tv = type(v)\n"
+"  if tv == 'string' then p = p + pstr(b + p, v, #v)\n"
+"  elseif tv == 'number' then p = p + pnum(b + p, v)\n"
+"  elseif v then b[p] = 0xc3 p = p + 1 else b[p] = 0xc2 p = p + 1 end\n"
+"  return p\n"
+"end\n"
+"local function emit(self, topic, v, k)\n"
+"  local t, p = type(v)\n"
+"  if t == 'table' then p = pack_map(v) else p = pack_scalar(v, t) end\n"
+"  if p < 0 or type(topic) ~= 'string' then\n"
+"    return c_emit(self, topic, v, k)\n"
+"  end\n"
+"  local key, kl, tk = k, 0, type(k)\n"
+"  if tk == 'string' then kl = #k\n"
+"  elseif tk == 'number' then key = tostring(k) kl = #key\n"
+"  elseif tk ~= 'nil' then return c_emit(self, topic, v, k) end\n"
+"  if emit_fn(H, topic, #topic, key, kl, buf, p) ~= 0 then\n"
+"    return c_emit(self, topic, v, k)\n"
+"  end\n"
 "end\n"
 "local state = { scan = c.scan }\n"
 "function state.incr(self, k, n)\n"
@@ -603,9 +768,10 @@ static const char prelude[] =
 "  state = { get = c.get, put = c.put, incr = c.incr, del = c.del,\n"
 "            scan = c.scan }\n"
 "  LAZY.__index = c.lazy_index\n"
+"  emit = c_emit\n"
 "end\n"
 "return function(process, ctx, handler)\n"
-"  ctx.state = state\n"
+"  ctx.state, ctx.emit = state, emit\n"
 "  local function entry(topic, partition, offset, ts, key, value, lz)\n"
 "    if lz then value = setmetatable({ [KEY] = value }, LAZY) end\n"
 "    local rec = { topic = false, partition = false, offset = false,\n"
@@ -677,7 +843,7 @@ void kp_lua_host_push_prelude(lua_State *L, struct kp_lua_host *h, int c_idx)
 	lua_pushcfunction(L, luaopen_ffi);
 	lua_call(L, 0, 1);                           /* top+2: ffi */
 	lua_pushnumber(L, (lua_Number)(uintptr_t)h); /* top+3: H */
-	lua_createtable(L, 0, 8);                    /* top+4: fp */
+	lua_createtable(L, 0, 12);                   /* top+4: fp */
 	set_addr(L, "incr", (void (*)(void))kp_luahost_incr);
 	set_addr(L, "get", (void (*)(void))kp_luahost_get);
 	set_addr(L, "del", (void (*)(void))kp_luahost_del);
@@ -686,6 +852,9 @@ void kp_lua_host_push_prelude(lua_State *L, struct kp_lua_host *h, int c_idx)
 	set_addr(L, "field_at", (void (*)(void))kp_luahost_field_at);
 	set_addr(L, "errtext", (void (*)(void))kp_luahost_error_text);
 	set_addr(L, "next", (void (*)(void))kp_luahost_next);
+	set_addr(L, "emit", (void (*)(void))kp_luahost_emit);
+	set_addr(L, "pack_str", (void (*)(void))kp_luahost_pack_str);
+	set_addr(L, "pack_num", (void (*)(void))kp_luahost_pack_num);
 	lua_pushnumber(L, (lua_Number)(uintptr_t)&h->rec);
 	lua_setfield(L, -2, "rec");
 	lua_pushvalue(L, c_idx);                     /* top+5: c */

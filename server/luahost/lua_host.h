@@ -76,6 +76,14 @@ struct kp_lua_host {
 	char digits[24];               /* incr: a result outside +-2^53 */
 	struct kp_lua_rec rec;         /* the batch loop's current record */
 	/*
+	 * The host's emit of values the prelude or lua_mp.c encoded (they
+	 * need no second walk), with the arguments of kp_proc_host's emit
+	 * and its host_data; NULL: ctx->host->emit (kp_lua_use_packed_emit).
+	 */
+	int (*emit)(void *host_data, const char *topic, size_t topic_len,
+		    const char *key, size_t key_len, const char *value,
+		    size_t value_len);
+	/*
 	 * The batch loop's source (set by the adapter): next begins the next
 	 * record, fills rec and returns a KP_LUAHOST_* record kind; decode
 	 * pushes the record's value (or raises); fail hears that the current
@@ -90,19 +98,23 @@ struct kp_lua_host {
 
 /*
  * Loads the prelude into L and pushes bind(process, ctx, handler): bind
- * sets ctx.state (get, put, incr, del over FFI; scan from the helpers) and
- * returns entry and run. run() is the batch loop (JIT on only): it takes
- * records from h->next until KP_LUAHOST_END and calls process on each
- * under xpcall with handler, calling h->fail when one raises; the JIT
- * compiles the loop, the FFI calls and the processor into one trace.
- * entry(topic, partition, offset, ts, key, value, lazy) is one record: it
- * builds rec (rec.value a lazy proxy of the msgpack string value when lazy
- * is true) and tail-calls process(ctx, rec). c_idx is a table of the C
- * bindings (state methods get, put, incr, del, scan) and jit (whether the
- * compiler is on): with the JIT on the prelude uses FFI calls and falls
- * back to put for tables and to scan; with it off it uses the bindings
- * as they are (FFI calls are slow in the interpreter). The prelude adds
- * its own helpers to the table. It
+ * sets ctx.state (get, put, incr, del over FFI; scan from the helpers)
+ * and ctx.emit, and returns entry and run. run() is the batch loop (JIT
+ * on only): it takes records from h->next until KP_LUAHOST_END and calls
+ * process on each under xpcall with handler, calling h->fail when one
+ * raises; the JIT compiles the loop, the FFI calls and the processor into
+ * one trace. entry(topic, partition, offset, ts, key, value, lazy) is one
+ * record: it builds rec (rec.value a lazy proxy of the msgpack string
+ * value when lazy is true) and tail-calls process(ctx, rec). c_idx is a
+ * table of the C bindings (state methods get, put, incr, del, scan; emit)
+ * and jit (whether the compiler is on): with the JIT on the prelude uses
+ * FFI calls and falls back to put for tables and to scan; its emit packs
+ * a string, number, boolean or flat table (no metatable, string keys,
+ * such values) itself, into the bytes kp_luamp_encode would give, and
+ * hands anything else, and any emit the host refused, to the emit
+ * binding. With the JIT off it uses the bindings as they are (FFI calls
+ * are slow in the interpreter). The prelude adds its own helpers to the
+ * table. It
  * also replaces pairs, next, rawget, rawset and setmetatable in the
  * sandbox environment (LUA_GLOBALSINDEX) by versions that first turn a
  * lazy proxy into its table. Call before the user's module runs; h must
@@ -134,6 +146,17 @@ int kp_luahost_field(const char *buf, size_t len, const char *key,
 int kp_luahost_field_at(const char *base, double off, double len,
 			const char *key, size_t key_len, double *out);
 int kp_luahost_next(double self);
+/*
+ * Pack a string (len < 2^31 - 5, a Lua string's) or a number at dst, by
+ * lua_mp.h's rules and with its packer: the caller has room for len + 5,
+ * or 9, bytes. Return the bytes written.
+ */
+int kp_luahost_pack_str(char *dst, const char *s, size_t len);
+int kp_luahost_pack_num(char *dst, double v);
+/* Emits value, one msgpack object the prelude packed (key NULL: none). */
+int kp_luahost_emit(double self, const char *topic, size_t topic_len,
+		    const char *key, size_t key_len, const char *value,
+		    size_t value_len);
 const char *kp_luahost_error_text(int rc);
 
 #endif

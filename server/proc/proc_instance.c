@@ -168,6 +168,8 @@ int kp_instance_start(struct kp_instance *inst, struct kp_proc_code *code,
 		return rc;
 	}
 	inst->started = 1;
+	if (strcmp(code->lang, "lua") == 0)
+		kp_lua_use_packed_emit(&inst->ctx, kp_sink_emit_packed);
 	return 0;
 }
 
